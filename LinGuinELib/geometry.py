@@ -1,0 +1,66 @@
+"""Coordinate helpers. Library convention: physical LPS mm, points as (N, 3) xyz arrays.
+
+RAS <-> LPS flips the sign of x and y. Image arrays from SimpleITK are indexed (z, y, x);
+ITK indices and physical points are (x, y, z). The helpers below say which they take.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+_RAS_LPS = np.array([-1.0, -1.0, 1.0])
+
+
+def ras_to_lps(points: np.ndarray) -> np.ndarray:
+    return np.asarray(points, dtype=float) * _RAS_LPS
+
+
+lps_to_ras = ras_to_lps  # the flip is its own inverse
+
+
+def physical_to_continuous_index_zyx(image: sitk.Image, points_lps: np.ndarray) -> np.ndarray:
+    """(N, 3) LPS mm -> (N, 3) continuous array indices in (z, y, x) order."""
+    pts = np.asarray(points_lps, dtype=float).reshape(-1, 3)
+    origin = np.array(image.GetOrigin())
+    spacing = np.array(image.GetSpacing())
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    ijk = (np.linalg.solve(direction, (pts - origin).T).T) / spacing
+    return ijk[:, ::-1]
+
+
+def index_zyx_to_physical(image: sitk.Image, index_zyx: np.ndarray) -> np.ndarray:
+    """(N, 3) array indices (z, y, x), integer or continuous -> (N, 3) LPS mm."""
+    idx = np.asarray(index_zyx, dtype=float).reshape(-1, 3)[:, ::-1]
+    origin = np.array(image.GetOrigin())
+    spacing = np.array(image.GetSpacing())
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    return origin + (direction @ (idx * spacing).T).T
+
+
+def inside_image(image: sitk.Image, points_lps: np.ndarray) -> np.ndarray:
+    """Bool per point: does it fall within the voxel grid (half a voxel of margin)?"""
+    zyx = physical_to_continuous_index_zyx(image, points_lps)
+    size_zyx = np.array(image.GetSize())[::-1]
+    return np.all((zyx >= -0.5) & (zyx <= size_zyx - 0.5), axis=1)
+
+
+def voxel_volume_ml(image: sitk.Image) -> float:
+    return float(np.prod(image.GetSpacing())) / 1000.0
+
+
+def same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-3) -> bool:
+    """Same size, spacing, origin and direction (tolerance in mm / cosines)."""
+    return (
+        a.GetSize() == b.GetSize()
+        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tol)
+        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tol)
+        and np.allclose(a.GetDirection(), b.GetDirection(), atol=tol)
+    )
+
+
+def mask_to_image(mask_zyx: np.ndarray, reference: sitk.Image, dtype=np.uint8) -> sitk.Image:
+    """Wrap a (z, y, x) array as an image on reference's grid (no resampling)."""
+    img = sitk.GetImageFromArray(np.asarray(mask_zyx).astype(dtype, copy=False))
+    img.CopyInformation(reference)
+    return img

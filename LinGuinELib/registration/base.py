@@ -1,0 +1,61 @@
+"""The registration stage: map physical points from a source scan to a target scan.
+
+A backend registers a *pair* once (``register``) and returns a ``PointMapper`` that the engine
+reuses for every lesion of that pair. Points are physical LPS mm, shape (N, 3), xyz order.
+Direction: ``map_points`` takes positions in the source scan and returns the positions of the
+same anatomy in the target scan.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import SimpleITK as sitk
+
+
+class PointMapper(ABC):
+    """Result of registering one (source, target) pair."""
+
+    @abstractmethod
+    def map_points(self, points_lps: np.ndarray) -> np.ndarray:
+        """(N, 3) LPS mm in the source -> (N, 3) LPS mm in the target."""
+
+
+class Registration(ABC):
+    """A registration backend. Subclasses are registered with ``register_registration``."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, device: str = "cpu", **options: Any) -> None:
+        self.device = device
+        self.options = options
+
+    @classmethod
+    def unavailable_reason(cls, **options: Any) -> str | None:
+        """None when usable here, else what is missing and how to get it (one line)."""
+        return None
+
+    @abstractmethod
+    def register(self, source: sitk.Image, target: sitk.Image) -> PointMapper:
+        """Register source to target (physical space, any grids); heavy work happens here."""
+
+    def settings(self) -> dict[str, Any]:
+        """What run.json records about this backend."""
+        return {"name": self.name, "device": self.device, **self.options}
+
+
+class TransformMapper(PointMapper):
+    """Maps points through a SimpleITK transform defined source -> target.
+
+    Note: an ITK transform estimated with fixed=source, moving=target maps fixed (source)
+    physical points to moving (target) physical points, which is the direction we need.
+    """
+
+    def __init__(self, transform: sitk.Transform) -> None:
+        self.transform = transform
+
+    def map_points(self, points_lps: np.ndarray) -> np.ndarray:
+        pts = np.asarray(points_lps, dtype=float).reshape(-1, 3)
+        return np.array([self.transform.TransformPoint(tuple(map(float, p))) for p in pts])

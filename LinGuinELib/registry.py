@@ -1,0 +1,81 @@
+"""Backends register themselves by name; the engine only ever looks them up here.
+
+A backend module calls ``register_registration("name")`` or ``register_segmentation("name")``
+as a class decorator. Modules are imported lazily by ``load_builtin_backends`` so that a
+backend whose heavy packages (torch, monai, ...) are missing never breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any, Callable, TypeVar
+
+from .errors import BackendUnavailableError, InputError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# kind ("registration" | "segmentation") -> name -> backend class
+_REGISTRY: dict[str, dict[str, type]] = {"registration": {}, "segmentation": {}}
+
+# Modules that define the built-in backends. Each must import without torch installed.
+BUILTIN_MODULES = (
+    "LinGuinELib.registration.classical",
+    "LinGuinELib.registration.icon",
+    "LinGuinELib.segmentation.classical",
+    "LinGuinELib.segmentation.nninteractive",
+    "LinGuinELib.segmentation.vista3d",
+)
+
+
+def _register(kind: str, name: str) -> Callable[[type[T]], type[T]]:
+    def decorator(cls: type[T]) -> type[T]:
+        cls.name = name  # type: ignore[attr-defined]
+        _REGISTRY[kind][name] = cls
+        return cls
+
+    return decorator
+
+
+def register_registration(name: str) -> Callable[[type[T]], type[T]]:
+    return _register("registration", name)
+
+
+def register_segmentation(name: str) -> Callable[[type[T]], type[T]]:
+    return _register("segmentation", name)
+
+
+def load_builtin_backends() -> None:
+    for module in BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("LinGuinELib"):
+                log.debug("backend module %s not present", module)
+            else:
+                raise
+
+
+def backend_names(kind: str) -> list[str]:
+    load_builtin_backends()
+    return sorted(_REGISTRY[kind])
+
+
+def backend_class(kind: str, name: str) -> type:
+    load_builtin_backends()
+    try:
+        return _REGISTRY[kind][name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY[kind])) or "none"
+        raise InputError(f"{kind} backend '{name}' is unknown (known: {known})") from None
+
+
+def create_backend(kind: str, name: str, **options: Any) -> Any:
+    """Instantiate a backend, failing with one line if it cannot run here."""
+    cls = backend_class(kind, name)
+    missing = cls.unavailable_reason(**options)
+    if missing:
+        raise BackendUnavailableError(f"{kind} backend '{name}' cannot run: {missing}")
+    return cls(**options)

@@ -1,0 +1,5 @@
+"""Segmentation backends: point-prompted lesion masks on one scan."""
+
+from .base import Segmenter
+
+__all__ = ["Segmenter"]

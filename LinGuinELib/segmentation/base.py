@@ -1,0 +1,45 @@
+"""The segmentation stage: a point-prompted segmenter on one scan.
+
+``segment`` returns a boolean mask on the image's own grid, numpy array axis order (z, y, x)
+as ``sitk.GetArrayFromImage`` gives it. Prompts are physical LPS mm, shape (N, 3).
+The engine calls it repeatedly on the same image object for several lesions, so a backend
+may keep per-image state (``image is self._last_image``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import SimpleITK as sitk
+
+
+class Segmenter(ABC):
+    """A segmentation backend. Subclasses are registered with ``register_segmentation``."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, device: str = "cpu", **options: Any) -> None:
+        self.device = device
+        self.options = options
+
+    @classmethod
+    def unavailable_reason(cls, **options: Any) -> str | None:
+        """None when usable here, else what is missing and how to get it (one line)."""
+        return None
+
+    @abstractmethod
+    def segment(
+        self,
+        image: sitk.Image,
+        positive_lps: np.ndarray,
+        negative_lps: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Bool mask, zyx, same shape as the image; may be empty (nothing found)."""
+
+    def release(self) -> None:
+        """Free per-image state (GPU memory) between scans; default: nothing to free."""
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "device": self.device, **self.options}

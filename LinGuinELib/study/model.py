@@ -1,0 +1,63 @@
+"""What a longitudinal study is: scans ordered in time, and lesions prompted on one of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+
+@dataclass
+class Scan:
+    """One CT of the study. Either ``path`` (read lazily) or ``image`` (in memory) is set."""
+
+    id: str
+    path: Path | None = None  # NIfTI/NRRD/MHA file or a DICOM series folder
+    image: sitk.Image | None = None  # in-memory image (Slicer, tests); wins over path
+    date: dt.date | None = None  # acquisition date, when known
+    timepoint: str | None = None  # label such as "baseline", "week_12"
+    truth_path: Path | None = None  # optional ground-truth labelmap (evaluation only)
+
+    @property
+    def when(self) -> str:
+        """The date (ISO) or the timepoint label, for tables."""
+        return self.date.isoformat() if self.date else (self.timepoint or "")
+
+
+@dataclass
+class Lesion:
+    """A lesion prompt on one scan: points (LPS mm, (N, 3)) or a mask on that scan's grid."""
+
+    id: str
+    scan_id: str
+    points_lps: np.ndarray | None = None
+    mask_path: Path | None = None
+    mask: sitk.Image | None = None  # in-memory mask, same grid as the scan
+    negative_points_lps: np.ndarray | None = None
+    truth_label: int | None = None  # value of this lesion in the scans' truth labelmaps
+
+    @property
+    def prompt_kind(self) -> str:
+        return "mask" if (self.mask is not None or self.mask_path is not None) else "points"
+
+
+@dataclass
+class Study:
+    """Scans sorted in time (earliest first) and the lesions to track."""
+
+    patient_id: str
+    scans: list[Scan]
+    lesions: list[Lesion] = field(default_factory=list)
+    source: Path | None = None  # manifest file or folder the study came from
+
+    def scan(self, scan_id: str) -> Scan:
+        for s in self.scans:
+            if s.id == scan_id:
+                return s
+        raise KeyError(scan_id)
+
+    def index(self, scan_id: str) -> int:
+        return [s.id for s in self.scans].index(scan_id)
