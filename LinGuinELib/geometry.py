@@ -6,10 +6,50 @@ ITK indices and physical points are (x, y, z). The helpers below say which they 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import SimpleITK as sitk
 
 _RAS_LPS = np.array([-1.0, -1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """A voxel grid without voxels; answers the same getters as ``sitk.Image``.
+
+    Every helper here accepts either, so a header read or a result can carry geometry
+    without holding hundreds of MB of pixels.
+    """
+
+    size: tuple[int, int, int]  # voxels along x, y, z (ITK order)
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]  # 9 cosines, row-major
+
+    @classmethod
+    def of(cls, image) -> ImageGeometry:
+        return cls(tuple(image.GetSize()), tuple(image.GetSpacing()), tuple(image.GetOrigin()),
+                   tuple(image.GetDirection()))
+
+    def GetSize(self):  # noqa: N802 - mirrors SimpleITK
+        return self.size
+
+    def GetSpacing(self):  # noqa: N802
+        return self.spacing
+
+    def GetOrigin(self):  # noqa: N802
+        return self.origin
+
+    def GetDirection(self):  # noqa: N802
+        return self.direction
+
+    def ijk_to_lps(self) -> np.ndarray:
+        """4x4 matrix from (i, j, k) index to LPS mm."""
+        m = np.eye(4)
+        m[:3, :3] = np.array(self.direction).reshape(3, 3) @ np.diag(self.spacing)
+        m[:3, 3] = self.origin
+        return m
 
 
 def ras_to_lps(points: np.ndarray) -> np.ndarray:
@@ -59,8 +99,13 @@ def same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-3) -> bool:
     )
 
 
-def mask_to_image(mask_zyx: np.ndarray, reference: sitk.Image, dtype=np.uint8) -> sitk.Image:
-    """Wrap a (z, y, x) array as an image on reference's grid (no resampling)."""
-    img = sitk.GetImageFromArray(np.asarray(mask_zyx).astype(dtype, copy=False))
-    img.CopyInformation(reference)
+def mask_to_image(mask_zyx: np.ndarray, reference, dtype=np.uint8) -> sitk.Image:
+    """Wrap a (z, y, x) array as an image on the reference grid (no resampling)."""
+    arr = np.asarray(mask_zyx).astype(dtype, copy=False)
+    if arr.shape != tuple(reference.GetSize())[::-1]:
+        raise ValueError(f"array shape {arr.shape} does not match grid {reference.GetSize()[::-1]}")
+    img = sitk.GetImageFromArray(arr)
+    img.SetOrigin(reference.GetOrigin())
+    img.SetSpacing(reference.GetSpacing())
+    img.SetDirection(reference.GetDirection())
     return img

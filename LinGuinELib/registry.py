@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .errors import BackendUnavailableError, InputError
 

@@ -1,0 +1,69 @@
+"""Read scans and masks: any file SimpleITK reads, or a folder holding one DICOM series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from ..errors import InputError
+from ..geometry import ImageGeometry
+
+
+def _dicom_files(folder: Path) -> list[str]:
+    reader = sitk.ImageSeriesReader
+    series = reader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise InputError(f"{folder}: folder holds no DICOM series")
+    if len(series) > 1:
+        raise InputError(f"{folder}: folder holds {len(series)} DICOM series; give one per folder")
+    return list(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+
+
+def _check_3d(image: sitk.Image, path: Path) -> sitk.Image:
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            f"{path}: expected a 3D scalar image, got {image.GetDimension()}D with "
+            f"{image.GetNumberOfComponentsPerPixel()} component(s)"
+        )
+    if min(image.GetSize()) < 2:
+        raise InputError(f"{path}: image of size {image.GetSize()} is not a 3D volume")
+    return image
+
+
+def read_image(path: Path) -> sitk.Image:
+    """Read a 3D scalar image (file or DICOM folder); one-line InputError when it can't be."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    try:
+        if path.is_dir():
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(_dicom_files(path))
+            image = reader.Execute()
+        else:
+            image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        raise InputError(f"{path}: cannot read image ({first[:160]})") from None
+    return _check_3d(image, path)
+
+
+def read_geometry(path: Path) -> ImageGeometry:
+    """The image's grid from its header only (cheap); a DICOM folder is read whole."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        return ImageGeometry.of(read_image(path))
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        raise InputError(f"{path}: cannot read image") from None
+    if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
+        raise InputError(f"{path}: expected a 3D scalar image, got {reader.GetDimension()}D")
+    if min(reader.GetSize()) < 2:
+        raise InputError(f"{path}: image of size {reader.GetSize()} is not a 3D volume")
+    return ImageGeometry.of(reader)

@@ -1,0 +1,202 @@
+"""Build a Study from a STUDY.json manifest or from a plain folder of images.
+
+Everything is validated before any heavy work, so bad input fails in seconds with one line that
+names the file or field. Image headers are read here; voxels are read later by the engine.
+Manifest keys not listed below are ignored, not rejected.
+
+    {"patient_id": "P001",
+     "scans": [{"id": "T0", "image": "scans/T0.nii.gz", "date": "2023-01-09"},
+               {"id": "T1", "image": "scans/T1.nii.gz", "timepoint": "week_12",
+                "label": "truth/T1.nii.gz"}],
+     "lesions": [{"id": "L1", "scan": "T0", "point_ras": [-73.1, -72.2, -191.5]},
+                 {"id": "L2", "scan": "T1", "mask": "masks/L2.nii.gz"}]}
+
+``point_ras`` / ``point_lps`` take one point [x, y, z] or a list of points (mm).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..geometry import inside_image, ras_to_lps
+from .images import read_geometry
+from .model import Lesion, Scan, Study
+from .timepoints import parse_date, sort_scans
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def _points(value: Any, field: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{field}: expected [x, y, z] or a list of them, got {value!r}") from None
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != 3 or len(arr) == 0 or not np.isfinite(arr).all():
+        raise InputError(f"{field}: expected [x, y, z] or a list of them, got {value!r}")
+    return arr
+
+
+def _unique(ids: list[str], what: str, where: str) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise InputError(f"{where}: duplicate {what} id '{i}'")
+        seen.add(i)
+
+
+def _scan_from_record(rec: Any, k: int, base: Path, where: str) -> Scan:
+    field = f"{where}: scans[{k}]"
+    if not isinstance(rec, dict):
+        raise InputError(f"{field}: expected an object")
+    for key in ("id", "image"):
+        if not isinstance(rec.get(key), str) or not rec[key]:
+            raise InputError(f"{field}.{key}: missing or not a string")
+    date = None
+    if rec.get("date") is not None:
+        date = parse_date(str(rec["date"]))
+        if date is None:
+            raise InputError(f"{field}.date: '{rec['date']}' is not an ISO date (YYYY-MM-DD)")
+    timepoint = rec.get("timepoint")
+    timepoint = str(timepoint) if timepoint is not None else None
+    if date is None and timepoint and parse_date(timepoint):
+        date = parse_date(timepoint)
+    label = rec.get("label")
+    return Scan(
+        id=rec["id"],
+        path=base / rec["image"],
+        date=date,
+        timepoint=timepoint,
+        truth_path=base / label if isinstance(label, str) else None,
+    )
+
+
+def _lesion_from_record(rec: Any, k: int, base: Path, where: str) -> Lesion:
+    field = f"{where}: lesions[{k}]"
+    if not isinstance(rec, dict):
+        raise InputError(f"{field}: expected an object")
+    for key in ("id", "scan"):
+        if not isinstance(rec.get(key), str) or not rec[key]:
+            raise InputError(f"{field}.{key}: missing or not a string")
+    points = None
+    if "point_ras" in rec:
+        points = ras_to_lps(_points(rec["point_ras"], f"{field}.point_ras"))
+    elif "point_lps" in rec:
+        points = _points(rec["point_lps"], f"{field}.point_lps")
+    negatives = None
+    if "negative_point_ras" in rec:
+        negatives = ras_to_lps(_points(rec["negative_point_ras"], f"{field}.negative_point_ras"))
+    mask = rec.get("mask")
+    if points is None and not isinstance(mask, str):
+        raise InputError(f"{field}: needs point_ras, point_lps or mask")
+    truth = rec.get("truth_label")
+    if truth is not None and (not isinstance(truth, int) or truth < 1):
+        raise InputError(f"{field}.truth_label: expected a positive integer, got {truth!r}")
+    return Lesion(
+        id=rec["id"],
+        scan_id=rec["scan"],
+        points_lps=points,
+        mask_path=base / mask if isinstance(mask, str) and points is None else None,
+        negative_points_lps=negatives,
+        truth_label=truth,
+    )
+
+
+def validate_study(study: Study, where: str) -> Study:
+    """Checks that need the images' geometry: prompts inside their scan, masks aligned."""
+    if len(study.scans) < 2:
+        raise InputError(f"{where}: a study needs at least two scans, got {len(study.scans)}")
+    _unique([s.id for s in study.scans], "scan", where)
+    _unique([les.id for les in study.lesions], "lesion", where)
+    if not study.lesions:
+        raise InputError(f"{where}: no lesions to track")
+    geometries = {s.id: s.image if s.image is not None else read_geometry(s.path) for s in study.scans}
+    for lesion in study.lesions:
+        if lesion.scan_id not in geometries:
+            raise InputError(f"{where}: lesion '{lesion.id}' names unknown scan '{lesion.scan_id}'")
+        geom = geometries[lesion.scan_id]
+        if lesion.points_lps is not None:
+            outside = ~inside_image(geom, lesion.points_lps)
+            if outside.any():
+                p = np.round(lesion.points_lps[outside][0] * [-1, -1, 1], 1).tolist()
+                raise InputError(
+                    f"{where}: lesion '{lesion.id}': point RAS {p} is outside scan '{lesion.scan_id}'"
+                )
+        if lesion.mask_path is not None:
+            from ..prompt.masks import read_prompt_mask  # validates alignment and emptiness
+
+            lesion.mask = read_prompt_mask(lesion.mask_path, geom)
+    return study
+
+
+def load_manifest(path: Path) -> Study:
+    """Parse and validate STUDY.json (paths relative to it); scans sorted earliest first."""
+    path = Path(path)
+    where = str(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable JSON manifest ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object with 'scans' and 'lesions'")
+    scans = data.get("scans")
+    lesions = data.get("lesions", [])
+    if not isinstance(scans, list):
+        raise InputError(f"{path}: 'scans' missing or not a list")
+    if not isinstance(lesions, list):
+        raise InputError(f"{path}: 'lesions' is not a list")
+    base = path.parent
+    study = Study(
+        patient_id=str(data.get("patient_id") or path.parent.name),
+        scans=[_scan_from_record(r, k, base, where) for k, r in enumerate(scans)],
+        lesions=[_lesion_from_record(r, k, base, where) for k, r in enumerate(lesions)],
+        source=path,
+    )
+    _unique([s.id for s in study.scans], "scan", where)
+    study.scans = sort_scans(study.scans)
+    return validate_study(study, where)
+
+
+def _scan_id(path: Path) -> str:
+    name = path.name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def load_folder(folder: Path, point_ras: tuple[float, float, float], source_scan: str) -> Study:
+    """One lesion, one point: every image (or DICOM sub-folder) in ``folder`` is a timepoint.
+
+    Scans are ordered by a date or label in their names when every name has one
+    (``2023-01-09.nii.gz``, ``week_12.nii.gz``), else by name.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    entries = sorted(
+        p for p in folder.iterdir()
+        if p.is_dir() or any(p.name.lower().endswith(s) for s in IMAGE_SUFFIXES)
+    )
+    scans = []
+    for p in entries:
+        sid = _scan_id(p)
+        scans.append(Scan(id=sid, path=p, date=parse_date(sid), timepoint=sid))
+    try:
+        scans = sort_scans(scans)
+    except InputError:
+        pass  # names without dates or labels: alphabetical order, as listed
+    if source_scan not in [s.id for s in scans]:
+        known = ", ".join(s.id for s in scans) or "none"
+        raise InputError(f"--source: scan '{source_scan}' not found in {folder} (scans: {known})")
+    lesion = Lesion(id="L1", scan_id=source_scan, points_lps=ras_to_lps(_points(point_ras, "--point-ras")))
+    study = Study(patient_id=folder.name, scans=scans, lesions=[lesion], source=folder)
+    return validate_study(study, str(folder))
