@@ -1,0 +1,47 @@
+"""The per-(lesion, scan) table that the CLI writes as CSV and Slicer shows as a table node."""
+
+from __future__ import annotations
+
+from ..geometry import lps_to_ras
+from ..propagation.result import TrackingResult
+from ..study.timepoints import days_from_first
+from .response import trajectory_changes
+from .shape import lesion_measures
+
+TRAJECTORY_COLUMNS = (
+    "lesion", "scan", "when", "days_from_first", "status", "volume_ml",
+    "longest_axial_diameter_mm", "short_axis_mm", "centroid_r", "centroid_a", "centroid_s",
+    "point_r", "point_a", "point_s", "change_from_baseline_pct", "change_from_nadir_pct", "response",
+)
+
+
+def _xyz(prefix: str, point_lps) -> dict:
+    ras = lps_to_ras(point_lps) if point_lps is not None else [None] * 3
+    return {f"{prefix}_{axis}": (None if v is None else float(v)) for axis, v in zip("ras", ras)}
+
+
+def trajectory_rows(result: TrackingResult) -> list[dict]:
+    """One dict per (lesion, scan), lesions in study order, scans in time order."""
+    scans = result.study.scans
+    days = days_from_first(scans)
+    rows: list[dict] = []
+    for lesion in result.study.lesions:
+        lesion_rows = []
+        for scan, day in zip(scans, days):
+            res = result.get(lesion.id, scan.id)
+            ref = result.references[scan.id]
+            measured = res.status != "outside_image"
+            m = lesion_measures(res.mask.to_full(), ref) if measured else {}
+            row = {"lesion": lesion.id, "scan": scan.id, "when": scan.when, "days_from_first": day,
+                   "status": res.status,
+                   "volume_ml": m.get("volume_ml"),
+                   "longest_axial_diameter_mm": m.get("longest_axial_diameter_mm"),
+                   "short_axis_mm": m.get("short_axis_mm")}
+            row.update(_xyz("centroid", m.get("centroid_lps")))
+            row.update(_xyz("point", res.propagated_point_lps))
+            lesion_rows.append(row)
+        changes = trajectory_changes([r["volume_ml"] for r in lesion_rows])
+        for row, change in zip(lesion_rows, changes):
+            row.update(change)
+        rows.extend(lesion_rows)
+    return rows

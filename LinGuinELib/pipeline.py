@@ -1,0 +1,31 @@
+"""One study end to end (load, track, write): the unit of work of the CLI and of batch runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .config import TrackingConfig
+from .outputs.writer import write_outputs
+from .propagation.engine import track
+from .propagation.progress import CancelCheck, ProgressCallback
+from .propagation.result import TrackingResult
+from .study.manifest import load_manifest
+from .study.model import Study
+
+
+def run_tracking(study: Study, out_dir: Path, config: TrackingConfig,
+                 progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
+                 ) -> tuple[TrackingResult, list[dict]]:
+    """Track a loaded study and write OUT atomically; returns the result and trajectory rows."""
+    start = time.perf_counter()
+    result = track(study, config, progress=progress, cancel=cancel)
+    tracked = time.perf_counter()
+    rows = write_outputs(result, out_dir, {"wall_s": {"track": round(tracked - start, 3)}})
+    return result, rows
+
+
+def run_study(manifest: Path, out_dir: Path, config: TrackingConfig,
+              progress: ProgressCallback | None = None) -> TrackingResult:
+    """Load STUDY.json, track it and write OUT atomically (nothing is left half-written)."""
+    return run_tracking(load_manifest(manifest), out_dir, config, progress)[0]
