@@ -1,0 +1,1 @@
+"""The `linguine` command line: one module per subcommand, each with add_parser + run."""

@@ -1,0 +1,76 @@
+"""`linguine track STUDY --out OUT`: track the lesions of one study."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..errors import InputError
+from ..pipeline import run_tracking
+from ..study.manifest import load_folder, load_manifest
+from .options import TqdmProgress, add_tracking_options, config_from_args
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("track", help="track lesions across the scans of one study",
+                       description="Track every lesion of a study (STUDY.json, or a folder of images "
+                                   "with --point-ras and --source) and write OUT.")
+    p.add_argument("study", type=Path, help="STUDY.json manifest, or a folder with one image per timepoint")
+    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument("--point-ras", help="folder input: lesion point X,Y,Z in RAS mm (Slicer coordinates)")
+    p.add_argument("--source", help="folder input: id (file name without extension) of the scan clicked on")
+    add_tracking_options(p)
+    p.set_defaults(func=run)
+
+
+def _parse_point(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise InputError(f"--point-ras: expected X,Y,Z in mm, got '{text}'")
+    return values  # type: ignore[return-value]
+
+
+def load_study(args: argparse.Namespace):
+    if args.study.is_dir():
+        if not args.point_ras or not args.source:
+            raise InputError(f"{args.study}: a folder of images needs --point-ras X,Y,Z and --source SCAN")
+        return load_folder(args.study, _parse_point(args.point_ras), args.source)
+    if args.point_ras or args.source:
+        raise InputError("--point-ras/--source apply to a folder of images, not to a manifest")
+    return load_manifest(args.study)
+
+
+def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = None,
+                extra_name: str = "") -> None:
+    head = f"{'lesion':<8}{'scan':<10}{'when':<12}{'status':<14}{'vol mL':>8}{'LD mm':>8}{'resp':>10}"
+    print(head + (f"{extra_name:>8}" if extra else ""))
+    for r in rows:
+        vol = "" if r["volume_ml"] is None else f"{r['volume_ml']:.2f}"
+        ld = "" if r["longest_axial_diameter_mm"] is None else f"{r['longest_axial_diameter_mm']:.1f}"
+        line = (f"{r['lesion']:<8}{r['scan']:<10}{r['when']:<12}{r['status']:<14}{vol:>8}{ld:>8}"
+                f"{r['response']:>10}")
+        if extra:
+            line += f"{extra.get((r['lesion'], r['scan']), ''):>8}"
+        print(line)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    study = load_study(args)
+    bar = TqdmProgress(f"{study.patient_id}", disable=args.quiet)
+    try:
+        result, rows = run_tracking(study, args.out, config, progress=bar)
+    finally:
+        bar.close()
+    if not args.quiet:
+        print_table(rows)
+        total = sum(result.timings.values())
+        print(f"\n{len(study.lesions)} lesion(s), {len(study.scans)} scans in {total:.1f} s; "
+              f"outputs in {args.out}")
+    return 0
