@@ -1,0 +1,1 @@
+"""Batch runs over datasets of studies (manifest folders or reference-format record lists)."""

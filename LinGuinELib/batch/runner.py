@@ -1,0 +1,242 @@
+"""Run tracking on every study of a dataset: serially, in local processes, or on a Dask cluster.
+
+Resumable by construction: ``pipeline.run_study`` writes ``OUT/<patient>/`` atomically with
+``run.json`` last, so a study folder with ``run.json`` is finished and is skipped on the next
+run, and a crash or Ctrl-C mid-study leaves nothing that counts as done. A folder without
+``run.json`` is an interrupted attempt and is removed before that study is retried.
+
+Failures never stop the other studies: each is recorded in ``OUT/failures.csv`` (patient id,
+manifest, error type, message), rewritten atomically after every study, and dropped from it
+once the study succeeds on a later run. ``OUT/batch.json`` records the dataset, configuration
+and the manifest of each study (``linguine evaluate`` reads it); a second run into the same
+folder must use the same configuration.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import TrackingConfig
+from ..errors import InputError
+from .dataset import StudyJob
+
+log = logging.getLogger(__name__)
+
+DONE_MARKER = "run.json"
+FAILURE_COLUMNS = ("patient_id", "manifest", "error", "message")
+
+
+@dataclass
+class StudyOutcome:
+    patient_id: str
+    status: str  # "done", "skipped" (already finished), "failed"
+    seconds: float = 0.0
+    error: str = ""
+    message: str = ""
+    manifest: str = ""
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[StudyOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[StudyOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def study_done(out_root: Path, job: StudyJob) -> bool:
+    """Finished means the completion marker exists (written last by the output writer)."""
+    return (Path(out_root) / job.folder_name / DONE_MARKER).is_file()
+
+
+def run_one(job: StudyJob, out_root: str, config: dict[str, Any]) -> StudyOutcome:
+    """Track one study into out_root/<patient>; never raises (the outcome carries the error).
+
+    A top-level function with plain arguments so that process pools and Dask can ship it.
+    """
+    start = time.perf_counter()
+    manifest = str(job.manifest or "")
+    if job.error:
+        return StudyOutcome(job.patient_id, "failed", 0.0, "InputError", job.error, manifest)
+    out_dir = Path(out_root) / job.folder_name
+    if (out_dir / DONE_MARKER).is_file():
+        return StudyOutcome(job.patient_id, "skipped", 0.0, manifest=manifest)
+    try:
+        from ..pipeline import run_study
+
+        if out_dir.exists():  # an interrupted attempt: nothing in it counts
+            shutil.rmtree(out_dir)
+        run_study(Path(job.manifest), out_dir, TrackingConfig(**config))
+    except Exception as exc:  # one study's failure must not stop the batch
+        log.debug("study %s failed:\n%s", job.patient_id, traceback.format_exc())
+        msg = " ".join(str(exc).split()) or repr(exc)
+        return StudyOutcome(job.patient_id, "failed", time.perf_counter() - start,
+                            type(exc).__name__, msg, manifest)
+    return StudyOutcome(job.patient_id, "done", time.perf_counter() - start, manifest=manifest)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def read_failures(out_root: Path) -> dict[str, dict[str, str]]:
+    path = Path(out_root) / "failures.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as fh:
+        return {row["patient_id"]: row for row in csv.DictReader(fh)}
+
+
+def _write_failures(out_root: Path, failures: dict[str, dict[str, str]]) -> None:
+    path = Path(out_root) / "failures.csv"
+    if not failures and not path.exists():
+        return
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(FAILURE_COLUMNS)
+    for pid in sorted(failures):
+        writer.writerow([str(failures[pid].get(c, "")) for c in FAILURE_COLUMNS])
+    _write_atomic(path, buf.getvalue())
+
+
+def write_batch_info(out_root: Path, dataset: str, config: TrackingConfig, jobs: list[StudyJob],
+                     source: str = "manifest") -> None:
+    """Record what this output folder is a run of; refuse a different configuration."""
+    path = Path(out_root) / "batch.json"
+    info = {"dataset": dataset, "config": config.to_dict(), "source": source,
+            "studies": {j.patient_id: {"folder": j.folder_name,
+                                       "manifest": str(j.manifest) if j.manifest else None}
+                        for j in jobs}}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("config") != info["config"] or old.get("source", "manifest") != source:
+            raise InputError(f"{out_root} holds a batch run with another configuration; "
+                             "use another --out folder")
+        old_studies = old.get("studies", {})
+        old_studies.update(info["studies"])
+        info["studies"] = old_studies
+    _write_atomic(path, json.dumps(info, indent=2))
+
+
+def _worker_init(threads: int) -> None:
+    """Share the cores between local worker processes instead of oversubscribing them."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    except Exception:  # threads are a hint only
+        pass
+
+
+def _outcomes(jobs: list[StudyJob], out_root: Path, config: dict, workers: int,
+              scheduler: str | None) -> Iterable[StudyOutcome]:
+    """Yield each study's outcome as it completes, on the chosen executor."""
+    if scheduler:
+        try:
+            from distributed import Client
+            from distributed import as_completed as dask_completed
+        except ImportError as exc:
+            raise InputError("--scheduler needs dask[distributed]: pip install 'dask[distributed]'") from exc
+        with Client(scheduler) as client:
+            futures = {client.submit(run_one, j, str(out_root), config, pure=False,
+                                     key=f"linguine-study-{j.folder_name}-{time.time_ns()}"): j
+                       for j in jobs}
+            for fut in dask_completed(futures):
+                job = futures[fut]
+                try:
+                    yield fut.result()
+                except Exception as exc:  # the worker died (memory, kill): report, go on
+                    yield StudyOutcome(job.patient_id, "failed", 0.0, type(exc).__name__,
+                                       str(exc), str(job.manifest or ""))
+        return
+    if workers <= 1:
+        for job in jobs:
+            yield run_one(job, str(out_root), config)
+        return
+    import multiprocessing as mp
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = {pool.submit(run_one, j, str(out_root), config): j for j in jobs}
+        try:
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    yield fut.result()
+                except Exception as exc:  # a worker process died
+                    yield StudyOutcome(job.patient_id, "failed", 0.0, type(exc).__name__,
+                                       str(exc), str(job.manifest or ""))
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def run_batch(
+    jobs: list[StudyJob],
+    out_root: Path,
+    config: TrackingConfig,
+    workers: int = 1,
+    scheduler: str | None = None,
+    show_progress: bool = True,
+    on_outcome: Callable[[StudyOutcome], None] | None = None,
+) -> BatchReport:
+    """Track every unfinished study; returns the outcomes (finished ones reported as skipped)."""
+    from tqdm import tqdm
+
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    report = BatchReport()
+    failures = read_failures(out_root)
+    todo = []
+    for job in jobs:
+        if study_done(out_root, job):
+            report.outcomes.append(StudyOutcome(job.patient_id, "skipped",
+                                                manifest=str(job.manifest or "")))
+            failures.pop(job.patient_id, None)
+        else:
+            todo.append(job)
+    log.info("%d studies, %d already finished, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
+    cfg = config.to_dict()
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="study",
+               disable=not show_progress, desc="linguine batch")
+    try:
+        for outcome in _outcomes(todo, out_root, cfg, workers, scheduler):
+            report.outcomes.append(outcome)
+            if outcome.status == "failed":
+                failures[outcome.patient_id] = {k: v for k, v in asdict(outcome).items()
+                                                if k in FAILURE_COLUMNS}
+                log.warning("study %s failed: %s: %s", outcome.patient_id, outcome.error,
+                            outcome.message)
+            else:
+                failures.pop(outcome.patient_id, None)
+            _write_failures(out_root, failures)
+            if on_outcome is not None:
+                on_outcome(outcome)
+            bar.update(1)
+            bar.set_postfix(failed=report.count("failed"))
+    finally:
+        bar.close()
+    return report

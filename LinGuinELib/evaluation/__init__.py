@@ -1,0 +1,1 @@
+"""Evaluation against ground truth: metrics, summaries, the paper's analyses, plots, HTML report."""
