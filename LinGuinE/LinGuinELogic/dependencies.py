@@ -1,0 +1,112 @@
+"""Python packages at first use, and which backends can run here (with the reason when not).
+
+Nothing is installed at import time. Inside Slicer the packages of ``requirements/slicer.txt``
+are installed with ``slicer.packaging.pip_ensure`` where it exists (Slicer 5.12+), else with
+``slicer.util.pip_install``. torch is never pip-installed here: the PyTorch extension does it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from pathlib import Path
+
+from LinGuinELib.errors import InputError
+
+from .scene import in_application
+
+log = logging.getLogger(__name__)
+
+# pip name -> import name, for the requirements Slicer does not bundle.
+IMPORT_NAMES = {
+    "scipy": "scipy",
+    "connected-components-3d": "cc3d",
+    "slicerio": "slicerio",
+    "matplotlib": "matplotlib",
+    "tqdm": "tqdm",
+}
+_MODULE_DIR = Path(__file__).resolve().parent.parent
+
+
+def requirements_file() -> Path | None:
+    """requirements/slicer.txt: next to the module when installed, at the repo root from source."""
+    for candidate in (
+        _MODULE_DIR / "Resources" / "requirements-slicer.txt",
+        _MODULE_DIR.parent / "requirements" / "slicer.txt",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def requirement_lines() -> list[str]:
+    path = requirements_file()
+    if path is None:
+        return [f"{name}" for name in IMPORT_NAMES]
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line]
+
+
+def missing_requirements() -> list[str]:
+    """Requirement lines whose package cannot be imported here."""
+    missing = []
+    for line in requirement_lines():
+        name = re.split(r"[<>=!~ \[]", line, maxsplit=1)[0]
+        module = IMPORT_NAMES.get(name, name.replace("-", "_"))
+        if importlib.util.find_spec(module) is None:
+            missing.append(line)
+    return missing
+
+
+def ensure_requirements(requester: str = "LinGuinE") -> None:
+    """Install what is missing (inside Slicer); elsewhere say what to pip-install."""
+    missing = missing_requirements()
+    if not missing:
+        return
+    if not in_application():
+        raise InputError(f"missing Python packages: pip install {' '.join(missing)}")
+    import slicer
+
+    packaging = getattr(slicer, "packaging", None)
+    if packaging is not None and hasattr(packaging, "pip_ensure"):
+        path = requirements_file()
+        requirements = packaging.load_requirements(str(path)) if path else missing
+        packaging.pip_ensure(requirements, requester=requester)
+    else:
+        log.info("installing %s", " ".join(missing))
+        slicer.util.pip_install(" ".join(f'"{m}"' if " " in m else m for m in missing))
+    importlib.invalidate_caches()
+
+
+def backend_choices(kind: str) -> list[tuple[str, str | None]]:
+    """Every registered backend of ``kind`` with None if usable here, else the reason."""
+    from LinGuinELib.registry import backend_class, backend_names
+
+    out = []
+    for name in backend_names(kind):
+        try:
+            reason = backend_class(kind, name).unavailable_reason()
+        except Exception as exc:  # noqa: BLE001 - a broken backend is unavailable, not fatal
+            reason = f"check failed: {exc}"
+        out.append((name, reason))
+    # The default first: classical always runs.
+    out.sort(key=lambda item: (item[0] != "classical", item[0]))
+    return out
+
+
+def torch_install_hint() -> str | None:
+    """How to get torch inside Slicer, or None when it is importable."""
+    if importlib.util.find_spec("torch") is not None:
+        return None
+    return "install the PyTorch extension (Extensions Manager), then use its 'Install PyTorch' button"
+
+
+def install_torch_with_extension() -> bool:
+    """Ask the PyTorch extension to install torch; False when that extension is missing."""
+    try:
+        import PyTorchUtils  # the PyTorch extension's module
+    except ImportError:
+        return False
+    torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True)
+    return torch is not None

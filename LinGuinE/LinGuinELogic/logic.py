@@ -1,0 +1,209 @@
+"""LinGuinELogic: MRML nodes in, LinGuinELib's engine in the middle, MRML nodes out.
+
+Batch use (Slicer's Python console, or headless with ``pip install slicer-core``)::
+
+    from LinGuinELogic import LinGuinELogic
+    logic = LinGuinELogic()
+    result = logic.track(volumeNodes=[v0, v1, v2], promptNode=pointListNode,
+                         registration="classical", segmentation="classical")
+    result.segmentationNodes   # one vtkMRMLSegmentationNode per input volume, same order
+    result.tableNode           # vtkMRMLTableNode, one row per (lesion, volume)
+
+The GUI uses the same steps split in two: ``prepare`` + ``startTracking`` (worker thread) and,
+once the job finished, ``finishTracking`` on the main thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from LinGuinELib.config import TrackingConfig
+from LinGuinELib.errors import Cancelled, InputError
+from LinGuinELib.measures.trajectory import trajectory_rows
+from LinGuinELib.outputs.writer import tracking_id
+from LinGuinELib.propagation.result import TrackingResult
+from LinGuinELib.study.model import Study
+
+from . import record as rec
+from .dependencies import backend_choices, ensure_requirements
+from .jobs import TrackingJob
+from .prompts import LesionPrompt, lesions_from_points, lesions_from_segments
+from .scene import default_scene, in_application, place_in_study_of, study_attribute
+from .segmentations import add_lesion_segment, create_segmentation_node
+from .study import StudyVolume, build_scans, study_volumes
+from .tables import fill_plot, fill_table
+from .volumes import scene_volumes, set_timepoint
+
+log = logging.getLogger(__name__)
+
+try:  # Inside Slicer: the standard base (parameter node handling); it needs Qt, so not headless.
+    from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic as _LogicBase
+except ImportError:  # slicer-core: no Qt, no ScriptedLoadableModule
+
+    class _LogicBase:  # type: ignore[no-redef]
+        def __init__(self) -> None:
+            pass
+
+
+@dataclass
+class PreparedRun:
+    """Everything converted from MRML on the main thread, ready for the worker."""
+
+    study: Study
+    volumes: list[StudyVolume]
+    prompts: list[LesionPrompt]
+    name: str
+
+
+@dataclass
+class TrackOutput:
+    """What ``track`` leaves in the scene, plus the library result behind it."""
+
+    segmentationNodes: list[Any]
+    tableNode: Any
+    chartNode: Any
+    plotTableNode: Any
+    trackingResult: TrackingResult
+    lesionNames: dict[str, str] = field(default_factory=dict)
+
+
+class LinGuinELogic(_LogicBase):
+    """Adapts MRML nodes to LinGuinELib and back; holds no algorithm of its own."""
+
+    def __init__(self, scene: Any = None) -> None:
+        super().__init__()
+        self.scene = scene if scene is not None else default_scene()
+
+    # --- the study -------------------------------------------------------------------------
+    def studyVolumes(self, nodes: list[Any] | None = None) -> list[StudyVolume]:
+        """Scalar volumes (all in the scene by default) with their timepoints, in time order."""
+        return study_volumes(self.scene, nodes if nodes is not None else scene_volumes(self.scene))
+
+    @staticmethod
+    def setTimepoint(volumeNode: Any, text: str) -> None:
+        set_timepoint(volumeNode, text)
+
+    @staticmethod
+    def backendChoices(kind: str) -> list[tuple[str, str | None]]:
+        """(name, None) for usable backends, (name, reason) for the others."""
+        return backend_choices(kind)
+
+    # --- tracking --------------------------------------------------------------------------
+    def prepare(self, volumeNodes: list[Any], promptNode: Any, segmentIds: list[str] | None = None,
+                name: str = "LinGuinE") -> PreparedRun:
+        """Main thread: volumes -> in-memory LPS images, prompt node -> lesions."""
+        if promptNode is None:
+            raise InputError("promptNode is None: place a point per lesion or pick a segmentation")
+        volumes = study_volumes(self.scene, list(volumeNodes))
+        scans, inputs = build_scans(volumes)
+        if promptNode.IsA("vtkMRMLSegmentationNode"):
+            prompts = lesions_from_segments(self.scene, promptNode, inputs, segmentIds)
+        elif promptNode.IsA("vtkMRMLMarkupsNode"):
+            prompts = lesions_from_points(promptNode, inputs)
+        else:
+            raise InputError(f"promptNode '{promptNode.GetName()}' is not a point list or segmentation")
+        patient = study_attribute(self.scene, volumes[0].node, "DICOM.PatientID") or name
+        study = Study(patient, scans, [p.lesion for p in prompts])
+        return PreparedRun(study, volumes, prompts, name)
+
+    def startTracking(self, prepared: PreparedRun, config: TrackingConfig) -> TrackingJob:
+        """Start the engine in a worker thread; poll the job, then call ``finishTracking``."""
+        return TrackingJob(prepared.study, config, prepared).start()
+
+    def finishTracking(self, job: TrackingJob) -> TrackOutput:
+        """Main thread: the finished job's result -> segmentation, table and chart nodes."""
+        if job.cancelled:
+            raise Cancelled("tracking was cancelled")
+        if job.error is not None:
+            raise job.error
+        if job.result is None:
+            raise RuntimeError("the tracking job has not finished")
+        return self.addResultToScene(job.result, job.context)
+
+    def track(self, volumeNodes: list[Any], promptNode: Any, registration: str = "classical",
+              segmentation: str = "classical", mode: str = "direct", boost: bool = False,
+              device: str = "cpu", segmentIds: list[str] | None = None,
+              config: TrackingConfig | None = None,
+              progress: Callable[[Any], None] | None = None, name: str = "LinGuinE") -> TrackOutput:
+        """Synchronous tracking (batch, tests): see the module docstring."""
+        if in_application():
+            ensure_requirements()
+        if config is None:
+            config = TrackingConfig(registration=registration, segmentation=segmentation,
+                                    mode=mode, boost=boost, device=device)
+        prepared = self.prepare(volumeNodes, promptNode, segmentIds, name)
+        job = TrackingJob(prepared.study, config, prepared).run_here(progress)
+        return self.finishTracking(job)
+
+    # --- results -> scene ------------------------------------------------------------------
+    def addResultToScene(self, result: TrackingResult, prepared: PreparedRun) -> TrackOutput:
+        scene = self.scene
+        lesions = []
+        for prompt in prepared.prompts:
+            lesions.append({
+                "id": prompt.lesion.id, "name": prompt.name, "color": list(prompt.color),
+                "scan": prompt.lesion.scan_id,
+                "tracking_id": tracking_id(result.study.patient_id, prompt.lesion.id),
+            })
+        segmentations = []
+        for volume in prepared.volumes:
+            node = create_segmentation_node(scene, volume.node,
+                                            f"{volume.node.GetName()} {prepared.name}")
+            for les in lesions:
+                add_lesion_segment(node, volume.node, les["id"], les["name"], tuple(les["color"]),
+                                   result.get(les["id"], volume.scan_id), les["tracking_id"])
+            segmentations.append(node)
+        table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{prepared.name} trajectory")
+        plot_table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{prepared.name} plot data")
+        chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", f"{prepared.name} volume over time")
+        rows = trajectory_rows(result)
+        fill_table(table, rows)
+        fill_plot(scene, plot_table, chart, rows, [(x["id"], x["name"], tuple(x["color"]))
+                                                    for x in lesions])
+        rec.write_record(table, result, prepared.volumes, segmentations, lesions, chart, plot_table)
+        first_in_scene = next((v.node for v in prepared.volumes if v.in_scene), None)
+        if first_in_scene is not None:
+            for node in (table, chart, plot_table):
+                place_in_study_of(scene, node, first_in_scene)
+        return TrackOutput(segmentations, table, chart, plot_table, result,
+                           {x["id"]: x["name"] for x in lesions})
+
+    # --- ground truth: re-measure and export -----------------------------------------------
+    def remeasure(self, tableNode: Any) -> list[dict]:
+        """Recompute the trajectory from the segments as edited; updates table and chart."""
+        result = rec.rebuild_result(self.scene, tableNode)
+        rows = trajectory_rows(result)
+        record = rec.read_record(tableNode)
+        fill_table(tableNode, rows)
+        chart = tableNode.GetNodeReference(rec.CHART_ROLE)
+        plot_table = tableNode.GetNodeReference(rec.PLOT_TABLE_ROLE)
+        if chart is not None and plot_table is not None:
+            fill_plot(self.scene, plot_table, chart, rows,
+                      [(x["id"], x["name"], tuple(x["color"])) for x in record["lesions"]])
+        return rows
+
+    def export(self, tableNode: Any, outputDirectory: str | Path) -> Path:
+        """Write labels/*.nii.gz, segmentations/*.seg.nrrd, trajectory.csv/.png, run.json."""
+        import slicer
+
+        from LinGuinELib.outputs.writer import write_outputs
+
+        out = Path(outputDirectory)
+        result = rec.rebuild_result(self.scene, tableNode)
+        write_outputs(result, out, {"exported_from": "3D Slicer LinGuinE module"})
+        # The scene's own segmentations carry the user's names, colours and tags: keep those.
+        for info in rec.run_scans(tableNode):
+            storage = slicer.vtkMRMLSegmentationStorageNode()
+            storage.SetFileName(str(out / "segmentations" / f"{info.scan_id}.seg.nrrd"))
+            if not storage.WriteData(info.segmentation):
+                raise InputError(f"could not write the segmentation of scan '{info.scan_id}'")
+        return out
+
+    @staticmethod
+    def rowTarget(tableNode: Any, row: int) -> tuple[Any, Any, str | None]:
+        """(volume, segmentation, segment id) shown when a table row is selected."""
+        return rec.row_target(tableNode, row)

@@ -1,0 +1,118 @@
+"""Where the MRML scene comes from, and small MRML helpers shared by the adapters.
+
+Inside the Slicer application ``slicer.mrmlScene`` exists and module logics are registered by the
+application. Headless (``pip install slicer-core``) there is no application: ``headless_scene``
+builds a scene and registers the module logics that segmentations, markups, tables and scene
+bundles need, so the same adapters run in tests and scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import slicer
+import vtk
+
+log = logging.getLogger(__name__)
+
+TAG_PREFIX = "LinGuinE."
+TRACKING_ID_TAG = "LinGuinE.TrackingID"
+LESION_ID_TAG = "LinGuinE.LesionID"
+STATUS_TAG = "LinGuinE.Status"
+POINT_TAG = "LinGuinE.PropagatedPointRAS"
+TIMEPOINT_ATTRIBUTE = "LinGuinE.Timepoint"
+
+# Module logics a headless scene needs, by the name Slicer registers them under.
+_HEADLESS_LOGICS = (
+    ("Colors", "vtkSlicerColorLogic"),
+    ("Volumes", "vtkSlicerVolumesLogic"),
+    ("Segmentations", "vtkSlicerSegmentationsModuleLogic"),
+    ("Markups", "vtkSlicerMarkupsLogic"),
+    ("SubjectHierarchy", "vtkSlicerSubjectHierarchyModuleLogic"),
+    ("Tables", "vtkSlicerTablesLogic"),
+    ("Plots", "vtkSlicerPlotsLogic"),
+    ("Sequences", "vtkSlicerSequencesLogic"),
+)
+
+# Keep Python references to headless logics alive as long as their scene.
+_KEEP_ALIVE: list[Any] = []
+
+
+def in_application() -> bool:
+    """True inside the Slicer application (it has ``slicer.app``)."""
+    return hasattr(slicer, "app")
+
+
+def headless_scene() -> vtk.vtkObject:
+    """A vtkMRMLScene with an application logic and the module logics the adapters need.
+
+    Also sets ``slicer.mrmlScene`` when it is missing, so ``slicer.util`` helpers work.
+    """
+    scene = slicer.vtkMRMLScene()
+    app_logic = slicer.vtkSlicerApplicationLogic()
+    app_logic.SetMRMLScene(scene)
+    keep = [scene, app_logic]
+    for name, class_name in _HEADLESS_LOGICS:
+        cls = getattr(slicer, class_name, None)
+        if cls is None:
+            log.debug("slicer-core lacks %s", class_name)
+            continue
+        logic = cls()
+        logic.SetMRMLApplicationLogic(app_logic)
+        logic.SetMRMLScene(scene)
+        app_logic.SetModuleLogic(name, logic)
+        keep.append(logic)
+    _KEEP_ALIVE.append(keep)
+    if getattr(slicer, "mrmlScene", None) is None:
+        slicer.mrmlScene = scene
+    return scene
+
+
+def application_logic(scene: Any) -> Any:
+    """The application logic attached to ``scene`` (Slicer's, or the headless one)."""
+    if in_application():
+        return slicer.app.applicationLogic()
+    for keep in _KEEP_ALIVE:
+        if keep[0] is scene:
+            return keep[1]
+    return None
+
+
+def default_scene() -> Any:
+    """``slicer.mrmlScene`` when set, else a new headless scene."""
+    scene = getattr(slicer, "mrmlScene", None)
+    return scene if scene is not None else headless_scene()
+
+
+def get_tag(segment: Any, name: str) -> str | None:
+    value = vtk.reference("")
+    return str(value) if segment.GetTag(name, value) else None
+
+
+def place_in_study_of(scene: Any, node: Any, like_node: Any) -> None:
+    """Put ``node`` under the same subject-hierarchy parent (patient/study) as ``like_node``."""
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    if sh is None:
+        return
+    like_item = sh.GetItemByDataNode(like_node)
+    item = sh.GetItemByDataNode(node)
+    if not like_item or not item:
+        return
+    parent = sh.GetItemParent(like_item)
+    if parent and parent != sh.GetSceneItemID():
+        sh.SetItemParent(item, parent)
+
+
+def study_attribute(scene: Any, node: Any, attribute: str) -> str | None:
+    """An attribute of the node's subject-hierarchy ancestors (e.g. DICOM.StudyDate), if any."""
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    if sh is None:
+        return None
+    item = sh.GetItemByDataNode(node)
+    while item and item != sh.GetSceneItemID():
+        value = sh.GetItemAttribute(item, attribute)
+        if value:
+            return value
+        item = sh.GetItemParent(item)
+    return None

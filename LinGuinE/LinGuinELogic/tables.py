@@ -1,0 +1,128 @@
+"""The trajectory as a table node and a plot chart (volume over time, one series per lesion).
+
+Column names are the library's ``TRAJECTORY_COLUMNS`` so the table, the CSV export and the CLI
+agree. Text columns are strings; the rest are doubles with NaN for "not measured".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import vtk
+
+from LinGuinELib.measures.trajectory import TRAJECTORY_COLUMNS
+
+TEXT_COLUMNS = ("lesion", "scan", "when", "status", "response")
+PLOT_X = "days_from_first"
+PLOT_Y = "volume_ml"
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def fill_table(table_node: Any, rows: list[dict], columns: tuple[str, ...] = TRAJECTORY_COLUMNS) -> None:
+    """Replace the table's content with ``rows`` (one dict per row)."""
+    table = vtk.vtkTable()
+    for name in columns:
+        array = vtk.vtkStringArray() if name in TEXT_COLUMNS else vtk.vtkDoubleArray()
+        array.SetName(name)
+        array.SetNumberOfValues(len(rows))
+        for r, row in enumerate(rows):
+            value = row.get(name)
+            if name in TEXT_COLUMNS:
+                array.SetValue(r, "" if value is None else str(value))
+            else:
+                array.SetValue(r, _number(value))
+        table.AddColumn(array)
+    table_node.SetAndObserveTable(table)
+    for name in columns:
+        if name not in TEXT_COLUMNS:
+            table_node.SetColumnType(name, vtk.VTK_DOUBLE)
+    table_node.SetUseColumnTitleAsColumnHeader(True)
+    table_node.SetLocked(True)  # edits happen on segments, then "Re-measure"
+    table_node.Modified()
+
+
+def table_rows(table_node: Any) -> list[dict]:
+    """The table back as dicts (text as str, numbers as float, NaN as None)."""
+    table = table_node.GetTable()
+    names = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
+    rows = []
+    for r in range(table.GetNumberOfRows()):
+        row = {}
+        for c, name in enumerate(names):
+            value = table.GetValue(r, c)
+            if name in TEXT_COLUMNS:
+                row[name] = value.ToString()
+            else:
+                number = value.ToDouble()
+                row[name] = None if math.isnan(number) else number
+        rows.append(row)
+    return rows
+
+
+def _series_column(lesion_id: str) -> str:
+    return f"{lesion_id} {PLOT_Y}"
+
+
+def fill_plot(
+    scene: Any,
+    plot_table: Any,
+    chart: Any,
+    rows: list[dict],
+    lesions: list[tuple[str, str, tuple[float, float, float]]],
+) -> None:
+    """Volume (mL) against days (or scan index when undated); one series per (id, name, colour)."""
+    scan_order: list[str] = []
+    x_of: dict[str, float] = {}
+    for row in rows:
+        if row["scan"] not in x_of:
+            scan_order.append(row["scan"])
+            days = row.get(PLOT_X)
+            x_of[row["scan"]] = float(days) if days is not None else float(len(scan_order) - 1)
+    rows_by = {(row["lesion"], row["scan"]): row for row in rows}
+    plot_rows = []
+    for scan in scan_order:
+        plot_row = {PLOT_X: x_of[scan], "scan": scan}
+        for lesion_id, _, _ in lesions:
+            plot_row[_series_column(lesion_id)] = rows_by.get((lesion_id, scan), {}).get(PLOT_Y)
+        plot_rows.append(plot_row)
+    columns = (PLOT_X, *(_series_column(lid) for lid, _, _ in lesions))
+    fill_table(plot_table, plot_rows, columns)
+
+    chart.RemoveAllPlotSeriesNodeIDs()
+    for lesion_id, name, color in lesions:
+        series = _series_node(scene, chart, name)
+        series.SetAndObserveTableNodeID(plot_table.GetID())
+        series.SetXColumnName(PLOT_X)
+        series.SetYColumnName(_series_column(lesion_id))
+        series.SetPlotType(series.PlotTypeScatter)
+        series.SetMarkerStyle(series.MarkerStyleCircle)
+        series.SetLineStyle(series.LineStyleSolid)
+        series.SetColor(*color)
+        chart.AddAndObservePlotSeriesNodeID(series.GetID())
+    dated = all(row.get(PLOT_X) is not None for row in rows)
+    chart.SetXAxisTitle("days from first scan" if dated else "scan (time order)")
+    chart.SetYAxisTitle("volume (mL)")
+    chart.SetTitle("Lesion volume over time")
+    chart.SetLegendVisibility(True)
+
+
+def _series_node(scene: Any, chart: Any, name: str) -> Any:
+    """Reuse this chart's earlier series of the same name, so re-measuring adds no nodes."""
+    nodes = scene.GetNodesByClass("vtkMRMLPlotSeriesNode")
+    tag = chart.GetID()
+    for i in range(nodes.GetNumberOfItems()):
+        node = nodes.GetItemAsObject(i)
+        if node.GetAttribute("LinGuinE.Chart") == tag and node.GetName() == name:
+            return node
+    node = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
+    node.SetAttribute("LinGuinE.Chart", tag)
+    return node

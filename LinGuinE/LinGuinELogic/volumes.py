@@ -1,0 +1,188 @@
+"""Volume nodes <-> SimpleITK images, and each volume's timepoint.
+
+The conversion happens on the main thread (only it may touch MRML); the images then go to the
+worker. MRML geometry is RAS; SimpleITK's is LPS: this module is where the flip happens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+from vtk.util import numpy_support
+
+from LinGuinELib.errors import InputError
+from LinGuinELib.geometry import ImageGeometry
+
+from .scene import TIMEPOINT_ATTRIBUTE, study_attribute
+
+_LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
+_DATE_PATTERNS = (
+    re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"),
+    re.compile(r"(?<!\d)(\d{4})_(\d{2})_(\d{2})(?!\d)"),
+    re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)"),
+)
+# DICOM tags, group,element as the DICOM database expects them.
+ACQUISITION_DATE_TAG = "0008,0022"
+STUDY_DATE_TAG = "0008,0020"
+
+
+def world_ijk_to_ras(node: Any) -> np.ndarray:
+    """4x4 IJK -> world RAS of a volume, including a linear parent transform."""
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(ijk_to_ras)
+    matrix = slicer.util.arrayFromVTKMatrix(ijk_to_ras)
+    parent = node.GetParentTransformNode()
+    if parent is not None:
+        if not parent.IsTransformToWorldLinear():
+            raise InputError(
+                f"volume '{node.GetName()}' is under a non-linear transform: harden it first"
+            )
+        to_world = vtk.vtkMatrix4x4()
+        parent.GetMatrixTransformToWorld(to_world)
+        matrix = slicer.util.arrayFromVTKMatrix(to_world) @ matrix
+    return matrix
+
+
+def volume_array_zyx(node: Any) -> np.ndarray:
+    """The voxels as a (z, y, x) numpy array (a copy, safe to hand to another thread)."""
+    image = node.GetImageData()
+    if image is None or image.GetPointData().GetScalars() is None:
+        raise InputError(f"volume '{node.GetName()}' has no voxels")
+    if image.GetNumberOfScalarComponents() != 1:
+        raise InputError(f"volume '{node.GetName()}' is not a scalar volume")
+    dims = image.GetDimensions()
+    flat = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
+    return flat.reshape(dims[2], dims[1], dims[0]).copy()
+
+
+def geometry_from_matrix(image: sitk.Image, ijk_to_ras: np.ndarray) -> sitk.Image:
+    """Set origin, spacing and direction (LPS) of ``image`` from a 4x4 IJK -> RAS matrix."""
+    linear = _LPS_FROM_RAS @ ijk_to_ras[:3, :3]
+    spacing = np.linalg.norm(linear, axis=0)
+    if np.any(spacing <= 0):
+        raise InputError("volume geometry has a zero spacing")
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    image.SetDirection(tuple(float(v) for v in (linear / spacing).ravel()))
+    image.SetOrigin(tuple(float(v) for v in _LPS_FROM_RAS @ ijk_to_ras[:3, 3]))
+    return image
+
+
+def volume_to_sitk(node: Any) -> sitk.Image:
+    """A scalar volume node as a SimpleITK image in LPS (world geometry)."""
+    image = sitk.GetImageFromArray(volume_array_zyx(node))
+    return geometry_from_matrix(image, world_ijk_to_ras(node))
+
+
+def volume_geometry(node: Any) -> ImageGeometry:
+    """The volume's voxel grid (LPS, world) without its voxels."""
+    image = node.GetImageData()
+    if image is None:
+        raise InputError(f"volume '{node.GetName()}' has no voxels")
+    ijk_to_ras = world_ijk_to_ras(node)
+    linear = _LPS_FROM_RAS @ ijk_to_ras[:3, :3]
+    spacing = np.linalg.norm(linear, axis=0)
+    return ImageGeometry(
+        tuple(int(d) for d in image.GetDimensions()),
+        tuple(float(s) for s in spacing),
+        tuple(float(v) for v in _LPS_FROM_RAS @ ijk_to_ras[:3, 3]),
+        tuple(float(v) for v in (linear / spacing).ravel()),
+    )
+
+
+@dataclass
+class Timepoint:
+    """When a volume was acquired: a date, else a label; and where that came from."""
+
+    date: dt.date | None
+    label: str | None
+    source: str  # "user", "dicom", "name" or "sequence"
+
+    @property
+    def text(self) -> str:
+        return self.date.isoformat() if self.date else (self.label or "")
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """A date found in text (2020-01-31, 2020_01_31 or DICOM's 20200131), else None."""
+    if not text:
+        return None
+    for pattern in _DATE_PATTERNS:
+        for match in pattern.finditer(text):
+            try:
+                return dt.date(int(match[1]), int(match[2]), int(match[3]))
+            except ValueError:
+                continue
+    return None
+
+
+def parse_timepoint(text: str, source: str) -> Timepoint:
+    date = parse_date(text)
+    return Timepoint(date, None if date else text.strip(), source)
+
+
+def _dicom_date(scene: Any, node: Any) -> dt.date | None:
+    """AcquisitionDate, else StudyDate, from the DICOM database or the subject hierarchy."""
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    database = getattr(slicer, "dicomDatabase", None)
+    if uids and database is not None:
+        try:
+            path = database.fileForInstance(uids[0])
+            for tag in (ACQUISITION_DATE_TAG, STUDY_DATE_TAG):
+                date = parse_date(database.fileValue(path, tag)) if path else None
+                if date:
+                    return date
+        except Exception:  # noqa: BLE001 - a broken database must not stop the listing
+            pass
+    return parse_date(study_attribute(scene, node, "DICOM.StudyDate"))
+
+
+def volume_timepoint(scene: Any, node: Any) -> Timepoint:
+    """The user's timepoint if set, else the DICOM date, else whatever the name says."""
+    user = node.GetAttribute(TIMEPOINT_ATTRIBUTE)
+    if user:
+        return parse_timepoint(user, "user")
+    date = _dicom_date(scene, node)
+    if date:
+        return Timepoint(date, None, "dicom")
+    return parse_timepoint(node.GetName() or "", "name")
+
+
+def set_timepoint(node: Any, text: str) -> None:
+    """Store the user's timepoint on the node (it is saved with the scene)."""
+    node.SetAttribute(TIMEPOINT_ATTRIBUTE, text.strip() or None)
+
+
+def is_study_volume(node: Any) -> bool:
+    """Scalar volumes qualify; label maps and vector volumes do not."""
+    return (
+        node.IsA("vtkMRMLScalarVolumeNode")
+        and not node.IsA("vtkMRMLLabelMapVolumeNode")
+        and not node.GetHideFromEditors()
+    )
+
+
+def scene_volumes(scene: Any) -> list[Any]:
+    nodes = scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+    found = [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
+    return [n for n in found if is_study_volume(n)]
+
+
+def sequence_items(sequence: Any) -> list[tuple[Any, Timepoint]]:
+    """Volumes stored in a sequence node, with their index value as the timepoint."""
+    items = []
+    for i in range(sequence.GetNumberOfDataNodes()):
+        node = sequence.GetNthDataNode(i)
+        if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
+            raise InputError(f"sequence '{sequence.GetName()}' item {i} is not a scalar volume")
+        value = sequence.GetNthIndexValue(i)
+        date = parse_date(value)
+        label = f"{sequence.GetIndexName()} {value}{sequence.GetIndexUnit()}".strip()
+        items.append((node, Timepoint(date, None if date else label, "sequence")))
+    return items
