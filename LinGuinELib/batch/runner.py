@@ -15,6 +15,7 @@ folder must use the same configuration.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import logging
@@ -65,10 +66,12 @@ def study_done(out_root: Path, job: StudyJob) -> bool:
     return (Path(out_root) / job.folder_name / DONE_MARKER).is_file()
 
 
-def run_one(job: StudyJob, out_root: str, config: dict[str, Any]) -> StudyOutcome:
+def run_one(job: StudyJob, out_root: str, config: dict[str, Any],
+            plugins: tuple[str, ...] = ()) -> StudyOutcome:
     """Track one study into out_root/<patient>; never raises (the outcome carries the error).
 
-    A top-level function with plain arguments so that process pools and Dask can ship it.
+    A top-level function with plain arguments so that process pools and Dask can ship it;
+    ``plugins`` are modules imported first (they register extra backends in the worker).
     """
     start = time.perf_counter()
     manifest = str(job.manifest or "")
@@ -80,6 +83,8 @@ def run_one(job: StudyJob, out_root: str, config: dict[str, Any]) -> StudyOutcom
     try:
         from ..pipeline import run_study
 
+        for name in plugins:
+            importlib.import_module(name)
         if out_dir.exists():  # an interrupted attempt: nothing in it counts
             shutil.rmtree(out_dir)
         run_study(Path(job.manifest), out_dir, TrackingConfig(**config))
@@ -150,7 +155,7 @@ def _worker_init(threads: int) -> None:
 
 
 def _outcomes(jobs: list[StudyJob], out_root: Path, config: dict, workers: int,
-              scheduler: str | None) -> Iterable[StudyOutcome]:
+              scheduler: str | None, plugins: tuple[str, ...]) -> Iterable[StudyOutcome]:
     """Yield each study's outcome as it completes, on the chosen executor."""
     if scheduler:
         try:
@@ -159,7 +164,7 @@ def _outcomes(jobs: list[StudyJob], out_root: Path, config: dict, workers: int,
         except ImportError as exc:
             raise InputError("--scheduler needs dask[distributed]: pip install 'dask[distributed]'") from exc
         with Client(scheduler) as client:
-            futures = {client.submit(run_one, j, str(out_root), config, pure=False,
+            futures = {client.submit(run_one, j, str(out_root), config, plugins, pure=False,
                                      key=f"linguine-study-{j.folder_name}-{time.time_ns()}"): j
                        for j in jobs}
             for fut in dask_completed(futures):
@@ -172,14 +177,14 @@ def _outcomes(jobs: list[StudyJob], out_root: Path, config: dict, workers: int,
         return
     if workers <= 1:
         for job in jobs:
-            yield run_one(job, str(out_root), config)
+            yield run_one(job, str(out_root), config, plugins)
         return
     import multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = {pool.submit(run_one, j, str(out_root), config): j for j in jobs}
+        futures = {pool.submit(run_one, j, str(out_root), config, plugins): j for j in jobs}
         try:
             for fut in as_completed(futures):
                 job = futures[fut]
@@ -202,6 +207,7 @@ def run_batch(
     scheduler: str | None = None,
     show_progress: bool = True,
     on_outcome: Callable[[StudyOutcome], None] | None = None,
+    plugins: tuple[str, ...] = (),
 ) -> BatchReport:
     """Track every unfinished study; returns the outcomes (finished ones reported as skipped)."""
     from tqdm import tqdm
@@ -223,7 +229,7 @@ def run_batch(
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="study",
                disable=not show_progress, desc="linguine batch")
     try:
-        for outcome in _outcomes(todo, out_root, cfg, workers, scheduler):
+        for outcome in _outcomes(todo, out_root, cfg, workers, scheduler, plugins):
             report.outcomes.append(outcome)
             if outcome.status == "failed":
                 failures[outcome.patient_id] = {k: v for k, v in asdict(outcome).items()

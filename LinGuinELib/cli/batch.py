@@ -1,0 +1,88 @@
+"""`linguine batch DATASET --out OUT`: track every study of a dataset, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+from pathlib import Path
+
+from ..batch.dataset import SOURCE_CHOICES, StudyJob, load_dataset, reprompt_manifest
+from ..batch.runner import run_batch, write_batch_info
+from ..errors import InputError
+from .options import add_tracking_options, config_from_args
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch", help="track every study of a dataset (resumable, parallel, Dask)",
+        description="Track every study of DATASET into OUT/<patient_id>/. DATASET is a folder of "
+                    "study manifests (STUDY.json or *.json), one manifest, or a JSON list of "
+                    "records in the reference LinGuinE format. Finished studies (OUT/<patient>/"
+                    "run.json) are skipped, so rerunning after a crash or Ctrl-C resumes; failed "
+                    "studies are listed with their reason in OUT/failures.csv.")
+    p.add_argument("dataset", type=Path, help="folder of manifests, a manifest, or a records JSON list")
+    p.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per study)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="studies run in parallel in local processes (default 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask distributed scheduler (e.g. tcp://host:8786): one study per task; "
+                        "workers must see DATASET and OUT at the same paths")
+    p.add_argument("--source", choices=SOURCE_CHOICES, default="manifest",
+                   help="prompt scan: as in the manifests (default), or re-prompt every lesion "
+                        "from its truth mask on the earliest/middle/latest scan (evaluation)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (here and in every worker) to register extra backends")
+    add_tracking_options(p)
+    p.set_defaults(func=run)
+
+
+def _import_plugins(names: list[str]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise InputError(f"--plugin: cannot import '{name}' ({exc})") from exc
+
+
+def _reprompt(jobs: list[StudyJob], choice: str, out: Path) -> list[StudyJob]:
+    """Replace each study's prompts by truth masks on the chosen scan (failures kept per study)."""
+    new = []
+    for job in jobs:
+        if job.error or job.manifest is None:
+            new.append(job)
+            continue
+        try:
+            manifest = reprompt_manifest(job.manifest, choice, out / "_manifests" / job.folder_name)
+            new.append(StudyJob(job.patient_id, manifest))
+        except InputError as exc:
+            new.append(StudyJob(job.patient_id, job.manifest, str(exc)))
+    return new
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise InputError(f"--workers must be 1 or more, got {args.workers}")
+    if args.scheduler and args.workers != 1:
+        raise InputError("--workers and --scheduler exclude each other (Dask sizes its own workers)")
+    _import_plugins(args.plugin)
+    config = config_from_args(args)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = load_dataset(args.dataset, out / "_manifests")
+    if args.source != "manifest":
+        jobs = _reprompt(jobs, args.source, out)
+    write_batch_info(out, str(args.dataset.resolve()), config, jobs, args.source)
+    report = run_batch(jobs, out, config, workers=args.workers, scheduler=args.scheduler,
+                       show_progress=not args.quiet, plugins=tuple(args.plugin))
+    done, skipped, failed = report.count("done"), report.count("skipped"), report.count("failed")
+    if not args.quiet:
+        print(f"{len(jobs)} studies: {done} tracked, {skipped} already finished, {failed} failed; "
+              f"outputs in {out}")
+        for o in report.failed:
+            print(f"  failed {o.patient_id}: {o.error}: {o.message}")
+        if failed:
+            print(f"  (listed in {out / 'failures.csv'}; rerun the same command to retry them)")
+    return 1 if failed else 0
