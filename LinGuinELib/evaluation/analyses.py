@@ -21,11 +21,11 @@ SUMMARY_METRICS = ("dice", "centre_distance_mm", "hd95_mm", "assd_mm")
 
 
 def _finite(values: Iterable) -> np.ndarray:
-    arr = np.array([_num(v) for v in values], dtype=float)
+    arr = np.array([to_float(v) for v in values], dtype=float)
     return arr[np.isfinite(arr)]
 
 
-def _num(value) -> float:
+def to_float(value) -> float:
     """A float from a table cell; '' / None / unparsable -> NaN."""
     if value is None or value == "":
         return math.nan
@@ -104,7 +104,7 @@ def temporal_degradation(rows: Iterable[dict], metric: str = "dice") -> dict:
     for r in target_rows(rows):
         if not _truthy(r.get("truth_present")):
             continue
-        w, y = _num(r.get("weeks_from_source")), _num(r.get(metric))
+        w, y = to_float(r.get("weeks_from_source")), to_float(r.get(metric))
         if math.isfinite(w) and math.isfinite(y):
             pts.append((abs(w), y))
     result: dict = {"metric": metric, "n": len(pts), "points": pts}
@@ -137,7 +137,7 @@ def _per_lesion(rows: Iterable[dict], metric: str) -> dict[tuple[str, str], floa
     acc: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in target_rows(rows):
         if _truthy(r.get("truth_present")):
-            y = _num(r.get(metric))
+            y = to_float(r.get(metric))
             if math.isfinite(y):
                 acc[(str(r.get("patient_id")), str(r.get("lesion")))].append(y)
     return {k: float(np.mean(v)) for k, v in acc.items()}
@@ -184,8 +184,8 @@ def compare_configurations(
 
     Pairs are matched on (patient, lesion, scan) and kept when both values are finite.
     """
-    a = {_pair_key(r): _num(r.get(metric)) for r in target_rows(rows_a)}
-    b = {_pair_key(r): _num(r.get(metric)) for r in target_rows(rows_b)}
+    a = {_pair_key(r): to_float(r.get(metric)) for r in target_rows(rows_a)}
+    b = {_pair_key(r): to_float(r.get(metric)) for r in target_rows(rows_b)}
     keys = sorted(k for k in set(a) & set(b) if math.isfinite(a[k]) and math.isfinite(b[k]))
     va = np.array([a[k] for k in keys])
     vb = np.array([b[k] for k in keys])
