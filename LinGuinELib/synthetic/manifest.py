@@ -57,6 +57,7 @@ class SynthLesion:
     volume_factors: np.ndarray
     hu: np.ndarray | None = None
     background: np.ndarray | None = None
+    erase: np.ndarray | None = None  # weights for ``background`` (default: occupancy)
     kind: str = ""
 
 
@@ -93,9 +94,10 @@ def _reference_at(ref: np.ndarray, lesions: list[SynthLesion], t: int):
     for les in lesions:
         present = les.volume_factors[t] > 0
         blend = les.hu if present else les.background
+        weight = les.occupancy if present or les.erase is None else les.erase
         if blend is not None:
             undo.append((les.box, ref[les.box].copy()))
-            ref[les.box] = ref[les.box] * (1 - les.occupancy) + blend * les.occupancy
+            ref[les.box] = ref[les.box] * (1 - weight) + blend * weight
         if present:
             sub = label[les.box]
             sub[les.occupancy >= 0.5] = les.truth_label
@@ -189,7 +191,8 @@ def synthesize_study(
         if identity_first and t == 0:
             transform = sitk.Transform()
             grid = reference
-            if first_image_file is not None and str(first_image_file).endswith(".nii.gz"):
+            if (first_image_file is not None and str(first_image_file).endswith(".nii.gz")
+                    and not undo):
                 (out_dir / "scans").mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(first_image_file, out_dir / "scans" / f"{sid}.nii.gz")
             else:
