@@ -1,0 +1,78 @@
+"""Small helpers shared by the learned backends; torch is imported inside functions only.
+
+Kept free of heavy imports so that the backend modules that use it still import (and can
+report what is missing) on a machine without torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailableError
+
+INSTALL_HINT = "run scripts/install_learned.sh (after: pip install torch==2.13.0)"
+
+
+def missing_packages(*modules: str) -> list[str]:
+    """Top-level import names among ``modules`` that cannot be found here."""
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def device_problem(device: str) -> str | None:
+    """None when torch can use ``device`` here, else a one-line reason."""
+    dev = str(device or "cpu").lower()
+    if dev == "cpu":
+        return None
+    if not dev.startswith("cuda"):
+        return f"device '{device}' is not supported (use 'cpu' or 'cuda')"
+    import torch
+
+    if not torch.cuda.is_available():
+        return (
+            f"device '{device}' was asked for but torch {torch.__version__} sees no CUDA GPU "
+            "(use device='cpu', or install a CUDA build of torch on a GPU machine)"
+        )
+    return None
+
+
+def resolve_device(device: str) -> Any:
+    """torch.device for ``device`` (``"cuda"`` means the current GPU)."""
+    import torch
+
+    return torch.device(str(device or "cpu"))
+
+
+def load_weights(path: str | Path, what: str, how_to_get: str) -> Any:
+    """``torch.load`` with ``weights_only=True``: a weights file can never run code.
+
+    Any failure (missing, truncated, pickled objects) becomes one BackendUnavailableError line.
+    """
+    import torch
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise BackendUnavailableError(f"{what}: weights file {p} not found ({how_to_get})")
+    try:
+        return torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a bad file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendUnavailableError(
+            f"{what}: cannot read weights {p} safely ({first[:200]}); {how_to_get}"
+        ) from None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (Linux ru_maxrss is in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install what the learned backends (uniGradICON family, nnInteractive, VISTA3D) need into the
+# ACTIVE Python environment. Idempotent: a second run installs nothing new.
+# Assumes CPU torch is already there (pip install torch==2.13.0); it is pinned, never replaced.
+# Measured on a fresh venv holding only torch 2.13.0 (2 cores): see the report in the repo notes.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+req="$here/requirements"
+py="${PYTHON:-python}"
+
+if ! "$py" -c "import torch" 2>/dev/null; then
+    echo "install_learned: torch is not installed in this environment; run first:" >&2
+    echo "    $py -m pip install torch==2.13.0   (CPU build; or the PyTorch extension in Slicer)" >&2
+    exit 1
+fi
+torch_version="$("$py" -c 'import torch; print(torch.__version__.split("+")[0])')"
+constraints="$(mktemp)"
+trap 'rm -f "$constraints"' EXIT
+# Keep whatever torch is installed (CPU 2.13.0 here, a CUDA build on a GPU machine).
+grep -v '^torch==' "$req/constraints.txt" > "$constraints"
+echo "torch==$torch_version" >> "$constraints"
+
+# 1) Real dependencies, resolved by pip, torch pinned.
+"$py" -m pip install -q -c "$constraints" -r "$req/learned.txt"
+# 2) The model packages without their declared deps (they would pull torchvision/timm/itk).
+NODEPS=(
+    "icon_registration==1.1.9"
+    "nnunetv2==2.8.1"
+    "dynamic-network-architectures==0.4.4"
+    "nninteractive==2.6.0"
+)
+"$py" -m pip install -q --no-deps "${NODEPS[@]}"
+
+# 3) Check: the backends' modules import, and torch is still the one we started with.
+"$py" - <<'PY'
+import torch
+import icon_registration.networks  # noqa: F401
+import monai.networks.nets  # noqa: F401
+import nnInteractive.inference.inference_session  # noqa: F401
+import nnInteractive.inference.remote  # noqa: F401  (nninteractive-client)
+print(f"install_learned: ok (torch {torch.__version__})")
+PY
+"$py" -m pip check || echo "install_learned: pip check notes above are expected (see requirements/learned.txt)"
