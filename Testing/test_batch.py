@@ -226,3 +226,17 @@ def test_source_choice_reprompts_from_truth(dataset, tmp_path):
     assert {r["configuration"] for r in rows} == {"test-shift+test-threshold/direct@latest"}
     r = _row(rows, "P1", "L1", "T0")
     assert r["weeks_from_source"] == pytest.approx(-18.0) and r["dice"] == pytest.approx(1.0)
+
+
+def test_dataset_folder_ignores_other_json_and_isolates_broken_manifests(dataset, tmp_path):
+    (dataset / "p1" / "truth.json").write_text(json.dumps({"scans": [{"id": "T0", "date": "x"}]}))
+    (dataset / "notes.json").write_text("[1, 2, 3]")
+    (dataset / "p4").mkdir()
+    (dataset / "p4" / "STUDY.json").write_text("{not json")
+    jobs = load_dataset(dataset, tmp_path / "work")
+    assert [(j.patient_id, j.error is None) for j in jobs] == [
+        ("P1", True), ("P2", True), ("P3", True), ("p4", False)]
+    report = run_batch(jobs, tmp_path / "out", TrackingConfig(registration="test-shift",
+                       segmentation="test-threshold"), show_progress=False)
+    assert {o.patient_id for o in report.failed} == {"P3", "p4"}
+    assert report.count("done") == 2

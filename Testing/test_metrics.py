@@ -123,3 +123,13 @@ def test_prediction_in_wrong_place():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError):
         pair_metrics(np.zeros((2, 2, 2), bool), np.zeros((2, 2, 3), bool), (1, 1, 1))
+
+
+def test_leak_touching_the_lesion_is_low_overlap_not_hit():
+    truth = _cube((30, 30, 30), (1, 1, 1), 3)  # 27 voxels
+    leak = np.zeros_like(truth)
+    leak[2:, 2:, 2:] = True  # touches one corner of the lesion, 21952 voxels
+    m = pair_metrics(leak, truth, (1.0, 1.0, 1.0))
+    assert 0 < m.dice < 0.1 and m.outcome == "low_overlap" and not m.success
+    m = pair_metrics(leak, truth, (1.0, 1.0, 1.0), hit_min_dice=0.0)
+    assert m.outcome == "hit"

@@ -2,8 +2,9 @@
 
 Accepted inputs:
 
-- a folder: every ``STUDY.json`` below it, and every other ``*.json`` below it that is a study
-  manifest (an object with ``scans``) or a reference-format record list (a JSON list);
+- a folder: every ``*.json`` below it that is a study manifest (an object whose ``scans`` entries
+  have ``id`` and ``image``) or a reference-format record list (objects with ``patient_id`` and
+  ``file_id``); other JSON files (notes, truth descriptions) are ignored;
 - one study manifest file;
 - one reference-format record list (see ``reference_format``), converted into manifests under
   ``work_dir``.
@@ -56,14 +57,26 @@ def _manifest_job(path: Path, data: dict) -> StudyJob:
     return StudyJob(pid, path.resolve())
 
 
+def json_kind(data) -> str | None:
+    """'manifest', 'records' or None (another JSON file, e.g. a generator's truth notes)."""
+    if isinstance(data, dict) and isinstance(data.get("scans"), list) and data["scans"] and all(
+            isinstance(s, dict) and "id" in s and "image" in s for s in data["scans"]):
+        return "manifest"
+    if isinstance(data, list) and data and all(
+            isinstance(r, dict) and "patient_id" in r and "file_id" in r for r in data):
+        return "records"
+    return None
+
+
 def _jobs_from_file(path: Path, work_dir: Path) -> list[StudyJob]:
     data = _read_json(path)
-    if isinstance(data, list):
+    kind = json_kind(data)
+    if kind == "records" or (isinstance(data, list) and path.is_file()):
         manifests, failures = records_to_manifests(path, work_dir)
         jobs = [_manifest_job(m, _read_json(m)) for m in manifests]
         jobs += [StudyJob(pid, None, reason) for pid, reason in failures.items()]
         return jobs
-    if isinstance(data, dict) and "scans" in data:
+    if kind == "manifest" or (isinstance(data, dict) and "scans" in data):
         return [_manifest_job(path, data)]
     raise InputError(f"{path}: neither a study manifest (with 'scans') nor a list of records")
 
@@ -80,11 +93,24 @@ def load_dataset(dataset: Path, work_dir: Path) -> list[StudyJob]:
             parts = path.relative_to(dataset).parts
             if any(p.startswith(".") for p in parts) or work in path.resolve().parents:
                 continue
-            data = _read_json(path)
-            if path.name == "STUDY.json" or (isinstance(data, dict) and "scans" in data):
+            is_study = path.name.lower() == "study.json"
+            try:
+                data = _read_json(path)
+            except InputError as exc:
+                if is_study:  # a broken manifest fails its own study, not the dataset
+                    jobs.append(StudyJob(path.parent.name, path.resolve(), str(exc)))
+                else:
+                    log.warning("%s", exc)
+                continue
+            kind = json_kind(data)
+            if kind == "manifest":
                 jobs.append(_manifest_job(path, data))
-            elif isinstance(data, list):
+            elif kind == "records":
                 jobs.extend(_jobs_from_file(path, work_dir / safe_name(path.stem)))
+            elif is_study:
+                jobs.append(StudyJob(path.parent.name, path.resolve(),
+                                     f"{path}: not a study manifest (needs 'scans' with 'id' "
+                                     "and 'image')"))
     else:
         jobs = _jobs_from_file(dataset, work_dir)
     if not jobs:

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..evaluation.analyses import summarise
 from ..evaluation.evaluate import evaluate_batch, write_table
+from ..evaluation.metrics import HIT_MIN_DICE
 
 SUMMARY_PRINT = (("pairs", "{:.0f}"), ("dice_median", "{:.3f}"), ("dice_q1", "{:.3f}"),
                  ("dice_q3", "{:.3f}"), ("centre_distance_mm_median", "{:.1f}"),
@@ -28,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-name", help="name of the dataset in the tables (default: its file name)")
     p.add_argument("--name", help="name of the configuration in the tables "
                                   "(default: from the settings, e.g. classical+classical/direct)")
+    p.add_argument("--hit-min-dice", type=float, default=HIT_MIN_DICE,
+                   help="Dice from which a present lesion counts as tracked (default %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -41,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if not out.is_dir():
         raise InputError(f"{out}: not a folder")
-    rows, missing = evaluate_batch(out, args.dataset, args.dataset_name, args.name)
+    if not 0 <= args.hit_min_dice <= 1:
+        raise InputError(f"--hit-min-dice must be within [0, 1], got {args.hit_min_dice}")
+    rows, missing = evaluate_batch(out, args.dataset, args.dataset_name, args.name,
+                                   args.hit_min_dice)
     if not rows:
         raise InputError(f"{out}: no finished study to evaluate")
     write_table(rows, out / "evaluation.csv")

@@ -28,7 +28,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import physical_to_continuous_index_zyx, same_grid, voxel_volume_ml
 from ..study.model import Lesion, Scan, Study
-from .metrics import pair_metrics
+from .metrics import HIT_MIN_DICE, pair_metrics
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ def evaluate_study(
     points: dict[tuple[str, str], np.ndarray | None] | None = None,
     dataset: str = "",
     configuration: str = "",
+    hit_min_dice: float = HIT_MIN_DICE,
 ) -> list[dict]:
     """Rows for every (lesion, scan) of one study (see the module docstring for conventions)."""
     statuses = statuses or {}
@@ -137,7 +138,7 @@ def evaluate_study(
                 rows.append(_complete(row))
                 continue
             t = truth == label
-            m = pair_metrics(pred, t, spacing_zyx)
+            m = pair_metrics(pred, t, spacing_zyx, hit_min_dice=hit_min_dice)
             row.update(m.as_dict())
             row.pop("truth_voxels")
             row.pop("pred_voxels")
@@ -197,7 +198,7 @@ def _trajectory(study_out: Path) -> tuple[dict, dict]:
 
 
 def evaluate_study_output(study: Study, study_out: Path, dataset: str = "",
-                          configuration: str = "") -> list[dict]:
+                          configuration: str = "", hit_min_dice: float = HIT_MIN_DICE) -> list[dict]:
     """Rows for one study from its written outputs (``labels/<scan>.nii.gz``, ``run.json``)."""
     study_out = Path(study_out)
     run = json.loads((study_out / "run.json").read_text())
@@ -218,7 +219,7 @@ def evaluate_study_output(study: Study, study_out: Path, dataset: str = "",
         configuration = configuration_name(run.get("config", {}))
     return evaluate_study(
         study, references, lambda k, lesion, scan: labels[scan.id] == values[lesion.id],
-        statuses, points, dataset, configuration,
+        statuses, points, dataset, configuration, hit_min_dice,
     )
 
 
@@ -259,7 +260,8 @@ def read_table(path: Path) -> list[dict]:
 
 
 def evaluate_batch(out_root: Path, dataset: Path | None = None, dataset_name: str | None = None,
-                   configuration: str | None = None) -> tuple[list[dict], list[str]]:
+                   configuration: str | None = None, hit_min_dice: float = HIT_MIN_DICE
+                   ) -> tuple[list[dict], list[str]]:
     """Rows for every finished study of a ``linguine batch`` output folder.
 
     The studies and their manifests come from ``OUT/batch.json`` (or from ``dataset`` when
@@ -292,5 +294,5 @@ def evaluate_batch(out_root: Path, dataset: Path | None = None, dataset_name: st
             missing.append(pid)
             continue
         study = load_manifest(Path(entry["manifest"]))
-        rows.extend(evaluate_study_output(study, study_out, name, configuration))
+        rows.extend(evaluate_study_output(study, study_out, name, configuration, hit_min_dice))
     return rows, missing

@@ -17,7 +17,11 @@ Conventions (also in the README):
   never larger). ASSD: the mean over both directions pooled (each surface voxel counts once).
 - NSD (normalised surface distance / surface Dice): share of both surfaces, pooled, within a
   tolerance (2 mm by default).
-- Detection: a present lesion is detected when the prediction overlaps the truth (Dice > 0).
+- Outcome of a present lesion: ``hit`` when Dice >= ``hit_min_dice`` (0.1 by default: a leak
+  that merely touches the lesion is not a detection), ``low_overlap`` when 0 < Dice < that,
+  ``wrong_place`` when the prediction misses the truth entirely, ``miss`` when it is empty.
+  Of a disappeared lesion: ``correct_absent`` (empty prediction) or ``false_positive``.
+  ``success`` (tracking success) = ``hit`` or ``correct_absent``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from scipy import ndimage
 _FACE_STRUCTURE = ndimage.generate_binary_structure(3, 1)
 
 # What happened for one (lesion, scan) pair, from truth and prediction presence and overlap.
-OUTCOMES = ("hit", "miss", "wrong_place", "correct_absent", "false_positive")
+OUTCOMES = ("hit", "low_overlap", "wrong_place", "miss", "correct_absent", "false_positive")
+HIT_MIN_DICE = 0.1
 
 
 @dataclass
@@ -145,6 +150,7 @@ def pair_metrics(
     truth: np.ndarray,
     spacing_zyx: tuple[float, float, float],
     nsd_tolerance_mm: float = 2.0,
+    hit_min_dice: float = HIT_MIN_DICE,
 ) -> PairMetrics:
     """All metrics for one prediction against its truth (module conventions apply)."""
     p = np.asarray(pred, dtype=bool)
@@ -155,7 +161,12 @@ def pair_metrics(
     overlap = int(np.logical_and(p, t).sum())
     if n_t:
         d = 2.0 * overlap / (n_p + n_t)
-        outcome = "hit" if overlap else ("wrong_place" if n_p else "miss")
+        if not n_p:
+            outcome = "miss"
+        elif not overlap:
+            outcome = "wrong_place"
+        else:
+            outcome = "hit" if d >= hit_min_dice else "low_overlap"
     else:
         d = math.nan
         outcome = "false_positive" if n_p else "correct_absent"

@@ -59,7 +59,7 @@ def plot_temporal(result: dict, title: str = "") -> bytes:
                 label=f"fit: {slope:+.4f}/week, p={result['p_value']:.3g}")
     ax.set_xlabel("weeks from source scan (absolute)")
     ax.set_ylabel(result.get("metric", "dice"))
-    ax.set_title(title or "Temporal degradation")
+    ax.set_title(title or "Temporal degradation", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)

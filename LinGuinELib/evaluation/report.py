@@ -202,8 +202,9 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
                              "centre dist. mm", "HD95 mm", "ASSD mm", "tracking success",
                              "detection", "disappearance acc."]))
         parts.append('<p class="note">Dice is over lesions present in the truth; an empty '
-                     "prediction there counts as Dice 0 and a miss. Tracking success: the "
-                     "prediction overlaps the truth, or is empty where the lesion disappeared."
+                     "prediction there counts as Dice 0 and a miss. Tracking success: a hit (Dice "
+                     "of at least 0.1 unless set otherwise in evaluate), or an empty prediction "
+                     "where the lesion disappeared."
                      "</p>")
         parts.append(_img(plot_metric_boxes(rows), "Dice per configuration"))
 
