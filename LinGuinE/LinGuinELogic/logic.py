@@ -34,9 +34,9 @@ from .jobs import TrackingJob
 from .prompts import LesionPrompt, lesions_from_points, lesions_from_segments
 from .scene import default_scene, in_application, place_in_study_of, study_attribute
 from .segmentations import add_lesion_segment, create_segmentation_node
-from .study import StudyVolume, build_scans, study_volumes
+from .study import StudyVolume, build_scans, list_scene_volumes, study_volumes
 from .tables import fill_plot, fill_table
-from .volumes import scene_volumes, set_timepoint
+from .volumes import set_timepoint
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,13 @@ class LinGuinELogic(_LogicBase):
 
     # --- the study -------------------------------------------------------------------------
     def studyVolumes(self, nodes: list[Any] | None = None) -> list[StudyVolume]:
-        """Scalar volumes (all in the scene by default) with their timepoints, in time order."""
-        return study_volumes(self.scene, nodes if nodes is not None else scene_volumes(self.scene))
+        """Scalar volumes (all in the scene by default) with their timepoints, in time order.
+
+        Without ``nodes`` this never raises (it feeds the GUI list); with them it validates.
+        """
+        if nodes is None:
+            return list_scene_volumes(self.scene)
+        return study_volumes(self.scene, nodes)
 
     @staticmethod
     def setTimepoint(volumeNode: Any, text: str) -> None:

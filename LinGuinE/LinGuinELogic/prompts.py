@@ -30,6 +30,7 @@ class ScanInput:
     scan_id: str
     node: Any
     image: sitk.Image
+    aliases: tuple[str, ...] = ()  # node IDs that also stand for this scan (sequence proxy)
 
 
 @dataclass
@@ -54,7 +55,7 @@ def safe_id(text: str, taken: set[str]) -> str:
 def scan_for_point(point_lps: np.ndarray, associated_id: str, scans: list[ScanInput], what: str) -> str:
     """The scan id a prompt point lies on (see module docstring)."""
     for scan in scans:
-        if associated_id and scan.node.GetID() == associated_id:
+        if associated_id and associated_id in (scan.node.GetID(), *scan.aliases):
             return scan.scan_id
     holders = [s.scan_id for s in scans if inside_image(s.image, point_lps)[0]]
     if not holders:

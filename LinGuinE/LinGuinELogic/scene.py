@@ -96,12 +96,16 @@ def place_in_study_of(scene: Any, node: Any, like_node: Any) -> None:
     if sh is None:
         return
     like_item = sh.GetItemByDataNode(like_node)
-    item = sh.GetItemByDataNode(node)
-    if not like_item or not item:
+    if not like_item:
         return
     parent = sh.GetItemParent(like_item)
-    if parent and parent != sh.GetSceneItemID():
+    if not parent or parent == sh.GetSceneItemID():
+        return
+    item = sh.GetItemByDataNode(node)
+    if item:
         sh.SetItemParent(item, parent)
+    else:  # headless: no subject hierarchy plugins create items for new nodes
+        sh.CreateItem(parent, node)
 
 
 def study_attribute(scene: Any, node: Any, attribute: str) -> str | None:

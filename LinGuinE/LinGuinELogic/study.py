@@ -17,7 +17,7 @@ from LinGuinELib.study.model import Scan
 from LinGuinELib.study.timepoints import sort_scans
 
 from .prompts import ScanInput, safe_id
-from .volumes import Timepoint, sequence_items, volume_timepoint, volume_to_sitk
+from .volumes import Timepoint, scene_volumes, sequence_items, volume_timepoint, volume_to_sitk
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,27 @@ class StudyVolume:
     scan_id: str = ""
     sequence: Any = None  # the vtkMRMLSequenceNode holding ``node``, if any
     item: int | None = None  # index of ``node`` in ``sequence``
+    aliases: tuple[str, ...] = ()  # other node IDs showing this scan (a sequence's proxy node)
 
     @property
     def in_scene(self) -> bool:
         return self.sequence is None
+
+
+def shown_item(scene: Any, sequence: Any) -> tuple[int, str] | None:
+    """(item index, proxy node ID) a sequence browser currently shows, if any.
+
+    A point placed on a sequence in Slicer is associated with the proxy node, which stands for
+    the item shown at that moment.
+    """
+    browsers = scene.GetNodesByClass("vtkMRMLSequenceBrowserNode")
+    for i in range(browsers.GetNumberOfItems()):
+        browser = browsers.GetItemAsObject(i)
+        if browser.IsSynchronizedSequenceNodeID(sequence.GetID(), True):
+            proxy = browser.GetProxyNode(sequence)
+            if proxy is not None:
+                return browser.GetSelectedItemNumber(), proxy.GetID()
+    return None
 
 
 def _assign_ids(volumes: list[StudyVolume]) -> None:
@@ -72,8 +89,10 @@ def study_volumes(scene: Any, nodes: list[Any], sort: bool = True) -> list[Study
             raise InputError("volumeNodes contains None")
         if node.IsA("vtkMRMLSequenceNode"):
             has_sequence = True
+            shown = shown_item(scene, node)
             for k, (item, timepoint) in enumerate(sequence_items(node)):
-                volumes.append(StudyVolume(item, timepoint, sequence=node, item=k))
+                aliases = (shown[1],) if shown and shown[0] == k else ()
+                volumes.append(StudyVolume(item, timepoint, sequence=node, item=k, aliases=aliases))
         elif node.IsA("vtkMRMLScalarVolumeNode") and not node.IsA("vtkMRMLLabelMapVolumeNode"):
             volumes.append(StudyVolume(node, volume_timepoint(scene, node)))
         else:
@@ -86,6 +105,17 @@ def study_volumes(scene: Any, nodes: list[Any], sort: bool = True) -> list[Study
     return volumes
 
 
+def list_scene_volumes(scene: Any) -> list[StudyVolume]:
+    """Every study-worthy volume of the scene, in time order where that can be decided."""
+    volumes = [StudyVolume(n, volume_timepoint(scene, n)) for n in scene_volumes(scene)]
+    _assign_ids(volumes)
+    try:
+        return order_volumes(volumes)
+    except InputError as exc:  # a bad label the user typed: list as is, Apply will say why
+        log.warning("%s", exc)
+        return volumes
+
+
 def build_scans(volumes: list[StudyVolume]) -> tuple[list[Scan], list[ScanInput]]:
     """Library scans with in-memory LPS images, and the lookup the prompt adapters use."""
     scans, inputs = [], []
@@ -94,5 +124,5 @@ def build_scans(volumes: list[StudyVolume]) -> tuple[list[Scan], list[ScanInput]
         scan = _scan_stub(volume)
         scan.image = image
         scans.append(scan)
-        inputs.append(ScanInput(volume.scan_id, volume.node, image))
+        inputs.append(ScanInput(volume.scan_id, volume.node, image, volume.aliases))
     return scans, inputs

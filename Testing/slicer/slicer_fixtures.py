@@ -1,0 +1,161 @@
+"""Headless MRML fixtures (slicer-core); imported by conftest only when slicer-core is present.
+
+``ball_study`` builds volumes directly in MRML (RAS), one of them with a flipped axis, with
+bright balls at known RAS centres that move and grow between scans. Two small backends make
+the outcome exact: ``KnownShiftRegistration`` knows each scan's true motion (looked up by the
+scan's grid) and maps points through a real SimpleITK transform; ``BrightRegionSegmenter``
+returns the bright connected region under the prompt. So a mask that comes back through the
+segmentation node must equal the ball voxel for voxel, which checks the RAS <-> LPS boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import vtk
+from scipy import ndimage
+from vtk.util import numpy_support
+
+from LinGuinELib.geometry import physical_to_continuous_index_zyx
+from LinGuinELib.registration.base import Registration, TransformMapper
+from LinGuinELib.registry import register_registration, register_segmentation
+from LinGuinELib.segmentation.base import Segmenter
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE_DIR = REPO / "LinGuinE"
+
+# Grid key -> true motion of that scan (RAS mm), filled by ball_study.
+KNOWN_SHIFTS_LPS: dict[tuple, np.ndarray] = {}
+
+
+def grid_key(image) -> tuple:
+    return tuple(np.round([*image.GetOrigin(), *image.GetDirection(), *image.GetSpacing()], 3))
+
+
+@register_registration("slicer-test-known-shift")
+class KnownShiftRegistration(Registration):
+    def register(self, source, target):
+        shift = KNOWN_SHIFTS_LPS[grid_key(target)] - KNOWN_SHIFTS_LPS[grid_key(source)]
+        return TransformMapper(sitk.TranslationTransform(3, tuple(float(v) for v in shift)))
+
+
+@register_segmentation("slicer-test-bright")
+class BrightRegionSegmenter(Segmenter):
+    def segment(self, image, positive_lps, negative_lps=None):
+        arr = sitk.GetArrayViewFromImage(image)
+        labels, _ = ndimage.label(arr > 0)
+        out = np.zeros(arr.shape, bool)
+        for p in np.asarray(positive_lps).reshape(-1, 3):
+            z, y, x = np.round(physical_to_continuous_index_zyx(image, p[None])[0]).astype(int)
+            inside = all(0 <= v < n for v, n in zip((z, y, x), arr.shape))
+            if inside and labels[z, y, x]:
+                out |= labels == labels[z, y, x]
+        return out
+
+
+@dataclass
+class BallStudy:
+    scene: object
+    volumes: list  # in time order
+    names: list[str]
+    points: object  # markups point list, one point per lesion
+    truth: dict  # (lesion label, volume name) -> bool zyx mask
+    centres_ras: dict  # (lesion label, volume name) -> RAS centre
+
+
+DIMS = (40, 36, 20)  # i, j, k
+SPACING = (1.5, 1.5, 3.0)
+LESIONS = {"Nodule A": (np.array([-8.0, 4.0, 2.0]), 4.0), "Nodule B": (np.array([12.0, -10.0, -8.0]), 3.5)}
+# name -> (RAS shift, radius growth factor, flip first axis?)
+SCANS = {"baseline": ((0.0, 0.0, 0.0), 1.0, False),
+         "week_8": ((3.0, -2.0, 3.0), 1.25, True),
+         "week_16": ((-2.5, 3.5, -3.0), 1.5, False)}
+
+
+def add_volume(scene, name: str, shift, grow: float, flip: bool, truth: dict, centres: dict):
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    directions = np.eye(3)
+    origin = np.array([-30.0, -27.0, -30.0])
+    if flip:
+        directions[0, 0] = -1.0
+        origin[0] = -origin[0]
+    ijk_to_ras = np.eye(4)
+    ijk_to_ras[:3, :3] = directions * np.array(SPACING)
+    ijk_to_ras[:3, 3] = origin + np.array(shift) * 0.37  # grids differ a little between scans
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, ijk_to_ras[r, c])
+    node.SetIJKToRASMatrix(matrix)
+    k, j, i = np.indices(DIMS[::-1])
+    ijk = np.stack([i, j, k, np.ones_like(i)], -1).reshape(-1, 4).T
+    ras = (ijk_to_ras @ ijk)[:3].T.reshape(*DIMS[::-1], 3)
+    rng = np.random.default_rng(len(name))
+    arr = (-900 + rng.normal(0, 15, DIMS[::-1])).astype(np.int16)
+    for label, (centre, radius) in LESIONS.items():
+        c = centre + np.array(shift)
+        ball = np.linalg.norm(ras - c, axis=-1) <= radius * grow
+        arr[ball] = 120
+        truth[(label, name)] = ball
+        centres[(label, name)] = c
+    image = vtk.vtkImageData()
+    image.SetDimensions(*DIMS)
+    image.AllocateScalars(vtk.VTK_SHORT, 1)
+    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = arr.ravel()
+    node.SetAndObserveImageData(image)
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def lps_grid_key(node) -> tuple:
+    from LinGuinELogic.volumes import volume_geometry
+
+    return grid_key(volume_geometry(node))
+
+
+@pytest.fixture()
+def ball_study() -> BallStudy:
+    from LinGuinELogic.scene import headless_scene
+
+    scene = headless_scene()
+    truth, centres, volumes = {}, {}, []
+    for name, (shift, grow, flip) in SCANS.items():
+        node = add_volume(scene, name, shift, grow, flip, truth, centres)
+        KNOWN_SHIFTS_LPS[lps_grid_key(node)] = np.array(shift) * np.array([-1.0, -1.0, 1.0])
+        volumes.append(node)
+    points = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "prompts")
+    for label in LESIONS:
+        index = points.AddControlPoint(*centres[(label, "baseline")], label)
+        points.SetNthControlPointAssociatedNodeID(index, volumes[0].GetID())
+    return BallStudy(scene, volumes, list(SCANS), points, truth, centres)
+
+
+def load_volume(scene, path: Path, name: str):
+    """Read a volume file with Slicer's own reader (no application needed)."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    if not storage.ReadData(node):
+        raise RuntimeError(f"could not read {path}")
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def segment_array(scene, segmentation, segment_id: str, volume) -> np.ndarray:
+    from LinGuinELogic.prompts import segment_mask_zyx
+
+    return segment_mask_zyx(scene, segmentation, segment_id, volume)
+
+
+
+
+def sequences_logic(scene):
+    """The headless scene's sequences logic (the application registers it inside Slicer)."""
+    from LinGuinELogic.scene import application_logic
+
+    return application_logic(scene).GetModuleLogic("Sequences")
