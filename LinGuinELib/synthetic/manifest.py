@@ -177,7 +177,8 @@ def synthesize_study(
     les_truth = [{"id": les.id, "truth_label": les.truth_label, "kind": les.kind,
                   "reference_centre_lps": centres_a[i].round(3).tolist(),
                   "reference_volume_ml": round(ref_vol[i], 4),
-                  "volume_factor": [float(f) for f in les.volume_factors], "centre_lps": [],
+                  "volume_factor": [float(f) for f in les.volume_factors], "present": [],
+                  "centre_lps": [],
                   "centre_ras": [], "expected_volume_ml": [], "truth_volume_ml": []}
                  for i, les in enumerate(lesions)]
     labels: list[sitk.Image] = []
@@ -236,16 +237,12 @@ def synthesize_study(
         for i, les in enumerate(lesions):
             lt = les_truth[i]
             lt["truth_volume_ml"].append(round(float(counts[les.truth_label]) * voxel_volume_ml(label), 4))
-            if les.volume_factors[t] > 0:
-                y = deform.push_points(transform, centres_a[i][None])
-                lt["centre_lps"].append(y[0].round(3).tolist())
-                lt["centre_ras"].append(lps_to_ras(y)[0].round(3).tolist())
-                jac = float(deform.jacobian_determinant(transform, y)[0])
-                lt["expected_volume_ml"].append(round(ref_vol[i] / jac, 4))
-            else:
-                for key in ("centre_lps", "centre_ras"):
-                    lt[key].append(None)
-                lt["expected_volume_ml"].append(0.0)
+            y = deform.push_points(transform, centres_a[i][None])
+            lt["present"].append(bool(les.volume_factors[t] > 0))
+            lt["centre_lps"].append(y[0].round(3).tolist())
+            lt["centre_ras"].append(lps_to_ras(y)[0].round(3).tolist())
+            jac = float(deform.jacobian_determinant(transform, y)[0])
+            lt["expected_volume_ml"].append(round(ref_vol[i] / jac, 4) if lt["present"][-1] else 0.0)
         lm = deform.push_points(transform, landmarks) if len(landmarks) else np.zeros((0, 3))
         inside = inside_image(label, lm) if len(lm) else np.zeros(0, bool)
         info["landmarks_lps"] = [p.round(3).tolist() if ok else None
