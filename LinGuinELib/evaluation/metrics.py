@@ -102,6 +102,19 @@ def _crop_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.pad(a[box], 1), np.pad(b[box], 1)
 
 
+def _union_box(a: np.ndarray, b: np.ndarray) -> tuple[slice, ...] | None:
+    """Bounding box of a | b from axis projections (cheap on full CT grids); None if empty."""
+    union = a | b
+    box = []
+    for axis in range(union.ndim):
+        other = tuple(i for i in range(union.ndim) if i != axis)
+        hits = np.flatnonzero(union.any(axis=other))
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
 def surface(mask: np.ndarray) -> np.ndarray:
     """Boolean map of the mask's surface voxels (a 6-connected neighbour is background)."""
     m = np.asarray(mask, dtype=bool)
@@ -157,6 +170,9 @@ def pair_metrics(
     t = np.asarray(truth, dtype=bool)
     if p.shape != t.shape:
         raise ValueError(f"prediction shape {p.shape} differs from truth shape {t.shape}")
+    box = _union_box(p, t)
+    if box is not None:  # every metric is translation invariant: work on the small box
+        p, t = p[box], t[box]
     n_p, n_t = int(p.sum()), int(t.sum())
     overlap = int(np.logical_and(p, t).sum())
     if n_t:
