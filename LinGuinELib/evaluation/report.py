@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DIRECTIONS = ("earliest", "middle", "latest")
 MAX_COMPARISONS = 6
+MAX_STUDY_TABLES = 50
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;
 color:#222;max-width:1200px}
@@ -66,11 +67,19 @@ def _table(rows: list[dict], columns: list[str], headers: list[str] | None = Non
         cells = []
         for c in columns:
             v = r.get(c, "")
-            cls = ' class="l"' if isinstance(v, str) else ""
+            cls = ' class="l"' if isinstance(v, str) and not _numeric(v) else ""
             cells.append(f"<td{cls}>{html.escape(_fmt(v))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table>")
     return "".join(out)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -255,9 +264,11 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
 
     parts.append("<h2>Per study</h2>")
     for run in runs:
-        for s in run.study_states():
-            if not s["trajectory"]:
-                continue
+        shown = [s for s in run.study_states() if s["trajectory"]]
+        if len(shown) > MAX_STUDY_TABLES:
+            parts.append(f'<p class="note">{run.out.name}: first {MAX_STUDY_TABLES} of '
+                         f"{len(shown)} studies; the rest are in each study's trajectory.csv.</p>")
+        for s in shown[:MAX_STUDY_TABLES]:
             parts.append(f"<h3>{html.escape(s['patient_id'])} "
                          f"<span class=note>({html.escape(run.out.name)})</span></h3>")
             parts.append(_table(s["trajectory"], ["lesion", "scan", "when", "status", "volume_ml",
