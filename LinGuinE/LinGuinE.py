@@ -101,6 +101,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.lesionTable.setHorizontalHeaderLabels(["Lesion", "Volume"])
         self.ui.cancelButton.enabled = False
         self.ui.progressBar.hide()
+        self.ui.tableSelector.addAttribute("vtkMRMLTableNode", "LinGuinE.Role", "trajectory")
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)

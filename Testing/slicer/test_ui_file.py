@@ -1,0 +1,158 @@
+"""The module's .ui file against the widget code, without Qt: names, classes, bindings.
+
+Slicer loads ``Resources/UI/LinGuinE.ui`` at run time, so a renamed or re-typed widget would
+only fail inside Slicer. Here the XML is parsed and every ``ui.<name>.<member>`` the code uses
+must exist with a class that has that member; every ``SlicerParameterName`` must be a field of
+the parameter node class with a widget class that parameterNodeWrapper can bind to its type.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+MODULE_DIR = Path(__file__).resolve().parents[2] / "LinGuinE"
+UI_FILE = MODULE_DIR / "Resources" / "UI" / "LinGuinE.ui"
+WIDGET_CODE = MODULE_DIR / "LinGuinE.py"
+
+_QWIDGET = {"visible", "enabled", "hide", "show", "setVisible", "setEnabled", "toolTip", "blockSignals"}
+_BUTTON = _QWIDGET | {"clicked", "text", "checked", "toggled", "setText", "checkable"}
+_VIEW = _QWIDGET | {"clicked", "currentIndex", "selectionModel", "doubleClicked"}
+# Members the code may use, per widget class (Qt/CTK/Slicer API).
+MEMBERS: dict[str, set[str]] = {
+    "QPushButton": _BUTTON,
+    "QCheckBox": _BUTTON | {"stateChanged"},
+    "QRadioButton": _BUTTON,
+    "QLabel": _QWIDGET | {"text", "setText", "wordWrap"},
+    "QLineEdit": _QWIDGET | {"text", "setText", "textChanged", "placeholderText"},
+    "QComboBox": _QWIDGET | {"currentText", "currentTextChanged", "setCurrentText", "addItem", "clear",
+                             "currentIndex", "currentIndexChanged", "count"},
+    "QDoubleSpinBox": _QWIDGET | {"value", "valueChanged", "setValue"},
+    "QProgressBar": _QWIDGET | {"setRange", "setValue", "value", "maximum", "minimum"},
+    "QFrame": _QWIDGET,
+    "QTableWidget": _VIEW | {"setColumnCount", "setHorizontalHeaderLabels", "setRowCount", "rowCount",
+                             "item", "setItem", "itemChanged", "currentRow", "resizeColumnsToContents"},
+    "qMRMLTableView": _VIEW | {"setMRMLTableNode", "mrmlTableNode", "setMRMLScene"},
+    "qMRMLNodeComboBox": _QWIDGET | {"currentNode", "setCurrentNode", "currentNodeChanged",
+                                     "addAttribute", "setMRMLScene"},
+    "qMRMLSegmentSelectorWidget": _QWIDGET | {"currentNode", "selectedSegmentIDs", "setCurrentNode",
+                                              "currentSegmentID", "setMRMLScene"},
+    "ctkPathLineEdit": _QWIDGET | {"currentPath", "setCurrentPath", "currentPathChanged"},
+    "ctkCollapsibleButton": _QWIDGET | {"collapsed", "text"},
+}
+# parameterNodeWrapper connectors: annotated type -> widget classes that can show it.
+BINDABLE = {"bool": {"QCheckBox", "QPushButton"}, "float": {"QDoubleSpinBox", "ctkSliderWidget"},
+            "str": {"QComboBox", "QLineEdit"}, "int": {"QSpinBox", "QSlider"}}
+
+
+@pytest.fixture(scope="module")
+def ui() -> ET.Element:
+    return ET.parse(UI_FILE).getroot()
+
+
+@pytest.fixture(scope="module")
+def widgets(ui) -> dict[str, ET.Element]:
+    found: dict[str, ET.Element] = {}
+    for element in ui.iter("widget"):
+        name = element.get("name")
+        assert name not in found, f"widget name '{name}' is used twice in the .ui"
+        found[name] = element
+    return found
+
+
+def _code_uses() -> dict[str, set[str]]:
+    """ui widget name -> members used on it (``None`` member: the widget itself)."""
+    uses: dict[str, set[str]] = {}
+    for name, member in re.findall(r"\bui\.(\w+)(?:\.(\w+))?", WIDGET_CODE.read_text()):
+        uses.setdefault(name, set())
+        if member:
+            uses[name].add(member)
+    return uses
+
+
+def _property(element: ET.Element, name: str) -> ET.Element | None:
+    for prop in element.findall("property"):
+        if prop.get("name") == name:
+            return prop
+    return None
+
+
+def test_root_widget_and_class(ui):
+    assert ui.findtext("class") == "LinGuinE"
+    root = ui.find("widget")
+    assert root.get("class") == "qMRMLWidget" and root.get("name") == "LinGuinE"
+
+
+def test_code_loads_this_ui_file():
+    assert 'self.resourcePath("UI/LinGuinE.ui")' in WIDGET_CODE.read_text()
+
+
+def test_every_widget_the_code_uses_exists_with_a_fitting_class(widgets):
+    uses = _code_uses()
+    assert len(uses) > 20  # the regex really found the code's widgets
+    for name, members in sorted(uses.items()):
+        assert name in widgets, f"code uses ui.{name}, which the .ui lacks"
+        cls = widgets[name].get("class")
+        assert cls in MEMBERS, f"ui.{name} is a {cls}: no member list for it in this test"
+        unknown = members - MEMBERS[cls]
+        assert not unknown, f"ui.{name} is a {cls}, which has no {sorted(unknown)}"
+
+
+def _parameter_fields() -> dict[str, str]:
+    tree = ast.parse(WIDGET_CODE.read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "LinGuinEParameterNode")
+    assert any(ast.unparse(d) == "parameterNodeWrapper" for d in cls.decorator_list)
+    return {n.target.id: ast.unparse(n.annotation) for n in cls.body if isinstance(n, ast.AnnAssign)}
+
+
+def test_parameter_bindings_match_the_parameter_node(widgets):
+    fields = _parameter_fields()
+    bound = {}
+    for element in widgets.values():
+        prop = _property(element, "SlicerParameterName")
+        if prop is not None:
+            bound[prop.findtext("string")] = element
+    assert set(bound) <= set(fields), f"bound to unknown parameters: {set(bound) - set(fields)}"
+    assert {"promptNode", "mode", "boost", "device", "searchRadiusMm", "tableNode"} <= set(bound)
+    for parameter, element in bound.items():
+        annotation, cls = fields[parameter], element.get("class")
+        if annotation.startswith("vtkMRML"):
+            assert cls == "qMRMLNodeComboBox", parameter
+            types = [s.text for s in _property(element, "nodeTypes").iter("string")]
+            assert types == [annotation], (parameter, types)
+        else:
+            base = re.sub(r"Annotated\[(\w+),.*", r"\1", annotation)
+            assert cls in BINDABLE[base], f"{parameter}: {annotation} cannot bind to a {cls}"
+            if cls == "QComboBox" and base == "str":
+                assert "Choice(" in annotation, f"{parameter}: a QComboBox needs a Choice annotation"
+
+
+def test_mrml_widgets_receive_the_scene(ui, widgets):
+    connected = {c.findtext("receiver") for c in ui.iter("connection")
+                 if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"
+                 and c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
+    needing = {n for n, e in widgets.items() if e.get("class").startswith("qMRML") and n != "LinGuinE"}
+    assert needing and needing <= connected, f"no scene for {needing - connected}"
+    assert connected <= set(widgets)
+
+
+def test_custom_widgets_are_declared(ui, widgets):
+    declared = {c.findtext("class"): c.findtext("header") for c in ui.iter("customwidget")}
+    for element in widgets.values():
+        cls = element.get("class")
+        if not cls.startswith("Q"):
+            assert cls in declared, f"{cls} is not declared as a custom widget"
+            assert declared[cls] == f"{cls}.h"
+
+
+def test_form_layout_cells_are_unique(ui):
+    for layout in ui.iter("layout"):
+        if layout.get("class") not in ("QFormLayout", "QGridLayout"):
+            continue
+        cells = [(i.get("row"), i.get("column")) for i in layout.findall("item")]
+        assert all(r is not None and c is not None for r, c in cells), layout.get("name")
+        assert len(cells) == len(set(cells)), f"overlapping cells in {layout.get('name')}"
