@@ -141,10 +141,12 @@ def test_interrupted_batch_resumes_without_loss_or_duplicates(dataset, tmp_path)
     first_mtime = (out / "P1" / "run.json").stat().st_mtime_ns
     (out / "P2").mkdir()  # debris of an attempt killed mid-write
     (out / "P2" / "labels").mkdir()
+    (out / ".P2.partial-abc123").mkdir()
     report = run_batch(jobs, out, config, show_progress=False)
     assert [(o.patient_id, o.status) for o in report.outcomes] == [("P1", "skipped"), ("P2", "done")]
     assert (out / "P1" / "run.json").stat().st_mtime_ns == first_mtime
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("_")) == ["P1", "P2"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "_manifests") == [
+        "P1", "P2"]
     assert len(list((out / "P2" / "labels").iterdir())) == 4
 
 

@@ -66,6 +66,15 @@ def study_done(out_root: Path, job: StudyJob) -> bool:
     return (Path(out_root) / job.folder_name / DONE_MARKER).is_file()
 
 
+def _clear_debris(out_dir: Path) -> None:
+    """Remove what an interrupted attempt left: the folder without run.json, temp siblings."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    for pattern in (f".{out_dir.name}.partial-*", f".{out_dir.name}.old-*"):
+        for debris in out_dir.parent.glob(pattern):
+            shutil.rmtree(debris, ignore_errors=True)
+
+
 def run_one(job: StudyJob, out_root: str, config: dict[str, Any],
             plugins: tuple[str, ...] = ()) -> StudyOutcome:
     """Track one study into out_root/<patient>; never raises (the outcome carries the error).
@@ -85,8 +94,7 @@ def run_one(job: StudyJob, out_root: str, config: dict[str, Any],
 
         for name in plugins:
             importlib.import_module(name)
-        if out_dir.exists():  # an interrupted attempt: nothing in it counts
-            shutil.rmtree(out_dir)
+        _clear_debris(out_dir)
         run_study(Path(job.manifest), out_dir, TrackingConfig(**config))
     except Exception as exc:  # one study's failure must not stop the batch
         log.debug("study %s failed:\n%s", job.patient_id, traceback.format_exc())

@@ -293,6 +293,10 @@ def evaluate_batch(out_root: Path, dataset: Path | None = None, dataset_name: st
         if not (study_out / "run.json").is_file() or not entry.get("manifest"):
             missing.append(pid)
             continue
-        study = load_manifest(Path(entry["manifest"]))
-        rows.extend(evaluate_study_output(study, study_out, name, configuration, hit_min_dice))
+        try:
+            study = load_manifest(Path(entry["manifest"]))
+            rows.extend(evaluate_study_output(study, study_out, name, configuration, hit_min_dice))
+        except InputError as exc:  # one unreadable study must not hide the others
+            log.warning("%s not evaluated: %s", pid, exc)
+            missing.append(pid)
     return rows, missing
