@@ -242,3 +242,20 @@ def test_dataset_folder_ignores_other_json_and_isolates_broken_manifests(dataset
                        segmentation="test-threshold"), show_progress=False)
     assert {o.patient_id for o in report.failed} == {"P3", "p4"}
     assert report.count("done") == 2
+
+
+def test_in_memory_result_scores_like_written_outputs(tmp_path):
+    from LinGuinELib.evaluation.evaluate import evaluate_result, evaluate_study_output
+    from LinGuinELib.pipeline import run_study
+    from LinGuinELib.study.manifest import load_manifest
+
+    manifest = write_cube_study(tmp_path / "p1", "P1", truth_offset_x=2)
+    config = TrackingConfig(registration="test-shift", segmentation="test-threshold")
+    result = run_study(manifest, tmp_path / "out", config)
+    memory = evaluate_result(result, "d", "c")
+    files = evaluate_study_output(load_manifest(manifest), tmp_path / "out", "d", "c")
+    keys = ("lesion", "scan", "status", "outcome", "dice", "hd95_mm", "point_in_truth")
+    assert [tuple(str(r[k]) for k in keys) for r in memory] == [
+        tuple(str(r[k]) for k in keys) for r in files]
+    r = _row(memory, "P1", "L1", "T2")
+    assert r["dice"] == pytest.approx(4 / 6) and r["centre_distance_mm"] == pytest.approx(2.0)
