@@ -30,9 +30,9 @@ _MODULE_DIR = Path(__file__).resolve().parent.parent
 
 
 def requirements_file() -> Path | None:
-    """requirements/slicer.txt: next to the module when installed, at the repo root from source."""
+    """requirements/slicer.txt: in the module resources when installed, at the repo root from source."""
     for candidate in (
-        _MODULE_DIR / "Resources" / "requirements-slicer.txt",
+        _MODULE_DIR / "Resources" / "LinGuinE-requirements.txt",
         _MODULE_DIR.parent / "requirements" / "slicer.txt",
     ):
         if candidate.is_file():
