@@ -46,7 +46,7 @@ def main() -> None:
     for ax, scan in zip(np.atleast_1d(axes), study.scans):
         image = sitk.ReadImage(str(scan.path))
         arr = sitk.GetArrayViewFromImage(image)
-        label = sitk.GetArrayViewFromImage(sitk.ReadImage(str(args.result / "labels" / f"{scan.id}.nii.gz")))
+        label = sitk.GetArrayFromImage(sitk.ReadImage(str(args.result / "labels" / f"{scan.id}.nii.gz")))
         row = rows[scan.id]
         key = "centroid" if row["centroid_r"] else "point"
         if not row[f"{key}_r"]:
@@ -64,7 +64,7 @@ def main() -> None:
         if mask.any():
             ax.contour(mask, levels=[0.5], colors="red", linewidths=1.2)
         if scan.truth_path is not None and lesion.truth_label is not None:
-            truth = sitk.GetArrayViewFromImage(sitk.ReadImage(str(scan.truth_path)))[z, ys, xs] == lesion.truth_label
+            truth = sitk.GetArrayFromImage(sitk.ReadImage(str(scan.truth_path)))[z, ys, xs] == lesion.truth_label
             if truth.any():
                 ax.contour(truth, levels=[0.5], colors="lime", linewidths=1.0, linestyles="dashed")
         vol = f"{float(row['volume_ml']):.2f} mL" if row["volume_ml"] else row["status"]
@@ -72,7 +72,7 @@ def main() -> None:
         ax.set_title(f"{scan.id}{star} {scan.when}\n{vol} {row['response']}", fontsize=9)
         ax.set_axis_off()
     fig.suptitle(f"{study.patient_id} {lesion.id}: red = LinGuinE, green dashed = truth, * = prompt", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(args.png)
 
 
