@@ -58,7 +58,6 @@ def shift_module(shift_unit_zyx: tuple[float, float, float], scale: float = 1.0)
 
 def centroid_module(threshold: float = 0.5) -> Any:
     """Aligns the bright-blob centroids: phi_AB(x) = x + c_A - c_B, so I_A(phi_AB(x)) ~ I_B(x)."""
-    import torch
     from icon_registration import network_wrappers
 
     class CentroidMap(network_wrappers.RegistrationModule):
