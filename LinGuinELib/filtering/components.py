@@ -1,0 +1,85 @@
+"""Keep the one connected component of a predicted mask that belongs to the prompt.
+
+A segmenter prompted at a propagated point may also return unrelated blobs (other lesions,
+vessels). LinGuinE keeps the component under the point, or failing that the nearest one, and
+only if it is close enough that it is plausibly the same lesion (the point can be off by a
+few mm after registration). Distances are physical (spacing-aware) so the rule means the same
+on 0.7 mm and 5 mm slices.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cc3d
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+from ..geometry import physical_to_continuous_index_zyx
+
+log = logging.getLogger(__name__)
+
+
+def _bounding_box(mask_zyx: np.ndarray) -> tuple[slice, ...] | None:
+    """Tight (z, y, x) slices around the True voxels, None when there are none."""
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(mask_zyx.any(axis=other))
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
+def keep_nearest_component(
+    mask_zyx: np.ndarray, image: sitk.Image, point_lps: np.ndarray, radius_mm: float
+) -> np.ndarray:
+    """Bool mask with only the component at (or nearest to) the point, else empty.
+
+    The component containing the point wins (26-connectivity). Otherwise the component whose
+    closest voxel centre is nearest to the point in mm is kept, provided that distance is at
+    most ``radius_mm``. Shape and axis order (z, y, x) are those of ``mask_zyx``.
+    """
+    mask = np.asarray(mask_zyx).astype(bool, copy=False)
+    size_zyx = tuple(image.GetSize()[::-1])
+    if mask.shape != size_zyx:
+        raise InputError(f"mask_zyx shape {mask.shape} does not match the image size {size_zyx}")
+    point = np.asarray(point_lps, dtype=float).reshape(-1)
+    if point.shape != (3,) or not np.all(np.isfinite(point)):
+        raise InputError("point_lps must be one finite (x, y, z) LPS point")
+    if not np.isfinite(radius_mm) or radius_mm < 0:
+        raise InputError(f"radius_mm must be a finite number >= 0, got {radius_mm}")
+
+    out = np.zeros(mask.shape, dtype=bool)
+    box = _bounding_box(mask)
+    if box is None:
+        return out
+    sub = mask[box]
+    labels = cc3d.connected_components(sub, connectivity=26)
+
+    offset = np.array([s.start for s in box], dtype=float)
+    point_zyx = physical_to_continuous_index_zyx(image, point)[0] - offset
+    voxel = np.round(point_zyx).astype(int)
+    if np.all(voxel >= 0) and np.all(voxel < sub.shape) and labels[tuple(voxel)] > 0:
+        keep = labels[tuple(voxel)]
+    else:
+        keep = _nearest_label(labels, point_zyx, np.array(image.GetSpacing()[::-1]), radius_mm)
+        if keep == 0:
+            log.debug("no component within %.1f mm of the point", radius_mm)
+            return out
+    out[box] = labels == keep
+    return out
+
+
+def _nearest_label(
+    labels: np.ndarray, point_zyx: np.ndarray, spacing_zyx: np.ndarray, radius_mm: float
+) -> int:
+    """Label of the component with the voxel closest to the point within radius_mm, else 0."""
+    idx = np.argwhere(labels > 0)
+    d2 = (((idx - point_zyx) * spacing_zyx) ** 2).sum(axis=1)
+    best = int(np.argmin(d2))
+    if d2[best] > radius_mm**2:
+        return 0
+    return int(labels[tuple(idx[best])])

@@ -1,0 +1,412 @@
+"""A no-weights point-prompted lesion segmenter for CT (the always-available fallback).
+
+Why this design: it must run anywhere in well under 2 s, so it works in a small region of
+interest (ROI) around the prompt, in physical mm so anisotropic voxels behave the same way.
+Everything that depends on the patient is measured from the image itself:
+
+1. Seed check: the prompt may be off the lesion by a few mm, so the seed moves to the nearest
+   voxel of the lesion class within ``SEED_SEARCH_MM``; a prompt with nothing denser than lung
+   parenchyma nearby gives an empty mask.
+2. Threshold: half-way between the lesion core and its local surroundings (the iso-level at
+   the middle of a partial-volume edge). A first guess comes from intensity profiles along
+   rays cast from the seed; it is then refined from the region's own core and the shell
+   just outside it until it settles.
+3. Attached structures: a large ball rolled inside the thresholded region (opening whose
+   radius is a multiple of the lesion's own radius) keeps walls (pleura, mediastinum, organ
+   surfaces) and removes the lesion bump (a "top-hat"); a small opening (a fraction of the
+   lesion radius) then cuts thin vessels, and a limited regrowth restores the lesion's border.
+4. Negative points claim the part of the mask that is closer to them than to the positive
+   seed. Holes are filled.
+
+If the result touches the ROI border, the ROI grows and the lesion is segmented again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cc3d
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from ..errors import InputError
+from ..geometry import physical_to_continuous_index_zyx
+from ..registry import register_segmentation
+from .base import Segmenter
+
+log = logging.getLogger(__name__)
+
+AIR_LIKE_HU = -750.0  # densest point near the seed below this: air / lung parenchyma, no lesion
+SOFT_TISSUE_HU = -300.0  # a lesion darker than its surroundings must itself be at least this dense
+SMOOTH_MM = 1.0
+SEED_SEARCH_MM = 3.0  # how far a propagated prompt may sit outside the lesion
+CORE_MM = 1.5  # radius of the ball whose intensity characterises the seed
+ROI_HALF_MM = (30.0, 45.0, 70.0)  # ROI half-sizes tried in turn
+BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
+SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
+MAX_ITER = 5
+N_RAYS = 162
+
+
+@dataclass
+class _Roi:
+    """A box of the image, with its smoothed intensities and per-voxel distance to the seed."""
+
+    lo: np.ndarray  # (z, y, x) start in the image
+    raw: np.ndarray
+    smooth: np.ndarray
+    spacing: np.ndarray  # (z, y, x) mm
+    seed: np.ndarray  # continuous (z, y, x) inside the ROI
+    dist: np.ndarray  # mm from the seed
+    clipped: np.ndarray  # (3, 2) bool: does the box side coincide with the image border?
+
+
+def _fibonacci_directions(n: int) -> np.ndarray:
+    """Nearly uniform unit vectors on the sphere (mm space, (z, y, x) order)."""
+    i = np.arange(n) + 0.5
+    polar = np.arccos(1 - 2 * i / n)
+    azimuth = np.pi * (1 + 5**0.5) * i
+    return np.stack(
+        [np.cos(polar), np.sin(polar) * np.sin(azimuth), np.sin(polar) * np.cos(azimuth)], axis=1
+    )
+
+
+_DIRECTIONS = _fibonacci_directions(N_RAYS)
+
+
+def _edt(mask: np.ndarray, spacing: np.ndarray, outside: bool = False) -> np.ndarray:
+    """Distance in mm to the nearest False voxel; ``outside`` says what lies beyond the box."""
+    if outside:
+        padded = np.pad(mask, 1, constant_values=True)
+        return ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
+    return ndimage.distance_transform_edt(mask, sampling=spacing)
+
+
+def _dilate(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
+    if not mask.any():
+        return mask.copy()
+    return _edt(~mask, spacing) <= radius
+
+
+def _opening(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
+    """Union of the balls of ``radius`` mm that fit in the mask (structures continue past the box)."""
+    eroded = _edt(mask, spacing, outside=True) > radius
+    return _dilate(eroded, radius, spacing) & mask
+
+
+def _big_opening(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
+    """Opening with a large ball, on a coarser grid and with the box border extended outwards.
+
+    The big ball only has to find walls, so ~radius/6 resolution is enough; extending the box
+    lets balls centred outside it cover a wall that crosses the border.
+    """
+    step = np.maximum(1, np.floor(max(radius / 6.0, spacing.min()) / spacing)).astype(int)
+    pad_shape = -(-np.array(mask.shape) // step) * step
+    padded = np.pad(mask, [(0, p - n) for p, n in zip(pad_shape, mask.shape)], mode="edge")
+    blocks = padded.reshape(
+        pad_shape[0] // step[0], step[0], pad_shape[1] // step[1], step[1],
+        pad_shape[2] // step[2], step[2],
+    )
+    coarse = blocks.mean(axis=(1, 3, 5)) >= 0.5
+    coarse_spacing = spacing * step
+    margin = np.ceil(radius / coarse_spacing).astype(int) + 1
+    coarse = np.pad(coarse, [(m, m) for m in margin], mode="edge")
+    opened = _opening(coarse, radius, coarse_spacing)
+    opened = opened[tuple(slice(m, -m) for m in margin)]
+    for axis, k in enumerate(step):
+        opened = np.repeat(opened, k, axis=axis)
+    return opened[: mask.shape[0], : mask.shape[1], : mask.shape[2]] & mask
+
+
+def _component_near(mask: np.ndarray, roi: _Roi, reach_mm: float) -> np.ndarray | None:
+    """The 26-connected component containing the seed, else the nearest within reach, else None."""
+    if not mask.any():
+        return None
+    labels = cc3d.connected_components(mask, connectivity=26)
+    near = (roi.dist <= reach_mm) & (labels > 0)
+    if not near.any():
+        return None
+    idx = np.flatnonzero(near)
+    best = idx[np.argmin(roi.dist.ravel()[idx])]
+    return labels == labels.ravel()[best]
+
+
+def _ray_profiles(volume: np.ndarray, roi: _Roi, length_mm: float, step_mm: float, order: int):
+    """Samples of ``volume`` along rays from the seed: (n_rays, n_steps), and the step radii."""
+    radii = np.arange(0.0, length_mm + 1e-6, step_mm)
+    pts = roi.seed[None, None, :] + (
+        _DIRECTIONS[:, None, :] * radii[None, :, None] / roi.spacing[None, None, :]
+    )
+    coords = pts.reshape(-1, 3).T
+    values = ndimage.map_coordinates(volume, coords, order=order, mode="nearest")
+    return values.reshape(len(_DIRECTIONS), len(radii)), radii
+
+
+def _shell_quantile(values: np.ndarray, shell: np.ndarray, n_shells: int, q: float) -> np.ndarray:
+    """The q-quantile of ``values`` in each shell 0..n_shells-1 (one sort, no Python loop)."""
+    keep = shell < n_shells
+    v, lab = values[keep], shell[keep]
+    order = np.argsort(v, kind="stable")
+    order = order[np.argsort(lab[order], kind="stable")]
+    counts = np.bincount(lab, minlength=n_shells)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pick = starts + np.round(q * np.maximum(counts - 1, 0)).astype(int)
+    return v[order][np.minimum(pick, len(v) - 1)].astype(float)
+
+
+def _initial_levels(
+    roi: _Roi, core: float, bright: bool, delta: float
+) -> tuple[float, float] | None:
+    """Half-way between the core and the surroundings seen on a radial profile.
+
+    Each 1 mm spherical shell around the seed is summarised by its lower quartile (upper for
+    dark lesions): robust to texture and noise, and it sees the surrounding tissue even when
+    an attached wall fills half the shell. Going outwards, the surroundings are where the
+    profile, having left the core level, levels off (a plateau) or turns back (next structure).
+    """
+    shell = roi.dist.astype(np.int32)  # 1 mm shells
+    n_shells = int(min(shell.max(), np.min(np.array(roi.smooth.shape) * roi.spacing) / 2))
+    if n_shells < 4:
+        return None
+    sign = 1.0 if bright else -1.0
+    q = 0.25 if bright else 0.75
+    profile = sign * _shell_quantile(roi.smooth, shell, n_shells, q)
+    log.debug("profile %s", np.round(sign * profile).astype(int).tolist())
+    running = np.minimum.accumulate(profile)
+    depth = sign * core - running
+    background = None
+    for k in range(n_shells):
+        if depth[k] <= 2 * delta:
+            continue
+        ahead = profile[k : k + 4]
+        if profile[k] - running[k] > max(delta, 0.25 * depth[k]):  # next structure reached
+            background = running[k]
+            break
+        if ahead.size == 4 and ahead.min() > profile[k] - max(0.1 * depth[k], 0.25 * delta):
+            background = running[k]
+            break
+    if background is None:
+        if depth[-1] <= 2 * delta:
+            return None
+        background = running[-1]
+    background *= sign
+    log.debug("radial profile: core %.0f, surroundings %.0f HU", core, background)
+    return core, float(background)
+
+
+def _polarity(roi: _Roi, core: float, delta: float) -> bool:
+    """True when the lesion is brighter than its surroundings (first departures along rays)."""
+    if core < SOFT_TISSUE_HU:
+        return True
+    prof, _ = _ray_profiles(roi.smooth, roi, 25.0, 0.5, order=1)
+    up = prof - core > delta
+    down = core - prof > delta
+    first_up = np.where(up.any(axis=1), up.argmax(axis=1), prof.shape[1])
+    first_down = np.where(down.any(axis=1), down.argmax(axis=1), prof.shape[1])
+    n_dark = int(np.sum(first_up < first_down))
+    n_bright = int(np.sum(first_down < first_up))
+    return n_bright >= n_dark
+
+
+def _separate(region: np.ndarray, roi: _Roi) -> tuple[np.ndarray | None, float]:
+    """Cut walls (top-hat with a big ball) and vessels (small opening) off the seed's region."""
+    inside, _ = _ray_profiles(region.astype(np.uint8), roi, 200.0, 0.5, order=0)
+    exits = np.where(inside.all(axis=1), inside.shape[1], (inside == 0).argmax(axis=1)) * 0.5
+    radius = float(max(np.median(exits), roi.spacing.max()))
+    log.debug("lesion radius %.1f mm (exits %s)", radius, np.percentile(exits, [10, 50, 90]))
+    # flat lesions lying on a wall are wide: size the wall-finding ball by their long extent,
+    # counting only rays that leave the region (not those running into the wall or a vessel)
+    extent = float(np.percentile(exits[exits <= 3 * radius], 90))
+    big = BIG_BALL_FACTOR * max(radius, extent)
+    tophat = region & ~_big_opening(region, big, roi.spacing)
+    part = _component_near(tophat, roi, SEED_SEARCH_MM)
+    log.debug("separate: region %d, tophat %d, part %s", region.sum(), tophat.sum(),
+              None if part is None else part.sum())
+    if part is None:
+        return None, radius
+    # the small ball must fit in the lesion itself: size it by the lesion's thickness near the seed
+    depth = _edt(part, roi.spacing)
+    thickness = float(depth[roi.dist <= radius].max())
+    small = max(SMALL_BALL_FACTOR * min(radius, thickness), 0.5 * roi.spacing.min())
+    core = _component_near(_opening(part, small, roi.spacing), roi, radius)
+    if core is None:
+        core = part
+    lesion = part & _dilate(core, small + 0.5 * roi.spacing.max(), roi.spacing)
+    lesion = _component_near(lesion, roi, SEED_SEARCH_MM)
+    if lesion is None:
+        return None, radius
+    return ndimage.binary_fill_holes(lesion), radius
+
+
+def _refine_levels(lesion: np.ndarray, region: np.ndarray, roi: _Roi) -> tuple[float, float]:
+    """Half-way between the lesion's typical (median) level and the shell just outside it."""
+    core = float(np.median(roi.smooth[lesion]))
+    out_dist = _edt(~lesion, roi.spacing)
+    shell = (out_dist > roi.spacing.max()) & (out_dist <= roi.spacing.max() + 3.0) & ~region
+    if shell.sum() < 10:
+        shell = (out_dist > 0) & (out_dist <= 3.0 + roi.spacing.max())
+    return core, float(np.median(roi.smooth[shell]))
+
+
+class _NoLesion(Exception):
+    """The seed is not in anything that looks like a lesion."""
+
+
+def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> np.ndarray:
+    """Lesion mask within the ROI; raises _NoLesion."""
+    search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
+    densest = float(roi.smooth[search].max())
+    if densest < AIR_LIKE_HU:
+        raise _NoLesion("nothing denser than lung parenchyma near the prompt")
+    core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
+    if float(np.median(roi.smooth[core_ball])) < AIR_LIKE_HU:
+        # the prompt sits in air / lung next to the lesion: start from the densest point nearby
+        flat = np.flatnonzero(search.ravel())
+        best = flat[np.argmax(roi.smooth.ravel()[flat])]
+        _move_seed(roi, np.array(np.unravel_index(best, roi.smooth.shape), dtype=float))
+        core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
+    noise = 1.4826 * float(np.median(np.abs(roi.raw - roi.smooth)[roi.dist <= 10.0]))
+    delta = max(20.0, 1.5 * noise)
+    core = float(np.median(roi.smooth[core_ball]))
+    bright = _polarity(roi, core, delta)
+    sign = 1.0 if bright else -1.0
+    levels = _initial_levels(roi, core, bright, delta)
+    if levels is None:
+        raise _NoLesion("no edge around the prompt (uniform surroundings)")
+    lesion = None
+    for _ in range(MAX_ITER):
+        level, background = levels
+        threshold = 0.5 * (level + background)
+        # as far beyond the lesion level as the background is below it: excludes much denser
+        # walls and vessels (a ground-glass nodule on the pleura) but keeps solid lesions whole
+        ceiling = 2.0 * level - background
+        band = (sign * roi.smooth >= sign * threshold) & (sign * roi.smooth <= sign * ceiling)
+        region = _component_near(band, roi, SEED_SEARCH_MM)
+        if region is None:
+            break
+        lesion_new, _ = _separate(region, roi)
+        if lesion_new is None:
+            break
+        lesion = lesion_new
+        levels = _refine_levels(lesion, region, roi)
+        new = 0.5 * sum(levels)
+        log.debug("threshold %.0f -> %.0f HU (%d voxels)", threshold, new, lesion.sum())
+        if abs(new - threshold) < max(5.0, 0.5 * noise):
+            break
+    if lesion is None:
+        raise _NoLesion("no region of the lesion class within reach of the prompt")
+    if negatives.size:
+        lesion = _exclude_negatives(lesion, roi, negatives)
+    return lesion
+
+
+def _exclude_negatives(lesion: np.ndarray, roi: _Roi, negatives: np.ndarray) -> np.ndarray:
+    """Drop the voxels nearer (mm) to a negative point than to the positive seed."""
+    grid = np.ogrid[tuple(slice(0, n) for n in lesion.shape)]
+    for neg in negatives:
+        d_neg2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, neg, roi.spacing))
+        lesion = lesion & (d_neg2 > roi.dist**2)
+    kept = _component_near(lesion, roi, SEED_SEARCH_MM)
+    return kept if kept is not None else np.zeros_like(lesion)
+
+
+def _move_seed(roi: _Roi, seed: np.ndarray) -> None:
+    """Re-centre the ROI's seed and its distance map (the box itself stays)."""
+    grid = np.ogrid[tuple(slice(0, n) for n in roi.smooth.shape)]
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, seed, roi.spacing))
+    roi.seed = seed
+    roi.dist = np.sqrt(d2).astype(np.float32)
+
+
+def _make_roi(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray, half_mm: float) -> _Roi:
+    half = np.ceil(half_mm / spacing).astype(int)
+    centre = np.round(seed).astype(int)
+    shape = np.array(array.shape)
+    lo = np.maximum(centre - half, 0)
+    hi = np.minimum(centre + half + 1, shape)
+    raw = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.float32)
+    sigma = SMOOTH_MM / spacing
+    sigma = np.where(sigma < 0.3, 0.0, sigma)
+    smooth = ndimage.gaussian_filter(raw, sigma, mode="nearest", truncate=3.0)
+    local = seed - lo
+    grid = np.ogrid[tuple(slice(0, n) for n in raw.shape)]
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, local, spacing))
+    clipped = np.stack([lo == 0, hi == shape], axis=1)
+    return _Roi(lo, raw, smooth, spacing, local, np.sqrt(d2).astype(np.float32), clipped)
+
+
+def _touches_open_side(mask: np.ndarray, roi: _Roi) -> bool:
+    """Does the mask reach a ROI face that is not also the image border?"""
+    for axis in range(3):
+        for end, at_image_border in zip((0, -1), roi.clipped[axis]):
+            if not at_image_border and np.take(mask, end, axis=axis).any():
+                return True
+    return False
+
+
+def _as_points(points: np.ndarray | None, field: str) -> np.ndarray:
+    if points is None:
+        return np.zeros((0, 3))
+    pts = np.asarray(points, dtype=float)
+    if pts.size == 0:
+        return np.zeros((0, 3))
+    if pts.ndim > 2 or pts.shape[-1] != 3 or not np.all(np.isfinite(pts)):
+        raise InputError(f"{field} must be finite (N, 3) LPS points, got shape {pts.shape}")
+    return pts.reshape(-1, 3)
+
+
+@register_segmentation("classical")
+class ClassicalSegmenter(Segmenter):
+    """Adaptive threshold + region growing + morphological separation; no weights, CPU only."""
+
+    def segment(
+        self,
+        image: sitk.Image,
+        positive_lps: np.ndarray,
+        negative_lps: np.ndarray | None = None,
+    ) -> np.ndarray:
+        if image.GetDimension() != 3:
+            raise InputError(f"image must be 3D, got {image.GetDimension()}D")
+        positives = _as_points(positive_lps, "positive_lps")
+        negatives = _as_points(negative_lps, "negative_lps")
+        array = sitk.GetArrayViewFromImage(image)
+        spacing = np.array(image.GetSpacing()[::-1], dtype=float)
+        shape = np.array(array.shape)
+        out = np.zeros(array.shape, dtype=bool)
+        neg_zyx = (
+            physical_to_continuous_index_zyx(image, negatives) if len(negatives) else negatives
+        )
+        for point in positives:
+            seed = physical_to_continuous_index_zyx(image, point)[0]
+            if np.any(seed < -0.5) or np.any(seed > shape - 0.5):
+                log.warning("prompt %s lies outside the image; skipped", np.round(point, 1))
+                continue
+            voxel = tuple(np.clip(np.round(seed).astype(int), 0, shape - 1))
+            if out[voxel]:
+                continue
+            self._segment_point(array, spacing, seed, neg_zyx, out)
+        return out
+
+    @staticmethod
+    def _segment_point(
+        array: np.ndarray, spacing: np.ndarray, seed: np.ndarray, neg: np.ndarray, out: np.ndarray
+    ) -> None:
+        """Segment around one seed, growing the ROI while the lesion reaches its border."""
+        lesion = roi = None
+        for half_mm in ROI_HALF_MM:
+            roi = _make_roi(array, spacing, seed, half_mm)
+            log.debug("ROI half %.0f mm, shape %s", half_mm, roi.raw.shape)
+            try:
+                lesion = _segment_in_roi(roi, neg - roi.lo if len(neg) else neg)
+            except _NoLesion as why:
+                log.info("classical segmenter: empty mask (%s)", why)
+                return
+            if not _touches_open_side(lesion, roi):
+                break
+        if lesion is None or roi is None:
+            return
+        lo = roi.lo
+        hi = lo + np.array(lesion.shape)
+        out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] |= lesion
