@@ -13,7 +13,7 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
-from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLSequenceNode, vtkMRMLTableNode
+from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLTableNode
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -62,7 +62,6 @@ class LinGuinEParameterNode:
     """The module's settings, saved with the scene and bound to the .ui by SlicerParameterName."""
 
     promptNode: vtkMRMLMarkupsFiducialNode
-    sequenceNode: vtkMRMLSequenceNode
     registration: str = "classical"
     segmentation: str = "classical"
     mode: Annotated[str, Choice(["direct", "chain"])] = "direct"
@@ -109,6 +108,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.onNodeAddedOrRemoved)
 
         self.ui.refreshVolumesButton.clicked.connect(self.refreshVolumeTable)
+        self.ui.sequenceSelector.currentNodeChanged.connect(self.updateGuiState)
         self.ui.volumeTable.itemChanged.connect(self.onVolumeItemChanged)
         self.ui.addLesionButton.clicked.connect(self.onAddLesion)
         self.ui.removeLesionButton.clicked.connect(self.onRemoveLesion)
@@ -215,8 +215,9 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def selectedStudyNodes(self) -> list:
         """The sequence when one is chosen, else the ticked volumes."""
-        if self._parameterNode and self._parameterNode.sequenceNode:
-            return [self._parameterNode.sequenceNode]
+        sequence = self.ui.sequenceSelector.currentNode()
+        if sequence is not None:
+            return [sequence]
         table = self.ui.volumeTable
         nodes = []
         for row in range(table.rowCount):
@@ -272,11 +273,13 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Name new points "Lesion N" and tie each to the volume it was placed on."""
         node = caller
         names = [node.GetNthControlPointLabel(i) for i in range(node.GetNumberOfControlPoints())]
+        defaultPrefix = f"{node.GetName()}-"  # Markups' own "%N-%d" labels
         for i in range(node.GetNumberOfControlPoints()):
             if node.GetNthControlPointPositionStatus(i) != node.PositionDefined:
                 continue
-            wanted = self.ui.lesionNameLineEdit.text.strip()
-            if not node.GetNthControlPointDescription(i):
+            label = node.GetNthControlPointLabel(i)
+            if not node.GetNthControlPointDescription(i) and (not label or label.startswith(defaultPrefix)):
+                wanted = self.ui.lesionNameLineEdit.text.strip()
                 label = wanted if wanted and wanted not in names else f"Lesion {i + 1}"
                 node.SetNthControlPointLabel(i, label)
                 node.SetNthControlPointDescription(i, "LinGuinE lesion prompt")
@@ -468,12 +471,12 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if display is not None and segmentId:
                 display.SetAllSegmentsVisibility(False)
                 display.SetSegmentVisibility(segmentId, True)
-                centre = segmentation.GetSegmentCenterRAS(segmentId)
-                if centre is not None:
-                    slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
+            centre = self.logic.rowFocusRAS(tableNode, row)
+            if centre is not None:
+                slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
 
     def _showSequenceItem(self, tableNode, index: int) -> None:
-        sequence = self._parameterNode.sequenceNode
+        sequence = self.ui.sequenceSelector.currentNode()
         if sequence is None:
             return
         browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForSequenceNode(sequence)

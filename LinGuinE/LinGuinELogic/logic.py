@@ -212,3 +212,8 @@ class LinGuinELogic(_LogicBase):
     def rowTarget(tableNode: Any, row: int) -> tuple[Any, Any, str | None]:
         """(volume, segmentation, segment id) shown when a table row is selected."""
         return rec.row_target(tableNode, row)
+
+    @staticmethod
+    def rowFocusRAS(tableNode: Any, row: int) -> tuple[float, float, float] | None:
+        """The row's mask centroid, else its mapped point (RAS); None when neither exists."""
+        return rec.row_focus_ras(tableNode, row)

@@ -129,3 +129,16 @@ def row_target(table: Any, row: int) -> tuple[Any, Any, str | None]:
     info = next(s for s in run_scans(table) if s.scan_id == scan_id)
     lesion = next(les for les in record["lesions"] if les["id"] == lesion_id)
     return info.volume, info.segmentation, find_segment(info.segmentation, lesion["tracking_id"])
+
+
+def row_focus_ras(table: Any, row: int) -> tuple[float, float, float] | None:
+    """Where to centre the views for a row: the mask centroid, else the mapped point (RAS)."""
+    t = table.GetTable()
+    for prefix in ("centroid", "point"):
+        try:
+            values = [t.GetValueByName(row, f"{prefix}_{axis}").ToDouble() for axis in "ras"]
+        except (TypeError, AttributeError):
+            continue
+        if all(v == v for v in values):  # no NaN
+            return tuple(values)
+    return None

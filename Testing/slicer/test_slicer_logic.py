@@ -322,3 +322,14 @@ def test_batch_snippet_on_a_generated_study(tmp_path):
         assert np.allclose(ours.GetDirection(), theirs.GetDirection(), atol=1e-6)
         assert np.allclose(ours.GetSpacing(), theirs.GetSpacing(), atol=1e-6)
         assert np.array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs))
+
+
+def test_row_focus_is_the_mask_centroid_in_ras(ball_study):
+    from LinGuinELogic import LinGuinELogic
+
+    _, result = _track(ball_study)
+    keys = [(lesion, name) for lesion in ("Nodule A", "Nodule B") for name in ball_study.names]
+    for row, key in enumerate(keys):
+        focus = LinGuinELogic.rowFocusRAS(result.tableNode, row)
+        assert focus is not None
+        assert np.linalg.norm(np.array(focus) - ball_study.centres_ras[key]) < 1.0, key
