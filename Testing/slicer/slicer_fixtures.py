@@ -10,6 +10,7 @@ segmentation node must equal the ball voxel for voxel, which checks the RAS <-> 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,3 +160,15 @@ def sequences_logic(scene):
     from LinGuinELogic.scene import application_logic
 
     return application_logic(scene).GetModuleLogic("Sequences")
+
+
+# Lets a test hold the worker inside registration, to cancel it mid-run deterministically.
+REGISTRATION_GATE = threading.Event()
+
+
+@register_registration("slicer-test-gated")
+class GatedRegistration(KnownShiftRegistration):
+    def register(self, source, target):
+        if not REGISTRATION_GATE.wait(timeout=30):
+            raise RuntimeError("test gate was never opened")
+        return super().register(source, target)
