@@ -88,8 +88,14 @@ def lesions_from_points(markups: Any, scans: list[ScanInput]) -> list[LesionProm
     return prompts
 
 
+def _color_table_ids(scene: Any) -> set[str]:
+    nodes = scene.GetNodesByClass("vtkMRMLColorTableNode")
+    return {nodes.GetItemAsObject(i).GetID() for i in range(nodes.GetNumberOfItems())}
+
+
 def segment_mask_zyx(scene: Any, segmentation: Any, segment_id: str, volume: Any) -> np.ndarray:
     """A segment as a bool (z, y, x) array on ``volume``'s voxel grid."""
+    colors_before = _color_table_ids(scene)
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__LinGuinE_temp__")
     try:
         ids = vtk.vtkStringArray()
@@ -108,6 +114,9 @@ def segment_mask_zyx(scene: Any, segmentation: Any, segment_id: str, volume: Any
         if display is not None:
             scene.RemoveNode(display)
         scene.RemoveNode(labelmap)
+        # The export adds a colour table for the temporary labelmap: remove what it added.
+        for node_id in _color_table_ids(scene) - colors_before:
+            scene.RemoveNode(scene.GetNodeByID(node_id))
 
 
 def _segmentation_volume_id(segmentation: Any) -> str:

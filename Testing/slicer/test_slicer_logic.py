@@ -201,7 +201,9 @@ def test_remeasure_sees_edits_and_export_writes_files(ball_study, tmp_path):
     empty.SetImageToWorldMatrix(ijk_to_ras)
     slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
         empty, week8, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+    nodes_before = ball_study.scene.GetNumberOfNodes()
     rows = logic.remeasure(result.tableNode)
+    assert ball_study.scene.GetNumberOfNodes() == nodes_before  # no temporary node left behind
     assert rows[1]["status"] == "not_found" and not rows[1]["volume_ml"]
     assert table_rows(result.tableNode)[1]["status"] == "not_found"
     assert rows[3]["status"] == "prompt" and rows[4]["status"] == "found"
