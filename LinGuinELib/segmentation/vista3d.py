@@ -1,0 +1,198 @@
+"""VISTA3D (MONAI): point-prompted CT segmentation from local weights.
+
+Preprocessing follows the MONAI VISTA3D bundle: the image is resampled to an isotropic grid
+(1.5 mm) in RAS orientation, HU scaled from [-963.8, 1053.7] to [0, 1] with clipping, and the
+network runs in 128^3 windows centred on the prompts (``point_based_window_inferer``). The
+logits are resampled back to the image's own grid (linear) and thresholded at 0.
+
+Weights: the bundle's ``models/model.pt`` (a state dict), passed as ``weights``; loaded with
+``weights_only=True``, never downloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import BackendUnavailableError, InputError
+from ..registry import register_segmentation
+from .base import Segmenter
+from .torch_utils import INSTALL_HINT, device_problem, load_weights, missing_packages
+
+log = logging.getLogger(__name__)
+
+HU_RANGE = (-963.8, 1053.7)
+# Classes the bundle treats as "special" (tumours, lesions): their points use labels 2/3.
+SPECIAL_CLASSES = (23, 24, 25, 26, 27, 128, 129, 130, 131, 132)
+WEIGHTS_HINT = (
+    "get models/model.pt of the MONAI 'vista3d' bundle (python -m monai.bundle download "
+    "vista3d, on a machine with internet) and pass weights=PATH"
+)
+RAS_DIRECTION = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)  # LPS cosines of RAS axes
+
+
+def ras_grid(image: sitk.Image, spacing_mm: float) -> sitk.Image:
+    """Empty isotropic RAS-oriented grid covering the physical box of ``image``."""
+    size = np.array(image.GetSize())
+    corners = np.array([[i, j, k] for i in (0, size[0] - 1) for j in (0, size[1] - 1)
+                        for k in (0, size[2] - 1)], dtype=float)
+    phys = np.array([image.TransformContinuousIndexToPhysicalPoint(c.tolist()) for c in corners])
+    ras_axes = np.array(RAS_DIRECTION).reshape(3, 3)
+    coords = phys @ ras_axes  # coordinates along each RAS axis (columns)
+    lo, hi = coords.min(0), coords.max(0)
+    n = np.maximum(np.ceil((hi - lo) / spacing_mm).astype(int) + 1, 1)
+    grid = sitk.Image([int(v) for v in n], sitk.sitkFloat32)
+    grid.SetSpacing([spacing_mm] * 3)
+    grid.SetDirection(RAS_DIRECTION)
+    grid.SetOrigin((ras_axes @ lo).tolist())
+    return grid
+
+
+@register_segmentation("vista3d")
+class Vista3D(Segmenter):
+    """VISTA3D via MONAI. Options: weights, spacing_mm, roi, prompt_class, encoder_embed_dim."""
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        weights: str | None = None,
+        spacing_mm: float = 1.5,
+        roi: int = 128,
+        prompt_class: int | None = None,
+        encoder_embed_dim: int = 48,
+        **options: Any,
+    ) -> None:
+        super().__init__(device=device, weights=weights, spacing_mm=spacing_mm, roi=roi,
+                         prompt_class=prompt_class, encoder_embed_dim=encoder_embed_dim,
+                         **options)
+        if float(spacing_mm) <= 0 or int(roi) < 16:
+            raise InputError(f"vista3d: spacing_mm must be > 0 and roi >= 16 (got {spacing_mm}, "
+                             f"{roi})")
+        self.weights = weights
+        self.spacing_mm = float(spacing_mm)
+        self.roi = int(roi)
+        self.prompt_class = None if prompt_class is None else int(prompt_class)
+        self.encoder_embed_dim = int(encoder_embed_dim)
+        # The network; tests may set any module with VISTA3D's forward signature.
+        self.network: Any = None
+
+    @classmethod
+    def unavailable_reason(cls, **options: Any) -> str | None:
+        missing = missing_packages("torch", "monai")
+        if missing:
+            return f"Python package(s) {', '.join(missing)} not installed; {INSTALL_HINT}"
+        problem = device_problem(options.get("device", "cpu"))
+        if problem:
+            return problem
+        weights = options.get("weights")
+        if not weights:
+            return f"no weights given; {WEIGHTS_HINT}"
+        if not Path(weights).expanduser().is_file():
+            return f"weights file {weights} not found; {WEIGHTS_HINT}"
+        return None
+
+    def load(self) -> Any:
+        """Build VISTA3D and load the weights once; one-line errors."""
+        if self.network is not None:
+            return self.network
+        reason = self.unavailable_reason(device=self.device, **self.options)
+        if reason:
+            raise BackendUnavailableError(f"segmentation backend 'vista3d' cannot run: {reason}")
+        import torch
+        from monai.networks.nets import vista3d132
+
+        state = load_weights(self.weights, "segmentation backend 'vista3d'", WEIGHTS_HINT)
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        net = vista3d132(encoder_embed_dim=self.encoder_embed_dim)
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise BackendUnavailableError(
+                f"segmentation backend 'vista3d': weights do not fit VISTA3D "
+                f"(encoder_embed_dim={self.encoder_embed_dim}): {first[:160]}; {WEIGHTS_HINT}"
+            ) from None
+        self.network = net.to(torch.device(self.device)).eval()
+        log.info("vista3d: loaded %s on %s", self.weights, self.device)
+        licence = bundle_license(self.weights)
+        log.warning("vista3d: weights licence: %s", licence or "unknown (no LICENSE next to the "
+                    "weights; the MONAI bundle's LICENSE applies)")
+        return self.network
+
+    def segment(
+        self,
+        image: sitk.Image,
+        positive_lps: np.ndarray,
+        negative_lps: np.ndarray | None = None,
+    ) -> np.ndarray:
+        import torch
+        from monai.apps.vista3d.inferer import point_based_window_inferer
+
+        pos = np.asarray(positive_lps, dtype=float).reshape(-1, 3)
+        neg = np.zeros((0, 3)) if negative_lps is None else np.asarray(negative_lps, float)
+        neg = neg.reshape(-1, 3)
+        if len(pos) == 0:
+            raise InputError("vista3d: at least one positive point is needed")
+        shape = tuple(image.GetSize()[::-1])
+        grid = ras_grid(image, self.spacing_mm)
+        resampled = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), grid, sitk.Transform(),
+                                  sitk.sitkLinear, HU_RANGE[0])
+        size = np.array(grid.GetSize())
+        pts, labels = [], []
+        for group, label in ((pos, 1), (neg, 0)):
+            for p in group:
+                ijk = np.array(grid.TransformPhysicalPointToContinuousIndex(p.tolist()))
+                if np.all((ijk >= -0.5) & (ijk <= size - 0.5)):
+                    pts.append(np.clip(np.rint(ijk), 0, size - 1))
+                    labels.append(label)
+        if 1 not in labels:
+            log.warning("vista3d: every positive point is outside the image; empty mask")
+            return np.zeros(shape, dtype=bool)
+        if self.prompt_class in SPECIAL_CLASSES:
+            labels = [lab + 2 for lab in labels]
+        net = self.load()
+        dev = torch.device(self.device)
+        lo, hi = HU_RANGE
+        arr = np.clip((sitk.GetArrayFromImage(resampled) - lo) / (hi - lo), 0.0, 1.0)
+        x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 1, 0), np.float32))[None, None]
+        coords = torch.tensor(np.array(pts)[None], dtype=torch.float32, device=dev)
+        point_labels = torch.tensor([labels], dtype=torch.long, device=dev)
+        prompt = None
+        if self.prompt_class is not None:
+            prompt = torch.tensor([[self.prompt_class]], dtype=torch.long, device=dev)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Setting affine")
+            logits = point_based_window_inferer(
+                x.to(dev), roi_size=(self.roi,) * 3, predictor=net, point_coords=coords,
+                point_labels=point_labels, class_vector=prompt, prompt_class=prompt,
+                transpose=True,
+            )
+        out = np.nan_to_num(np.asarray(logits.detach().cpu())[0, 0], nan=-1e4)
+        logit_img = sitk.GetImageFromArray(out.transpose(2, 1, 0).astype(np.float32))
+        logit_img.CopyInformation(grid)
+        back = sitk.Resample(logit_img, image, sitk.Transform(), sitk.sitkLinear, -1e4)
+        return sitk.GetArrayFromImage(back) > 0
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        out["license"] = bundle_license(self.weights)
+        return out
+
+
+def bundle_license(weights: str | None) -> str | None:
+    """First line of the LICENSE of the bundle the weights came from (bundle/models/model.pt)."""
+    if not weights:
+        return None
+    here = Path(weights).expanduser().parent
+    for folder in (here, here.parent):
+        lic = folder / "LICENSE"
+        if lic.is_file():
+            lines = [ln.strip() for ln in lic.read_text(errors="replace").splitlines()]
+            return next((ln for ln in lines if ln), None)
+    return None
