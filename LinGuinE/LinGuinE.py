@@ -342,6 +342,11 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 else:
                     reasons.append(f"{kind} '{name}': {reason}")
             combo.blockSignals(False)
+        from LinGuinELogic.dependencies import missing_requirements
+
+        missing = missing_requirements()
+        if missing:
+            reasons.insert(0, f"Installed on first Apply: {', '.join(missing)}")
         self.ui.backendStatusLabel.text = "\n".join(reasons) if reasons else "All backends are usable."
         self.ui.installTorchButton.visible = any("torch" in r for r in reasons)
 
@@ -388,7 +393,8 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from LinGuinELogic.dependencies import ensure_requirements
 
         with slicer.util.tryWithErrorDisplay("LinGuinE could not start.", waitCursor=True):
-            ensure_requirements()
+            if ensure_requirements():
+                self.fillBackendCombos()  # the learned backends can be checked only now
             if self.ui.pointsPromptRadioButton.checked:
                 prompt, segmentIds = self.promptNode(), None
             else:

@@ -54,16 +54,23 @@ def missing_requirements() -> list[str]:
     for line in requirement_lines():
         name = re.split(r"[<>=!~ \[]", line, maxsplit=1)[0]
         module = IMPORT_NAMES.get(name, name.replace("-", "_"))
-        if importlib.util.find_spec(module) is None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or blocked package counts as missing
+            found = False
+        if not found:
             missing.append(line)
     return missing
 
 
-def ensure_requirements(requester: str = "LinGuinE") -> None:
-    """Install what is missing (inside Slicer); elsewhere say what to pip-install."""
+def ensure_requirements(requester: str = "LinGuinE") -> bool:
+    """Install what is missing (inside Slicer); elsewhere say what to pip-install.
+
+    Returns True when something was installed.
+    """
     missing = missing_requirements()
     if not missing:
-        return
+        return False
     if not in_application():
         raise InputError(f"missing Python packages: pip install {' '.join(missing)}")
     import slicer
@@ -77,10 +84,17 @@ def ensure_requirements(requester: str = "LinGuinE") -> None:
         log.info("installing %s", " ".join(missing))
         slicer.util.pip_install(" ".join(f'"{m}"' if " " in m else m for m in missing))
     importlib.invalidate_caches()
+    return True
 
 
 def backend_choices(kind: str) -> list[tuple[str, str | None]]:
-    """Every registered backend of ``kind`` with None if usable here, else the reason."""
+    """Every registered backend of ``kind`` with None if usable here, else the reason.
+
+    Before the first-use install the backend modules cannot all be imported: offer "classical"
+    (installed with the requirements) and let the caller ask again afterwards.
+    """
+    if missing_requirements():
+        return [("classical", None)]
     from LinGuinELib.registry import backend_class, backend_names
 
     out = []

@@ -23,8 +23,6 @@ from typing import Any
 
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.errors import Cancelled, InputError
-from LinGuinELib.measures.trajectory import trajectory_rows
-from LinGuinELib.outputs.writer import tracking_id
 from LinGuinELib.propagation.result import TrackingResult
 from LinGuinELib.study.model import Study
 
@@ -146,6 +144,9 @@ class LinGuinELogic(_LogicBase):
 
     # --- results -> scene ------------------------------------------------------------------
     def addResultToScene(self, result: TrackingResult, prepared: PreparedRun) -> TrackOutput:
+        from LinGuinELib.measures.trajectory import trajectory_rows
+        from LinGuinELib.outputs.writer import tracking_id
+
         scene = self.scene
         lesions = []
         for prompt in prepared.prompts:
@@ -180,6 +181,8 @@ class LinGuinELogic(_LogicBase):
     # --- ground truth: re-measure and export -----------------------------------------------
     def remeasure(self, tableNode: Any) -> list[dict]:
         """Recompute the trajectory from the segments as edited; updates table and chart."""
+        from LinGuinELib.measures.trajectory import trajectory_rows
+
         result = rec.rebuild_result(self.scene, tableNode)
         rows = trajectory_rows(result)
         record = rec.read_record(tableNode)

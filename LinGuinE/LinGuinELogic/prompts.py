@@ -19,7 +19,6 @@ from vtk.util import numpy_support
 
 from LinGuinELib.errors import InputError
 from LinGuinELib.geometry import inside_image, mask_to_image, ras_to_lps
-from LinGuinELib.outputs.colors import lesion_color
 from LinGuinELib.study.model import Lesion
 
 
@@ -70,6 +69,8 @@ def scan_for_point(point_lps: np.ndarray, associated_id: str, scans: list[ScanIn
 
 def lesions_from_points(markups: Any, scans: list[ScanInput]) -> list[LesionPrompt]:
     """One lesion per defined control point, named by the point's label."""
+    from LinGuinELib.outputs.colors import lesion_color  # outputs needs slicerio (first-use install)
+
     prompts: list[LesionPrompt] = []
     taken: set[str] = set()
     for i in range(markups.GetNumberOfControlPoints()):

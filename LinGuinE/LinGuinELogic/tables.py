@@ -11,8 +11,6 @@ from typing import Any
 
 import vtk
 
-from LinGuinELib.measures.trajectory import TRAJECTORY_COLUMNS
-
 TEXT_COLUMNS = ("lesion", "scan", "when", "status", "response")
 PLOT_X = "days_from_first"
 PLOT_Y = "volume_ml"
@@ -27,8 +25,16 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def fill_table(table_node: Any, rows: list[dict], columns: tuple[str, ...] = TRAJECTORY_COLUMNS) -> None:
+def trajectory_columns() -> tuple[str, ...]:
+    # Imported here: LinGuinELib.measures needs scipy, installed at first use inside Slicer.
+    from LinGuinELib.measures.trajectory import TRAJECTORY_COLUMNS
+
+    return TRAJECTORY_COLUMNS
+
+
+def fill_table(table_node: Any, rows: list[dict], columns: tuple[str, ...] | None = None) -> None:
     """Replace the table's content with ``rows`` (one dict per row)."""
+    columns = columns or trajectory_columns()
     table = vtk.vtkTable()
     for name in columns:
         array = vtk.vtkStringArray() if name in TEXT_COLUMNS else vtk.vtkDoubleArray()

@@ -30,6 +30,21 @@ def test_logic_imports_without_qt_or_ctk():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_logic_imports_before_first_use_install():
+    """A fresh Slicer has numpy, SimpleITK and vtk only: the module must still load."""
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "for name in ('scipy', 'cc3d', 'slicerio', 'matplotlib', 'tqdm', 'torch', 'monai'):\n"
+        "    sys.modules[name] = None  # import of these now fails\n"
+        "from LinGuinELogic import LinGuinELogic\n"
+        "from LinGuinELogic.dependencies import backend_choices, missing_requirements\n"
+        "assert backend_choices('registration') == [('classical', None)], backend_choices('registration')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(REPO), str(MODULE_DIR)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def _track(study, **kw):
     from LinGuinELogic import LinGuinELogic
 
