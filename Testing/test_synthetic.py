@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from LinGuinELib.errors import InputError
 from LinGuinELib.geometry import (
@@ -126,6 +127,26 @@ def test_prompt_point_inside_lesion(study):
         lab = _read(study, scans[les["scan"]]["label"])
         p_lps = ras_to_lps(np.array(les["point_ras"])[None])[0]
         assert _value_at(lab, p_lps) == les["truth_label"]
+
+
+def test_landmarks_follow_the_anatomy(study):
+    """The truth points given per scan sit on the same tissue in every written image."""
+    truth = json.loads((study.parent / "truth.json").read_text())
+    doc = json.loads(study.read_text())
+    samples = []
+    for t, s in enumerate(doc["scans"]):
+        img = _read(study, s["image"])
+        arr = ndimage.uniform_filter(sitk.GetArrayFromImage(img).astype(np.float32), 3)
+        pts = np.array(truth["scans"][t]["landmarks_lps"], dtype=float)
+        idx = physical_to_continuous_index_zyx(img, pts)
+        samples.append(ndimage.map_coordinates(arr, idx.T, order=1))
+    samples = np.array(samples)
+    assert samples.shape[1] >= 10
+    for t in range(1, len(samples)):
+        assert np.corrcoef(samples[0], samples[t])[0, 1] > 0.95
+        assert np.mean(np.abs(samples[t] - samples[0])) < 40.0
+        # a point off by one landmark would not match
+        assert np.corrcoef(samples[0], np.roll(samples[t], 1))[0, 1] < 0.8
 
 
 def test_mask_prompt_on_a_later_scan(tmp_path):

@@ -14,6 +14,7 @@ from .deform import (
     resample_label,
     slice_blur,
 )
+from .from_ct import make_study_from_ct, select_lesions
 from .manifest import SynthLesion, lesion_centre_zyx, synthesize_study, write_manifest
 from .phantom import (
     REALISTIC_SHAPE_ZYX,
@@ -27,7 +28,7 @@ from .phantom import (
 __all__ = [
     "REALISTIC_SHAPE_ZYX", "REALISTIC_SPACING_XYZ", "SMALL_SHAPE_ZYX", "SMALL_SPACING_XYZ",
     "SynthLesion", "bake", "compose", "growth_warp", "jacobian_determinant", "lesion_centre_zyx",
-    "make_study", "pull_points", "push_points", "random_pose", "random_smooth_field", "regrid",
-    "resample_image", "resample_label", "slice_blur", "synthesize_study", "volume_schedule",
+    "make_study", "make_study_from_ct", "pull_points", "push_points", "random_pose", "random_smooth_field", "regrid",
+    "resample_image", "resample_label", "select_lesions", "slice_blur", "synthesize_study", "volume_schedule",
     "write_manifest",
 ]

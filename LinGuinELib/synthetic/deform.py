@@ -234,7 +234,7 @@ def slice_blur(image: sitk.Image, thickness_mm: float) -> sitk.Image:
     matches ``thickness_mm``. Returns the input unchanged when it is already that thick."""
     current = image.GetSpacing()[2]
     extra = math.sqrt(max(thickness_mm**2 - current**2, 0.0)) / 2.355
-    if extra < 0.25 * current:
+    if extra < 0.4 * current:
         return image
     return sitk.RecursiveGaussian(image, extra, False, sitk.RecursiveGaussianImageFilter.ZeroOrder, 2)
 

@@ -83,8 +83,11 @@ def _lesion_record(k: int, lesion: np.ndarray, ct: np.ndarray, factors: np.ndarr
         lung = vals[vals < -400]
         pool = lung if lung.size >= 20 else vals
         med = float(np.median(pool)) if pool.size else -850.0
-        sd = float(min(np.std(pool), 60.0)) if pool.size else 20.0
-        background = (med + rng.normal(0.0, sd, sub.shape)).astype(np.float32)
+        # robust spread (vessels in the shell would inflate a plain std), as smooth-ish noise
+        mad = float(np.median(np.abs(pool - med))) * 1.4826 if pool.size else 20.0
+        noise = ndimage.gaussian_filter(rng.standard_normal(sub.shape), 0.8)
+        noise /= noise.std() + 1e-6
+        background = (med + min(mad, 40.0) * noise).astype(np.float32)
         erase = ndimage.gaussian_filter(erase_mask.astype(np.float32), 0.6)
         erase = np.maximum(erase, sub).astype(np.float32)
     return SynthLesion(id=f"L{k}", truth_label=k, box=box, occupancy=sub.astype(np.float32),

@@ -10,6 +10,13 @@ Layout of a study folder (all paths in the manifest relative to it)::
 
 ``study.json``: {"patient_id", "scans": [{"id", "image", "date", "label"}],
 "lesions": [{"id", "scan", "point_ras" | "mask", "truth_label"}]}; points are Slicer RAS mm.
+
+``truth.json`` (benchmarks): per lesion ``centre_lps`` / ``centre_ras`` on every scan (the
+reference centre pushed through that scan's transform; given even where the lesion has vanished,
+see ``present``), ``volume_factor`` (requested), ``expected_volume_ml`` (reference volume divided
+by the pull map's Jacobian at the centre), ``truth_volume_ml`` (voxels of the written label);
+per scan the slice spacing, noise, pose and ``landmarks_lps``: the same reference landmarks on
+that scan (None when outside it). Registration error = distance between mapped and true points.
 """
 
 from __future__ import annotations
@@ -181,7 +188,7 @@ def synthesize_study(
                   "centre_lps": [],
                   "centre_ras": [], "expected_volume_ml": [], "truth_volume_ml": []}
                  for i, les in enumerate(lesions)]
-    labels: list[sitk.Image] = []
+    prompt_label = reference
     for t, sid in enumerate(scan_ids):
         if t:
             date = date + dt.timedelta(weeks=int(rng.integers(6, 16)))
@@ -219,10 +226,13 @@ def synthesize_study(
             img = deform.resample_image(deform.slice_blur(src, sz), transform, grid)
             del src
             arr = sitk.GetArrayFromImage(img)
+            del img
             arr += rng.standard_normal(arr.shape, dtype=np.float32) * np.float32(sd)
-            out = sitk.GetImageFromArray(np.clip(np.rint(arr), -1024, 3071).astype(np.int16))
+            np.rint(arr, out=arr)
+            np.clip(arr, -1024, 3071, out=arr)
+            out = sitk.GetImageFromArray(arr.astype(np.int16))
             out.CopyInformation(grid)
-            del arr, img
+            del arr
             _save(out, out_dir / "scans" / f"{sid}.nii.gz")
             label = deform.resample_label(label_ref, transform, grid)
             info.update(identity=False, slice_spacing_mm=sz, noise_sd_hu=round(sd, 2),
@@ -231,7 +241,8 @@ def synthesize_study(
         for box, saved in undo:
             ref_arr[box] = saved
         _save(label, out_dir / "truth" / f"{sid}.nii.gz")
-        labels.append(label)
+        if t == prompt_index:
+            prompt_label = label
         lab_arr = sitk.GetArrayViewFromImage(label)
         counts = np.bincount(lab_arr.ravel(), minlength=max(les.truth_label for les in lesions) + 1)
         for i, les in enumerate(lesions):
@@ -252,7 +263,6 @@ def synthesize_study(
                           "label": f"truth/{sid}.nii.gz"})
         log.debug("scan %s written (slice %.2f mm)", sid, info["slice_spacing_mm"])
 
-    prompt_label = labels[prompt_index]
     lesions_doc = []
     for i, les in enumerate(lesions):
         entry: dict = {"id": les.id, "scan": scan_ids[prompt_index]}
