@@ -12,6 +12,16 @@ from typing import Any
 import vtk
 
 TEXT_COLUMNS = ("lesion", "scan", "when", "status", "response")
+# Column name -> (title shown in Slicer, unit); names stay the CSV's, titles are for people.
+TITLES = {
+    "lesion": ("Lesion", ""), "scan": ("Scan", ""), "when": ("Timepoint", ""),
+    "days_from_first": ("Days", "d"), "status": ("Status", ""), "volume_ml": ("Volume", "mL"),
+    "longest_axial_diameter_mm": ("Longest axial diameter", "mm"), "short_axis_mm": ("Short axis", "mm"),
+    "centroid_r": ("Centroid R", "mm"), "centroid_a": ("Centroid A", "mm"), "centroid_s": ("Centroid S", "mm"),
+    "point_r": ("Mapped point R", "mm"), "point_a": ("Mapped point A", "mm"), "point_s": ("Mapped point S", "mm"),
+    "change_from_baseline_pct": ("Change from baseline", "%"), "change_from_nadir_pct": ("Change from nadir", "%"),
+    "response": ("Response", ""),
+}
 PLOT_X = "days_from_first"
 PLOT_Y = "volume_ml"
 
@@ -51,6 +61,10 @@ def fill_table(table_node: Any, rows: list[dict], columns: tuple[str, ...] | Non
     for name in columns:
         if name not in TEXT_COLUMNS:
             table_node.SetColumnType(name, vtk.VTK_DOUBLE)
+        title, unit = TITLES.get(name, (name, ""))
+        table_node.SetColumnTitle(name, title)
+        if unit:
+            table_node.SetColumnUnitLabel(name, unit)
     table_node.SetUseColumnTitleAsColumnHeader(True)
     table_node.SetLocked(True)  # edits happen on segments, then "Re-measure"
     table_node.Modified()
