@@ -153,7 +153,7 @@ def compose(*transforms: sitk.Transform | None) -> sitk.CompositeTransform:
 
 
 def bake(transform: sitk.Transform, domain: sitk.Image, spacing_mm: float = 4.0,
-         margin_mm: float = 20.0) -> sitk.DisplacementFieldTransform:
+         margin_mm: float = 40.0) -> sitk.DisplacementFieldTransform:
     """The same pull map sampled as a dense field over ``domain`` (output side): one fast lookup
     instead of a chain. Use it for the smooth parts (pose, smooth warp), not the growth warps.
     """
@@ -196,20 +196,32 @@ def push_points(
     points_lps: np.ndarray,
     tol_mm: float = 1e-3,
     max_iter: int = 50,
+    strict: bool = True,
 ) -> np.ndarray:
     """Reference points -> output-scan points: solve pull(y) = x by Newton iterations.
 
     This is how a known lesion centre or landmark is carried onto each synthetic scan (the
-    truth that registration is scored against). Raises RuntimeError if it does not converge.
+    truth that registration is scored against). Points that do not converge (e.g. carried
+    outside the warp fields' domain) raise RuntimeError, or come back as NaN when not strict.
     """
     x = np.asarray(points_lps, dtype=float).reshape(-1, 3)
     y = x.copy()
+    todo = np.arange(len(x))
     for _ in range(max_iter):
-        r = pull_points(transform, y) - x
-        if np.max(np.abs(r), initial=0.0) < tol_mm:
+        r = pull_points(transform, y[todo]) - x[todo]
+        done = np.max(np.abs(r), axis=1) < tol_mm if len(todo) else np.zeros(0, bool)
+        todo, r = todo[~done], r[~done]
+        if not len(todo):
             return y
-        y = y - np.linalg.solve(_jacobians(transform, y), r[:, :, None])[:, :, 0]
-    raise RuntimeError("push_points: Newton inversion did not converge")
+        try:
+            step = np.linalg.solve(_jacobians(transform, y[todo]), r[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            break
+        y[todo] -= step
+    if strict:
+        raise RuntimeError("push_points: Newton inversion did not converge")
+    y[todo] = np.nan
+    return y
 
 
 # ---------------------------------------------------------------- grids and resampling

@@ -248,14 +248,20 @@ def synthesize_study(
         for i, les in enumerate(lesions):
             lt = les_truth[i]
             lt["truth_volume_ml"].append(round(float(counts[les.truth_label]) * voxel_volume_ml(label), 4))
-            y = deform.push_points(transform, centres_a[i][None])
+            try:
+                y = deform.push_points(transform, centres_a[i][None])
+            except RuntimeError as exc:
+                raise InputError(f"lesion {les.id}: carried out of scan {sid}'s field of view; "
+                                 "try another seed or a smaller pose change") from exc
             lt["present"].append(bool(les.volume_factors[t] > 0))
             lt["centre_lps"].append(y[0].round(3).tolist())
             lt["centre_ras"].append(lps_to_ras(y)[0].round(3).tolist())
             jac = float(deform.jacobian_determinant(transform, y)[0])
             lt["expected_volume_ml"].append(round(ref_vol[i] / jac, 4) if lt["present"][-1] else 0.0)
-        lm = deform.push_points(transform, landmarks) if len(landmarks) else np.zeros((0, 3))
-        inside = inside_image(label, lm) if len(lm) else np.zeros(0, bool)
+        lm = deform.push_points(transform, landmarks, strict=False) if len(landmarks) \
+            else np.zeros((0, 3))
+        inside = np.isfinite(lm).all(axis=1)
+        inside[inside] = inside_image(label, lm[inside])
         info["landmarks_lps"] = [p.round(3).tolist() if ok else None
                                  for p, ok in zip(lm, inside, strict=True)]
         truth_scans.append(info)
