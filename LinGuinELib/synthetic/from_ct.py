@@ -20,8 +20,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import same_grid, voxel_volume_ml
-from .manifest import SynthLesion, synthesize_study
-from .phantom import _prompt_index
+from .manifest import SynthLesion, prompt_index_of, synthesize_study
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,7 @@ def make_study_from_ct(
                            min_lesion_ml)
     factors = _volume_factors(growth, len(comps), n_scans)
     scan_ids = [f"T{i}" for i in range(n_scans)]
-    prompt_index = _prompt_index(prompt_scan, scan_ids)
+    prompt_index = prompt_index_of(prompt_scan, scan_ids)
     ct_arr = sitk.GetArrayViewFromImage(ct)
     records = [_lesion_record(k, c, ct_arr, factors[k - 1], rng)
                for k, c in enumerate(comps, start=1)]

@@ -87,6 +87,18 @@ def write_manifest(path: Path, patient_id: str, scans: list[dict], lesions: list
     return path
 
 
+def prompt_index_of(prompt_scan: str | int, scan_ids: list[str]) -> int:
+    """Index of the prompt scan given as a scan id ("T2") or an index (2, -1, "2")."""
+    if isinstance(prompt_scan, str) and not prompt_scan.lstrip("-").isdigit():
+        if prompt_scan not in scan_ids:
+            raise InputError(f"prompt_scan: unknown scan id {prompt_scan!r}")
+        return scan_ids.index(prompt_scan)
+    i = int(prompt_scan)
+    if not -len(scan_ids) <= i < len(scan_ids):
+        raise InputError(f"prompt_scan: index {i} out of range for {len(scan_ids)} scans")
+    return i % len(scan_ids)
+
+
 def lesion_centre_zyx(mask_zyx: np.ndarray, spacing_zyx) -> np.ndarray:
     """Index (z, y, x) of the mask voxel deepest inside it (largest distance to the outside, mm)."""
     padded = np.pad(mask_zyx.astype(bool), 1)

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..errors import InputError
-from .manifest import SynthLesion, synthesize_study
+from .manifest import SynthLesion, prompt_index_of, synthesize_study
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def _place_lesions(rng, anat: _Anatomy, n: int, max_scale: np.ndarray,
     return out
 
 
-def _render_lesion(g: _Grid, les: dict, rng) -> tuple[tuple[slice, ...], np.ndarray]:
+def _render_lesion(g: _Grid, les: dict) -> tuple[tuple[slice, ...], np.ndarray]:
     """Soft occupancy of one lesion (rotated ellipsoid + two lobules) in its index box."""
     h = min(g.spacing_xyz)
     box = g.box(les["center"], 1.6 * les["r"] + 2 * h)
@@ -288,7 +288,7 @@ def make_study(
     origin = np.array([-fov[0] / 2, -fov[1] / 2, -150.0 - fov[2] / 2])
     g = _Grid(shape, spacing_xyz, origin, origin + (np.array(shape[::-1]) - 1) / 2 * spacing_xyz)
     scan_ids = [f"T{i}" for i in range(n_scans)]
-    prompt_index = _prompt_index(prompt_scan, scan_ids)
+    prompt_index = prompt_index_of(prompt_scan, scan_ids)
 
     anat = _render_anatomy(rng, g)
     factors = volume_schedule(rng, n_scans, n_lesions, prompt_index)
@@ -299,7 +299,7 @@ def make_study(
     tex = _smooth_texture(rng, shape, 1.5)
     synth: list[SynthLesion] = []
     for k, les in enumerate(lesions, start=1):
-        box, occ = _render_lesion(g, les, rng)
+        box, occ = _render_lesion(g, les)
         synth.append(SynthLesion(id=f"L{k}", truth_label=k, box=box, occupancy=occ,
                                  hu=les["hu"] + 12.0 * tex[box], volume_factors=factors[k - 1],
                                  kind=les["kind"]))
@@ -311,14 +311,3 @@ def make_study(
     )
     log.info("phantom study %s: %d scans in %.1f s", manifest, n_scans, time.perf_counter() - t0)
     return manifest
-
-
-def _prompt_index(prompt_scan: str | int, scan_ids: list[str]) -> int:
-    if isinstance(prompt_scan, str) and not prompt_scan.lstrip("-").isdigit():
-        if prompt_scan not in scan_ids:
-            raise InputError(f"prompt_scan: unknown scan id {prompt_scan!r}")
-        return scan_ids.index(prompt_scan)
-    i = int(prompt_scan)
-    if not -len(scan_ids) <= i < len(scan_ids):
-        raise InputError(f"prompt_scan: index {i} out of range for {len(scan_ids)} scans")
-    return i % len(scan_ids)
