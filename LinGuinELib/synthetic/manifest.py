@@ -177,15 +177,15 @@ def synthesize_study(
     sp_zyx = np.array(reference.GetSpacing())[::-1]
     centres, radii, ref_vol = [], [], []
     for les in lesions:
-        full = np.zeros(ref_arr.shape, bool)
-        full[les.box] = les.occupancy >= 0.5
-        if not full.any():
+        inside = les.occupancy >= 0.5
+        if not inside.any():
             raise InputError(f"lesion {les.id}: empty after rendering (too small for the grid)")
-        c = lesion_centre_zyx(full[les.box], sp_zyx) + [s.start for s in les.box]
-        pts = np.argwhere(full)
+        c = lesion_centre_zyx(inside, sp_zyx)  # in the box
+        pts = np.argwhere(inside)
         radii.append(float(np.max(np.linalg.norm((pts - c) * sp_zyx, axis=1)) + 0.5 * sp_zyx.max()))
-        centres.append(index_zyx_to_physical(reference, c[None])[0])
-        ref_vol.append(float(full.sum()) * voxel_volume_ml(reference))
+        c_full = c + [s.start for s in les.box]
+        centres.append(index_zyx_to_physical(reference, c_full[None])[0])
+        ref_vol.append(float(inside.sum()) * voxel_volume_ml(reference))
         if les.volume_factors[prompt_index] <= 0:
             raise InputError(f"lesion {les.id}: absent on the prompt scan {scan_ids[prompt_index]}")
     centres_a = np.array(centres)
