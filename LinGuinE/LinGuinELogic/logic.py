@@ -76,6 +76,14 @@ class LinGuinELogic(_LogicBase):
         super().__init__()
         self.scene = scene if scene is not None else default_scene()
 
+    def _adoptSceneOf(self, nodes: list[Any]) -> None:
+        """Work in the scene the input nodes live in (a script may have made its own scene)."""
+        for node in nodes:
+            scene = node.GetScene() if node is not None else None
+            if scene is not None:
+                self.scene = scene
+                return
+
     # --- the study -------------------------------------------------------------------------
     def studyVolumes(self, nodes: list[Any] | None = None) -> list[StudyVolume]:
         """Scalar volumes (all in the scene by default) with their timepoints, in time order.
@@ -101,6 +109,7 @@ class LinGuinELogic(_LogicBase):
         """Main thread: volumes -> in-memory LPS images, prompt node -> lesions."""
         if promptNode is None:
             raise InputError("promptNode is None: place a point per lesion or pick a segmentation")
+        self._adoptSceneOf([*volumeNodes, promptNode])
         volumes = study_volumes(self.scene, list(volumeNodes))
         scans, inputs = build_scans(volumes)
         if promptNode.IsA("vtkMRMLSegmentationNode"):

@@ -392,3 +392,13 @@ def test_worker_thread_reports_progress_and_cancels_cleanly(ball_study):
     output = logic.finishTracking(job)
     assert len(output.segmentationNodes) == 3
     assert job.poll()[-1].stage == "done"
+
+
+def test_logic_follows_the_scene_of_its_inputs(ball_study):
+    from LinGuinELogic import LinGuinELogic
+    from LinGuinELogic.scene import headless_scene
+
+    logic = LinGuinELogic(headless_scene())  # another scene than the volumes'
+    result = logic.track(volumeNodes=ball_study.volumes, promptNode=ball_study.points, **FAST)
+    assert all(node.GetScene() is ball_study.scene for node in result.segmentationNodes)
+    assert result.tableNode.GetScene() is ball_study.scene
