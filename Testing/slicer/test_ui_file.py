@@ -18,6 +18,7 @@ import pytest
 MODULE_DIR = Path(__file__).resolve().parents[2] / "LinGuinE"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "LinGuinE.ui"
 WIDGET_CODE = MODULE_DIR / "LinGuinE.py"
+GUI_CODE = [WIDGET_CODE, *sorted((MODULE_DIR / "LinGuinEGui").glob("*.py"))]  # all code that touches ui
 
 _QWIDGET = {"visible", "enabled", "hide", "show", "setVisible", "setEnabled", "toolTip", "blockSignals"}
 _BUTTON = _QWIDGET | {"clicked", "text", "checked", "toggled", "setText", "checkable"}
@@ -67,7 +68,8 @@ def widgets(ui) -> dict[str, ET.Element]:
 def _code_uses() -> dict[str, set[str]]:
     """ui widget name -> members used on it (``None`` member: the widget itself)."""
     uses: dict[str, set[str]] = {}
-    for name, member in re.findall(r"\bui\.(\w+)(?:\.(\w+))?", WIDGET_CODE.read_text()):
+    code = "\n".join(path.read_text() for path in GUI_CODE)
+    for name, member in re.findall(r"\bui\.(\w+)(?:\.(\w+))?", code):
         uses.setdefault(name, set())
         if member:
             uses[name].add(member)
@@ -156,3 +158,21 @@ def test_form_layout_cells_are_unique(ui):
         cells = [(i.get("row"), i.get("column")) for i in layout.findall("item")]
         assert all(r is not None and c is not None for r, c in cells), layout.get("name")
         assert len(cells) == len(set(cells)), f"overlapping cells in {layout.get('name')}"
+
+
+def test_cmake_ships_every_module_file():
+    """slicerMacroBuildScriptedModule installs only what it lists: a new file must be listed."""
+    cmake = (MODULE_DIR / "CMakeLists.txt").read_text()
+    listed = set(re.findall(r"^\s+(\S+\.(?:py|ui|png))\s*$", cmake, re.MULTILINE))
+    listed = {entry.replace("${MODULE_NAME}", "LinGuinE") for entry in listed}
+    present = {str(p.relative_to(MODULE_DIR)) for p in MODULE_DIR.rglob("*")
+               if p.suffix in (".py", ".ui", ".png") and "Testing" not in p.parts and "__pycache__" not in p.parts}
+    assert present == listed, f"not listed: {present - listed}; listed but absent: {listed - present}"
+    root = (MODULE_DIR.parent / "CMakeLists.txt").read_text()
+    assert re.search(r"^project\(LinGuinE\)", root, re.MULTILINE)
+    for key in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
+        assert re.search(rf"^set\(EXTENSION_{key} ", root, re.MULTILINE), key
+    assert re.search(r'^set\(EXTENSION_DEPENDS "PyTorch"\)', root, re.MULTILINE)
+    # The icon and screenshot URLs point at files that exist in this repository.
+    for url in re.findall(r"raw\.githubusercontent\.com/[^/]+/[^/]+/[^/]+/(\S+?)\"", root):
+        assert (MODULE_DIR.parent / url).is_file(), url
