@@ -4,8 +4,7 @@ This file holds only Slicer's Module, Widget and Test classes. The logic (MRML <
 adapters, no Qt) is in ``LinGuinELogic/``; the algorithms are in ``LinGuinELib`` (no Slicer).
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations" here: parameterNodeWrapper reads the class annotations.
 import os
 import sys
 from typing import Annotated
