@@ -47,6 +47,9 @@ ROI_HALF_MM = (30.0, 45.0, 70.0)  # ROI half-sizes tried in turn
 BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
 SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
 MAX_ITER = 5
+CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
+STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kept (border detail)
+REGROW_SLACK = 0.5  # voxels (finest axis) regrown beyond the opening, for the staircase
 N_RAYS = 162
 
 
@@ -120,23 +123,43 @@ def _big_opening(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.nda
     return opened[: mask.shape[0], : mask.shape[1], : mask.shape[2]] & mask
 
 
-def _component_near(mask: np.ndarray, roi: _Roi, reach_mm: float) -> np.ndarray | None:
-    """The 26-connected component containing the seed, else the nearest within reach, else None."""
+def _component_near(mask: np.ndarray, dist: np.ndarray, reach_mm: float) -> np.ndarray | None:
+    """The 26-connected component nearest the seed (``dist``: mm from it) within reach, or None."""
     if not mask.any():
         return None
     labels = cc3d.connected_components(mask, connectivity=26)
-    near = (roi.dist <= reach_mm) & (labels > 0)
+    near = (dist <= reach_mm) & (labels > 0)
     if not near.any():
         return None
     idx = np.flatnonzero(near)
-    best = idx[np.argmin(roi.dist.ravel()[idx])]
+    best = idx[np.argmin(dist.ravel()[idx])]
     return labels == labels.ravel()[best]
 
 
-def _ray_profiles(volume: np.ndarray, roi: _Roi, length_mm: float, step_mm: float, order: int):
-    """Samples of ``volume`` along rays from the seed: (n_rays, n_steps), and the step radii."""
+def _box(mask: np.ndarray, margin_mm: float, spacing: np.ndarray) -> tuple[slice, ...]:
+    """Bounding box of the mask grown by margin_mm, clipped to the array (for cheap EDTs)."""
+    margin = np.ceil(margin_mm / spacing).astype(int) + 1
+    box = []
+    for axis in range(3):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        lo = max(int(hits[0]) - margin[axis], 0)
+        hi = min(int(hits[-1]) + 1 + margin[axis], mask.shape[axis])
+        box.append(slice(lo, hi))
+    return tuple(box)
+
+
+def _ray_profiles(
+    volume: np.ndarray,
+    roi: _Roi,
+    length_mm: float,
+    step_mm: float,
+    order: int,
+    origin: np.ndarray | None = None,
+):
+    """Samples of ``volume`` along rays from the seed (or origin): (n_rays, n_steps), radii."""
     radii = np.arange(0.0, length_mm + 1e-6, step_mm)
-    pts = roi.seed[None, None, :] + (
+    start = roi.seed if origin is None else origin
+    pts = start[None, None, :] + (
         _DIRECTIONS[:, None, :] * radii[None, :, None] / roi.spacing[None, None, :]
     )
     coords = pts.reshape(-1, 3).T
@@ -210,9 +233,16 @@ def _polarity(roi: _Roi, core: float, delta: float) -> bool:
     return n_bright >= n_dark
 
 
-def _separate(region: np.ndarray, roi: _Roi) -> tuple[np.ndarray | None, float]:
+def _separate(
+    region: np.ndarray, roi: _Roi, sign: float
+) -> tuple[np.ndarray | None, float]:
     """Cut walls (top-hat with a big ball) and vessels (small opening) off the seed's region."""
-    inside, _ = _ray_profiles(region.astype(np.uint8), roi, 200.0, 0.5, order=0)
+    # measure the lesion from its most typical point near the prompt, not from a prompt that
+    # may sit on its rim: the most lesion-like (densest, for bright lesions) voxel within reach
+    near = np.flatnonzero((region & (roi.dist <= SEED_SEARCH_MM)).ravel())
+    best = near[np.argmax(sign * roi.smooth.ravel()[near])]
+    origin = np.array(np.unravel_index(best, region.shape), dtype=float)
+    inside, _ = _ray_profiles(region.astype(np.uint8), roi, 200.0, 0.5, order=0, origin=origin)
     exits = np.where(inside.all(axis=1), inside.shape[1], (inside == 0).argmax(axis=1)) * 0.5
     radius = float(max(np.median(exits), roi.spacing.max()))
     log.debug("lesion radius %.1f mm (exits %s)", radius, np.percentile(exits, [10, 50, 90]))
@@ -221,33 +251,47 @@ def _separate(region: np.ndarray, roi: _Roi) -> tuple[np.ndarray | None, float]:
     extent = float(np.percentile(exits[exits <= 3 * radius], 90))
     big = BIG_BALL_FACTOR * max(radius, extent)
     tophat = region & ~_big_opening(region, big, roi.spacing)
-    part = _component_near(tophat, roi, SEED_SEARCH_MM)
-    log.debug("separate: region %d, tophat %d, part %s", region.sum(), tophat.sum(),
-              None if part is None else part.sum())
+    part = _component_near(tophat, roi.dist, SEED_SEARCH_MM)
     if part is None:
         return None, radius
+    sp = roi.spacing
     # the small ball must fit in the lesion itself: size it by the lesion's thickness near the seed
-    depth = _edt(part, roi.spacing)
-    thickness = float(depth[roi.dist <= radius].max())
-    small = max(SMALL_BALL_FACTOR * min(radius, thickness), 0.5 * roi.spacing.min())
-    core = _component_near(_opening(part, small, roi.spacing), roi, radius)
+    depth_full = _edt(part, sp)
+    thickness = float(depth_full[roi.dist <= radius].max())
+    small = max(SMALL_BALL_FACTOR * min(radius, thickness), 0.5 * sp.min())
+    regrow = (1.0 + STUB_FRACTION) * small + REGROW_SLACK * sp.min()
+    close = max(CLOSE_FRACTION * small, sp.min())
+    # everything below is local to the seed's piece: work in its box
+    box = _box(part, regrow + close, sp)
+    piece, dist = part[box], roi.dist[box]
+    # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
+    eroded = depth_full[box] > small
+    core = _component_near(eroded, dist, radius)
     if core is None:
-        core = part
-    lesion = part & _dilate(core, small + 0.5 * roi.spacing.max(), roi.spacing)
-    lesion = _component_near(lesion, roi, SEED_SEARCH_MM)
+        core = piece
+    lesion = _component_near(piece & _dilate(core, regrow, sp), dist, SEED_SEARCH_MM)
     if lesion is None:
         return None, radius
-    return ndimage.binary_fill_holes(lesion), radius
+    # a closing bridges the pores of textured (ground-glass) lesions before filling holes
+    closed = _edt(_dilate(lesion, close, sp), sp) > close - 1e-3
+    out = np.zeros_like(part)
+    out[box] = ndimage.binary_fill_holes(closed | lesion)
+    log.debug("separate: region %d, tophat %d, part %d, lesion %d, small ball %.1f mm",
+              region.sum(), tophat.sum(), part.sum(), out.sum(), small)
+    return out, radius
 
 
 def _refine_levels(lesion: np.ndarray, region: np.ndarray, roi: _Roi) -> tuple[float, float]:
-    """Half-way between the lesion's typical (median) level and the shell just outside it."""
-    core = float(np.median(roi.smooth[lesion]))
-    out_dist = _edt(~lesion, roi.spacing)
-    shell = (out_dist > roi.spacing.max()) & (out_dist <= roi.spacing.max() + 3.0) & ~region
+    """The lesion's typical (median) level and that of the shell just outside it."""
+    inner, outer = roi.spacing.max(), roi.spacing.max() + 3.0
+    box = _box(lesion, outer, roi.spacing)
+    les, smooth = lesion[box], roi.smooth[box]
+    core = float(np.median(smooth[les]))
+    out_dist = _edt(~les, roi.spacing)
+    shell = (out_dist > inner) & (out_dist <= outer) & ~region[box]
     if shell.sum() < 10:
-        shell = (out_dist > 0) & (out_dist <= 3.0 + roi.spacing.max())
-    return core, float(np.median(roi.smooth[shell]))
+        shell = (out_dist > 0) & (out_dist <= outer)
+    return core, float(np.median(smooth[shell]))
 
 
 class _NoLesion(Exception):
@@ -276,24 +320,28 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> np.ndarray:
     if levels is None:
         raise _NoLesion("no edge around the prompt (uniform surroundings)")
     lesion = None
-    for _ in range(MAX_ITER):
+    for iteration in range(MAX_ITER):
         level, background = levels
         threshold = 0.5 * (level + background)
         # as far beyond the lesion level as the background is below it: excludes much denser
-        # walls and vessels (a ground-glass nodule on the pleura) but keeps solid lesions whole
-        ceiling = 2.0 * level - background
+        # walls and vessels (a ground-glass nodule on the pleura) but keeps solid lesions whole.
+        # Only once the level comes from a region: a prompt in a partial-volume rim underrates it.
+        ceiling = 2.0 * level - background if iteration else sign * np.inf
         band = (sign * roi.smooth >= sign * threshold) & (sign * roi.smooth <= sign * ceiling)
-        region = _component_near(band, roi, SEED_SEARCH_MM)
+        region = _component_near(band, roi.dist, SEED_SEARCH_MM)
         if region is None:
             break
-        lesion_new, _ = _separate(region, roi)
+        lesion_new, _ = _separate(region, roi, sign)
         if lesion_new is None:
             break
         lesion = lesion_new
-        levels = _refine_levels(lesion, region, roi)
+        level, shell_level = _refine_levels(lesion, region, roi)
+        # the surroundings are the farther of the radial-profile plateau and the shell just
+        # outside: a faint halo (ground glass, partial volume) is not the background
+        levels = (level, sign * min(sign * shell_level, sign * levels[1]))
         new = 0.5 * sum(levels)
         log.debug("threshold %.0f -> %.0f HU (%d voxels)", threshold, new, lesion.sum())
-        if abs(new - threshold) < max(5.0, 0.5 * noise):
+        if iteration and abs(new - threshold) < 1.0 + 0.02 * abs(levels[0] - levels[1]):
             break
     if lesion is None:
         raise _NoLesion("no region of the lesion class within reach of the prompt")
@@ -308,7 +356,7 @@ def _exclude_negatives(lesion: np.ndarray, roi: _Roi, negatives: np.ndarray) -> 
     for neg in negatives:
         d_neg2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, neg, roi.spacing))
         lesion = lesion & (d_neg2 > roi.dist**2)
-    kept = _component_near(lesion, roi, SEED_SEARCH_MM)
+    kept = _component_near(lesion, roi.dist, SEED_SEARCH_MM)
     return kept if kept is not None else np.zeros_like(lesion)
 
 
