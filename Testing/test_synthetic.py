@@ -177,6 +177,23 @@ def test_deterministic_with_seed(tmp_path):
     assert a.read_text() != c.read_text()
 
 
+def test_inplane_spacing_jitter_keeps_truth(tmp_path):
+    m = make_study(tmp_path / "j", n_scans=2, n_lesions=1, seed=5, inplane_jitter=0.15, **SMALL)
+    doc = json.loads(m.read_text())
+    truth = json.loads((m.parent / "truth.json").read_text())
+    sx = set()
+    for t, s in enumerate(doc["scans"]):
+        img, lab = _read(m, s["image"]), _read(m, s["label"])
+        assert same_grid(img, lab)
+        sx.add(round(img.GetSpacing()[0], 4))
+        extent = (img.GetSize()[0] - 1) * img.GetSpacing()[0]
+        assert extent == pytest.approx(95 * 2.5, abs=img.GetSpacing()[0])  # same field of view
+        les = truth["lesions"][0]
+        assert les["truth_volume_ml"][t] == pytest.approx(les["expected_volume_ml"][t], rel=0.15)
+        assert _value_at(lab, les["centre_lps"][t]) == 1
+    assert len(sx) == 2
+
+
 def test_bad_inputs_raise_input_error(tmp_path):
     with pytest.raises(InputError):
         make_study(tmp_path / "x", prompt_scan="T9", **SMALL)

@@ -109,12 +109,14 @@ def make_study_from_ct(
     max_rotation_deg: float = 3.0,
     max_translation_mm: float = 8.0,
     noise_sd: tuple[float, float] = (4.0, 12.0),
+    inplane_jitter: float = 0.0,
 ) -> Path:
     """Write a longitudinal study made from one CT + lesion mask; return the manifest path.
 
     ``growth``: lesion volume / original volume per scan (first usually 1.0; 0 = vanished),
     one sequence for all lesions or one per lesion; default 1.0, 1.4, 1.9, 0.7, (1.4, 1.9, 0.7)...
     ``lesions``: "largest" component or "all" components >= ``min_lesion_ml``.
+    ``inplane_jitter`` (e.g. 0.1) varies the pixel spacing of later scans (then not 512x512).
     """
     t0 = time.perf_counter()
     ct_path, lesion_mask_path = Path(ct_path), Path(lesion_mask_path)
@@ -146,6 +148,7 @@ def make_study_from_ct(
         generator=f"from_ct:{ct_path.name}", seed=seed, deform_mm=deform_mm,
         max_rotation_deg=max_rotation_deg, max_translation_mm=max_translation_mm,
         noise_sd=noise_sd, identity_first=True, first_image_file=ct_path,
+        inplane_jitter=inplane_jitter,
     )
     log.info("from_ct study %s: %d scans in %.1f s", manifest, n_scans, time.perf_counter() - t0)
     return manifest

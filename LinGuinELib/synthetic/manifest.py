@@ -162,12 +162,15 @@ def synthesize_study(
     noise_sd: tuple[float, float] = (8.0, 20.0),
     identity_first: bool = False,
     first_image_file: Path | None = None,
+    inplane_jitter: float = 0.0,
 ) -> Path:
     """Write every scan (pose + smooth warp + growth warps + slice spacing + noise), the truth
     labels through the same pull maps, the prompt and ``truth.json``; return the manifest path.
 
     With ``identity_first`` scan 0 is the reference itself (no warp, no noise); its file is
     copied from ``first_image_file`` when given (a real CT stays byte-identical).
+    ``inplane_jitter`` > 0 also varies the pixel spacing (x ``1 +- jitter``, same field of view),
+    as reconstructions of follow-up scans often do.
     """
     if prompt_kind not in ("point", "mask"):
         raise InputError(f"prompt_kind must be 'point' or 'mask', not {prompt_kind!r}")
@@ -227,7 +230,10 @@ def synthesize_study(
             smooth = deform.random_smooth_field(rng, reference, deform_mm) if deform_mm > 0 else None
             choices = [s for s in SLICE_SPACINGS_MM if abs(s - reference.GetSpacing()[2]) > 0.01]
             sz = float(rng.choice(choices if identity_first else SLICE_SPACINGS_MM))
-            grid = deform.regrid(reference, (*reference.GetSpacing()[:2], sz))
+            inplane = np.array(reference.GetSpacing()[:2])
+            if inplane_jitter > 0:
+                inplane = inplane * rng.uniform(1 - inplane_jitter, 1 + inplane_jitter)
+            grid = deform.regrid(reference, (*inplane, sz))
             base = deform.bake(deform.compose(pose, smooth), grid)
             growth = [deform.growth_warp(centres_a[i], radii[i], float(np.cbrt(les.volume_factors[t])))
                       for i, les in enumerate(lesions) if les.volume_factors[t] > 0]

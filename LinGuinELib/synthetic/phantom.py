@@ -269,11 +269,13 @@ def make_study(
     prompt_kind: str = "point",
     patient_id: str | None = None,
     deform_mm: float = 2.0,
+    inplane_jitter: float = 0.0,
 ) -> Path:
     """Write a synthetic longitudinal study (scans, truth labels, prompts) and return its manifest.
 
     ``spacing`` is (x, y, z) mm of the reference grid; each scan gets its own slice spacing
     (1.25-3 mm), pose, smooth warp (``deform_mm`` sd at the control points) and noise.
+    ``inplane_jitter`` (e.g. 0.1) also varies the pixel spacing per scan.
     Use REALISTIC_SHAPE_ZYX / REALISTIC_SPACING_XYZ for a 512x512 benchmark-sized study.
     """
     t0 = time.perf_counter()
@@ -307,7 +309,7 @@ def make_study(
         out_dir, reference=ref, lesions=synth, scan_ids=scan_ids, rng=rng,
         prompt_index=prompt_index, prompt_kind=prompt_kind,
         patient_id=patient_id or f"P{seed + 1:03d}", generator="phantom", seed=seed,
-        deform_mm=deform_mm, identity_first=False,
+        deform_mm=deform_mm, identity_first=False, inplane_jitter=inplane_jitter,
     )
     log.info("phantom study %s: %d scans in %.1f s", manifest, n_scans, time.perf_counter() - t0)
     return manifest
