@@ -34,7 +34,7 @@ from .scene import default_scene, in_application, place_in_study_of, study_attri
 from .segmentations import add_lesion_segment, create_segmentation_node
 from .study import StudyVolume, build_scans, list_scene_volumes, study_volumes
 from .tables import fill_plot, fill_table
-from .volumes import set_timepoint
+from .volumes import load_volume_file, set_timepoint
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,14 @@ class LinGuinELogic(_LogicBase):
     @staticmethod
     def setTimepoint(volumeNode: Any, text: str) -> None:
         set_timepoint(volumeNode, text)
+
+    def loadVolume(self, path: str | Path, name: str | None = None) -> Any:
+        """Load an image file as a volume node (for scripts; works headless too)."""
+        if in_application():
+            import slicer
+
+            return slicer.util.loadVolume(str(path), {"name": name or Path(path).name.split(".")[0]})
+        return load_volume_file(self.scene, str(path), name or Path(path).name.split(".")[0])
 
     @staticmethod
     def backendChoices(kind: str) -> list[tuple[str, str | None]]:

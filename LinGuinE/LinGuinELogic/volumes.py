@@ -74,6 +74,20 @@ def geometry_from_matrix(image: sitk.Image, ijk_to_ras: np.ndarray) -> sitk.Imag
     return image
 
 
+def load_volume_file(scene: Any, path: str, name: str) -> Any:
+    """Read an image file into a new scalar volume node with Slicer's own reader (no app needed)."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    if not storage.ReadData(node):
+        scene.RemoveNode(storage)
+        scene.RemoveNode(node)
+        raise InputError(f"cannot read a volume from '{path}'")
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
 def volume_to_sitk(node: Any) -> sitk.Image:
     """A scalar volume node as a SimpleITK image in LPS (world geometry)."""
     image = sitk.GetImageFromArray(volume_array_zyx(node))

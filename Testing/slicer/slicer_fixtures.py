@@ -135,18 +135,6 @@ def ball_study() -> BallStudy:
     return BallStudy(scene, volumes, list(SCANS), points, truth, centres)
 
 
-def load_volume(scene, path: Path, name: str):
-    """Read a volume file with Slicer's own reader (no application needed)."""
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
-    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
-    storage.SetFileName(str(path))
-    if not storage.ReadData(node):
-        raise RuntimeError(f"could not read {path}")
-    node.SetAndObserveStorageNodeID(storage.GetID())
-    node.CreateDefaultDisplayNodes()
-    return node
-
-
 def segment_array(scene, segmentation, segment_id: str, volume) -> np.ndarray:
     from LinGuinELogic.prompts import segment_mask_zyx
 

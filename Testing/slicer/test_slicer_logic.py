@@ -310,7 +310,6 @@ def test_batch_snippet_on_a_generated_study(tmp_path):
     """The README's batch snippet, as written, with the default classical backends."""
     from LinGuinELogic import LinGuinELogic
     from LinGuinELogic.scene import headless_scene
-    from slicer_fixtures import load_volume
 
     from LinGuinELib.geometry import lps_to_ras
     from LinGuinELib.study.manifest import load_manifest
@@ -319,13 +318,13 @@ def test_batch_snippet_on_a_generated_study(tmp_path):
     study = load_manifest(make_study(tmp_path / "study", n_scans=2, n_lesions=1, seed=3,
                                      shape_zyx=(40, 80, 80), spacing=(3.0, 3.0, 4.0)))
     scene = headless_scene()
-    v0, v1 = (load_volume(scene, scan.path, scan.id) for scan in study.scans)
+    logic = LinGuinELogic(scene)
+    v0, v1 = (logic.loadVolume(scan.path, scan.id) for scan in study.scans)
     pointListNode = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "prompts")
     lesion = study.lesions[0]
     index = pointListNode.AddControlPoint(*lps_to_ras(lesion.points_lps[0]), lesion.id)
     pointListNode.SetNthControlPointAssociatedNodeID(index, {"T0": v0, "T1": v1}[lesion.scan_id].GetID())
 
-    logic = LinGuinELogic(scene)
     result = logic.track(volumeNodes=[v0, v1], promptNode=pointListNode,
                          registration="classical", segmentation="classical")
     assert [n.IsA("vtkMRMLSegmentationNode") for n in result.segmentationNodes] == [True, True]
