@@ -180,9 +180,10 @@ class LinGuinELogic(_LogicBase):
                 add_lesion_segment(node, volume.node, les["id"], les["name"], tuple(les["color"]),
                                    result.get(les["id"], volume.scan_id), les["tracking_id"])
             segmentations.append(node)
-        table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{prepared.name} trajectory")
-        plot_table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{prepared.name} plot data")
-        chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", f"{prepared.name} volume over time")
+        table = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{prepared.name} trajectory"))
+        plot_table = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{prepared.name} plot data"))
+        chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode",
+                                       scene.GenerateUniqueName(f"{prepared.name} volume over time"))
         rows = trajectory_rows(result)
         fill_table(table, rows)
         fill_plot(scene, plot_table, chart, rows, [(x["id"], x["name"], tuple(x["color"]))

@@ -31,7 +31,7 @@ from .scene import (
 
 def create_segmentation_node(scene: Any, volume: Any, name: str) -> Any:
     """An empty segmentation node on ``volume``'s grid, beside it in the subject hierarchy."""
-    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(name))
     node.CreateDefaultDisplayNodes()
     node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
     if volume.GetTransformNodeID():
