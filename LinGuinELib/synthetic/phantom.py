@@ -80,11 +80,17 @@ def _in_lung(p: np.ndarray, anat: _Anatomy, shrink: float = 1.0) -> bool:
     return any(np.sum(((p - c) / (anat.lung_axes * shrink)) ** 2) <= 1.0 for c in anat.lung_centers)
 
 
-def _smooth_texture(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: float) -> np.ndarray:
-    """Zero-mean unit-sd smooth noise, made on a 4x coarser grid for speed."""
-    coarse = tuple(max(n // 4, 2) for n in shape)
-    t = ndimage.gaussian_filter(rng.standard_normal(coarse).astype(np.float32), sigma_vox / 4)
-    t = ndimage.zoom(t, [n / c for n, c in zip(shape, coarse, strict=True)], order=1)
+def _smooth_texture(rng: np.random.Generator, shape: tuple[int, ...],
+                    spacing_zyx: np.ndarray, corr_mm: float) -> np.ndarray:
+    """Zero-mean unit-sd noise correlated over ~``corr_mm``; drawn on a grid of ~corr/2 mm
+    and upsampled linearly (smooth enough at that sampling, and fast at 512x512)."""
+    factor = np.maximum(np.floor(corr_mm / 2.0 / np.asarray(spacing_zyx)), 1).astype(int)
+    coarse = tuple(max(int(np.ceil(n / f)), 2) for n, f in zip(shape, factor, strict=True))
+    sigma = corr_mm / (np.asarray(spacing_zyx) * factor)
+    t = ndimage.gaussian_filter(rng.standard_normal(coarse).astype(np.float32), sigma / 2)
+    if np.any(factor > 1):
+        t = ndimage.zoom(t, [n / c for n, c in zip(shape, coarse, strict=True)], order=1,
+                         grid_mode=True, mode="nearest")
     t = t[: shape[0], : shape[1], : shape[2]]
     t = np.pad(t, [(0, n - m) for n, m in zip(shape, t.shape, strict=True)], mode="edge")
     return (t - t.mean()) / (t.std() + 1e-6)
@@ -158,7 +164,8 @@ def _render_anatomy(rng: np.random.Generator, g: _Grid) -> _Anatomy:
         q = np.sqrt(((X - c[0]) / axes[0]) ** 2 + ((Y - c[1]) / axes[1]) ** 2
                     + ((Z - c[2]) / axes[2]) ** 2)
         lung = np.maximum(lung, _soft((q - 1.0) * axes[0], h))
-    lung_hu = HU_LUNG + 25.0 * _smooth_texture(rng, g.shape_zyx, 3.0)
+    sp_zyx = np.array(g.spacing_xyz)[::-1]
+    lung_hu = HU_LUNG + 25.0 * _smooth_texture(rng, g.shape_zyx, sp_zyx, 5.0)
     anat = _Anatomy(hu, centers, axes, [])
     for c, side in zip(centers, (-1.0, 1.0), strict=True):
         hilum = c + np.array([-side * 0.55 * axes[0], 0.1 * axes[1], 0.1 * axes[2]])
@@ -298,7 +305,7 @@ def make_study(
     ref = sitk.GetImageFromArray(anat.hu)
     ref.SetSpacing(spacing_xyz)
     ref.SetOrigin([float(v) for v in origin])
-    tex = _smooth_texture(rng, shape, 1.5)
+    tex = _smooth_texture(rng, shape, np.array(spacing_xyz)[::-1], 3.0)
     synth: list[SynthLesion] = []
     for k, les in enumerate(lesions, start=1):
         box, occ = _render_lesion(g, les)
