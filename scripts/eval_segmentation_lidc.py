@@ -2,7 +2,7 @@
 
 For every nodule (connected component of ``*_consensus2`` with at least --min-ml), the segmenter
 is prompted (a) at the nodule centre (the voxel deepest inside it) and (b) at points offset by
---offset-mm in six directions (simulating a propagated prompt). The ceiling is inter-reader
+each of --offsets-mm in 14 directions (6 axes, 8 diagonals), simulating a propagated prompt. The ceiling is inter-reader
 variability: Dice of the >=1-reader and >=3-reader masks against the >=2 consensus.
 
 Usage: python scripts/eval_segmentation_lidc.py [--data ../shared/data/lidc] [--backend classical]
@@ -28,9 +28,10 @@ sys.path.insert(0, str(REPO))
 from LinGuinELib.geometry import index_zyx_to_physical  # noqa: E402
 from LinGuinELib.registry import create_backend  # noqa: E402
 
-OFFSETS = np.array(
-    [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=float
-)  # LPS unit vectors
+_AXES = [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]
+_DIAGONALS = [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+OFFSETS = np.array(_AXES + _DIAGONALS, dtype=float)
+OFFSETS /= np.linalg.norm(OFFSETS, axis=1, keepdims=True)  # LPS unit vectors
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,7 +48,9 @@ def nodule_centre(mask: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:
     return np.array([s.start + i for s, i in zip(box, local)], dtype=float)
 
 
-def evaluate_patient(ct_path: Path, segmenter, min_ml: float, offset_mm: float) -> list[dict]:
+def evaluate_patient(
+    ct_path: Path, segmenter, min_ml: float, offsets_mm: list[float]
+) -> list[dict]:
     stem = ct_path.name.replace("_ct.nii.gz", "")
     image = sitk.ReadImage(str(ct_path))
     consensus = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_path.parent / f"{stem}_consensus2.nii.gz"))) > 0
@@ -70,7 +73,8 @@ def evaluate_patient(ct_path: Path, segmenter, min_ml: float, offset_mm: float) 
         centre = nodule_centre(truth, spacing)
         centre_lps = index_zyx_to_physical(image, centre)[0]
         prompts = [("centre", centre_lps)] + [
-            (f"offset {offset_mm:g} mm {tuple(int(v) for v in d)}", centre_lps + offset_mm * d)
+            (f"offset {mm:g} mm {tuple(np.round(d, 2).tolist())}", centre_lps + mm * d)
+            for mm in offsets_mm
             for d in OFFSETS
         ]
         for name, point in prompts:
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "lidc")
     parser.add_argument("--backend", default="classical")
     parser.add_argument("--min-ml", type=float, default=0.1, help="smallest nodule evaluated")
-    parser.add_argument("--offset-mm", type=float, default=2.5)
+    parser.add_argument("--offsets-mm", default="2,3", help="comma-separated prompt offsets")
+    parser.add_argument("--per-prompt", action="store_true", help="also print every prompt")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
@@ -108,26 +113,29 @@ def main(argv: list[str] | None = None) -> int:
     segmenter = create_backend("segmentation", args.backend)
     rows = []
     for ct in cts:
-        rows += evaluate_patient(ct, segmenter, args.min_ml, args.offset_mm)
+        offsets = [float(v) for v in args.offsets_mm.split(",") if v.strip()]
+        rows += evaluate_patient(ct, segmenter, args.min_ml, offsets)
 
-    print("| patient | nodule | prompt | Dice vs >=2 readers | predicted mL | s/call |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(
-            f"| {r['patient']} | {r['nodule']} | {r['prompt']} | {r['dice']:.3f} "
-            f"| {r['pred_ml']:.2f} | {r['seconds']:.2f} |"
-        )
-    print()
-    print("| patient | nodule | Dice centre | Dice offsets mean (min) | ceiling >=1 reader | "
-          "ceiling >=3 readers |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    if args.per_prompt:
+        print("| patient | nodule | prompt | Dice vs >=2 readers | predicted mL | s/call |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            print(
+                f"| {r['patient']} | {r['nodule']} | {r['prompt']} | {r['dice']:.3f} "
+                f"| {r['pred_ml']:.2f} | {r['seconds']:.2f} |"
+            )
+        print()
+    print("| patient | nodule | Dice centre | Dice offset prompts mean (min) | n offsets "
+          "| ceiling: >=1 reader vs >=2 | ceiling: >=3 readers vs >=2 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     keys = dict.fromkeys((r["patient"], r["nodule"]) for r in rows)
     for key in keys:
         group = [r for r in rows if (r["patient"], r["nodule"]) == key]
         offs = [r["dice"] for r in group if r["prompt"] != "centre"]
         print(
             f"| {key[0]} | {key[1]} | {group[0]['dice']:.3f} | {np.mean(offs):.3f} "
-            f"({np.min(offs):.3f}) | {group[0]['ceiling_ge1']:.3f} | {group[0]['ceiling_ge3']:.3f} |"
+            f"({np.min(offs):.3f}) | {len(offs)} | {group[0]['ceiling_ge1']:.3f} "
+            f"| {group[0]['ceiling_ge3']:.3f} |"
         )
     times = np.array([r["seconds"] for r in rows])
     print(f"\ntime per call: median {np.median(times):.2f} s, max {times.max():.2f} s "

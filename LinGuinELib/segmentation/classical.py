@@ -220,16 +220,20 @@ def _initial_levels(
 
 
 def _polarity(roi: _Roi, core: float, delta: float) -> bool:
-    """True when the lesion is brighter than its surroundings (first departures along rays)."""
+    """True when the lesion is brighter than its surroundings.
+
+    Each ray votes for the larger of its rise and its fall within 20 mm of the seed: texture
+    inside a lesion is small next to the step to the surrounding tissue.
+    """
     if core < SOFT_TISSUE_HU:
         return True
-    prof, _ = _ray_profiles(roi.smooth, roi, 25.0, 0.5, order=1)
-    up = prof - core > delta
-    down = core - prof > delta
-    first_up = np.where(up.any(axis=1), up.argmax(axis=1), prof.shape[1])
-    first_down = np.where(down.any(axis=1), down.argmax(axis=1), prof.shape[1])
-    n_dark = int(np.sum(first_up < first_down))
-    n_bright = int(np.sum(first_down < first_up))
+    prof, _ = _ray_profiles(roi.smooth, roi, 20.0, 0.5, order=1)
+    up = (prof - core).max(axis=1)
+    down = (core - prof).max(axis=1)
+    seen = np.maximum(up, down) > delta
+    n_dark = int(np.sum(seen & (up > down)))
+    n_bright = int(np.sum(seen & (down >= up)))
+    log.debug("polarity votes: %d bright, %d dark", n_bright, n_dark)
     return n_bright >= n_dark
 
 
@@ -244,11 +248,13 @@ def _separate(
     origin = np.array(np.unravel_index(best, region.shape), dtype=float)
     inside, _ = _ray_profiles(region.astype(np.uint8), roi, 200.0, 0.5, order=0, origin=origin)
     exits = np.where(inside.all(axis=1), inside.shape[1], (inside == 0).argmax(axis=1)) * 0.5
-    radius = float(max(np.median(exits), roi.spacing.max()))
+    # rays that never leave the region run along a wall or vessel: the lesion is what the others see
+    finite = exits[exits < 200.0]
+    radius = float(max(np.median(finite if finite.size >= 0.1 * exits.size else exits), roi.spacing.max()))
     log.debug("lesion radius %.1f mm (exits %s)", radius, np.percentile(exits, [10, 50, 90]))
     # flat lesions lying on a wall are wide: size the wall-finding ball by their long extent,
     # counting only rays that leave the region (not those running into the wall or a vessel)
-    extent = float(np.percentile(exits[exits <= 3 * radius], 90))
+    extent = float(np.percentile(exits[exits <= 3 * radius], 90)) if radius < 200.0 else radius
     big = BIG_BALL_FACTOR * max(radius, extent)
     tophat = region & ~_big_opening(region, big, roi.spacing)
     part = _component_near(tophat, roi.dist, SEED_SEARCH_MM)
@@ -330,9 +336,13 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> np.ndarray:
         band = (sign * roi.smooth >= sign * threshold) & (sign * roi.smooth <= sign * ceiling)
         region = _component_near(band, roi.dist, SEED_SEARCH_MM)
         if region is None:
+            if iteration == 0:
+                continue
             break
         lesion_new, _ = _separate(region, roi, sign)
         if lesion_new is None:
+            if iteration == 0:
+                continue  # try again with the ceiling on denser structures
             break
         lesion = lesion_new
         level, shell_level = _refine_levels(lesion, region, roi)
