@@ -33,6 +33,7 @@ HU_RANGE = (-1000.0, 1000.0)  # clamp: metal, contrast and air outside the body 
 BODY_HU = -500.0  # soft tissue vs air; lungs become body after per-slice hole filling
 GLOBAL_SAMPLING = 0.1  # fraction of voxels sampled by the metric
 LOCAL_SAMPLING = 0.1
+OUTSIDE = -1.0e4  # value of voxels resampled from outside an image
 
 
 def _as_float_clamped(image: sitk.Image) -> sitk.Image:
@@ -69,6 +70,16 @@ def _body_mask(small: sitk.Image) -> sitk.Image:
     out = sitk.GetImageFromArray(mask)
     out.CopyInformation(small)
     return out
+
+
+def _normalized_mi(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:
+    """(H(a) + H(b)) / H(a, b): unlike plain MI it does not reward overlap size."""
+    joint, _, _ = np.histogram2d(a, b, bins=bins, range=[HU_RANGE, HU_RANGE])
+    p = joint[joint > 0] / joint.sum()
+    pa = joint.sum(axis=1)
+    pb = joint.sum(axis=0)
+    pa, pb = pa[pa > 0] / joint.sum(), pb[pb > 0] / joint.sum()
+    return float((np.sum(pa * np.log(pa)) + np.sum(pb * np.log(pb))) / np.sum(p * np.log(p)))
 
 
 def _mask_centroid(mask: sitk.Image) -> np.ndarray:
@@ -186,19 +197,24 @@ def _global_affine(source: sitk.Image, target: sitk.Image, spacing_mm: float, se
     rigid.SetCenter(tuple(map(float, c_src)))
     base_shift = c_tgt - c_src
 
-    # Coarse z search: MI of a handful of shifts on images twice as coarse.
+    # Scans of one patient often differ in z field of view, which biases the centroids along
+    # z: try a range of cranio-caudal shifts on images twice as coarse, keep the best.
     src2, tgt2 = sitk.BinShrink(src, [2, 2, 2]), sitk.BinShrink(tgt, [2, 2, 2])
-    mask2 = sitk.Cast(sitk.BinShrink(src_mask, [2, 2, 2]) > 0, sitk.sitkUInt8)
-    probe = _method(seed, 0.5, 1, 1.0, [1], [0.0], mask2, threads)
-    best_shift, best_value = base_shift, np.inf
+    mask2 = sitk.GetArrayViewFromImage(sitk.BinShrink(src_mask, [2, 2, 2])) > 0
+    fixed_values = sitk.GetArrayViewFromImage(src2)[mask2]
+    best_shift, best_value = base_shift, -np.inf
     step = 2.0 * spacing_mm
     n_steps = int(z_search_mm // step)
     for k in range(-n_steps, n_steps + 1):
         shift = base_shift + np.array([0.0, 0.0, k * step])
         rigid.SetTranslation(tuple(map(float, shift)))
-        probe.SetInitialTransform(rigid, inPlace=False)
-        value = probe.MetricEvaluate(src2, tgt2)
-        if value < best_value:
+        warped = sitk.Resample(tgt2, src2, rigid, sitk.sitkLinear, OUTSIDE)
+        moving_values = sitk.GetArrayViewFromImage(warped)[mask2]
+        inside = moving_values > OUTSIDE / 2
+        if inside.mean() < 0.5:  # too little overlap to judge
+            continue
+        value = _normalized_mi(fixed_values[inside], moving_values[inside])
+        if value > best_value:
             best_value, best_shift = value, shift
     rigid.SetTranslation(tuple(map(float, best_shift)))
     log.debug("global init: centroid shift %s, z search chose %+.0f mm", base_shift.round(1),
