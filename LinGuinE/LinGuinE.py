@@ -255,7 +255,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _pollJob(self) -> None:
         """QTimer slot: show progress (stage + scan); build the nodes once the worker is done."""
-        from LinGuinEGui.results_view import showResults
+        from LinGuinEGui.results_view import followLayoutTableClicks, showResults
 
         job = self._job
         if job is None:
@@ -282,6 +282,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 output = self.logic.finishTracking(job)
                 self._parameterNode.tableNode = output.tableNode
                 showResults(output.tableNode, output.chartNode)
+                followLayoutTableClicks(self.onLayoutTableClicked)
                 self.showRow(0)
                 self.ui.statusLabel.text = f"Done in {job.elapsed_s:.0f} s."
         self.updateGuiState()
@@ -295,6 +296,14 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay("Cannot show this row."):
             showRow(self.logic, tableNode, row, self.ui.sequenceSelector.currentNode())
+
+    def onLayoutTableClicked(self, tableNode, row: int) -> None:
+        """A click in the layout's table view: follow it when it shows a trajectory table."""
+        if tableNode is None or tableNode.GetAttribute("LinGuinE.Role") != "trajectory":
+            return
+        if self._parameterNode.tableNode is not tableNode:
+            self._parameterNode.tableNode = tableNode
+        self.showRow(row)
 
     def onRemeasure(self) -> None:
         with slicer.util.tryWithErrorDisplay("Re-measure failed.", waitCursor=True):

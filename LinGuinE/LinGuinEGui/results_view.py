@@ -15,6 +15,17 @@ def showResults(tableNode, chartNode) -> None:
         slicer.modules.plots.logic().ShowChartInLayout(chartNode)
 
 
+def followLayoutTableClicks(callback) -> None:
+    """Clicking a row of a trajectory table in the layout's table views calls ``callback(table, row)``."""
+    layoutManager = slicer.app.layoutManager()
+    for i in range(layoutManager.tableViewCount):
+        view = layoutManager.tableWidget(i).tableView()
+        if view.property("LinGuinEConnected"):
+            continue
+        view.setProperty("LinGuinEConnected", True)
+        view.clicked.connect(lambda index, view=view: callback(view.mrmlTableNode(), index.row()))
+
+
 def showRow(logic, tableNode, row: int, sequenceNode=None) -> None:
     """That lesion on that volume: volume as background, only its segment shown, views centred."""
     from LinGuinELogic.record import run_scans
