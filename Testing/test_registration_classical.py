@@ -152,6 +152,16 @@ def test_local_refinement_beats_global(phantom: sitk.Image, moved) -> None:
     assert refined.mean() < coarse.mean(), (refined, coarse)
 
 
+def test_large_cranio_caudal_shift_and_cut_field_of_view(phantom: sitk.Image) -> None:
+    """40 mm along z plus a 30 mm shorter scan: centroids alone would start 20 mm off."""
+    target, g = _known_target(phantom, (0.03, 0.05, -0.1), np.array([0.0, 0.0, -40.0]), 4.0,
+                              (1.6, 1.6, 2.2), crop_z_mm=30.0, seed=2)
+    points = _points_inside(phantom)
+    truth = np.array([_invert(g, p) for p in points])
+    mapped = ClassicalRegistration().register(phantom, target).map_points(points)
+    assert np.linalg.norm(mapped - truth, axis=1).max() < 1.5 * 1.6
+
+
 def test_identity_pair_maps_to_itself(phantom: sitk.Image) -> None:
     points = _points_inside(phantom)
     mapper = ClassicalRegistration().register(phantom, phantom)
@@ -182,6 +192,11 @@ def test_bad_input_names_the_field(phantom: sitk.Image) -> None:
         ClassicalRegistration(local_box_mm=-5)
     with pytest.raises(InputError, match="target"):
         ClassicalRegistration().register(phantom, None)  # type: ignore[arg-type]
+    rgb = sitk.Image([8, 8, 8], sitk.sitkVectorFloat32, 3)
+    with pytest.raises(InputError, match="source"):
+        ClassicalRegistration().register(rgb, phantom)
+    with pytest.raises(InputError, match="threads"):
+        ClassicalRegistration(threads=-1)
     mapper = LocalRefinementMapper(phantom, phantom, sitk.AffineTransform(3))
     with pytest.raises(InputError, match="points_lps"):
         mapper.map_points(np.array([[np.nan, 0.0, 0.0]]))

@@ -403,6 +403,8 @@ class ClassicalRegistration(Registration):
         for field, image in (("source", source), ("target", target)):
             if not isinstance(image, sitk.Image) or image.GetDimension() != 3:
                 raise InputError(f"{field} must be a 3D SimpleITK image")
+            if image.GetNumberOfComponentsPerPixel() != 1:
+                raise InputError(f"{field} must be a scalar (grey-level CT) image")
         start = time.perf_counter()
         transform = global_affine(source, target, self.global_spacing_mm, self.seed,
                                   threads=self.threads)
