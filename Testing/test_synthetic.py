@@ -247,6 +247,9 @@ def test_push_inverts_pull_and_local_label_resampling_is_exact():
     full = sitk.Resample(lab, grid, m, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16)
     assert np.array_equal(sitk.GetArrayViewFromImage(resample_label(lab, m, grid)),
                           sitk.GetArrayViewFromImage(full))
+    smooth = sitk.GetArrayViewFromImage(resample_label(lab, m, grid, smooth=True)) > 0
+    near = sitk.GetArrayViewFromImage(full) > 0
+    assert 2 * (smooth & near).sum() / (smooth.sum() + near.sum()) > 0.9
 
 
 # ---------------------------------------------------------------- from one CT

@@ -259,8 +259,10 @@ def resample_image(image: sitk.Image, transform: sitk.Transform, grid: sitk.Imag
 
 
 def resample_label(label: sitk.Image, transform: sitk.Transform, grid: sitk.Image,
-                   pad_mm: float = 6.0) -> sitk.Image:
-    """Nearest-neighbour resampling of a labelmap onto ``grid`` (uint16).
+                   pad_mm: float = 6.0, smooth: bool = False) -> sitk.Image:
+    """Resample a labelmap onto ``grid`` (uint16): nearest neighbour, or with ``smooth`` each
+    label's mask linearly interpolated and cut at 0.5 (the boundary then follows the 50%
+    partial-volume surface of the image instead of the reference voxels' staircase).
 
     Only the output box that can contain labels is resampled (the label box is pushed through
     the transform): labels are small, scans are large.
@@ -287,8 +289,24 @@ def resample_label(label: sitk.Image, transform: sitk.Transform, grid: sitk.Imag
             sub.SetSpacing(grid.GetSpacing())
             sub.SetDirection(grid.GetDirection())
             sub.SetOrigin([float(v) for v in index_zyx_to_physical(grid, start[None])[0]])
-            res = sitk.Resample(lab, sub, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt16)
-            out[start[0]:stop[0], start[1]:stop[1], start[2]:stop[2]] = sitk.GetArrayFromImage(res)
+            region = tuple(slice(start[a], stop[a]) for a in range(3))
+            if smooth:
+                # crop the input around the labels (2 voxels of margin) before casting to float
+                c0 = np.maximum(lo.astype(int) - 2, 0)
+                c1 = np.minimum(hi.astype(int) + 3, arr.shape)
+                crop = lab[int(c0[2]):int(c1[2]), int(c0[1]):int(c1[1]), int(c0[0]):int(c1[0])]
+                crop_arr = sitk.GetArrayViewFromImage(crop)
+                res_arr = np.zeros(tuple(stop - start), np.uint16)
+                for value in np.unique(crop_arr[crop_arr > 0]):
+                    m = sitk.GetImageFromArray((crop_arr == value).astype(np.float32))
+                    m.CopyInformation(crop)
+                    frac = sitk.Resample(m, sub, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+                    res_arr[sitk.GetArrayViewFromImage(frac) >= 0.5] = value
+                out[region] = res_arr
+            else:
+                res = sitk.Resample(lab, sub, transform, sitk.sitkNearestNeighbor, 0,
+                                    sitk.sitkUInt16)
+                out[region] = sitk.GetArrayFromImage(res)
     img = sitk.GetImageFromArray(out)
     img.CopyInformation(grid)
     return img

@@ -252,7 +252,7 @@ def synthesize_study(
             out.CopyInformation(grid)
             del arr
             _save(out, out_dir / "scans" / f"{sid}.nii.gz")
-            label = deform.resample_label(label_ref, transform, grid)
+            label = deform.resample_label(label_ref, transform, grid, smooth=True)
             info.update(identity=False, slice_spacing_mm=sz, noise_sd_hu=round(sd, 2),
                         pose_rotation_rad=[pose.GetAngleX(), pose.GetAngleY(), pose.GetAngleZ()],
                         pose_translation_mm=list(pose.GetTranslation()))
