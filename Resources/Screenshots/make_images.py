@@ -86,12 +86,18 @@ def draw_screenshot(path: Path) -> None:
             ax.set_title(f"{scan.id}  {scan.when}\n{row['status']}  {volume}", color="white", fontsize=11)
             ax.axis("off")
         ax = fig.add_axes([0.08, 0.07, 0.86, 0.3], facecolor="#2b3038")
-        for j, les in enumerate(study.lesions):
-            pts = [(r["days_from_first"], r["volume_ml"]) for r in rows
-                   if r["lesion"] == les.id and r["volume_ml"] is not None and r["days_from_first"] is not None]
-            if pts:
-                xs_, ys_ = zip(*pts)
-                ax.plot(xs_, ys_, "-o", color=lesion_color(j), label=les.id, linewidth=2)
+        days = [r["days_from_first"] for r in rows if r["lesion"] == lesion.id]
+        tracked = [r["volume_ml"] for r in rows if r["lesion"] == lesion.id]
+        truth_ml = []
+        for scan in study.scans:
+            label = sitk.ReadImage(str(scan.truth_path))
+            voxels = int((sitk.GetArrayViewFromImage(label) == lesion.truth_label).sum())
+            truth_ml.append(voxels * float(np.prod(label.GetSpacing())) / 1000.0)
+        ax.plot(days, tracked, "-o", color=lesion_color(0), label=f"{lesion.id} tracked", linewidth=2)
+        ax.plot(days, truth_ml, "--", color="white", label=f"{lesion.id} truth", linewidth=1.2)
+        for r in rows:  # the whole result, so a failure on another lesion is not hidden
+            print(f"{r['lesion']} {r['scan']} {r['status']} {r['volume_ml']}")
+        print(f"truth {lesion.id}: {truth_ml}")
         ax.set_xlabel("days from first scan", color="white")
         ax.set_ylabel("volume (mL)", color="white")
         ax.tick_params(colors="white")
