@@ -40,16 +40,24 @@ class TrackingJob:
         self._thread: threading.Thread | None = None
         self._finished = threading.Event()
 
-    def _run(self) -> None:
+    def _run(self, forward: Any = None, capture_errors: bool = True) -> None:
         from LinGuinELib.propagation.engine import track
 
+        def report(event: ProgressEvent) -> None:
+            self._events.put(event)
+            if forward is not None:
+                self.last_event = event
+                forward(event)
+
         try:
-            self.result = track(self.study, self.config, self._events.put, self._cancel.is_set)
+            self.result = track(self.study, self.config, report, self._cancel.is_set)
         except Cancelled:
             self.cancelled = True
-        except BaseException as exc:  # noqa: BLE001 - reported to the main thread, not lost
+        except BaseException as exc:
+            if not capture_errors:
+                raise
             log.exception("tracking failed")
-            self.error = exc
+            self.error = exc  # reported to the main thread, not lost with the thread
         finally:
             self._finished.set()
 
@@ -61,23 +69,9 @@ class TrackingJob:
         return self
 
     def run_here(self, progress: Any = None) -> TrackingJob:
-        """Run in the calling thread (batch and tests); ``progress`` gets every event."""
+        """Run in the calling thread (batch, tests): errors propagate; ``progress`` sees every event."""
         self.started = time.perf_counter()
-        if progress is None:
-            self._run()
-        else:
-            from LinGuinELib.propagation.engine import track
-
-            def forward(event: ProgressEvent) -> None:
-                self.last_event = event
-                progress(event)
-
-            try:
-                self.result = track(self.study, self.config, forward, self._cancel.is_set)
-            except Cancelled:
-                self.cancelled = True
-            finally:
-                self._finished.set()
+        self._run(progress, capture_errors=False)
         return self
 
     def cancel(self) -> None:

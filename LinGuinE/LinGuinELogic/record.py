@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from LinGuinELib.config import TrackingConfig
@@ -114,7 +114,8 @@ def rebuild_result(scene: Any, table: Any) -> TrackingResult:
                 les["id"], info.scan_id, status, mask,
                 propagated_point_lps=segment_point_lps(info.segmentation, segment_id),
             )
-    config = TrackingConfig(**record["config"])
+    known = {f.name for f in fields(TrackingConfig)}  # a newer/older record may differ in fields
+    config = TrackingConfig(**{k: v for k, v in record["config"].items() if k in known})
     return TrackingResult(study, config, results, references, {}, record.get("backends", {}))
 
 

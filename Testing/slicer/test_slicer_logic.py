@@ -401,3 +401,16 @@ def test_logic_follows_the_scene_of_its_inputs(ball_study):
     result = logic.track(volumeNodes=ball_study.volumes, promptNode=ball_study.points, **FAST)
     assert all(node.GetScene() is ball_study.scene for node in result.segmentationNodes)
     assert result.tableNode.GetScene() is ball_study.scene
+
+
+def test_batch_errors_name_the_problem(ball_study):
+    from LinGuinELogic import LinGuinELogic
+
+    logic = LinGuinELogic(ball_study.scene)
+    with pytest.raises(InputError, match="registration backend 'nope' is unknown"):
+        logic.track(volumeNodes=ball_study.volumes, promptNode=ball_study.points, registration="nope")
+    with pytest.raises(InputError, match="mode"):
+        logic.track(volumeNodes=ball_study.volumes, promptNode=ball_study.points, mode="sideways")
+    with pytest.raises(InputError, match="promptNode is None"):
+        logic.track(volumeNodes=ball_study.volumes, promptNode=None)
+    assert ball_study.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 0
