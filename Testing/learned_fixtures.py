@@ -149,15 +149,21 @@ def tiny_plans(patch: int = 64) -> dict:
 
 
 def write_tiny_nninteractive(
-    folder: Path, patch: int = 64, network_state: dict | None = None, license_text: str | None = None
+    folder: Path,
+    patch: int = 64,
+    license_text: str | None = None,
+    plans: dict | None = None,
 ) -> Path:
-    """An nnInteractive model folder (official layout) with random weights; returns the folder."""
+    """An nnInteractive model folder (official layout) with random weights; returns the folder.
+
+    ``plans`` replaces the tiny 3-stage plans (same configuration name, "3d_tiny").
+    """
     import torch
     from nnInteractive.trainer.nnInteractiveTrainer import nnInteractiveTrainer_stub
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     folder.mkdir(parents=True, exist_ok=True)
-    plans = tiny_plans(patch)
+    plans = plans or tiny_plans(patch)
     dataset = {
         "channel_names": {"0": "CT"},
         "labels": {"background": 0, "foreground": 1},
@@ -170,12 +176,11 @@ def write_tiny_nninteractive(
     (folder / "inference_session_class.json").write_text(json.dumps(info))
     if license_text is not None:
         (folder / "LICENSE").write_text(license_text)
-    if network_state is None:
-        pm = PlansManager(plans)
-        net = nnInteractiveTrainer_stub.build_network_architecture(
-            pm, pm.get_configuration("3d_tiny"), 1 + 7, 2, enable_deep_supervision=False
-        )
-        network_state = net.state_dict()
+    pm = PlansManager(plans)
+    net = nnInteractiveTrainer_stub.build_network_architecture(
+        pm, pm.get_configuration("3d_tiny"), 1 + 7, 2, enable_deep_supervision=False
+    )
+    network_state = net.state_dict()
     (folder / "fold_0").mkdir(exist_ok=True)
     torch.save(
         {
