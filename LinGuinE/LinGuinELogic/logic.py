@@ -16,6 +16,7 @@ once the job finished, ``finishTracking`` on the main thread.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from . import record as rec
 from .dependencies import backend_choices, ensure_requirements
 from .jobs import TrackingJob
 from .prompts import LesionPrompt, lesions_from_points, lesions_from_segments
-from .scene import default_scene, in_application, place_in_study_of, study_attribute
+from .scene import default_scene, in_application, place_in_study_of
 from .segmentations import add_lesion_segment, create_segmentation_node
 from .study import StudyVolume, build_scans, list_scene_volumes, study_volumes
 from .tables import fill_plot, fill_table
@@ -117,6 +118,8 @@ class LinGuinELogic(_LogicBase):
         """Main thread: volumes -> in-memory LPS images, prompt node -> lesions."""
         if promptNode is None:
             raise InputError("promptNode is None: place a point per lesion or pick a segmentation")
+        if not volumeNodes:
+            raise InputError("volumeNodes is empty: give the study's volumes (or a sequence)")
         self._adoptSceneOf([*volumeNodes, promptNode])
         volumes = study_volumes(self.scene, list(volumeNodes))
         scans, inputs = build_scans(volumes)
@@ -126,8 +129,9 @@ class LinGuinELogic(_LogicBase):
             prompts = lesions_from_points(promptNode, inputs)
         else:
             raise InputError(f"promptNode '{promptNode.GetName()}' is not a point list or segmentation")
-        patient = study_attribute(self.scene, volumes[0].node, "DICOM.PatientID") or name
-        study = Study(patient, scans, [p.lesion for p in prompts])
+        # The study id goes into tracking ids, file titles and run.json: a run id, never the
+        # DICOM patient id or name (no personal data in exports).
+        study = Study(f"{name}-{uuid.uuid4().hex[:8]}", scans, [p.lesion for p in prompts])
         return PreparedRun(study, volumes, prompts, name)
 
     def startTracking(self, prepared: PreparedRun, config: TrackingConfig) -> TrackingJob:

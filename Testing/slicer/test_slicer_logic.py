@@ -202,6 +202,13 @@ def test_segment_as_prompt(ball_study):
     rows = table_rows(second.tableNode)
     assert [r["status"] for r in rows] == ["prompt", "found", "found"] * 2
     assert [r["volume_ml"] for r in rows] == pytest.approx([r["volume_ml"] for r in table_rows(first.tableNode)])
+    from LinGuinELogic.scene import TRACKING_ID_TAG, get_tag
+
+    def ids(output):
+        segmentation = output.segmentationNodes[0].GetSegmentation()
+        return {get_tag(segmentation.GetNthSegment(i), TRACKING_ID_TAG) for i in range(2)}
+
+    assert not ids(first) & ids(second)  # each run's lesions get their own tracking ids
 
 
 def test_remeasure_sees_edits_and_export_writes_files(ball_study, tmp_path):
