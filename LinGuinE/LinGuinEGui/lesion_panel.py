@@ -80,6 +80,7 @@ class LesionPanel(VTKObservationMixin):
                 volume = backgroundVolumeAt(node, i)
                 if volume is not None:
                     node.SetNthControlPointAssociatedNodeID(i, volume.GetID())
+                    rememberSequenceItem(node, i, volume)
         self.update()
 
     def update(self) -> None:
@@ -102,6 +103,16 @@ class LesionPanel(VTKObservationMixin):
         node = self.parameterNode().promptNode
         if node is not None and item.column() == 0 and item.row() < node.GetNumberOfControlPoints():
             node.SetNthControlPointLabel(item.row(), item.text())
+
+
+def rememberSequenceItem(node, index: int, volume) -> None:
+    """On a sequence's proxy volume, note which item was shown when the point was placed."""
+    from LinGuinELogic.scene import SEQUENCE_ITEM_ATTRIBUTE
+
+    browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForProxyNode(volume)
+    if browser is not None:
+        key = f"{SEQUENCE_ITEM_ATTRIBUTE}.{node.GetNthControlPointID(index)}"
+        node.SetAttribute(key, str(browser.GetSelectedItemNumber()))
 
 
 def backgroundVolumeAt(node, index: int):

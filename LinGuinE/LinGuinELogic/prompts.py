@@ -21,6 +21,8 @@ from LinGuinELib.errors import InputError
 from LinGuinELib.geometry import inside_image, mask_to_image, ras_to_lps
 from LinGuinELib.study.model import Lesion
 
+from .scene import SEQUENCE_ITEM_ATTRIBUTE
+
 
 @dataclass
 class ScanInput:
@@ -29,7 +31,9 @@ class ScanInput:
     scan_id: str
     node: Any
     image: sitk.Image
-    aliases: tuple[str, ...] = ()  # node IDs that also stand for this scan (sequence proxy)
+    proxy_id: str = ""  # sequence items: the browser's proxy node showing them
+    item: int | None = None  # sequence items: index in the sequence
+    shown: bool = False  # sequence items: the browser shows this one now
 
 
 @dataclass
@@ -51,11 +55,20 @@ def safe_id(text: str, taken: set[str]) -> str:
     return candidate
 
 
-def scan_for_point(point_lps: np.ndarray, associated_id: str, scans: list[ScanInput], what: str) -> str:
-    """The scan id a prompt point lies on (see module docstring)."""
+def scan_for_point(point_lps: np.ndarray, associated_id: str, scans: list[ScanInput], what: str,
+                   item: int | None = None) -> str:
+    """The scan id a prompt point lies on (see module docstring).
+
+    A point on a sequence's proxy volume belongs to the item shown when it was placed (``item``),
+    else to the item the browser shows now.
+    """
     for scan in scans:
-        if associated_id and associated_id in (scan.node.GetID(), *scan.aliases):
+        if associated_id and associated_id == scan.node.GetID():
             return scan.scan_id
+    proxied = [s for s in scans if associated_id and s.proxy_id == associated_id]
+    chosen = [s for s in proxied if (s.item == item if item is not None else s.shown)]
+    if len(chosen) == 1:
+        return chosen[0].scan_id
     holders = [s.scan_id for s in scans if inside_image(s.image, point_lps)[0]]
     if not holders:
         raise InputError(f"{what} lies outside every input volume")
@@ -81,7 +94,9 @@ def lesions_from_points(markups: Any, scans: list[ScanInput]) -> list[LesionProm
         markups.GetNthControlPointPositionWorld(i, ras)
         lps = ras_to_lps(ras).reshape(1, 3)
         associated = markups.GetNthControlPointAssociatedNodeID(i) or ""
-        scan_id = scan_for_point(lps, associated, scans, f"point '{label}'")
+        item = markups.GetAttribute(f"{SEQUENCE_ITEM_ATTRIBUTE}.{markups.GetNthControlPointID(i)}")
+        scan_id = scan_for_point(lps, associated, scans, f"point '{label}'",
+                                 int(item) if item and item.isdigit() else None)
         lesion = Lesion(id=safe_id(label, taken), scan_id=scan_id, points_lps=lps)
         prompts.append(LesionPrompt(lesion, label, lesion_color(len(prompts))))
     if not prompts:

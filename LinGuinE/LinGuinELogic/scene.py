@@ -22,6 +22,9 @@ LESION_ID_TAG = "LinGuinE.LesionID"
 STATUS_TAG = "LinGuinE.Status"
 POINT_TAG = "LinGuinE.PropagatedPointRAS"
 TIMEPOINT_ATTRIBUTE = "LinGuinE.Timepoint"
+# On a point list: "<prefix>.<control point ID>" = index of the sequence item shown when the point
+# was placed on a sequence's proxy volume (the proxy alone cannot say which item it showed).
+SEQUENCE_ITEM_ATTRIBUTE = "LinGuinE.SequenceItem"
 
 # Module logics a headless scene needs, by the name Slicer registers them under.
 _HEADLESS_LOGICS = (

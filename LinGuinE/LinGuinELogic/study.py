@@ -31,7 +31,8 @@ class StudyVolume:
     scan_id: str = ""
     sequence: Any = None  # the vtkMRMLSequenceNode holding ``node``, if any
     item: int | None = None  # index of ``node`` in ``sequence``
-    aliases: tuple[str, ...] = ()  # other node IDs showing this scan (a sequence's proxy node)
+    proxy_id: str = ""  # the sequence browser's proxy node that shows the sequence's items
+    shown: bool = False  # the browser shows this item now
 
     @property
     def in_scene(self) -> bool:
@@ -91,8 +92,9 @@ def study_volumes(scene: Any, nodes: list[Any], sort: bool = True) -> list[Study
             has_sequence = True
             shown = shown_item(scene, node)
             for k, (item, timepoint) in enumerate(sequence_items(node)):
-                aliases = (shown[1],) if shown and shown[0] == k else ()
-                volumes.append(StudyVolume(item, timepoint, sequence=node, item=k, aliases=aliases))
+                volumes.append(StudyVolume(item, timepoint, sequence=node, item=k,
+                                           proxy_id=shown[1] if shown else "",
+                                           shown=bool(shown) and shown[0] == k))
         elif node.IsA("vtkMRMLScalarVolumeNode") and not node.IsA("vtkMRMLLabelMapVolumeNode"):
             volumes.append(StudyVolume(node, volume_timepoint(scene, node)))
         else:
@@ -124,5 +126,5 @@ def build_scans(volumes: list[StudyVolume]) -> tuple[list[Scan], list[ScanInput]
         scan = _scan_stub(volume)
         scan.image = image
         scans.append(scan)
-        inputs.append(ScanInput(volume.scan_id, volume.node, image, volume.aliases))
+        inputs.append(ScanInput(volume.scan_id, volume.node, image, volume.proxy_id, volume.item, volume.shown))
     return scans, inputs

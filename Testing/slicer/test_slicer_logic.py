@@ -301,6 +301,15 @@ def test_sequence_of_volumes_is_a_study(ball_study):
     logic = LinGuinELogic(scene)
     result = logic.track(volumeNodes=[sequence], promptNode=ball_study.points, **FAST)
     assert len(result.segmentationNodes) == 3
+    # Browsed on after placing: the item noted at placement still decides (the GUI notes it).
+    from LinGuinELogic.scene import SEQUENCE_ITEM_ATTRIBUTE
+
+    browser.SetSelectedItemNumber(2)
+    assert all(p.lesion.scan_id == "week_16" for p in logic.prepare([sequence], ball_study.points).prompts)
+    for i in range(ball_study.points.GetNumberOfControlPoints()):
+        point_id = ball_study.points.GetNthControlPointID(i)
+        ball_study.points.SetAttribute(f"{SEQUENCE_ITEM_ATTRIBUTE}.{point_id}", "0")
+    assert all(p.lesion.scan_id == "baseline" for p in logic.prepare([sequence], ball_study.points).prompts)
     rows = table_rows(result.tableNode)
     assert [r["scan"] for r in rows[:3]] == ["baseline", "week_8", "week_16"]
     assert [r["status"] for r in rows] == ["prompt", "found", "found"] * 2
