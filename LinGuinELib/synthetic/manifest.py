@@ -22,6 +22,7 @@ that scan (None when outside it). Registration error = distance between mapped a
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import logging
 import shutil
@@ -140,8 +141,19 @@ def _landmarks(ref_img: sitk.Image, arr: np.ndarray, rng, n: int = 24) -> np.nda
 
 
 def _save(img: sitk.Image, path: Path) -> str:
+    """Write NIfTI; .nii.gz through gzip level 1 (ITK's writer uses level 6: ~1.5x slower for
+    ~5% smaller CT files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(img, str(path), True)
+    if not path.name.endswith(".nii.gz"):
+        sitk.WriteImage(img, str(path), True)
+        return path.as_posix()
+    raw = path.with_name(path.name[: -len(".gz")] + ".tmp.nii")
+    try:
+        sitk.WriteImage(img, str(raw), False)
+        with open(raw, "rb") as src, gzip.open(path, "wb", compresslevel=1) as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
+    finally:
+        raw.unlink(missing_ok=True)
     return path.as_posix()
 
 
