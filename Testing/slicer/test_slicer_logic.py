@@ -430,3 +430,34 @@ def test_batch_errors_name_the_problem(ball_study):
     with pytest.raises(InputError, match="promptNode is None"):
         logic.track(volumeNodes=ball_study.volumes, promptNode=None)
     assert ball_study.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 0
+
+
+@pytest.mark.lidc
+def test_real_ct_geometry_and_prompt_through_slicer(lidc_dir):
+    """A real chest CT read by Slicer's reader reaches the engine with SimpleITK's own geometry."""
+    import SimpleITK as sitk
+    from LinGuinELogic import LinGuinELogic
+    from LinGuinELogic.scene import headless_scene
+
+    from LinGuinELib.geometry import index_zyx_to_physical, lps_to_ras
+
+    logic = LinGuinELogic(headless_scene())
+    ct = logic.loadVolume(lidc_dir / "LIDC-IDRI-0001_ct.nii.gz", "ct0")
+    ct_again = logic.loadVolume(lidc_dir / "LIDC-IDRI-0001_ct.nii.gz", "ct1")
+    truth = sitk.ReadImage(str(lidc_dir / "LIDC-IDRI-0001_consensus2.nii.gz"))
+    centre_lps = index_zyx_to_physical(truth, np.argwhere(sitk.GetArrayViewFromImage(truth) > 0).mean(axis=0))[0]
+    points = logic.scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "nodule")
+    index = points.AddControlPoint(*lps_to_ras(centre_lps), "nodule")
+    points.SetNthControlPointAssociatedNodeID(index, ct.GetID())
+
+    prepared = logic.prepare([ct, ct_again], points)
+    ours = prepared.study.scans[0].image
+    theirs = sitk.ReadImage(str(lidc_dir / "LIDC-IDRI-0001_ct.nii.gz"))
+    assert ours.GetSize() == theirs.GetSize()
+    assert np.allclose(ours.GetOrigin(), theirs.GetOrigin(), atol=1e-3)
+    assert np.allclose(ours.GetSpacing(), theirs.GetSpacing(), atol=1e-5)
+    assert np.allclose(ours.GetDirection(), theirs.GetDirection(), atol=1e-6)
+    assert np.array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs))
+    lesion = prepared.study.lesions[0]
+    assert lesion.scan_id == "ct0"
+    assert np.allclose(lesion.points_lps[0], centre_lps, atol=1e-6)
