@@ -139,8 +139,11 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiState)
 
     def onSceneStartClose(self, caller, event) -> None:
-        if self._job is not None:
+        if self._job is not None:  # its volumes are going away: stop it and drop whatever it returns
             self._job.cancel()
+            self._job = None
+            self._timer.stop()
+            self.ui.progressBar.hide()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
