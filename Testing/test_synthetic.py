@@ -255,7 +255,7 @@ def test_push_inverts_pull_and_local_label_resampling_is_exact():
 # ---------------------------------------------------------------- from one CT
 
 
-def _toy_ct(folder: Path) -> tuple[Path, Path]:
+def _toy_ct(folder: Path, direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)) -> tuple[Path, Path]:
     """A small chest-like CT (body, lung, vessel-free) with two blobs in the mask."""
     shape = (40, 96, 96)
     z, y, x = np.mgrid[: shape[0], : shape[1], : shape[2]].astype(np.float32)
@@ -271,13 +271,16 @@ def _toy_ct(folder: Path) -> tuple[Path, Path]:
         img = sitk.GetImageFromArray(arr.astype(dtype))
         img.SetSpacing((1.25, 1.25, 2.0))
         img.SetOrigin((-60.0, -60.0, -200.0))
+        img.SetDirection([float(v) for v in direction])
         sitk.WriteImage(img, str(folder / name))
         paths.append(folder / name)
     return paths[0], paths[1]
 
 
-def test_from_ct_on_a_toy_ct(tmp_path):
-    ct_path, mask_path = _toy_ct(tmp_path)
+@pytest.mark.parametrize("direction", [(1, 0, 0, 0, 1, 0, 0, 0, 1), (-1, 0, 0, 0, -1, 0, 0, 0, 1)],
+                         ids=["lps", "ras-stored"])
+def test_from_ct_on_a_toy_ct(tmp_path, direction):
+    ct_path, mask_path = _toy_ct(tmp_path, direction)
     growth = [[1.0, 1.5, 0.6], [1.0, 0.7, 0.0]]
     m = make_study_from_ct(ct_path, mask_path, tmp_path / "study", n_scans=3, seed=1,
                            growth=growth, lesions="all", min_lesion_ml=0.05)
@@ -291,6 +294,7 @@ def test_from_ct_on_a_toy_ct(tmp_path):
     for t, s in enumerate(doc["scans"]):
         img, lab = _read(m, s["image"]), _read(m, s["label"])
         assert same_grid(img, lab)
+        assert img.GetDirection() == pytest.approx(orig.GetDirection())
         if t:
             assert img.GetSpacing()[2] != pytest.approx(2.0)  # new slice spacing
         for k, les in enumerate(truth["lesions"]):
