@@ -131,12 +131,16 @@ def test_real_architecture_random_weights_small_grid(tmp_path):
     """Real network + real loader (weights_only=True), 128^3 grid: the whole register path."""
     torch.manual_seed(0)
     weights = tmp_path / "random_unigradicon.trch"
-    torch.save(icon.build_network((128, 128, 128)).regis_net.state_dict(), weights)
+    state = icon.build_network((128, 128, 128)).regis_net.state_dict()
+    for key in state:  # the package zero-initialises each step's last conv (identity map)
+        if "lastConv" in key:
+            state[key].normal_(0.0, 5e-4)
+    torch.save(state, weights)
     reg = create_backend("registration", "lunggradicon", weights=str(weights), grid=128)
     src = blob_image((48, 48, 24), (2.0, 2.0, 4.0), (0.0, 0.0, 0.0), (50, 48, 46))
     tgt = blob_image((40, 40, 40), (2.5, 2.5, 2.5), (2.0, -3.0, 1.0), (52, 45, 48))
     with torch.no_grad():
         mapped = reg.register(src, tgt).map_points(np.array([[50.0, 48.0, 46.0]]))
     assert mapped.shape == (1, 3) and np.isfinite(mapped).all()
-    assert np.linalg.norm(mapped[0] - [50.0, 48.0, 46.0]) < 60.0
+    assert 0.01 < np.linalg.norm(mapped[0] - [50.0, 48.0, 46.0]) < 60.0
     assert sum(p.numel() for p in reg.network.regis_net.parameters()) == 70_680_916
