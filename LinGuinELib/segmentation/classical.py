@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 AIR_LIKE_HU = -750.0  # densest point near the seed below this: air / lung parenchyma, no lesion
 SOFT_TISSUE_HU = -300.0  # a lesion darker than its surroundings must itself be at least this dense
-SMOOTH_MM = 1.0
+MIN_CONTRAST_HU = 5.0  # below this no edge is trusted, whatever the noise
+SMOOTH_MM = 1.0  # Gaussian sigma that tames noise and ground-glass texture, keeps mm edges
 SEED_SEARCH_MM = 3.0  # how far a propagated prompt may sit outside the lesion
 CORE_MM = 1.5  # radius of the ball whose intensity characterises the seed
 ROI_HALF_MM = (30.0, 45.0, 70.0)  # ROI half-sizes tried in turn
@@ -179,15 +180,35 @@ def _shell_quantile(values: np.ndarray, shell: np.ndarray, n_shells: int, q: flo
     return v[order][np.minimum(pick, len(v) - 1)].astype(float)
 
 
+def _plateau(profile: np.ndarray, level: float, start: int, delta: float) -> tuple[int, float]:
+    """First shell from ``start`` where the (sign-normalised) profile, having fallen more than
+    2 delta below ``level``, levels off or turns back up; (index, value) or (-1, nan)."""
+    running = np.minimum.accumulate(profile[start:])
+    for i, value in enumerate(profile[start:]):
+        depth = level - running[i]
+        if depth <= 2 * delta:
+            continue
+        ahead = profile[start + i : start + i + 4]
+        if value - running[i] > max(2 * delta, 0.25 * depth):  # next structure reached
+            return start + i, float(running[i])
+        if ahead.size == 4 and ahead.min() > value - max(0.1 * depth, 0.25 * delta):
+            return start + i, float(running[i])
+    if level - running[-1] > 2 * delta:
+        return profile.size - 1, float(running[-1])
+    return -1, float("nan")
+
+
 def _initial_levels(
     roi: _Roi, core: float, bright: bool, delta: float
 ) -> tuple[float, float] | None:
-    """Half-way between the core and the surroundings seen on a radial profile.
+    """Lesion level and surroundings level from a radial profile around the seed.
 
     Each 1 mm spherical shell around the seed is summarised by its lower quartile (upper for
     dark lesions): robust to texture and noise, and it sees the surrounding tissue even when
     an attached wall fills half the shell. Going outwards, the surroundings are where the
     profile, having left the core level, levels off (a plateau) or turns back (next structure).
+    A ground-glass plateau that later gives way to aerated lung is part of the lesion (the
+    halo of a part-solid nodule): the lesion level becomes that plateau's.
     """
     shell = roi.dist.astype(np.int32)  # 1 mm shells
     n_shells = int(min(shell.max(), np.min(np.array(roi.smooth.shape) * roi.spacing) / 2))
@@ -196,27 +217,21 @@ def _initial_levels(
     sign = 1.0 if bright else -1.0
     q = 0.25 if bright else 0.75
     profile = sign * _shell_quantile(roi.smooth, shell, n_shells, q)
+    # the innermost shells hold few voxels: a running median keeps their noise from posing as
+    # an edge
+    profile = ndimage.median_filter(profile, size=3, mode="nearest")
     log.debug("profile %s", np.round(sign * profile).astype(int).tolist())
-    running = np.minimum.accumulate(profile)
-    depth = sign * core - running
-    background = None
-    for k in range(n_shells):
-        if depth[k] <= 2 * delta:
-            continue
-        ahead = profile[k : k + 4]
-        if profile[k] - running[k] > max(delta, 0.25 * depth[k]):  # next structure reached
-            background = running[k]
-            break
-        if ahead.size == 4 and ahead.min() > profile[k] - max(0.1 * depth[k], 0.25 * delta):
-            background = running[k]
-            break
-    if background is None:
-        if depth[-1] <= 2 * delta:
-            return None
-        background = running[-1]
-    background *= sign
-    log.debug("radial profile: core %.0f, surroundings %.0f HU", core, background)
-    return core, float(background)
+    level = sign * core
+    k, background = _plateau(profile, level, 0, delta)
+    if k < 0:
+        return None
+    if bright and AIR_LIKE_HU < background < SOFT_TISSUE_HU and k + 1 < n_shells:
+        k2, lung = _plateau(profile, background, k + 1, delta)
+        if k2 >= 0 and lung < AIR_LIKE_HU:
+            level, background = background, lung
+    log.debug("radial profile: core %.0f, level %.0f, surroundings %.0f HU",
+              core, sign * level, sign * background)
+    return sign * level, sign * background
 
 
 def _polarity(roi: _Roi, core: float, delta: float) -> bool:
@@ -318,11 +333,13 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> np.ndarray:
         _move_seed(roi, np.array(np.unravel_index(best, roi.smooth.shape), dtype=float))
         core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
     noise = 1.4826 * float(np.median(np.abs(roi.raw - roi.smooth)[roi.dist <= 10.0]))
-    delta = max(20.0, 1.5 * noise)
+    # noise left after smoothing (white noise scales with the kernel's L2 norm), three sigma
+    delta = max(MIN_CONTRAST_HU, 3.0 * noise * _kernel_l2(roi.spacing))
     core = float(np.median(roi.smooth[core_ball]))
     bright = _polarity(roi, core, delta)
     sign = 1.0 if bright else -1.0
     levels = _initial_levels(roi, core, bright, delta)
+    reach = sign * float(np.percentile(sign * roi.smooth[search], 90))
     if levels is None:
         raise _NoLesion("no edge around the prompt (uniform surroundings)")
     lesion = None
@@ -331,8 +348,11 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> np.ndarray:
         threshold = 0.5 * (level + background)
         # as far beyond the lesion level as the background is below it: excludes much denser
         # walls and vessels (a ground-glass nodule on the pleura) but keeps solid lesions whole.
-        # Only once the level comes from a region: a prompt in a partial-volume rim underrates it.
-        ceiling = 2.0 * level - background if iteration else sign * np.inf
+        # At first the level is at least the densest tenth near the prompt, so a prompt in a
+        # partial-volume rim (which underrates the lesion level) still keeps the lesion; later
+        # it is the level of the region found.
+        top = sign * max(sign * level, sign * reach) if iteration == 0 else level
+        ceiling = 2.0 * top - background
         band = (sign * roi.smooth >= sign * threshold) & (sign * roi.smooth <= sign * ceiling)
         region = _component_near(band, roi.dist, SEED_SEARCH_MM)
         if region is None:
@@ -378,6 +398,19 @@ def _move_seed(roi: _Roi, seed: np.ndarray) -> None:
     roi.dist = np.sqrt(d2).astype(np.float32)
 
 
+def _kernel_l2(spacing: np.ndarray) -> float:
+    """L2 norm of the smoothing kernel: the factor by which it scales white noise."""
+    sigma = _sigma_voxels(spacing)
+    impulse = np.zeros([2 * int(np.ceil(3 * s)) + 1 for s in sigma], np.float32)
+    impulse[tuple(n // 2 for n in impulse.shape)] = 1.0
+    return float(np.sqrt((ndimage.gaussian_filter(impulse, sigma, truncate=3.0) ** 2).sum()))
+
+
+def _sigma_voxels(spacing: np.ndarray) -> np.ndarray:
+    sigma = SMOOTH_MM / spacing
+    return np.where(sigma < 0.3, 0.0, sigma)
+
+
 def _make_roi(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray, half_mm: float) -> _Roi:
     half = np.ceil(half_mm / spacing).astype(int)
     centre = np.round(seed).astype(int)
@@ -385,9 +418,7 @@ def _make_roi(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray, half_mm:
     lo = np.maximum(centre - half, 0)
     hi = np.minimum(centre + half + 1, shape)
     raw = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.float32)
-    sigma = SMOOTH_MM / spacing
-    sigma = np.where(sigma < 0.3, 0.0, sigma)
-    smooth = ndimage.gaussian_filter(raw, sigma, mode="nearest", truncate=3.0)
+    smooth = ndimage.gaussian_filter(raw, _sigma_voxels(spacing), mode="nearest", truncate=3.0)
     local = seed - lo
     grid = np.ogrid[tuple(slice(0, n) for n in raw.shape)]
     d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, local, spacing))
