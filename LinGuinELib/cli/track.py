@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "with --point-ras and --source) and write OUT.")
     p.add_argument("study", type=Path, help="STUDY.json manifest, or a folder with one image per timepoint")
     p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
-    p.add_argument("--point-ras", help="folder input: lesion point X,Y,Z in RAS mm (Slicer coordinates)")
+    p.add_argument("--point-ras", help="folder input: lesion point X,Y,Z in RAS mm (Slicer coordinates); "
+                   "write --point-ras=X,Y,Z when X is negative")
     p.add_argument("--source", help="folder input: id (file name without extension) of the scan clicked on")
     add_tracking_options(p)
     p.set_defaults(func=run)
