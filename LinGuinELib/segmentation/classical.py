@@ -89,15 +89,28 @@ def _edt(mask: np.ndarray, spacing: np.ndarray, outside: bool = False) -> np.nda
 
 
 def _dilate(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
+    """Voxels within radius mm of the mask (computed in the mask's box: EDTs dominate the cost)."""
+    out = np.zeros_like(mask, dtype=bool)
     if not mask.any():
-        return mask.copy()
-    return _edt(~mask, spacing) <= radius
+        return out
+    box = _box(mask, radius, spacing)
+    out[box] = _edt(~mask[box], spacing) <= radius
+    return out
+
+
+def _erode(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
+    """Voxels deeper than radius mm inside the mask (structures continue past the array)."""
+    out = np.zeros_like(mask, dtype=bool)
+    if not mask.any():
+        return out
+    box = _box(mask, 0.0, spacing)
+    out[box] = _edt(mask[box], spacing, outside=True) > radius
+    return out
 
 
 def _opening(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
     """Union of the balls of ``radius`` mm that fit in the mask (structures continue past the box)."""
-    eroded = _edt(mask, spacing, outside=True) > radius
-    return _dilate(eroded, radius, spacing) & mask
+    return _dilate(_erode(mask, radius, spacing), radius, spacing) & mask
 
 
 def _big_opening(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
@@ -135,6 +148,14 @@ def _component_near(mask: np.ndarray, dist: np.ndarray, reach_mm: float) -> np.n
     idx = np.flatnonzero(near)
     best = idx[np.argmin(dist.ravel()[idx])]
     return labels == labels.ravel()[best]
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Add the background pockets that do not reach the box border (6-connected)."""
+    labels = cc3d.connected_components(~mask, connectivity=6)
+    faces = [labels[0], labels[-1], labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]]
+    outside = np.unique(np.concatenate([f.ravel() for f in faces]))
+    return mask | ((labels > 0) & ~np.isin(labels, outside))
 
 
 def _box(mask: np.ndarray, margin_mm: float, spacing: np.ndarray) -> tuple[slice, ...]:
@@ -276,27 +297,27 @@ def _separate(
     if part is None:
         return None, radius
     sp = roi.spacing
+    # everything below is local to the seed's piece: work in its box (the margin bounds the
+    # regrowth and closing radii below, both at most a multiple of the lesion radius)
+    box = _box(part, (1.0 + STUB_FRACTION + CLOSE_FRACTION) * SMALL_BALL_FACTOR * radius, sp)
+    piece, dist = part[box], roi.dist[box]
     # the small ball must fit in the lesion itself: size it by the lesion's thickness near the seed
-    depth_full = _edt(part, sp)
-    thickness = float(depth_full[roi.dist <= radius].max())
+    depth = _edt(piece, sp)
+    thickness = float(depth[dist <= radius].max())
     small = max(SMALL_BALL_FACTOR * min(radius, thickness), 0.5 * sp.min())
     regrow = (1.0 + STUB_FRACTION) * small + REGROW_SLACK * sp.min()
     close = max(CLOSE_FRACTION * small, sp.min())
-    # everything below is local to the seed's piece: work in its box
-    box = _box(part, regrow + close, sp)
-    piece, dist = part[box], roi.dist[box]
     # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
-    eroded = depth_full[box] > small
-    core = _component_near(eroded, dist, radius)
+    core = _component_near(depth > small, dist, radius)
     if core is None:
         core = piece
     lesion = _component_near(piece & _dilate(core, regrow, sp), dist, SEED_SEARCH_MM)
     if lesion is None:
         return None, radius
     # a closing bridges the pores of textured (ground-glass) lesions before filling holes
-    closed = _edt(_dilate(lesion, close, sp), sp) > close - 1e-3
+    closed = _erode(_dilate(lesion, close, sp), close - 1e-3, sp)
     out = np.zeros_like(part)
-    out[box] = ndimage.binary_fill_holes(closed | lesion)
+    out[box] = _fill_holes(closed | lesion)
     log.debug("separate: region %d, tophat %d, part %d, lesion %d, small ball %.1f mm",
               region.sum(), tophat.sum(), part.sum(), out.sum(), small)
     return out, radius
