@@ -228,7 +228,12 @@ class _IconRegistration(Registration):
         state = load_weights(path, f"registration backend '{self.name}'", self._how_to_get())
         net = build_network(self.grid)
         self._load_state(net.regis_net, state)
-        self.network = net.to(resolve_device(self.device)).eval()
+        from icon_registration import config
+
+        # The package's loss (used by instance optimisation) draws noise on config.device,
+        # which it sets to CUDA whenever a GPU exists: keep it on our device.
+        config.device = resolve_device(self.device)
+        self.network = net.to(config.device).eval()
         log.info("%s: loaded weights %s on %s", self.name, path, self.device)
         return self.network
 
