@@ -144,3 +144,19 @@ def test_real_architecture_random_weights_small_grid(tmp_path):
     assert mapped.shape == (1, 3) and np.isfinite(mapped).all()
     assert 0.01 < np.linalg.norm(mapped[0] - [50.0, 48.0, 46.0]) < 60.0
     assert sum(p.numel() for p in reg.network.regis_net.parameters()) == 70_680_916
+
+
+def test_lung_preprocessing_keeps_the_lungs_only():
+    """LungGradICON input: [-1000, 0] HU to [0, 1], times a mask of air inside the body."""
+    z, y, x = np.indices((40, 64, 64))
+    hu = np.full(z.shape, -1000.0)  # outside air touches the border
+    hu[((x - 32) / 28) ** 2 + ((y - 32) / 22) ** 2 < 1] = 40.0  # body
+    for cx in (20, 44):
+        hu[((x - cx) / 8) ** 2 + ((y - 32) / 12) ** 2 + ((z - 20) / 15) ** 2 < 1] = -850.0
+    reg = icon.LungGradICON(weights="unused")
+    out = reg.intensities(hu)
+    lungs = hu == -850.0
+    assert np.allclose(out[lungs], 0.15) and out[hu == -1000.0].max() == 0.0
+    assert out[hu == 40.0].max() == 0.0  # the body is masked out too, as in ICON's lung model
+    assert np.allclose(icon.UniGradICON(weights="unused").intensities(np.array([-2000.0, 0.0, 3000.0])),
+                       [0.0, 0.5, 1.0])
