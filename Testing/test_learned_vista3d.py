@@ -116,6 +116,10 @@ def test_real_network_small_embedding_through_the_loader(tmp_path):
     mask = seg.segment(img, np.array([[20.0, 20.0, 20.0]]), np.array([[5.0, 5.0, 5.0]]))
     assert mask.dtype == bool and mask.shape == (16, 40, 40)
     assert seg.settings()["license"] == "Test weights licence"
+    for prompt_class in (23, 600):  # a "special" (tumour) class, and a zero-shot class
+        other = create_backend("segmentation", "vista3d", weights=str(weights), roi=32,
+                               encoder_embed_dim=8, spacing_mm=3.0, prompt_class=prompt_class)
+        assert other.segment(img, np.array([[20.0, 20.0, 20.0]])).shape == (16, 40, 40)
     # Wrong architecture size and pickled objects: one-line errors.
     with pytest.raises(BackendUnavailableError, match="do not fit VISTA3D"):
         vista3d.Vista3D(weights=str(weights)).load()

@@ -70,6 +70,9 @@ class Vista3D(Segmenter):
         super().__init__(device=device, weights=weights, spacing_mm=spacing_mm, roi=roi,
                          prompt_class=prompt_class, encoder_embed_dim=encoder_embed_dim,
                          **options)
+        if prompt_class is not None and int(prompt_class) < 1:
+            raise InputError(f"vista3d: prompt_class must be a VISTA3D class index >= 1 "
+                             f"(> 132: zero-shot), got {prompt_class}")
         if float(spacing_mm) <= 0 or int(roi) < 16:
             raise InputError(f"vista3d: spacing_mm must be > 0 and roi >= 16 (got {spacing_mm}, "
                              f"{roi})")
@@ -80,6 +83,25 @@ class Vista3D(Segmenter):
         self.encoder_embed_dim = int(encoder_embed_dim)
         # The network; tests may set any module with VISTA3D's forward signature.
         self.network: Any = None
+        self._cache: tuple[sitk.Image, sitk.Image, Any] | None = None  # image, grid, input
+
+    def _network_input(self, image: sitk.Image) -> tuple[sitk.Image, Any]:
+        """RAS grid and (1, 1, i, j, k) scaled tensor; kept while the engine reuses the image."""
+        import torch
+
+        if self._cache is not None and self._cache[0] is image:
+            return self._cache[1], self._cache[2]
+        grid = ras_grid(image, self.spacing_mm)
+        resampled = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), grid, sitk.Transform(),
+                                  sitk.sitkLinear, HU_RANGE[0])
+        lo, hi = HU_RANGE
+        arr = np.clip((sitk.GetArrayFromImage(resampled) - lo) / (hi - lo), 0.0, 1.0)
+        x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 1, 0), np.float32))[None, None]
+        self._cache = (image, grid, x)
+        return grid, x
+
+    def release(self) -> None:
+        self._cache = None
 
     @classmethod
     def unavailable_reason(cls, **options: Any) -> str | None:
@@ -140,9 +162,7 @@ class Vista3D(Segmenter):
         if len(pos) == 0:
             raise InputError("vista3d: at least one positive point is needed")
         shape = tuple(image.GetSize()[::-1])
-        grid = ras_grid(image, self.spacing_mm)
-        resampled = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), grid, sitk.Transform(),
-                                  sitk.sitkLinear, HU_RANGE[0])
+        grid, x = self._network_input(image)
         size = np.array(grid.GetSize())
         pts, labels = [], []
         for group, label in ((pos, 1), (neg, 0)):
@@ -158,9 +178,6 @@ class Vista3D(Segmenter):
             labels = [lab + 2 for lab in labels]
         net = self.load()
         dev = torch.device(self.device)
-        lo, hi = HU_RANGE
-        arr = np.clip((sitk.GetArrayFromImage(resampled) - lo) / (hi - lo), 0.0, 1.0)
-        x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 1, 0), np.float32))[None, None]
         coords = torch.tensor(np.array(pts)[None], dtype=torch.float32, device=dev)
         point_labels = torch.tensor([labels], dtype=torch.long, device=dev)
         prompt = None
@@ -170,7 +187,7 @@ class Vista3D(Segmenter):
             warnings.filterwarnings("ignore", message="Setting affine")
             logits = point_based_window_inferer(
                 x.to(dev), roi_size=(self.roi,) * 3, predictor=net, point_coords=coords,
-                point_labels=point_labels, class_vector=prompt, prompt_class=prompt,
+                point_labels=point_labels, class_vector=None, prompt_class=prompt,
                 transpose=True,
             )
         out = np.nan_to_num(np.asarray(logits.detach().cpu())[0, 0], nan=-1e4)
