@@ -122,6 +122,29 @@ def test_juxta_pleural_nodule_is_cut_from_the_wall(phantom, seg):
     assert (mask & wall).sum() < 0.05 * nodule.sum()
 
 
+def test_nodule_on_a_curved_wall(phantom, seg):
+    wall = ~phantom.ellipsoid((0, -60, 0), (62, 62, 62))  # lung: a 62 mm ball, wall outside
+    nodule = phantom.ellipsoid((0, -1, 0), (7, 7, 7)) & ~wall
+    img = phantom.render([(wall, 40.0), (nodule, 30.0)])
+    mask = seg.segment(img, phantom.lps((0, -1, 0)))
+    assert dice(mask, nodule) > 0.85
+    assert (mask & wall).sum() < 0.05 * nodule.sum()
+
+
+def test_two_positive_points_give_both_lesions(phantom, seg):
+    a = phantom.ellipsoid((-12, 0, 0), (5, 5, 5))
+    b = phantom.ellipsoid((12, 5, 0), (6, 6, 6))
+    img = phantom.render([(a | b, 20.0)])
+    mask = seg.segment(img, np.vstack([phantom.lps((-12, 0, 0)), phantom.lps((12, 5, 0))]))
+    assert dice(mask, a | b) > 0.9
+
+
+def test_prompt_in_uniform_tissue_gives_empty(phantom, seg):
+    organ = phantom.ellipsoid((0, 0, 0), (60, 60, 60))
+    img = phantom.render([(organ, 60.0)], background=-100.0, noise=12.0)
+    assert not seg.segment(img, phantom.lps((0, 0, 0))).any()
+
+
 def test_ground_glass_nodule_on_the_wall(phantom, seg):
     wall = phantom.half_space(np.array([0.0, -1.0, 0.0]), 5.0)
     nodule = phantom.ellipsoid((0, -2, 0), (9, 7, 8)) & ~wall

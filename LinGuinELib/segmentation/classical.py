@@ -46,6 +46,7 @@ SEED_SEARCH_MM = 3.0  # how far a propagated prompt may sit outside the lesion
 CORE_MM = 1.5  # radius of the ball whose intensity characterises the seed
 ROI_HALF_MM = (30.0, 45.0, 70.0)  # ROI half-sizes tried in turn
 BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
+BIG_BALL_GRID = 10  # the big ball is rolled on a grid of radius / this
 SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
 MAX_ITER = 5
 CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
@@ -116,10 +117,10 @@ def _opening(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray
 def _big_opening(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
     """Opening with a large ball, on a coarser grid and with the box border extended outwards.
 
-    The big ball only has to find walls, so ~radius/6 resolution is enough; extending the box
+    The big ball only has to find walls, so a grid of ~radius/16 is enough; extending the box
     lets balls centred outside it cover a wall that crosses the border.
     """
-    step = np.maximum(1, np.floor(max(radius / 6.0, spacing.min()) / spacing)).astype(int)
+    step = np.maximum(1, np.floor(max(radius / BIG_BALL_GRID, spacing.min()) / spacing)).astype(int)
     pad_shape = -(-np.array(mask.shape) // step) * step
     padded = np.pad(mask, [(0, p - n) for p, n in zip(pad_shape, mask.shape)], mode="edge")
     blocks = padded.reshape(
