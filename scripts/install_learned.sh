@@ -7,7 +7,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 req="$here/requirements"
-py="${PYTHON:-python}"
+py="${LINGUINE_PYTHON:-python}"  # the active env's python (PYTHON is setup_env.sh's base interpreter)
 
 if ! "$py" -c "import torch" 2>/dev/null; then
     echo "install_learned: torch is not installed in this environment; run first:" >&2
