@@ -175,4 +175,8 @@ class _Run:
 def track(study: Study, config: TrackingConfig | None = None, progress: ProgressCallback | None = None,
           cancel: CancelCheck | None = None) -> TrackingResult:
     """Track every lesion of ``study`` on every scan. Raises ``Cancelled`` if ``cancel()`` turns True."""
-    return _Run(study, config or TrackingConfig(), progress, cancel).execute()
+    run = _Run(study, config or TrackingConfig(), progress, cancel)
+    try:
+        return run.execute()
+    finally:
+        run.segmenter.close()

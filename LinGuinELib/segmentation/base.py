@@ -41,5 +41,8 @@ class Segmenter(ABC):
     def release(self) -> None:
         """Free per-image state (GPU memory) between scans; default: nothing to free."""
 
+    def close(self) -> None:
+        """End of a run (also on error or cancel): free sessions, server slots; default: nothing."""
+
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "device": self.device, **self.options}
