@@ -46,14 +46,17 @@ def nodule_centre(consensus: sitk.Image) -> np.ndarray:
 
 def smooth_displacement(
     reference: sitk.Image, rng: np.random.Generator, max_mm: float, grid_mm: float = 10.0,
-    growth_at: np.ndarray | None = None, growth_mm: float = 0.0,
+    growth_at: np.ndarray | None = None, growth_mm: float = 0.0, sliding_mm: float = 0.0,
 ) -> sitk.Transform:
-    """A DisplacementFieldTransform: a few broad Gaussian bumps with largest norm ``max_mm``.
+    """A DisplacementFieldTransform (source space): broad Gaussian bumps, largest norm ``max_mm``.
 
     With ``growth_at``, a radial contraction (in the target -> source direction, so an
     expansion seen from the source) of up to ``growth_mm`` is added around that point; it
-    leaves that point itself fixed.
+    leaves that point itself fixed. With ``sliding_mm``, the lungs alone move cranio-caudally
+    (0 at the apex, ``sliding_mm`` at the base) and slide along the chest wall, which stays.
     """
+    if sliding_mm > 0:
+        grid_mm = 4.0
     size_mm = np.array(reference.GetSize()) * np.array(reference.GetSpacing())
     origin = np.array(reference.GetOrigin()) - 60.0
     shape_xyz = np.ceil((size_mm + 120.0) / grid_mm).astype(int) + 1
@@ -74,6 +77,8 @@ def smooth_displacement(
         diff = pts - growth_at
         w = np.exp(-np.sum(diff**2, axis=-1) / (2 * r**2))
         field -= (growth_mm / (r * np.exp(-0.5))) * w[..., None] * diff
+    if sliding_mm > 0:
+        field += _lung_sliding(reference, origin, grid_mm, shape_xyz, pts, sliding_mm, rng)
     arr = np.transpose(field, (2, 1, 0, 3)).astype(np.float64)  # (z, y, x, 3)
     img = sitk.GetImageFromArray(arr, isVector=True)
     img.SetOrigin(tuple(origin))
@@ -81,10 +86,33 @@ def smooth_displacement(
     return sitk.DisplacementFieldTransform(img)
 
 
+def _lung_sliding(reference: sitk.Image, origin: np.ndarray, grid_mm: float,
+                  shape_xyz: np.ndarray, pts: np.ndarray, amount_mm: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Breathing confined to the lungs: (x, y, z, 3) displacement on the field's grid."""
+    grid = sitk.Resample(reference, [int(v) for v in shape_xyz], sitk.Transform(),
+                         sitk.sitkLinear, tuple(origin), (grid_mm,) * 3,
+                         (1, 0, 0, 0, 1, 0, 0, 0, 1), -1000.0, sitk.sitkFloat32)
+    air = sitk.GetArrayFromImage(grid) < -400  # (z, y, x)
+    labels, _ = ndimage.label(air)
+    border = np.unique(np.concatenate([labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(),
+                                       labels[:, :, [0, -1]].ravel()]))
+    sizes = np.bincount(labels.ravel()) * grid_mm**3 / 1000.0
+    keep = (sizes > 100.0) & ~np.isin(np.arange(len(sizes)), border)
+    lungs = ndimage.binary_closing(keep[labels], iterations=2)
+    weight = np.transpose(ndimage.gaussian_filter(lungs.astype(float), 0.75), (2, 1, 0))
+    z = pts[..., 2]
+    zs = z[np.transpose(lungs, (2, 1, 0))]
+    top, bottom = (zs.max(), zs.min()) if zs.size else (z.max(), z.min())
+    ramp = np.clip((top - z) / max(top - bottom, 1.0), 0.0, 1.0)
+    direction = np.array([0.0, rng.uniform(-0.4, 0.4), 1.0]) * rng.choice([-1.0, 1.0])
+    return (weight * ramp * amount_mm)[..., None] * direction
+
+
 def make_case(
     source: sitk.Image, rng: np.random.Generator, max_rot_deg: float = 8.0,
     max_trans_mm: float = 25.0, max_def_mm: float = 8.0, growth_at: np.ndarray | None = None,
-    max_crop_mm: float = 25.0,
+    max_crop_mm: float = 25.0, sliding_mm: float = 0.0,
 ) -> tuple[sitk.Image, sitk.Transform, dict]:
     """Synthesise a target scan; returns (target, g, description), g: target -> source points."""
     size = np.array(source.GetSize())
@@ -100,8 +128,9 @@ def make_case(
     pose.SetCenter(tuple(centre))
     pose.SetTranslation(tuple(trans))
     disp = smooth_displacement(source, rng, max_def_mm, growth_at=growth_at,
-                               growth_mm=2.0 if growth_at is not None else 0.0)
-    g = sitk.CompositeTransform([pose, disp])  # applied last-first: pose(disp(x))
+                               growth_mm=2.0 if growth_at is not None else 0.0,
+                               sliding_mm=sliding_mm)
+    g = sitk.CompositeTransform([disp, pose])  # applied last-first: disp(pose(x))
 
     # Target grid: other slice thickness, other in-plane spacing, z field of view cropped.
     new_dz = 2.5 if spacing[2] < 2.0 else 1.25
@@ -130,7 +159,8 @@ def make_case(
     target = sitk.Cast(noise, sitk.sitkInt16)
     desc = {"crop_mm": [round(crop_lo, 1), round(crop_hi, 1)],
             "rot_deg": np.rad2deg(angles).round(2).tolist(), "trans_mm": trans.round(1).tolist(),
-            "def_mm": max_def_mm, "spacing": new_spacing.round(3).tolist(),
+            "def_mm": max_def_mm, "sliding_mm": sliding_mm,
+            "spacing": new_spacing.round(3).tolist(),
             "size": new_size.tolist()}
     return target, g, desc
 
@@ -173,8 +203,24 @@ def lung_points(source: sitk.Image, target: sitk.Image, g: sitk.Transform, n: in
     return np.array(chosen)
 
 
+def _proc_status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak resident memory (MB).
+
+    Linux's VmHWM belongs to the current address space, so a spawned child does not inherit
+    its parent's peak the way ``ru_maxrss`` does (that one survives exec).
+    """
+    hwm = _proc_status_mb("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run_backend(backend: str, options: dict, source_path: str, target_path: str,
@@ -219,6 +265,8 @@ def main() -> int:
     ap.add_argument("--max-rot", type=float, default=8.0, help="degrees per axis")
     ap.add_argument("--max-trans", type=float, default=25.0, help="mm")
     ap.add_argument("--max-def", type=float, default=8.0, help="largest deformation, mm")
+    ap.add_argument("--sliding", type=float, default=0.0,
+                    help="lungs-only breathing motion at the lung base, mm (0: none)")
     ap.add_argument("--max-crop", type=float, default=25.0, help="z field-of-view cut per end, mm")
     ap.add_argument("--option", action="append", default=[],
                     help="backend option key=value (value parsed as JSON when possible)")
@@ -247,7 +295,8 @@ def main() -> int:
             for case in range(args.cases):
                 target, g, desc = make_case(source, rng, args.max_rot, args.max_trans,
                                             args.max_def, growth_at=nodule,
-                                            max_crop_mm=args.max_crop)
+                                            max_crop_mm=args.max_crop,
+                                            sliding_mm=args.sliding)
                 target_path = str(Path(tmp) / "target.mha")
                 sitk.WriteImage(target, target_path)
                 points = np.vstack([nodule, lung_points(source, target, g, args.points, rng)])
@@ -281,7 +330,8 @@ def main() -> int:
     nod = summary([r["nodule_tre"] for r in rows])
     lung = summary([e for r in rows for e in r["lung_tre"]])
     report = {"backend": args.backend, "options": options, "settings": {
-        k: getattr(args, k) for k in ("max_rot", "max_trans", "max_def", "max_crop", "seed")},
+        k: getattr(args, k)
+        for k in ("max_rot", "max_trans", "max_def", "sliding", "max_crop", "seed")},
         "nodule_tre": nod, "lung_tre": lung,
         "global_s_max": max(r["global_s"] for r in rows),
         "global_cpu_s_max": max(r["global_cpu_s"] for r in rows),
