@@ -188,6 +188,10 @@ def _global_affine(source: sitk.Image, target: sitk.Image, spacing_mm: float, se
                    z_search_mm: float, threads: int) -> sitk.AffineTransform:
     src = _downsample(source, spacing_mm)
     tgt = _downsample(target, spacing_mm)
+    for name, small in (("source", src), ("target", tgt)):
+        if float(np.percentile(sitk.GetArrayViewFromImage(small), 5)) > BODY_HU:
+            log.warning("%s has almost no voxels below %.0f: is it CT in Hounsfield units? "
+                        "Registration assumes HU (air -1000).", name, BODY_HU)
     src_mask = _body_mask(src)
     tgt_mask = _body_mask(tgt)
     c_src = _mask_centroid(src_mask)
