@@ -120,3 +120,50 @@ def test_full_size_grid_is_fast():
     out = keep_nearest_component(mask, img, _point(img, (110, 215, 215)), 5.0)
     assert time.perf_counter() - start < 1.0
     assert out.sum() == 20 * 30 * 30
+
+
+def test_mm_dilation_and_erosion_respect_spacing():
+    from LinGuinELib.filtering import dilate_mm, erode_mm
+
+    spacing = np.array([3.0, 1.0, 1.0])  # (z, y, x) mm
+    mask = np.zeros((9, 15, 15), bool)
+    mask[4, 7, 7] = True
+    grown = dilate_mm(mask, 2.0, spacing)
+    # in-plane: the 13 voxels of the 2 mm disc; z neighbours are 3 mm away
+    assert grown.sum() == 13 and grown[4].sum() == 13
+    block = np.zeros((9, 15, 15), bool)
+    block[2:7, 3:12, 3:12] = True  # 15 x 9 x 9 mm
+    core = erode_mm(block, 2.0, spacing)
+    # nearest outside voxel centre more than 2 mm away: x, y 5..9; every slice (z steps are 3 mm)
+    assert core.sum() == 5 * 5 * 5 and core[2:7, 5:10, 5:10].all()
+
+
+def test_fill_holes_and_opening():
+    from LinGuinELib.filtering import fill_holes, opening_mm
+
+    shell = np.zeros((10, 10, 10), bool)
+    shell[2:8, 2:8, 2:8] = True
+    shell[3:7, 3:7, 3:7] = False
+    np.testing.assert_array_equal(fill_holes(shell), np.pad(np.ones((6, 6, 6), bool), 2))
+    cup = shell.copy()
+    cup[3:7, 3:7, 7] = False  # open the lid: the cavity now reaches the outside
+    np.testing.assert_array_equal(fill_holes(cup), cup)
+    blob = np.zeros((20, 20, 30), bool)
+    blob[5:15, 5:15, 5:15] = True
+    blob[10, 10, 15:28] = True  # a one-voxel "vessel"
+    opened = opening_mm(blob, 1.5, np.ones(3))
+    assert not opened[10, 10, 16:].any() and opened[6:14, 6:14, 6:14].all()
+
+
+def test_coarse_opening_keeps_the_wall_and_drops_the_bump():
+    from LinGuinELib.filtering import coarse_opening_mm
+
+    spacing = np.array([1.0, 1.0, 1.0])
+    mask = np.zeros((40, 40, 40), bool)
+    mask[:, 25:, :] = True  # a wall 15 mm thick that runs past the array border
+    zz, yy, xx = np.indices(mask.shape)
+    bump = ((zz - 20) ** 2 + (yy - 24) ** 2 + (xx - 20) ** 2) <= 25
+    mask |= bump
+    opened = coarse_opening_mm(mask, 10.0, spacing)
+    assert opened[:, 30:, :].all()  # the wall interior is kept
+    assert not opened[bump & (yy < 22)].any()  # the bump's tip is not

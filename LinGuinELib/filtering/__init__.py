@@ -1,5 +1,24 @@
-"""Post-processing of predicted masks (which component belongs to the prompt)."""
+"""Post-processing of predicted masks: which component belongs to the prompt, and mask
+operations in physical units (mm) shared by the segmenters."""
 
-from .components import keep_nearest_component
+from .components import (
+    box_around,
+    coarse_opening_mm,
+    dilate_mm,
+    edt_mm,
+    erode_mm,
+    fill_holes,
+    keep_nearest_component,
+    opening_mm,
+)
 
-__all__ = ["keep_nearest_component"]
+__all__ = [
+    "box_around",
+    "coarse_opening_mm",
+    "dilate_mm",
+    "edt_mm",
+    "erode_mm",
+    "fill_holes",
+    "keep_nearest_component",
+    "opening_mm",
+]

@@ -14,6 +14,7 @@ import logging
 import cc3d
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import physical_to_continuous_index_zyx
@@ -83,3 +84,86 @@ def _nearest_label(
     if d2[best] > radius_mm**2:
         return 0
     return int(labels[tuple(idx[best])])
+
+
+# --- mask operations in physical units (used by the segmenters) -------------------------------
+
+
+def edt_mm(mask: np.ndarray, spacing_zyx: np.ndarray, outside: bool = False) -> np.ndarray:
+    """Distance in mm to the nearest False voxel; ``outside`` says what lies beyond the array."""
+    if outside:
+        padded = np.pad(mask, 1, constant_values=True)
+        return ndimage.distance_transform_edt(padded, sampling=spacing_zyx)[1:-1, 1:-1, 1:-1]
+    return ndimage.distance_transform_edt(mask, sampling=spacing_zyx)
+
+
+def box_around(mask: np.ndarray, margin_mm: float, spacing_zyx: np.ndarray) -> tuple[slice, ...]:
+    """Bounding box of a non-empty mask grown by margin_mm (+1 voxel), clipped to the array."""
+    margin = np.ceil(margin_mm / np.asarray(spacing_zyx)).astype(int) + 1
+    box = []
+    for axis in range(3):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        lo = max(int(hits[0]) - margin[axis], 0)
+        hi = min(int(hits[-1]) + 1 + margin[axis], mask.shape[axis])
+        box.append(slice(lo, hi))
+    return tuple(box)
+
+
+def dilate_mm(mask: np.ndarray, radius: float, spacing_zyx: np.ndarray) -> np.ndarray:
+    """Voxels within radius mm of the mask (computed in the mask's box: EDTs dominate the cost)."""
+    out = np.zeros(mask.shape, dtype=bool)
+    if not mask.any():
+        return out
+    box = box_around(mask, radius, spacing_zyx)
+    out[box] = edt_mm(~mask[box], spacing_zyx) <= radius
+    return out
+
+
+def erode_mm(mask: np.ndarray, radius: float, spacing_zyx: np.ndarray) -> np.ndarray:
+    """Voxels deeper than radius mm inside the mask (structures continue past the array)."""
+    out = np.zeros(mask.shape, dtype=bool)
+    if not mask.any():
+        return out
+    box = box_around(mask, 0.0, spacing_zyx)
+    out[box] = edt_mm(mask[box], spacing_zyx, outside=True) > radius
+    return out
+
+
+def opening_mm(mask: np.ndarray, radius: float, spacing_zyx: np.ndarray) -> np.ndarray:
+    """Union of the balls of ``radius`` mm that fit in the mask."""
+    return dilate_mm(erode_mm(mask, radius, spacing_zyx), radius, spacing_zyx) & mask
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Add the background pockets that do not reach the array border (6-connected)."""
+    labels = cc3d.connected_components(~mask, connectivity=6)
+    faces = [labels[0], labels[-1], labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]]
+    outside = np.unique(np.concatenate([f.ravel() for f in faces]))
+    return mask | ((labels > 0) & ~np.isin(labels, outside))
+
+
+def coarse_opening_mm(
+    mask: np.ndarray, radius: float, spacing: np.ndarray, grid: float = 10.0
+) -> np.ndarray:
+    """Opening with a large ball of ``radius`` mm, on a coarser grid, the border extended.
+
+    A big ball only finds walls, so a grid of radius / ``grid`` is fine enough and keeps the
+    EDTs small; extending the array (edge values) lets balls centred outside it cover a wall
+    that crosses the border.
+    """
+    step = np.maximum(1, np.floor(max(radius / grid, spacing.min()) / spacing)).astype(int)
+    pad_shape = -(-np.array(mask.shape) // step) * step
+    padded = np.pad(mask, [(0, p - n) for p, n in zip(pad_shape, mask.shape)], mode="edge")
+    blocks = padded.reshape(
+        pad_shape[0] // step[0], step[0], pad_shape[1] // step[1], step[1],
+        pad_shape[2] // step[2], step[2],
+    )
+    coarse = blocks.mean(axis=(1, 3, 5)) >= 0.5
+    coarse_spacing = spacing * step
+    margin = np.ceil(radius / coarse_spacing).astype(int) + 1
+    coarse = np.pad(coarse, [(m, m) for m in margin], mode="edge")
+    opened = opening_mm(coarse, radius, coarse_spacing)
+    opened = opened[tuple(slice(m, -m) for m in margin)]
+    for axis, k in enumerate(step):
+        opened = np.repeat(opened, k, axis=axis)
+    return opened[: mask.shape[0], : mask.shape[1], : mask.shape[2]] & mask

@@ -4,21 +4,27 @@ Why this design: it must run anywhere in well under 2 s, so it works in a small 
 interest (ROI) around the prompt, in physical mm so anisotropic voxels behave the same way.
 Everything that depends on the patient is measured from the image itself:
 
-1. Seed check: the prompt may be off the lesion by a few mm, so the seed moves to the nearest
-   voxel of the lesion class within ``SEED_SEARCH_MM``; a prompt with nothing denser than lung
-   parenchyma nearby gives an empty mask.
-2. Threshold: half-way between the lesion core and its local surroundings (the iso-level at
-   the middle of a partial-volume edge). A first guess comes from intensity profiles along
-   rays cast from the seed; it is then refined from the region's own core and the shell
-   just outside it until it settles.
-3. Attached structures: a large ball rolled inside the thresholded region (opening whose
-   radius is a multiple of the lesion's own radius) keeps walls (pleura, mediastinum, organ
+1. Seed: a prompt with nothing denser than lung parenchyma within ``SEED_SEARCH_MM`` gives an
+   empty mask; a prompt in aerated lung next to a lesion starts from the densest voxel nearby.
+2. Polarity: brighter or darker than the surroundings (hypodense liver lesions), by a vote of
+   rays cast from the seed.
+3. Levels: the lesion level and its surroundings' level come from a radial profile (lower
+   quartile of each 1 mm shell around the seed), then from the region found (its median) and
+   the shell just outside it, until the threshold half-way between them settles. Half-way is
+   the iso-level of a blurred (partial-volume) edge. A ground-glass plateau in front of
+   aerated lung is treated as part of a part-solid nodule.
+4. Band: voxels much denser than the lesion (as far above its level as the surroundings are
+   below) are excluded, which separates ground glass from the chest wall and a lymph node
+   from an enhanced artery.
+5. Attached structures: a large ball rolled inside the region (opening, radius a multiple of
+   the lesion's own radius measured by rays) keeps walls (pleura, mediastinum, organ
    surfaces) and removes the lesion bump (a "top-hat"); a small opening (a fraction of the
-   lesion radius) then cuts thin vessels, and a limited regrowth restores the lesion's border.
-4. Negative points claim the part of the mask that is closer to them than to the positive
-   seed. Holes are filled.
+   lesion's radius or thickness) cuts vessels, and a limited regrowth restores the border.
+   A closing and hole filling make porous (ground-glass) lesions solid.
+6. Negative points claim the part of the mask that is closer to them than to the seed.
 
-If the result touches the ROI border, the ROI grows and the lesion is segmented again.
+If the result touches the ROI border, the ROI grows; a result still touching the largest ROI
+is a leak into an organ, not a lesion, and gives an empty mask.
 """
 
 from __future__ import annotations
@@ -32,6 +38,14 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..errors import InputError
+from ..filtering.components import (
+    box_around,
+    coarse_opening_mm,
+    dilate_mm,
+    edt_mm,
+    erode_mm,
+    fill_holes,
+)
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
 from .base import Segmenter
@@ -46,7 +60,7 @@ SEED_SEARCH_MM = 3.0  # how far a propagated prompt may sit outside the lesion
 CORE_MM = 1.5  # radius of the ball whose intensity characterises the seed
 ROI_HALF_MM = (30.0, 45.0, 70.0)  # ROI half-sizes tried in turn
 BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
-BIG_BALL_GRID = 10  # the big ball is rolled on a grid of radius / this
+BIG_BALL_GRID = 10  # the big ball rolls on a grid of radius / this (walls need no detail)
 SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
 MAX_ITER = 5
 CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
@@ -81,63 +95,6 @@ def _fibonacci_directions(n: int) -> np.ndarray:
 _DIRECTIONS = _fibonacci_directions(N_RAYS)
 
 
-def _edt(mask: np.ndarray, spacing: np.ndarray, outside: bool = False) -> np.ndarray:
-    """Distance in mm to the nearest False voxel; ``outside`` says what lies beyond the box."""
-    if outside:
-        padded = np.pad(mask, 1, constant_values=True)
-        return ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
-    return ndimage.distance_transform_edt(mask, sampling=spacing)
-
-
-def _dilate(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
-    """Voxels within radius mm of the mask (computed in the mask's box: EDTs dominate the cost)."""
-    out = np.zeros_like(mask, dtype=bool)
-    if not mask.any():
-        return out
-    box = _box(mask, radius, spacing)
-    out[box] = _edt(~mask[box], spacing) <= radius
-    return out
-
-
-def _erode(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
-    """Voxels deeper than radius mm inside the mask (structures continue past the array)."""
-    out = np.zeros_like(mask, dtype=bool)
-    if not mask.any():
-        return out
-    box = _box(mask, 0.0, spacing)
-    out[box] = _edt(mask[box], spacing, outside=True) > radius
-    return out
-
-
-def _opening(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
-    """Union of the balls of ``radius`` mm that fit in the mask (structures continue past the box)."""
-    return _dilate(_erode(mask, radius, spacing), radius, spacing) & mask
-
-
-def _big_opening(mask: np.ndarray, radius: float, spacing: np.ndarray) -> np.ndarray:
-    """Opening with a large ball, on a coarser grid and with the box border extended outwards.
-
-    The big ball only has to find walls, so a grid of ~radius/16 is enough; extending the box
-    lets balls centred outside it cover a wall that crosses the border.
-    """
-    step = np.maximum(1, np.floor(max(radius / BIG_BALL_GRID, spacing.min()) / spacing)).astype(int)
-    pad_shape = -(-np.array(mask.shape) // step) * step
-    padded = np.pad(mask, [(0, p - n) for p, n in zip(pad_shape, mask.shape)], mode="edge")
-    blocks = padded.reshape(
-        pad_shape[0] // step[0], step[0], pad_shape[1] // step[1], step[1],
-        pad_shape[2] // step[2], step[2],
-    )
-    coarse = blocks.mean(axis=(1, 3, 5)) >= 0.5
-    coarse_spacing = spacing * step
-    margin = np.ceil(radius / coarse_spacing).astype(int) + 1
-    coarse = np.pad(coarse, [(m, m) for m in margin], mode="edge")
-    opened = _opening(coarse, radius, coarse_spacing)
-    opened = opened[tuple(slice(m, -m) for m in margin)]
-    for axis, k in enumerate(step):
-        opened = np.repeat(opened, k, axis=axis)
-    return opened[: mask.shape[0], : mask.shape[1], : mask.shape[2]] & mask
-
-
 def _component_near(mask: np.ndarray, dist: np.ndarray, reach_mm: float) -> np.ndarray | None:
     """The 26-connected component nearest the seed (``dist``: mm from it) within reach, or None."""
     if not mask.any():
@@ -149,26 +106,6 @@ def _component_near(mask: np.ndarray, dist: np.ndarray, reach_mm: float) -> np.n
     idx = np.flatnonzero(near)
     best = idx[np.argmin(dist.ravel()[idx])]
     return labels == labels.ravel()[best]
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Add the background pockets that do not reach the box border (6-connected)."""
-    labels = cc3d.connected_components(~mask, connectivity=6)
-    faces = [labels[0], labels[-1], labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1]]
-    outside = np.unique(np.concatenate([f.ravel() for f in faces]))
-    return mask | ((labels > 0) & ~np.isin(labels, outside))
-
-
-def _box(mask: np.ndarray, margin_mm: float, spacing: np.ndarray) -> tuple[slice, ...]:
-    """Bounding box of the mask grown by margin_mm, clipped to the array (for cheap EDTs)."""
-    margin = np.ceil(margin_mm / spacing).astype(int) + 1
-    box = []
-    for axis in range(3):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        lo = max(int(hits[0]) - margin[axis], 0)
-        hi = min(int(hits[-1]) + 1 + margin[axis], mask.shape[axis])
-        box.append(slice(lo, hi))
-    return tuple(box)
 
 
 def _ray_profiles(
@@ -288,22 +225,21 @@ def _separate(
     # rays that never leave the region run along a wall or vessel: the lesion is what the others see
     finite = exits[exits < 200.0]
     radius = float(max(np.median(finite if finite.size >= 0.1 * exits.size else exits), roi.spacing.max()))
-    log.debug("lesion radius %.1f mm (exits %s)", radius, np.percentile(exits, [10, 50, 90]))
     # flat lesions lying on a wall are wide: size the wall-finding ball by their long extent,
     # counting only rays that leave the region (not those running into the wall or a vessel)
     extent = float(np.percentile(exits[exits <= 3 * radius], 90)) if radius < 200.0 else radius
     big = BIG_BALL_FACTOR * max(radius, extent)
-    tophat = region & ~_big_opening(region, big, roi.spacing)
+    tophat = region & ~coarse_opening_mm(region, big, roi.spacing, BIG_BALL_GRID)
     part = _component_near(tophat, roi.dist, SEED_SEARCH_MM)
     if part is None:
         return None, radius
     sp = roi.spacing
     # everything below is local to the seed's piece: work in its box (the margin bounds the
     # regrowth and closing radii below, both at most a multiple of the lesion radius)
-    box = _box(part, (1.0 + STUB_FRACTION + CLOSE_FRACTION) * SMALL_BALL_FACTOR * radius, sp)
+    box = box_around(part, (1.0 + STUB_FRACTION + CLOSE_FRACTION) * SMALL_BALL_FACTOR * radius, sp)
     piece, dist = part[box], roi.dist[box]
     # the small ball must fit in the lesion itself: size it by the lesion's thickness near the seed
-    depth = _edt(piece, sp)
+    depth = edt_mm(piece, sp)
     thickness = float(depth[dist <= radius].max())
     small = max(SMALL_BALL_FACTOR * min(radius, thickness), 0.5 * sp.min())
     regrow = (1.0 + STUB_FRACTION) * small + REGROW_SLACK * sp.min()
@@ -312,13 +248,13 @@ def _separate(
     core = _component_near(depth > small, dist, radius)
     if core is None:
         core = piece
-    lesion = _component_near(piece & _dilate(core, regrow, sp), dist, SEED_SEARCH_MM)
+    lesion = _component_near(piece & dilate_mm(core, regrow, sp), dist, SEED_SEARCH_MM)
     if lesion is None:
         return None, radius
     # a closing bridges the pores of textured (ground-glass) lesions before filling holes
-    closed = _erode(_dilate(lesion, close, sp), close - 1e-3, sp)
+    closed = erode_mm(dilate_mm(lesion, close, sp), close - 1e-3, sp)
     out = np.zeros_like(part)
-    out[box] = _fill_holes(closed | lesion)
+    out[box] = fill_holes(closed | lesion)
     log.debug("separate: region %d, tophat %d, part %d, lesion %d, small ball %.1f mm",
               region.sum(), tophat.sum(), part.sum(), out.sum(), small)
     return out, radius
@@ -327,10 +263,10 @@ def _separate(
 def _refine_levels(lesion: np.ndarray, region: np.ndarray, roi: _Roi) -> tuple[float, float]:
     """The lesion's typical (median) level and that of the shell just outside it."""
     inner, outer = roi.spacing.max(), roi.spacing.max() + 3.0
-    box = _box(lesion, outer, roi.spacing)
+    box = box_around(lesion, outer, roi.spacing)
     les, smooth = lesion[box], roi.smooth[box]
     core = float(np.median(smooth[les]))
-    out_dist = _edt(~les, roi.spacing)
+    out_dist = edt_mm(~les, roi.spacing)
     shell = (out_dist > inner) & (out_dist <= outer) & ~region[box]
     if shell.sum() < 10:
         shell = (out_dist > 0) & (out_dist <= outer)
@@ -516,6 +452,9 @@ class ClassicalSegmenter(Segmenter):
                 return
             if not _touches_open_side(lesion, roi):
                 break
+        else:
+            log.warning("classical segmenter: region reaches beyond %.0f mm; empty", half_mm)
+            return
         if lesion is None or roi is None:
             return
         lo = roi.lo
