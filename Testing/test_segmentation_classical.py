@@ -112,6 +112,12 @@ def test_off_centre_prompt_and_prompt_just_outside(phantom, seg):
         assert dice(mask, nodule) > 0.9, offset
 
 
+def test_small_nodule_on_thick_slices(phantom, seg):
+    nodule = phantom.ellipsoid((0, 0, 0), (2.8, 2.8, 2.8))  # 5.6 mm, about two 2.5 mm slices
+    img = phantom.render([(nodule, 10.0)])
+    assert dice(seg.segment(img, phantom.lps((0.5, -0.5, 0))), nodule) > 0.85
+
+
 def test_juxta_pleural_nodule_is_cut_from_the_wall(phantom, seg):
     normal = np.array([0.0, -1.0, 0.0])  # wall occupies y <= -6 (posterior-like side)
     wall = phantom.half_space(normal, 6.0)

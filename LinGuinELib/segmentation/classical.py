@@ -63,6 +63,7 @@ BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
 BIG_BALL_GRID = 10  # the big ball rolls on a grid of radius / this (walls need no detail)
 SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
 MAX_ITER = 5
+MIN_INTERIOR_VOXELS = 20
 CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
 STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kept (border detail)
 REGROW_SLACK = 0.5  # voxels (finest axis) regrown beyond the opening, for the staircase
@@ -261,11 +262,16 @@ def _separate(
 
 
 def _refine_levels(lesion: np.ndarray, region: np.ndarray, roi: _Roi) -> tuple[float, float]:
-    """The lesion's typical (median) level and that of the shell just outside it."""
+    """The lesion's typical (median) level and that of the shell just outside it (sign-free)."""
     inner, outer = roi.spacing.max(), roi.spacing.max() + 3.0
     box = box_around(lesion, outer, roi.spacing)
     les, smooth = lesion[box], roi.smooth[box]
-    core = float(np.median(smooth[les]))
+    # the median of the whole lesion, solid and ground-glass parts alike; but a lesion with
+    # hardly any interior beyond the partial-volume rim (one blur width plus half a voxel) is
+    # mostly rim, so its upper quartile stands for it
+    deep = edt_mm(les, roi.spacing) > SMOOTH_MM + 0.5 * roi.spacing.max()
+    quantile = 50 if deep.sum() >= MIN_INTERIOR_VOXELS else 75
+    core = float(np.percentile(smooth[les], quantile))
     out_dist = edt_mm(~les, roi.spacing)
     shell = (out_dist > inner) & (out_dist <= outer) & ~region[box]
     if shell.sum() < 10:
