@@ -372,8 +372,9 @@ class ClassicalRegistration(Registration):
             treated as a failure and the global estimate is kept (default 25.0).
         seed: seed of the metric's random sampling, so that runs are reproducible.
         threads: threads per registration (default 1: bit-for-bit reproducible results;
-            0 uses SimpleITK's global default, a little faster on idle multi-core machines
-            but results then vary by ~0.1 mm between runs).
+            0 uses SimpleITK's global default, which may be faster on an idle multi-core
+            machine, but results then vary by ~0.1 mm between runs). While a registration
+            runs, SimpleITK's global default thread count is set to this value.
     """
 
     def __init__(
@@ -394,6 +395,9 @@ class ClassicalRegistration(Registration):
                 raise InputError(f"{field} must be a positive number of mm, got {value!r}")
         if not isinstance(threads, int) or threads < 0:
             raise InputError(f"threads must be a whole number >= 0, got {threads!r}")
+        if options:
+            log.warning("classical registration ignores unknown option(s): %s",
+                        ", ".join(sorted(options)))
         super().__init__(device=device, global_spacing_mm=float(global_spacing_mm),
                          local_box_mm=float(local_box_mm), refine=bool(refine),
                          max_correction_mm=float(max_correction_mm), seed=int(seed),
