@@ -96,6 +96,10 @@ def evaluate_patient(
     return rows
 
 
+def _fmt(value: float) -> str:
+    return "n/a (no voxel with 3 readers)" if np.isnan(value) else f"{value:.3f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "lidc")
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {key[0]} | {key[1]} | {group[0]['dice']:.3f} | {np.mean(offs):.3f} "
             f"({np.min(offs):.3f}) | {len(offs)} | {group[0]['ceiling_ge1']:.3f} "
-            f"| {group[0]['ceiling_ge3']:.3f} |"
+            f"| {_fmt(group[0]['ceiling_ge3'])} |"
         )
     times = np.array([r["seconds"] for r in rows])
     print(f"\ntime per call: median {np.median(times):.2f} s, max {times.max():.2f} s "
