@@ -206,20 +206,26 @@ def _global_affine(source: sitk.Image, target: sitk.Image, spacing_mm: float, se
     src2, tgt2 = sitk.BinShrink(src, [2, 2, 2]), sitk.BinShrink(tgt, [2, 2, 2])
     mask2 = sitk.GetArrayViewFromImage(sitk.BinShrink(src_mask, [2, 2, 2])) > 0
     fixed_values = sitk.GetArrayViewFromImage(src2)[mask2]
-    best_shift, best_value = base_shift, -np.inf
     step = 2.0 * spacing_mm
+    # A scan much longer than the other (whole body vs chest) moves its centroid far away.
+    z_search_mm += 0.5 * abs(_z_extent(source) - _z_extent(target))
     n_steps = int(z_search_mm // step)
+    candidates = []  # (shift, overlap fraction, NMI)
     for k in range(-n_steps, n_steps + 1):
         shift = base_shift + np.array([0.0, 0.0, k * step])
         rigid.SetTranslation(tuple(map(float, shift)))
         warped = sitk.Resample(tgt2, src2, rigid, sitk.sitkLinear, OUTSIDE)
         moving_values = sitk.GetArrayViewFromImage(warped)[mask2]
         inside = moving_values > OUTSIDE / 2
-        if inside.mean() < 0.5:  # too little overlap to judge
+        if inside.sum() < 100:
             continue
-        value = _normalized_mi(fixed_values[inside], moving_values[inside])
-        if value > best_value:
-            best_value, best_shift = value, shift
+        nmi = _normalized_mi(fixed_values[inside], moving_values[inside])
+        candidates.append((shift, float(inside.mean()), nmi))
+    # Judge only shifts with a fair share of the best achievable overlap (a short scan
+    # never covers all of a long one).
+    best_overlap = max((c[1] for c in candidates), default=0.0)
+    fair = [c for c in candidates if c[1] >= 0.5 * best_overlap]
+    best_shift = max(fair, key=lambda c: c[2])[0] if fair else base_shift
     rigid.SetTranslation(tuple(map(float, best_shift)))
     log.debug("global init: centroid shift %s, z search chose %+.0f mm", base_shift.round(1),
               best_shift[2] - base_shift[2])
@@ -239,6 +245,14 @@ def _global_affine(source: sitk.Image, target: sitk.Image, spacing_mm: float, se
     log.debug("global affine: %s iterations, MI %.4f", reg.GetOptimizerIteration(),
               reg.GetMetricValue())
     return affine
+
+
+def _z_extent(image: sitk.Image) -> float:
+    """Length (mm) of the image's physical bounding box along z."""
+    size = image.GetSize()
+    zs = [image.TransformIndexToPhysicalPoint((i, j, k))[2]
+          for i in (0, size[0] - 1) for j in (0, size[1] - 1) for k in (0, size[2] - 1)]
+    return float(max(zs) - min(zs))
 
 
 def _crop(image: sitk.Image, center: np.ndarray, half_mm: float) -> sitk.Image | None:
