@@ -165,6 +165,22 @@ def test_large_cranio_caudal_shift_and_cut_field_of_view(phantom: sitk.Image) ->
     assert np.linalg.norm(mapped - truth, axis=1).max() < 1.5 * 1.6
 
 
+def test_short_scan_against_long_scan(phantom: sitk.Image, moved) -> None:
+    """A follow-up covering only part of the baseline's z range, in both directions."""
+    target, g = moved
+    slab = target[:, :, 10:45]  # about 77 mm of the ~130 mm target
+    points = _points_inside(phantom)
+    truth = np.array([_invert(g, p) for p in points])
+    idx_z = np.array([slab.TransformPhysicalPointToContinuousIndex(tuple(t))[2] for t in truth])
+    keep = (idx_z > 3) & (idx_z < slab.GetDepth() - 4)
+    assert keep.sum() >= 2
+    tolerance = 1.5 * 1.6
+    forward = ClassicalRegistration().register(phantom, slab).map_points(points[keep])
+    assert np.linalg.norm(forward - truth[keep], axis=1).max() < tolerance
+    backward = ClassicalRegistration().register(slab, phantom).map_points(truth[keep])
+    assert np.linalg.norm(backward - points[keep], axis=1).max() < tolerance
+
+
 def test_identity_pair_maps_to_itself(phantom: sitk.Image) -> None:
     points = _points_inside(phantom)
     mapper = ClassicalRegistration().register(phantom, phantom)
