@@ -216,6 +216,9 @@ def test_bad_input_names_the_field(phantom: sitk.Image) -> None:
         ClassicalRegistration().register(rgb, phantom)
     with pytest.raises(InputError, match="threads"):
         ClassicalRegistration(threads=-1)
+    with pytest.raises(InputError, match="refine"):
+        ClassicalRegistration(refine="maybe")
+    assert ClassicalRegistration(local_box_mm="45", refine="false").local_box_mm == 45.0
     mapper = LocalRefinementMapper(phantom, phantom, sitk.AffineTransform(3))
     with pytest.raises(InputError, match="points_lps"):
         mapper.map_points(np.array([[np.nan, 0.0, 0.0]]))

@@ -372,6 +372,17 @@ class LocalRefinementMapper(PointMapper):
         return local
 
 
+def _positive_mm(field: str, value: Any) -> float:
+    """A positive, finite length in mm (numbers or numeric strings, as from a GUI)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not np.isfinite(number) or number <= 0:
+        raise InputError(f"{field} must be a positive number of mm, got {value!r}")
+    return number
+
+
 @register_registration("classical")
 class ClassicalRegistration(Registration):
     """Intensity-based registration with SimpleITK; needs no weights and no GPU.
@@ -402,25 +413,29 @@ class ClassicalRegistration(Registration):
         threads: int = 1,
         **options: Any,
     ) -> None:
-        for field, value in (("global_spacing_mm", global_spacing_mm),
-                             ("local_box_mm", local_box_mm),
-                             ("max_correction_mm", max_correction_mm)):
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise InputError(f"{field} must be a positive number of mm, got {value!r}")
-        if not isinstance(threads, int) or threads < 0:
+        global_spacing_mm = _positive_mm("global_spacing_mm", global_spacing_mm)
+        local_box_mm = _positive_mm("local_box_mm", local_box_mm)
+        max_correction_mm = _positive_mm("max_correction_mm", max_correction_mm)
+        if isinstance(refine, str) and refine.lower() in ("true", "false", "1", "0"):
+            refine = refine.lower() in ("true", "1")
+        if not isinstance(refine, bool):
+            raise InputError(f"refine must be true or false, got {refine!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise InputError(f"threads must be a whole number >= 0, got {threads!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InputError(f"seed must be a whole number >= 0, got {seed!r}")
         if options:
             log.warning("classical registration ignores unknown option(s): %s",
                         ", ".join(sorted(options)))
-        super().__init__(device=device, global_spacing_mm=float(global_spacing_mm),
-                         local_box_mm=float(local_box_mm), refine=bool(refine),
-                         max_correction_mm=float(max_correction_mm), seed=int(seed),
-                         threads=threads, **options)
-        self.global_spacing_mm = float(global_spacing_mm)
-        self.local_box_mm = float(local_box_mm)
-        self.refine = bool(refine)
-        self.max_correction_mm = float(max_correction_mm)
-        self.seed = int(seed)
+        super().__init__(device=device, global_spacing_mm=global_spacing_mm,
+                         local_box_mm=local_box_mm, refine=refine,
+                         max_correction_mm=max_correction_mm, seed=seed, threads=threads,
+                         **options)
+        self.global_spacing_mm = global_spacing_mm
+        self.local_box_mm = local_box_mm
+        self.refine = refine
+        self.max_correction_mm = max_correction_mm
+        self.seed = seed
         self.threads = threads or sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
 
     def register(self, source: sitk.Image, target: sitk.Image) -> LocalRefinementMapper:
