@@ -2,11 +2,17 @@
 
 For each LIDC CT and each random case, a target scan is synthesised from the source with a
 known pose change (rotation, translation, slight scaling), a smooth breathing-like deformation,
-a local expansion around the nodule (growth), a different slice thickness and field of view, and
-noise. The true source -> target mapping is known, so the target registration error (TRE) is
-measured at the nodule centre and at random lung points.
+a local expansion around the nodule (growth), optionally lungs sliding along the chest wall, a
+different slice thickness, in-plane spacing, field of view and reconstruction kernel, a small HU
+calibration change and fresh noise. The true source -> target mapping is known, so the target
+registration error (TRE) is measured at the nodule centre and at random lung points. The
+backend runs in a spawned process so that its peak memory (VmHWM) and CPU time are its own.
+
+Caveat: the target is made from the source itself, so anatomy and most texture match exactly;
+real follow-up scans (new inspiration level, contrast, real growth) are harder than this.
 
 Usage: python scripts/eval_registration.py [--backend classical] [--cases 3] [--points 20]
+       [--sliding 10] [--max-rot 8] [--max-trans 25] [--max-def 8] [--max-crop 25]
 Needs ../shared/data/lidc (relative to the repository root) or --data.
 """
 
