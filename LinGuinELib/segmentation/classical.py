@@ -59,6 +59,9 @@ SMOOTH_MM = 1.0  # Gaussian sigma that tames noise and ground-glass texture, kee
 SEED_SEARCH_MM = 3.0  # how far a propagated prompt may sit outside the lesion
 CORE_MM = 1.5  # radius of the ball whose intensity characterises the seed
 ROI_HALF_MM = (30.0, 45.0, 70.0)  # ROI half-sizes tried in turn
+GROW_FRACTION = 0.25  # grow the ROI only for a lesion whose radius is at least this * half-size
+MAX_FACE_COVER = 0.2  # a region covering more of a ROI face is an organ / body wall leak
+MAX_ROI_VOXELS = 8e5  # larger ROIs are block-averaged (big lesions need no sub-mm voxels)
 BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
 BIG_BALL_GRID = 10  # the big ball rolls on a grid of radius / this (walls need no detail)
 SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
@@ -81,6 +84,20 @@ class _Roi:
     seed: np.ndarray  # continuous (z, y, x) inside the ROI
     dist: np.ndarray  # mm from the seed
     clipped: np.ndarray  # (3, 2) bool: does the box side coincide with the image border?
+    step: np.ndarray  # (z, y, x) image voxels per ROI voxel (large ROIs are block-averaged)
+
+    def to_roi(self, index_zyx: np.ndarray) -> np.ndarray:
+        """Continuous image index (z, y, x) -> continuous ROI index."""
+        return (np.asarray(index_zyx, dtype=float) - self.lo - (self.step - 1) / 2) / self.step
+
+    def paste(self, mask: np.ndarray, out: np.ndarray) -> None:
+        """OR a ROI mask into the full image grid (undoing the block averaging)."""
+        for axis, k in enumerate(self.step):
+            mask = np.repeat(mask, k, axis=axis)
+        hi = np.minimum(self.lo + np.array(mask.shape), out.shape)
+        out[tuple(slice(a, b) for a, b in zip(self.lo, hi))] |= mask[
+            tuple(slice(0, b - a) for a, b in zip(self.lo, hi))
+        ]
 
 
 def _fibonacci_directions(n: int) -> np.ndarray:
@@ -283,8 +300,8 @@ class _NoLesion(Exception):
     """The seed is not in anything that looks like a lesion."""
 
 
-def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> np.ndarray:
-    """Lesion mask within the ROI; raises _NoLesion."""
+def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lesion mask within the ROI and its radius (mm); raises _NoLesion."""
     search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
     densest = float(roi.smooth[search].max())
     if densest < AIR_LIKE_HU:
@@ -323,12 +340,12 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> np.ndarray:
             if iteration == 0:
                 continue
             break
-        lesion_new, _ = _separate(region, roi, sign)
+        lesion_new, radius = _separate(region, roi, sign)
         if lesion_new is None:
             if iteration == 0:
                 continue  # try again with the ceiling on denser structures
             break
-        lesion = lesion_new
+        lesion, lesion_radius = lesion_new, radius
         level, shell_level = _refine_levels(lesion, region, roi)
         # the surroundings are the farther of the radial-profile plateau and the shell just
         # outside: a faint halo (ground glass, partial volume) is not the background
@@ -341,7 +358,7 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> np.ndarray:
         raise _NoLesion("no region of the lesion class within reach of the prompt")
     if negatives.size:
         lesion = _exclude_negatives(lesion, roi, negatives)
-    return lesion
+    return lesion, lesion_radius
 
 
 def _exclude_negatives(lesion: np.ndarray, roi: _Roi, negatives: np.ndarray) -> np.ndarray:
@@ -376,27 +393,37 @@ def _sigma_voxels(spacing: np.ndarray) -> np.ndarray:
 
 
 def _make_roi(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray, half_mm: float) -> _Roi:
+    """Box of half_mm around the seed; block-averaged when it would exceed MAX_ROI_VOXELS."""
     half = np.ceil(half_mm / spacing).astype(int)
     centre = np.round(seed).astype(int)
     shape = np.array(array.shape)
     lo = np.maximum(centre - half, 0)
     hi = np.minimum(centre + half + 1, shape)
+    target = (np.prod((hi - lo) * spacing) / MAX_ROI_VOXELS) ** (1 / 3)
+    step = np.maximum(1, np.round(target / spacing)).astype(int)
+    hi = lo + (hi - lo) // step * step
     raw = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.float32)
+    if np.any(step > 1):
+        n = (hi - lo) // step
+        raw = raw.reshape(n[0], step[0], n[1], step[1], n[2], step[2]).mean(axis=(1, 3, 5))
+        spacing = spacing * step
     smooth = ndimage.gaussian_filter(raw, _sigma_voxels(spacing), mode="nearest", truncate=3.0)
-    local = seed - lo
+    local = (seed - lo - (step - 1) / 2) / step
     grid = np.ogrid[tuple(slice(0, n) for n in raw.shape)]
     d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, local, spacing))
     clipped = np.stack([lo == 0, hi == shape], axis=1)
-    return _Roi(lo, raw, smooth, spacing, local, np.sqrt(d2).astype(np.float32), clipped)
+    dist = np.sqrt(d2).astype(np.float32)
+    return _Roi(lo, raw, smooth, spacing, local, dist, clipped, step)
 
 
-def _touches_open_side(mask: np.ndarray, roi: _Roi) -> bool:
-    """Does the mask reach a ROI face that is not also the image border?"""
+def _open_face_cover(mask: np.ndarray, roi: _Roi) -> float:
+    """Largest fraction of a ROI face (one that is not the image border) that the mask covers."""
+    cover = 0.0
     for axis in range(3):
         for end, at_image_border in zip((0, -1), roi.clipped[axis]):
-            if not at_image_border and np.take(mask, end, axis=axis).any():
-                return True
-    return False
+            if not at_image_border:
+                cover = max(cover, float(np.take(mask, end, axis=axis).mean()))
+    return cover
 
 
 def _as_points(points: np.ndarray | None, field: str) -> np.ndarray:
@@ -450,19 +477,28 @@ class ClassicalSegmenter(Segmenter):
         lesion = roi = None
         for half_mm in ROI_HALF_MM:
             roi = _make_roi(array, spacing, seed, half_mm)
-            log.debug("ROI half %.0f mm, shape %s", half_mm, roi.raw.shape)
+            log.debug("ROI half %.0f mm, shape %s, step %s", half_mm, roi.raw.shape, roi.step)
             try:
-                lesion = _segment_in_roi(roi, neg - roi.lo if len(neg) else neg)
+                lesion, radius = _segment_in_roi(roi, roi.to_roi(neg) if len(neg) else neg)
             except _NoLesion as why:
                 log.info("classical segmenter: empty mask (%s)", why)
                 return
-            if not _touches_open_side(lesion, roi):
+            cover = _open_face_cover(lesion, roi)
+            if cover == 0.0:
+                break
+            if cover > MAX_FACE_COVER:
+                # a compact lesion cut by the box shows a small cross-section on its face; a
+                # large share of a face is an organ or the body wall: not a lesion to delineate
+                log.info("classical segmenter: empty mask (region covers %.0f%% of a ROI face)",
+                         100 * cover)
+                return
+            if radius < GROW_FRACTION * half_mm:
+                # a small lesion that reaches the border through a thin attachment (a vessel
+                # left by the prompt's own structure): a larger box would only follow the leak
+                log.debug("lesion radius %.1f mm: ROI not grown", radius)
                 break
         else:
             log.warning("classical segmenter: region reaches beyond %.0f mm; empty", half_mm)
             return
-        if lesion is None or roi is None:
-            return
-        lo = roi.lo
-        hi = lo + np.array(lesion.shape)
-        out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] |= lesion
+        if lesion is not None and roi is not None:
+            roi.paste(lesion, out)
