@@ -151,6 +151,14 @@ def test_prompt_in_uniform_tissue_gives_empty(phantom, seg):
     assert not seg.segment(img, phantom.lps((0, 0, 0))).any()
 
 
+def test_prompt_inside_the_chest_wall_gives_empty(phantom, seg):
+    wall = phantom.half_space(np.array([0.0, -1.0, 0.0]), -8.0)  # the wall fills y <= 8
+    img = phantom.render([(wall, 40.0)])
+    start = time.perf_counter()
+    assert not seg.segment(img, phantom.lps((0, -10, 0))).any()
+    assert time.perf_counter() - start < 5.0
+
+
 def test_ground_glass_nodule_on_the_wall(phantom, seg):
     wall = phantom.half_space(np.array([0.0, -1.0, 0.0]), 5.0)
     nodule = phantom.ellipsoid((0, -2, 0), (9, 7, 8)) & ~wall

@@ -324,6 +324,7 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> tuple[np.ndarray, float
     if levels is None:
         raise _NoLesion("no edge around the prompt (uniform surroundings)")
     lesion = None
+    tried: list[float] = []
     for iteration in range(MAX_ITER):
         level, background = levels
         threshold = 0.5 * (level + background)
@@ -352,8 +353,10 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> tuple[np.ndarray, float
         levels = (level, sign * min(sign * shell_level, sign * levels[1]))
         new = 0.5 * sum(levels)
         log.debug("threshold %.0f -> %.0f HU (%d voxels)", threshold, new, lesion.sum())
-        if iteration and abs(new - threshold) < 1.0 + 0.02 * abs(levels[0] - levels[1]):
-            break
+        tried.append(threshold)
+        tolerance = 1.0 + 0.02 * abs(levels[0] - levels[1])
+        if iteration and min(abs(new - t) for t in tried) < tolerance:
+            break  # settled, or cycling between two regions
     if lesion is None:
         raise _NoLesion("no region of the lesion class within reach of the prompt")
     if negatives.size:
@@ -400,7 +403,7 @@ def _make_roi(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray, half_mm:
     lo = np.maximum(centre - half, 0)
     hi = np.minimum(centre + half + 1, shape)
     target = (np.prod((hi - lo) * spacing) / MAX_ROI_VOXELS) ** (1 / 3)
-    step = np.maximum(1, np.round(target / spacing)).astype(int)
+    step = np.maximum(1, np.ceil(target / spacing - 0.05)).astype(int)
     hi = lo + (hi - lo) // step * step
     raw = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.float32)
     if np.any(step > 1):
