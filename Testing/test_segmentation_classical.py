@@ -30,7 +30,7 @@ DIRECTION = (np.array([[_C, -_S, 0], [_S, _C, 0], [0, 0, 1]]) @ np.array(
 
 
 class Phantom:
-    """A small CT volume; ``world`` gives each voxel centre's LPS position relative to the centre."""
+    """A small CT volume; ``world``: each voxel centre's LPS position relative to the centre."""
 
     def __init__(self, size_xyz=(110, 110, 36), spacing_xyz=(0.7, 0.75, 2.5), seed=0):
         self.image = sitk.Image(*size_xyz, sitk.sitkInt16)

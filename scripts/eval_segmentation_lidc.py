@@ -2,8 +2,9 @@
 
 For every nodule (connected component of ``*_consensus2`` with at least --min-ml), the segmenter
 is prompted (a) at the nodule centre (the voxel deepest inside it) and (b) at points offset by
-each of --offsets-mm in 14 directions (6 axes, 8 diagonals), simulating a propagated prompt. The ceiling is inter-reader
-variability: Dice of the >=1-reader and >=3-reader masks against the >=2 consensus.
+each of --offsets-mm in 14 directions (6 axes, 8 diagonals), simulating a propagated prompt.
+The ceiling is inter-reader variability: Dice of the >=1-reader and >=3-reader masks
+against the >=2 consensus.
 
 Usage: python scripts/eval_segmentation_lidc.py [--data ../shared/data/lidc] [--backend classical]
 Prints a markdown table; exits 0 with a note when the data folder is absent.
@@ -53,8 +54,11 @@ def evaluate_patient(
 ) -> list[dict]:
     stem = ct_path.name.replace("_ct.nii.gz", "")
     image = sitk.ReadImage(str(ct_path))
-    consensus = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_path.parent / f"{stem}_consensus2.nii.gz"))) > 0
-    readers = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_path.parent / f"{stem}_reader_count.nii.gz")))
+    def read(suffix: str) -> np.ndarray:
+        return sitk.GetArrayFromImage(sitk.ReadImage(str(ct_path.parent / f"{stem}_{suffix}")))
+
+    consensus = read("consensus2.nii.gz") > 0
+    readers = read("reader_count.nii.gz")
     spacing = np.array(image.GetSpacing()[::-1])
     voxel_ml = float(np.prod(spacing)) / 1000.0
     labels = cc3d.connected_components(consensus, connectivity=26)

@@ -1,30 +1,25 @@
 """A no-weights point-prompted lesion segmenter for CT (the always-available fallback).
 
-Why this design: it must run anywhere in well under 2 s, so it works in a small region of
-interest (ROI) around the prompt, in physical mm so anisotropic voxels behave the same way.
-Everything that depends on the patient is measured from the image itself:
+It works in a region of interest (ROI) around the prompt, in physical mm (anisotropic voxels
+behave alike), and measures everything patient-specific from the image itself:
 
-1. Seed: a prompt with nothing denser than lung parenchyma within ``SEED_SEARCH_MM`` gives an
-   empty mask; a prompt in aerated lung next to a lesion starts from the densest voxel nearby.
-2. Polarity: brighter or darker than the surroundings (hypodense liver lesions), by a vote of
-   rays cast from the seed.
-3. Levels: the lesion level and its surroundings' level come from a radial profile (lower
-   quartile of each 1 mm shell around the seed), then from the region found (its median) and
-   the shell just outside it, until the threshold half-way between them settles. Half-way is
-   the iso-level of a blurred (partial-volume) edge. A ground-glass plateau in front of
-   aerated lung is treated as part of a part-solid nodule.
-4. Band: voxels much denser than the lesion (as far above its level as the surroundings are
-   below) are excluded, which separates ground glass from the chest wall and a lymph node
-   from an enhanced artery.
-5. Attached structures: a large ball rolled inside the region (opening, radius a multiple of
-   the lesion's own radius measured by rays) keeps walls (pleura, mediastinum, organ
-   surfaces) and removes the lesion bump (a "top-hat"); a small opening (a fraction of the
-   lesion's radius or thickness) cuts vessels, and a limited regrowth restores the border.
-   A closing and hole filling make porous (ground-glass) lesions solid.
-6. Negative points claim the part of the mask that is closer to them than to the seed.
+1. Seed: nothing denser than lung parenchyma within ``SEED_SEARCH_MM`` gives an empty mask;
+   a prompt in aerated lung next to a lesion starts from the densest voxel nearby.
+2. Polarity (brighter or darker than the surroundings) by a vote of rays from the seed.
+3. Levels: lesion and surroundings levels from a radial profile (a quartile of each 1 mm shell
+   around the seed), then from the region found (median) and the shell just outside it, until
+   the threshold half-way between them (the iso-level of a partial-volume edge) settles.
+   A ground-glass plateau in front of aerated lung belongs to a part-solid nodule.
+4. Band: voxels as far above the lesion level as the surroundings are below are excluded
+   (ground glass vs chest wall, lymph node vs enhanced artery).
+5. Attached structures: a large ball rolled inside the region (radius a multiple of the
+   lesion's own, measured by rays) keeps walls and drops the lesion bump (a top-hat); a small
+   opening (a fraction of the lesion's radius or thickness) cuts vessels and a limited
+   regrowth restores the border; closing + hole filling make porous ground glass solid.
+6. Negative points claim the voxels nearer to them than to the seed.
 
-If the result touches the ROI border, the ROI grows; a result still touching the largest ROI
-is a leak into an organ, not a lesion, and gives an empty mask.
+The ROI grows while a large lesion reaches its border; a region covering much of a ROI face
+(an organ, the body wall) or still reaching the largest ROI gives an empty mask.
 """
 
 from __future__ import annotations
@@ -65,8 +60,8 @@ MAX_ROI_VOXELS = 8e5  # larger ROIs are block-averaged (big lesions need no sub-
 BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
 BIG_BALL_GRID = 10  # the big ball rolls on a grid of radius / this (walls need no detail)
 SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
-MAX_ITER = 5
-MIN_INTERIOR_VOXELS = 20
+MAX_ITER = 5  # threshold refinements (they usually settle in 2-3)
+MIN_INTERIOR_VOXELS = 20  # fewer voxels beyond the partial-volume rim: a "small" lesion
 CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
 STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kept (border detail)
 REGROW_SLACK = 0.5  # voxels (finest axis) regrown beyond the opening, for the staircase
@@ -126,23 +121,13 @@ def _component_near(mask: np.ndarray, dist: np.ndarray, reach_mm: float) -> np.n
     return labels == labels.ravel()[best]
 
 
-def _ray_profiles(
-    volume: np.ndarray,
-    roi: _Roi,
-    length_mm: float,
-    step_mm: float,
-    order: int,
-    origin: np.ndarray | None = None,
-):
-    """Samples of ``volume`` along rays from the seed (or origin): (n_rays, n_steps), radii."""
-    radii = np.arange(0.0, length_mm + 1e-6, step_mm)
+def _ray_profiles(volume: np.ndarray, roi: _Roi, length_mm: float, order: int, origin=None):
+    """Samples of ``volume`` every 0.5 mm along rays from the seed (or origin): (n_rays, n)."""
+    radii = np.arange(0.0, length_mm + 1e-6, 0.5)
     start = roi.seed if origin is None else origin
-    pts = start[None, None, :] + (
-        _DIRECTIONS[:, None, :] * radii[None, :, None] / roi.spacing[None, None, :]
-    )
-    coords = pts.reshape(-1, 3).T
-    values = ndimage.map_coordinates(volume, coords, order=order, mode="nearest")
-    return values.reshape(len(_DIRECTIONS), len(radii)), radii
+    pts = start + _DIRECTIONS[:, None, :] * radii[None, :, None] / roi.spacing
+    values = ndimage.map_coordinates(volume, pts.reshape(-1, 3).T, order=order, mode="nearest")
+    return values.reshape(len(_DIRECTIONS), len(radii))
 
 
 def _shell_quantile(values: np.ndarray, shell: np.ndarray, n_shells: int, q: float) -> np.ndarray:
@@ -197,7 +182,6 @@ def _initial_levels(
     # the innermost shells hold few voxels: a running median keeps their noise from posing as
     # an edge
     profile = ndimage.median_filter(profile, size=3, mode="nearest")
-    log.debug("profile %s", np.round(sign * profile).astype(int).tolist())
     level = sign * core
     k, background = _plateau(profile, level, 0, delta)
     if k < 0:
@@ -219,7 +203,7 @@ def _polarity(roi: _Roi, core: float, delta: float) -> bool:
     """
     if core < SOFT_TISSUE_HU:
         return True
-    prof, _ = _ray_profiles(roi.smooth, roi, 20.0, 0.5, order=1)
+    prof = _ray_profiles(roi.smooth, roi, 20.0, order=1)
     up = (prof - core).max(axis=1)
     down = (core - prof).max(axis=1)
     seen = np.maximum(up, down) > delta
@@ -238,11 +222,12 @@ def _separate(
     near = np.flatnonzero((region & (roi.dist <= SEED_SEARCH_MM)).ravel())
     best = near[np.argmax(sign * roi.smooth.ravel()[near])]
     origin = np.array(np.unravel_index(best, region.shape), dtype=float)
-    inside, _ = _ray_profiles(region.astype(np.uint8), roi, 200.0, 0.5, order=0, origin=origin)
+    inside = _ray_profiles(region.astype(np.uint8), roi, 200.0, order=0, origin=origin)
     exits = np.where(inside.all(axis=1), inside.shape[1], (inside == 0).argmax(axis=1)) * 0.5
-    # rays that never leave the region run along a wall or vessel: the lesion is what the others see
+    # rays that never leave the region run along a wall or vessel: the others see the lesion
     finite = exits[exits < 200.0]
-    radius = float(max(np.median(finite if finite.size >= 0.1 * exits.size else exits), roi.spacing.max()))
+    seen = finite if finite.size >= 0.1 * exits.size else exits
+    radius = float(max(np.median(seen), roi.spacing.max()))
     # flat lesions lying on a wall are wide: size the wall-finding ball by their long extent,
     # counting only rays that leave the region (not those running into the wall or a vessel)
     extent = float(np.percentile(exits[exits <= 3 * radius], 90)) if radius < 200.0 else radius
@@ -311,7 +296,8 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> tuple[np.ndarray, float
         # the prompt sits in air / lung next to the lesion: start from the densest point nearby
         flat = np.flatnonzero(search.ravel())
         best = flat[np.argmax(roi.smooth.ravel()[flat])]
-        _move_seed(roi, np.array(np.unravel_index(best, roi.smooth.shape), dtype=float))
+        roi.seed = np.array(np.unravel_index(best, roi.smooth.shape), dtype=float)
+        roi.dist = _distance_map(roi.smooth.shape, roi.seed, roi.spacing)
         core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
     noise = 1.4826 * float(np.median(np.abs(roi.raw - roi.smooth)[roi.dist <= 10.0]))
     # noise left after smoothing (white noise scales with the kernel's L2 norm), three sigma
@@ -328,23 +314,16 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> tuple[np.ndarray, float
     for iteration in range(MAX_ITER):
         level, background = levels
         threshold = 0.5 * (level + background)
-        # as far beyond the lesion level as the background is below it: excludes much denser
-        # walls and vessels (a ground-glass nodule on the pleura) but keeps solid lesions whole.
-        # At first the level is at least the densest tenth near the prompt, so a prompt in a
-        # partial-volume rim (which underrates the lesion level) still keeps the lesion; later
-        # it is the level of the region found.
+        # the band's ceiling: at first from at least the densest tenth near the prompt (a prompt
+        # in a partial-volume rim underrates the lesion level), later from the region's level
         top = sign * max(sign * level, sign * reach) if iteration == 0 else level
         ceiling = 2.0 * top - background
         band = (sign * roi.smooth >= sign * threshold) & (sign * roi.smooth <= sign * ceiling)
         region = _component_near(band, roi.dist, SEED_SEARCH_MM)
-        if region is None:
-            if iteration == 0:
-                continue
-            break
-        lesion_new, radius = _separate(region, roi, sign)
+        lesion_new, radius = _separate(region, roi, sign) if region is not None else (None, 0.0)
         if lesion_new is None:
             if iteration == 0:
-                continue  # try again with the ceiling on denser structures
+                continue  # try again with the lesion level's own ceiling
             break
         lesion, lesion_radius = lesion_new, radius
         level, shell_level = _refine_levels(lesion, region, roi)
@@ -366,20 +345,17 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> tuple[np.ndarray, float
 
 def _exclude_negatives(lesion: np.ndarray, roi: _Roi, negatives: np.ndarray) -> np.ndarray:
     """Drop the voxels nearer (mm) to a negative point than to the positive seed."""
-    grid = np.ogrid[tuple(slice(0, n) for n in lesion.shape)]
     for neg in negatives:
-        d_neg2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, neg, roi.spacing))
-        lesion = lesion & (d_neg2 > roi.dist**2)
+        lesion = lesion & (_distance_map(lesion.shape, neg, roi.spacing) > roi.dist)
     kept = _component_near(lesion, roi.dist, SEED_SEARCH_MM)
     return kept if kept is not None else np.zeros_like(lesion)
 
 
-def _move_seed(roi: _Roi, seed: np.ndarray) -> None:
-    """Re-centre the ROI's seed and its distance map (the box itself stays)."""
-    grid = np.ogrid[tuple(slice(0, n) for n in roi.smooth.shape)]
-    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, seed, roi.spacing))
-    roi.seed = seed
-    roi.dist = np.sqrt(d2).astype(np.float32)
+def _distance_map(shape: tuple[int, ...], point: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """mm from a continuous (z, y, x) index to every voxel centre of an array."""
+    grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, point, spacing))
+    return np.sqrt(d2).astype(np.float32)
 
 
 def _kernel_l2(spacing: np.ndarray) -> float:
@@ -412,10 +388,8 @@ def _make_roi(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray, half_mm:
         spacing = spacing * step
     smooth = ndimage.gaussian_filter(raw, _sigma_voxels(spacing), mode="nearest", truncate=3.0)
     local = (seed - lo - (step - 1) / 2) / step
-    grid = np.ogrid[tuple(slice(0, n) for n in raw.shape)]
-    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, local, spacing))
+    dist = _distance_map(raw.shape, local, spacing)
     clipped = np.stack([lo == 0, hi == shape], axis=1)
-    dist = np.sqrt(d2).astype(np.float32)
     return _Roi(lo, raw, smooth, spacing, local, dist, clipped, step)
 
 
