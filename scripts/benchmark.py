@@ -5,7 +5,7 @@
     python scripts/benchmark.py --lidc-only --scans 5 --mode chain
 
 Each study is tracked in a fresh child process, so its peak resident memory is its own
-(``ru_maxrss`` of that process). Accuracy per (lesion, propagated scan): Dice and centroid
+(VmHWM of that process). Accuracy per (lesion, propagated scan): Dice and centroid
 distance against the study's truth labelmaps. LIDC-derived studies (real CT, real nodule, with
 pose change, deformation, slice-thickness change and growth/shrinkage applied) are built in
 --work from ``../shared/data/lidc`` when it exists; nothing is copied into the repository.
@@ -29,6 +29,18 @@ LIDC = REPO.parent / "shared" / "data" / "lidc"
 sys.path.insert(0, str(REPO))
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory. ru_maxrss is carried across fork+exec on Linux
+    (a child would report its parent's peak), so read VmHWM, which starts afresh at exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     """Child process: track one study, write outputs, score it, print one JSON line."""
     from LinGuinELib.config import TrackingConfig
@@ -42,7 +54,7 @@ def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     result, _ = run_tracking(study, out, config)
     wall = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     pairs = []
     for scan in study.scans:
         truth = sitk.GetArrayFromImage(sitk.ReadImage(str(scan.truth_path)))
