@@ -44,6 +44,7 @@ from ..filtering.components import (
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
 from .base import Segmenter
+from .lung_envelope import lung_envelope
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class _Roi:
     dist: np.ndarray  # mm from the seed
     clipped: np.ndarray  # (3, 2) bool: does the box side coincide with the image border?
     step: np.ndarray  # (z, y, x) image voxels per ROI voxel (large ROIs are block-averaged)
+    allowed: np.ndarray | None = None  # where the lesion may be (juxta-pleural retry), else anywhere
 
     def to_roi(self, index_zyx: np.ndarray) -> np.ndarray:
         """Continuous image index (z, y, x) -> continuous ROI index."""
@@ -319,6 +321,7 @@ def _segment_in_roi(roi: _Roi, negatives: np.ndarray) -> tuple[np.ndarray, float
         top = sign * max(sign * level, sign * reach) if iteration == 0 else level
         ceiling = 2.0 * top - background
         band = (sign * roi.smooth >= sign * threshold) & (sign * roi.smooth <= sign * ceiling)
+        band = band if roi.allowed is None else band & roi.allowed
         region = _component_near(band, roi.dist, SEED_SEARCH_MM)
         lesion_new, radius = _separate(region, roi, sign) if region is not None else (None, 0.0)
         if lesion_new is None:
@@ -463,9 +466,19 @@ class ClassicalSegmenter(Segmenter):
             cover = _open_face_cover(lesion, roi)
             if cover == 0.0:
                 break
+            if cover > MAX_FACE_COVER and roi.allowed is None:
+                # an organ or the body wall (a compact lesion cut by the box shows only a small
+                # cross-section): retry once on the lung side of the pleura, same box
+                retry = _make_roi(array, spacing, seed, half_mm)
+                retry.allowed = lung_envelope(retry.smooth, retry.dist, retry.spacing, radius, AIR_LIKE_HU)
+                try:
+                    lesion, radius = _segment_in_roi(retry, retry.to_roi(neg) if len(neg) else neg)
+                    roi, cover = retry, _open_face_cover(lesion, retry)
+                except _NoLesion:
+                    pass
+                if cover == 0.0:
+                    break
             if cover > MAX_FACE_COVER:
-                # a compact lesion cut by the box shows a small cross-section on its face; a
-                # large share of a face is an organ or the body wall: not a lesion to delineate
                 log.info("classical segmenter: empty mask (region covers %.0f%% of a ROI face)",
                          100 * cover)
                 return
