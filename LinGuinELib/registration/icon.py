@@ -25,11 +25,9 @@ import SimpleITK as sitk
 from ..errors import BackendUnavailableError, InputError
 from ..registry import register_registration
 from ..segmentation.torch_utils import (
-    INSTALL_HINT,
-    device_problem,
     load_weights,
-    missing_packages,
     resolve_device,
+    weights_backend_problem,
 )
 from .base import PointMapper, Registration
 
@@ -201,18 +199,8 @@ class _IconRegistration(Registration):
 
     @classmethod
     def unavailable_reason(cls, **options: Any) -> str | None:
-        missing = missing_packages("torch", "icon_registration")
-        if missing:
-            return f"Python package(s) {', '.join(missing)} not installed; {INSTALL_HINT}"
-        problem = device_problem(options.get("device", "cpu"))
-        if problem:
-            return problem
-        weights = options.get("weights")
-        if not weights:
-            return f"no weights given; {cls._how_to_get()}"
-        if not Path(weights).expanduser().is_file() and not options.get("download"):
-            return f"weights file {weights} not found; {cls._how_to_get()}"
-        return None
+        return weights_backend_problem(("torch", "icon_registration"), options, cls._how_to_get(),
+                                       allow_download=True)
 
     # -- loading -----------------------------------------------------------------------
     def load(self) -> Any:

@@ -14,6 +14,20 @@ from typing import Any, ClassVar
 import numpy as np
 import SimpleITK as sitk
 
+from ..errors import InputError
+
+
+def prompt_points(points: np.ndarray | None, field: str) -> np.ndarray:
+    """Prompt points as a finite (N, 3) LPS array (N may be 0); InputError naming the field."""
+    if points is None:
+        return np.zeros((0, 3))
+    pts = np.asarray(points, dtype=float)
+    if pts.size == 0:
+        return np.zeros((0, 3))
+    if pts.ndim > 2 or pts.shape[-1] != 3 or not np.all(np.isfinite(pts)):
+        raise InputError(f"{field} must be finite (N, 3) LPS points, got shape {pts.shape}")
+    return pts.reshape(-1, 3)
+
 
 class Segmenter(ABC):
     """A segmentation backend. Subclasses are registered with ``register_segmentation``."""

@@ -43,7 +43,7 @@ from ..filtering.components import (
 )
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
-from .base import Segmenter
+from .base import Segmenter, prompt_points
 from .lung_envelope import lung_envelope
 
 log = logging.getLogger(__name__)
@@ -406,17 +406,6 @@ def _open_face_cover(mask: np.ndarray, roi: _Roi) -> float:
     return cover
 
 
-def _as_points(points: np.ndarray | None, field: str) -> np.ndarray:
-    if points is None:
-        return np.zeros((0, 3))
-    pts = np.asarray(points, dtype=float)
-    if pts.size == 0:
-        return np.zeros((0, 3))
-    if pts.ndim > 2 or pts.shape[-1] != 3 or not np.all(np.isfinite(pts)):
-        raise InputError(f"{field} must be finite (N, 3) LPS points, got shape {pts.shape}")
-    return pts.reshape(-1, 3)
-
-
 @register_segmentation("classical")
 class ClassicalSegmenter(Segmenter):
     """Adaptive threshold + region growing + morphological separation; no weights, CPU only."""
@@ -429,8 +418,8 @@ class ClassicalSegmenter(Segmenter):
     ) -> np.ndarray:
         if image.GetDimension() != 3:
             raise InputError(f"image must be 3D, got {image.GetDimension()}D")
-        positives = _as_points(positive_lps, "positive_lps")
-        negatives = _as_points(negative_lps, "negative_lps")
+        positives = prompt_points(positive_lps, "positive_lps")
+        negatives = prompt_points(negative_lps, "negative_lps")
         array = sitk.GetArrayViewFromImage(image)
         spacing = np.array(image.GetSpacing()[::-1], dtype=float)
         shape = np.array(array.shape)

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from ..errors import BackendUnavailableError, InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
-from .base import Segmenter
+from .base import Segmenter, prompt_points
 from .torch_utils import INSTALL_HINT, device_problem, load_weights, missing_packages
 
 log = logging.getLogger(__name__)
@@ -102,9 +102,8 @@ class _PromptedSession(Segmenter):
         positive_lps: np.ndarray,
         negative_lps: np.ndarray | None = None,
     ) -> np.ndarray:
-        pos = np.asarray(positive_lps, dtype=float).reshape(-1, 3)
-        neg = np.zeros((0, 3)) if negative_lps is None else np.asarray(negative_lps, float)
-        neg = neg.reshape(-1, 3)
+        pos = prompt_points(positive_lps, "positive_lps")
+        neg = prompt_points(negative_lps, "negative_lps")
         if len(pos) == 0:
             raise InputError(f"{self.name}: at least one positive point is needed")
         shape = tuple(image.GetSize()[::-1])

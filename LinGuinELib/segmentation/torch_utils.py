@@ -52,6 +52,23 @@ def resolve_device(device: str) -> Any:
     return torch.device(str(device or "cpu"))
 
 
+def weights_backend_problem(packages: tuple[str, ...], options: dict[str, Any], how_to_get: str,
+                            allow_download: bool = False) -> str | None:
+    """Why a weights-file backend can't run here (packages, device, weights), or None."""
+    missing = missing_packages(*packages)
+    if missing:
+        return f"Python package(s) {', '.join(missing)} not installed; {INSTALL_HINT}"
+    problem = device_problem(options.get("device", "cpu"))
+    if problem:
+        return problem
+    weights = options.get("weights")
+    if not weights:
+        return f"no weights given; {how_to_get}"
+    if not Path(weights).expanduser().is_file() and not (allow_download and options.get("download")):
+        return f"weights file {weights} not found; {how_to_get}"
+    return None
+
+
 def load_weights(path: str | Path, what: str, how_to_get: str) -> Any:
     """``torch.load`` with ``weights_only=True``: a weights file can never run code.
 

@@ -21,8 +21,8 @@ import SimpleITK as sitk
 
 from ..errors import BackendUnavailableError, InputError
 from ..registry import register_segmentation
-from .base import Segmenter
-from .torch_utils import INSTALL_HINT, device_problem, load_weights, missing_packages
+from .base import Segmenter, prompt_points
+from .torch_utils import load_weights, weights_backend_problem
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +105,7 @@ class Vista3D(Segmenter):
 
     @classmethod
     def unavailable_reason(cls, **options: Any) -> str | None:
-        missing = missing_packages("torch", "monai")
-        if missing:
-            return f"Python package(s) {', '.join(missing)} not installed; {INSTALL_HINT}"
-        problem = device_problem(options.get("device", "cpu"))
-        if problem:
-            return problem
-        weights = options.get("weights")
-        if not weights:
-            return f"no weights given; {WEIGHTS_HINT}"
-        if not Path(weights).expanduser().is_file():
-            return f"weights file {weights} not found; {WEIGHTS_HINT}"
-        return None
+        return weights_backend_problem(("torch", "monai"), options, WEIGHTS_HINT)
 
     def load(self) -> Any:
         """Build VISTA3D and load the weights once; one-line errors."""
@@ -156,9 +145,8 @@ class Vista3D(Segmenter):
         import torch
         from monai.apps.vista3d.inferer import point_based_window_inferer
 
-        pos = np.asarray(positive_lps, dtype=float).reshape(-1, 3)
-        neg = np.zeros((0, 3)) if negative_lps is None else np.asarray(negative_lps, float)
-        neg = neg.reshape(-1, 3)
+        pos = prompt_points(positive_lps, "positive_lps")
+        neg = prompt_points(negative_lps, "negative_lps")
         if len(pos) == 0:
             raise InputError("vista3d: at least one positive point is needed")
         shape = tuple(image.GetSize()[::-1])
