@@ -76,16 +76,18 @@ def build_studies(args: argparse.Namespace) -> list[Path]:
     work = Path(args.work)
     manifests = []
     if not args.lidc_only:
-        manifests.append(make_study(work / "generated", n_scans=args.scans, seed=args.seed))
+        manifests.append(make_study(work / f"generated_p{args.prompt_scan}", n_scans=args.scans, seed=args.seed,
+                                    prompt_scan=args.prompt_scan))
     if LIDC.exists():
         for case in ("LIDC-IDRI-0001", "LIDC-IDRI-0002"):
             for seed in range(args.seed, args.seed + args.repeats):
-                target = work / f"{case}_s{seed}"
+                suffix = "" if args.prompt_scan == 0 else f"_p{args.prompt_scan}"
+                target = work / f"{case}_s{seed}{suffix}"
                 manifest = target / "study.json"
                 if not manifest.exists():
                     t = time.perf_counter()
                     manifest = make_study_from_ct(LIDC / f"{case}_ct.nii.gz", LIDC / f"{case}_consensus2.nii.gz",
-                                                  target, n_scans=args.scans, seed=seed)
+                                                  target, n_scans=args.scans, seed=seed, prompt_scan=args.prompt_scan)
                     print(f"built {target.name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
                 manifests.append(Path(manifest))
     elif args.lidc_only:
@@ -123,6 +125,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="LIDC-derived studies per patient (seeds)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lidc-only", action="store_true")
+    p.add_argument("--prompt-scan", type=int, default=0, help="index (time order) of the prompted scan")
     p.add_argument("--mode", default="direct")
     p.add_argument("--boost", action="store_true")
     p.add_argument("--registration", default="classical")
