@@ -71,14 +71,22 @@ def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
 
 
 def build_studies(args: argparse.Namespace) -> list[Path]:
-    from LinGuinELib.synthetic import make_study, make_study_from_ct
+    from LinGuinELib.synthetic import REALISTIC_SHAPE_ZYX, REALISTIC_SPACING_XYZ, make_study, make_study_from_ct
 
     work = Path(args.work)
     manifests = []
-    if not args.lidc_only:
+    if args.realistic:
+        target = work / f"phantom512_s{args.seed}_p{args.prompt_scan}"
+        manifest = target / "study.json"
+        if not manifest.exists():
+            manifest = make_study(target, n_scans=args.scans, n_lesions=3, seed=args.seed,
+                                  shape_zyx=REALISTIC_SHAPE_ZYX, spacing=REALISTIC_SPACING_XYZ,
+                                  prompt_scan=args.prompt_scan)
+        manifests.append(Path(manifest))
+    elif not args.lidc_only:
         manifests.append(make_study(work / f"generated_p{args.prompt_scan}", n_scans=args.scans, seed=args.seed,
                                     prompt_scan=args.prompt_scan))
-    if LIDC.exists():
+    if LIDC.exists() and not args.realistic:
         for case in ("LIDC-IDRI-0001", "LIDC-IDRI-0002"):
             for seed in range(args.seed, args.seed + args.repeats):
                 suffix = "" if args.prompt_scan == 0 else f"_p{args.prompt_scan}"
@@ -125,6 +133,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="LIDC-derived studies per patient (seeds)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lidc-only", action="store_true")
+    p.add_argument("--realistic", action="store_true", help="only a 512x512 phantom study with 3 lesions")
     p.add_argument("--prompt-scan", type=int, default=0, help="index (time order) of the prompted scan")
     p.add_argument("--mode", default="direct")
     p.add_argument("--boost", action="store_true")
