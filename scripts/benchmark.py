@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 LIDC = REPO.parent / "shared" / "data" / "lidc"
@@ -44,7 +43,7 @@ def peak_rss_mb() -> float:
 def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     """Child process: track one study, write outputs, score it, print one JSON line."""
     from LinGuinELib.config import TrackingConfig
-    from LinGuinELib.evaluation.metrics import pair_metrics
+    from LinGuinELib.evaluation.evaluate import evaluate_result
     from LinGuinELib.pipeline import run_tracking
     from LinGuinELib.study.manifest import load_manifest
 
@@ -55,15 +54,8 @@ def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     result, _ = run_tracking(study, out, config)
     wall = time.perf_counter() - start
     peak_mb = peak_rss_mb()
-    pairs = []
-    for scan in study.scans:
-        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(scan.truth_path)))
-        spacing_zyx = sitk.ReadImage(str(scan.truth_path)).GetSpacing()[::-1]
-        for lesion in study.lesions:
-            res = result.get(lesion.id, scan.id)
-            m = pair_metrics(res.mask.to_full(), truth == lesion.truth_label, spacing_zyx)
-            pairs.append({"lesion": lesion.id, "scan": scan.id, "status": res.status,
-                          "dice": m.dice, "centre_mm": m.centre_distance_mm, "outcome": m.outcome})
+    pairs = [{"lesion": r["lesion"], "scan": r["scan"], "status": r["status"], "dice": r["dice"],
+              "centre_mm": r["centre_distance_mm"], "outcome": r["outcome"]} for r in evaluate_result(result)]
     print(json.dumps({"study": study.patient_id, "wall_s": wall, "peak_rss_mb": peak_mb,
                       "timings_s": result.timings, "scans": len(study.scans),
                       "size": list(result.references[study.scans[0].id].GetSize()),

@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..config import TrackingConfig
-from ..evaluation.metrics import dice
+from ..evaluation.evaluate import evaluate_result
 from ..pipeline import run_tracking
 from ..study.manifest import load_manifest
 from .options import TqdmProgress, add_tracking_options, config_from_args
@@ -27,20 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def truth_dice(result, rows: list[dict]) -> dict[tuple[str, str], str]:
-    """Dice of each (lesion, scan) mask against the study's truth labelmaps."""
-    out: dict[tuple[str, str], str] = {}
-    for scan in result.study.scans:
-        if scan.truth_path is None:
-            continue
-        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(scan.truth_path)))
-        for lesion in result.study.lesions:
-            if lesion.truth_label is None:
-                continue
-            pred = result.get(lesion.id, scan.id).mask.to_full()
-            d = dice(pred, truth == lesion.truth_label)
-            out[(lesion.id, scan.id)] = "" if d is None or not np.isfinite(d) else f"{d:.3f}"
-    return out
+def truth_dice(result) -> dict[tuple[str, str], str]:
+    """Dice of each (lesion, scan) mask against the study's truth labelmaps (evaluation's rules)."""
+    return {(r["lesion"], r["scan"]): ("" if not np.isfinite(r["dice"]) else f"{r['dice']:.3f}")
+            for r in evaluate_result(result)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         result, rows = run_tracking(study, args.out / "result", config, progress=bar)
     finally:
         bar.close()
-    scores = truth_dice(result, rows)
+    scores = truth_dice(result)
     print_table(rows, scores, "Dice")
     found = [float(v) for k, v in scores.items() if v and result.get(*k).status != "prompt"]
     if found:

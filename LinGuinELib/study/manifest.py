@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import inside_image, ras_to_lps
-from .images import read_geometry
+from .images import read_geometry, read_image
 from .model import Lesion, Scan, Study
 from .timepoints import parse_date, sort_scans
 
@@ -116,6 +116,9 @@ def validate_study(study: Study, where: str) -> Study:
     _unique([les.id for les in study.lesions], "lesion", where)
     if not study.lesions:
         raise InputError(f"{where}: no lesions to track")
+    for s in study.scans:
+        if s.image is None and s.path is not None and s.path.is_dir():
+            s.image = read_image(s.path)  # a DICOM series' geometry needs every slice: keep it, read once
     geometries = {s.id: s.image if s.image is not None else read_geometry(s.path) for s in study.scans}
     for lesion in study.lesions:
         if lesion.scan_id not in geometries:
