@@ -22,6 +22,12 @@ class PointMapper(ABC):
     def map_points(self, points_lps: np.ndarray) -> np.ndarray:
         """(N, 3) LPS mm in the source -> (N, 3) LPS mm in the target."""
 
+    def confidence(self, points_lps: np.ndarray) -> np.ndarray:
+        """Per point, in [0, 1], how far the backend vouches for its mapping (1: consistent
+        estimates agree; 0: they disagree by a lesion's size). NaN = the backend cannot tell;
+        the quality flag then relies on the other signals."""
+        return np.full(len(np.asarray(points_lps, dtype=float).reshape(-1, 3)), np.nan)
+
 
 class Registration(ABC):
     """A registration backend. Subclasses are registered with ``register_registration``."""
