@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 
@@ -11,9 +12,32 @@ from .. import __version__
 from ..errors import Cancelled, InputError
 
 SUBCOMMANDS = ("track", "demo", "backends", "batch", "evaluate", "report")
+# One line per command for `linguine --help`, so that listing the commands imports none of them
+# (a test checks these against each module's own help).
+SUMMARIES = {
+    "track": "track lesions across the scans of one study",
+    "demo": "generate a synthetic study, track it, score it against the truth",
+    "backends": "list backends and whether each can run here",
+    "batch": "track every study of a dataset (resumable, parallel, Dask)",
+    "evaluate": "score batch outputs against ground truth (Dice, distances, detection)",
+    "report": "self-contained HTML summary of batch outputs (tables and plots)",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested(argv: list[str]) -> str | None:
+    """The command named on the command line (the first word that is not an option)."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the module of the command named in ``argv`` is imported (start-up time:
+    the commands pull in SimpleITK, scipy, matplotlib, Dask). The others get a stub that lists them."""
+    wanted = _requested(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="linguine",
         description="Track lesions across every scan of a longitudinal CT study from one prompt.",
@@ -23,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
+        if name != wanted:
+            if importlib.util.find_spec(f"{__package__}.{name}") is not None:  # finds, does not import
+                sub.add_parser(name, help=SUMMARIES.get(name, ""))
+            continue
         try:
             module = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as exc:
@@ -34,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     level = logging.ERROR if args.quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
