@@ -18,7 +18,6 @@ from ..geometry import index_zyx_to_physical, voxel_volume_ml
 from ..propagation.result import MaskCrop
 
 
-
 def _pixel_corners_mm(slice_yx: np.ndarray, sx: float, sy: float) -> np.ndarray:
     """Distinct corners (x, y in mm, sorted by x then y) of the slice's pixels.
 

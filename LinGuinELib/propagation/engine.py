@@ -363,14 +363,18 @@ class _Run:
                     pending.discard(pair)
                     self.report("register", f"registered {pair[0]} -> {pair[1]}")
         self.segmenter.release()
-        references = {s.id: ImageGeometry.of(self.image(s.id)) for s in self.study.scans}
+        result = self.result_for(lesions, since)
         self.report("done", "tracking finished", advance=False)
-        timings = self.clock.totals(since)
+        return result
+
+    def result_for(self, lesions: list[Lesion], since: float) -> TrackingResult:
+        """The result of these (tracked) lesions; timings count the work done after ``since``."""
+        references = {s.id: ImageGeometry.of(self.image(s.id)) for s in self.study.scans}
         walls = {"track": time.perf_counter() - since,
                  "registration_or_segmentation": self.clock.covered(METHOD_STAGES, since)}
-        study = Study(self.study.patient_id, self.study.scans, lesions, self.study.source)
+        study = Study(self.study.patient_id, self.study.scans, list(lesions), self.study.source)
         results = {(lesion.id, s.id): self.results[(lesion.id, s.id)] for lesion in lesions for s in study.scans}
-        return TrackingResult(study, self.config, results, references, timings,
+        return TrackingResult(study, self.config, results, references, self.clock.totals(since),
                               {"registration": self.registration.settings(),
                                "segmentation": self.segmenter.settings()}, walls)
 
