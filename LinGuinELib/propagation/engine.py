@@ -36,11 +36,14 @@ from ..errors import Cancelled
 from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image
 from ..prompt import mask_centre_lps
+from ..quality import scan_checks
+from ..quality.match import LesionReference, candidate_match
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
 from ..segmentation.base import Segmenter
 from ..study.images import read_image
 from ..study.model import Lesion, Study
+from ..study.timepoints import days_from_first
 from .plan import Step, plan_steps
 from .progress import CancelCheck, ProgressCallback, ProgressEvent
 from .result import LesionScanResult, MaskCrop, TrackingResult
@@ -154,6 +157,8 @@ class _Run:
         self.mappers: dict[tuple[str, str], Future] = {}
         self.mapped: dict[tuple[str, str, tuple[float, ...]], Future] = {}
         self.results: dict[tuple[str, str], LesionScanResult] = {}
+        self.lesion_refs: dict[str, LesionReference | None] = {}
+        self.days = dict(zip([s.id for s in study.scans], days_from_first(study.scans)))
         self.register_calls = 0  # registrations run (tests check that pairs are reused)
         self._lock = threading.Lock()
         self.done = 0
@@ -247,12 +252,13 @@ class _Run:
         if key not in self.mapped:
             self.mapped[key] = self.pool.submit(self._map, self.pair_future(source, target), point)
 
-    def _map(self, pair: Future, point: np.ndarray) -> np.ndarray:
+    def _map(self, pair: Future, point: np.ndarray) -> tuple[np.ndarray, float]:
+        """The point in the target scan and the backend's confidence in it."""
         mapper = pair.result()
         with self.timed("registration"):
-            return mapper.map_points(point[None])[0]
+            return mapper.map_points(point[None])[0], float(mapper.confidence(point[None])[0])
 
-    def map_point(self, source: str, target: str, point: np.ndarray) -> np.ndarray:
+    def map_point(self, source: str, target: str, point: np.ndarray) -> tuple[np.ndarray, float]:
         key = (source, target, tuple(np.asarray(point, dtype=float).round(6)))
         future = self.mapped.pop(key, None)
         if future is not None:
@@ -287,7 +293,33 @@ class _Run:
         crop = MaskCrop.from_full(mask)
         centre = mask_centre_lps(crop, image) if not crop.empty else None
         self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}")
-        return LesionScanResult(lesion.id, lesion.scan_id, "prompt", crop, centre_lps=centre)
+        result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", crop, centre_lps=centre)
+        self.check(result, image, segmented=lesion.prompt_kind != "mask")
+        with self.timed("quality"):
+            self.lesion_refs[lesion.id] = LesionReference.from_prompt(image, result.mask, centre)
+        return result
+
+    def plausible(self, lesion: Lesion, image: sitk.Image, mask: MaskCrop, mapped: np.ndarray,
+                  to_scan: str) -> tuple[bool, dict[str, float]]:
+        """Whether a found segment can be the lesion of the prompt scan (see quality.match)."""
+        reference = self.lesion_refs.get(lesion.id)
+        if reference is None or mask.empty:
+            return True, {}
+        a, b = self.days.get(lesion.scan_id), self.days.get(to_scan)
+        with self.timed("quality"):
+            match = candidate_match(reference, image, mask, mapped, None if a is None or b is None else b - a)
+        return bool(match.pop("plausible")), match
+
+    def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),
+              segmented: bool = True) -> None:
+        """Quality signals and review findings of one result, from its own image."""
+        with self.timed("quality"):
+            diagnostics = getattr(self.segmenter, "last_diagnostics", None) if segmented else None
+            reference = self.lesion_refs.get(result.lesion_id)
+            result.signals, result.findings = scan_checks(
+                image, result.mask, is_prompt=result.status == "prompt", point_lps=result.propagated_point_lps,
+                confidence=confidence, diagnostics=diagnostics if isinstance(diagnostics, dict) else None,
+                lesion_radius_mm=reference.radius_mm if reference is not None else None)
 
     def anchor(self, lesion: Lesion, scan_id: str) -> np.ndarray:
         """The point a step starts from: the mask centre there, else the point that reached it."""
@@ -301,7 +333,7 @@ class _Run:
     def step(self, lesion: Lesion, step: Step) -> LesionScanResult:
         point = self.anchor(lesion, step.from_scan)
         self.mapper(step.from_scan, step.to_scan)
-        mapped = self.map_point(step.from_scan, step.to_scan, point)
+        mapped, confidence = self.map_point(step.from_scan, step.to_scan, point)
         image = self.image(step.to_scan)
         result = LesionScanResult(lesion.id, step.to_scan, "outside_image", MaskCrop(image.GetSize()[::-1]),
                                   propagated_point_lps=mapped, from_scan_id=step.from_scan)
@@ -311,9 +343,17 @@ class _Run:
                 boosted = self.segment_at(image, mask_centre_lps(mask, image)[None])
                 mask = boosted if boosted.any() else mask
             crop = MaskCrop.from_full(mask)
+            ok, match = self.plausible(lesion, image, crop, mapped, step.to_scan)
+            if not ok:
+                log.info("lesion %s on %s: the segment at the mapped point (%d voxels) is not the lesion "
+                         "(inside %.2f, coverage %.2f): not found", lesion.id, step.to_scan, crop.voxel_count,
+                         match["candidate_inside"], match["candidate_coverage"])
+                crop = MaskCrop(crop.shape_zyx)
             result.status = "found" if not crop.empty else "not_found"
             result.mask = crop
             result.centre_lps = mask_centre_lps(crop, image) if not crop.empty else None
+            self.check(result, image, confidence)
+            result.signals.update(match)
         self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}")
         return result
 
