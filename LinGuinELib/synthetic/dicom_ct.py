@@ -49,7 +49,7 @@ def write_ct_series(image: sitk.Image, folder: Path, header: CTSeriesHeader) -> 
     first two columns, so any grid SimpleITK can hold (flipped, oblique) is written exactly.
     """
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
