@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--workers and --scheduler exclude each other (Dask sizes its own workers)")
     _import_plugins(args.plugin)
     config = config_from_args(args)
+    if args.dicom:
+        from ..outputs.dicom_seg import require_dicom_packages
+
+        require_dicom_packages()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     jobs = load_dataset(args.dataset, out / "_manifests")

@@ -77,6 +77,10 @@ def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = Non
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.dicom:
+        from ..outputs.dicom_seg import require_dicom_packages
+
+        require_dicom_packages()
     study = load_study(args)
     if args.dicom and not any(s.dicom_files for s in study.scans):
         print("linguine: --dicom: no scan was read from DICOM, so no SEG/SR can reference one; "

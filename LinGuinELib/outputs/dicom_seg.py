@@ -27,6 +27,16 @@ SR_SERIES_NUMBER = 9101
 _TRACKING_NAMESPACE = uuid.UUID("6b1f2a52-3c0e-4e53-9a53-0c4a1d5b7e11")
 
 
+def require_dicom_packages() -> None:
+    """Fail before any work when pydicom / highdicom are missing (they are an optional extra)."""
+    try:
+        import highdicom  # noqa: F401
+        import pydicom  # noqa: F401
+    except ImportError as exc:
+        raise InputError(f"DICOM input/output needs pydicom and highdicom ({exc.name} missing): "
+                         "pip install 'linguine-slicer[dicom]'") from None
+
+
 def tracking_identifier(patient_id: str, lesion_id: str) -> str:
     """Human-readable Tracking Identifier (the same as the Slicer segment tag)."""
     return f"{patient_id}/{lesion_id}"

@@ -104,6 +104,9 @@ def _date(*values) -> dt.date | None:
 
 def scan_dicom_folder(folder: Path) -> tuple[list[SeriesInfo], int]:
     """Every CT series below ``folder`` (headers only) and how many other DICOM files were skipped."""
+    from ..outputs.dicom_seg import require_dicom_packages
+
+    require_dicom_packages()
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -286,8 +289,11 @@ def is_dicom_folder(folder: Path) -> bool:
     folder = Path(folder)
     if any(p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES) for p in folder.iterdir()):
         return False
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    try:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+    except ImportError:  # without the DICOM extra a folder of DICOM series folders still reads
+        return False
 
     for path in folder.rglob("*"):
         if path.is_file() and not path.name.startswith("."):
