@@ -11,6 +11,7 @@ A lesion not measurable on the scan (outside it) gets no measurements, only its 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from .. import __version__
@@ -108,6 +109,7 @@ def write_dicom(result: TrackingResult, rows: list[dict], folder: Path) -> dict:
 
     Scans not read from DICOM get nothing (a SEG must reference the CT instances it was made on).
     """
+    start = time.perf_counter()
     folder = Path(folder)
     uids = lesion_tracking_uids(result)
     info: dict = {"tracking_uids": uids, "written": [], "skipped": []}
@@ -122,6 +124,7 @@ def write_dicom(result: TrackingResult, rows: list[dict], folder: Path) -> dict:
         seg.save_as(folder / f"{scan.id}.seg.dcm", enforce_file_format=True)
         sr.save_as(folder / f"{scan.id}.sr.dcm", enforce_file_format=True)
         info["written"].append(scan.id)
+    info["seconds"] = round(time.perf_counter() - start, 3)
     if info["skipped"]:
         log.warning("DICOM SEG/SR not written for %s: not read from DICOM (a SEG must reference its CT)",
                     ", ".join(info["skipped"]))
