@@ -198,3 +198,30 @@ def test_dicom_flag_without_dicom_scans_says_so(pacs, tmp_path, capsys):
     assert main(["-q", "track", str(pacs["nifti"]), "--out", str(out), "--dicom"]) == 0
     assert "no scan was read from DICOM" in capsys.readouterr().err
     assert (out / "trajectory.csv").is_file() and not (out / "dicom").exists()
+
+
+def test_overlapping_lesions_keep_their_whole_masks(pacs, tmp_path):
+    from LinGuinELib.config import TrackingConfig
+    from LinGuinELib.geometry import ImageGeometry
+    from LinGuinELib.outputs.dicom_seg import build_seg
+    from LinGuinELib.propagation.result import LesionScanResult, MaskCrop, TrackingResult
+    from LinGuinELib.study.model import Lesion, Scan, Study
+
+    folder = pacs["folder"] / "exam1" / "ct"  # the series stored in reverse row and slice order
+    files = dicom_series_files(folder)
+    image = read_image(folder)
+    shape = image.GetSize()[::-1]
+    masks = [np.zeros(shape, bool) for _ in range(3)]
+    masks[0][3:9, 10:20, 30:40] = True
+    masks[1][6:12, 15:25, 35:45] = True  # overlaps the first
+    study = Study("P7", [Scan("T1", folder, dicom_files=files)],
+                  [Lesion(f"L{k}", "T1") for k in (1, 2, 3)])  # L3: not found (empty)
+    results = {(f"L{k + 1}", "T1"): LesionScanResult(f"L{k + 1}", "T1", "found", MaskCrop.from_full(m))
+               for k, m in enumerate(masks)}
+    result = TrackingResult(study, TrackingConfig(), results, {"T1": ImageGeometry.of(image)})
+    uids = {f"L{k}": tracking_uid("P7", f"L{k}", "T1") for k in (1, 2, 3)}
+    build_seg(result, "T1", read_headers(files), uids).save_as(tmp_path / "seg.dcm")
+    back = read_seg_masks(tmp_path / "seg.dcm", files)
+    assert sorted(back) == [1, 2, 3]
+    for k, m in enumerate(masks, start=1):
+        assert np.array_equal(back[k], m), k

@@ -103,14 +103,9 @@ def build_seg(result: TrackingResult, scan_id: str, headers: list, uids: dict[st
     ref = result.references[scan_id]
     ks = slice_indices(ref, headers, scan_id)
     lesions = result.study.lesions
-    size = ref.GetSize()
-    pixels = np.zeros((len(headers), size[1], size[0], len(lesions)), dtype=bool)
     descriptions = []
     algorithm = _algorithm(result)
     for j, lesion in enumerate(lesions):
-        crop = result.get(lesion.id, scan_id).mask
-        if not crop.empty:
-            pixels[..., j] = crop.to_full()[ks]
         descriptions.append(hd.seg.SegmentDescription(
             segment_number=j + 1, segment_label=lesion.id[:64],
             segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
@@ -119,13 +114,36 @@ def build_seg(result: TrackingResult, scan_id: str, headers: list, uids: dict[st
             tracking_id=tracking_identifier(result.study.patient_id, lesion.id)[:64],
             display_color=hd.color.CIELabColor.from_rgb(*lesion_color(j))))
     return hd.seg.Segmentation(
-        source_images=headers, pixel_array=pixels, segmentation_type="BINARY",
+        source_images=headers, pixel_array=_frames(result, scan_id, ks), segmentation_type="BINARY",
         segment_descriptions=descriptions, series_instance_uid=generate_uid(),
         series_number=SEG_SERIES_NUMBER, sop_instance_uid=generate_uid(), instance_number=1,
         manufacturer=MANUFACTURER, manufacturer_model_name="LinGuinE", software_versions=__version__,
         device_serial_number="none", content_label="LINGUINE",
         content_description=f"tracked lesions, timepoint {scan_id}"[:64],
         series_description=f"LinGuinE lesions {scan_id}"[:64])
+
+
+def _frames(result: TrackingResult, scan_id: str, ks: list[int]) -> np.ndarray:
+    """Per CT instance, its slice of the masks: a label map (value = segment number, 2 bytes a
+    voxel whatever the number of lesions) or, where lesions overlap on this scan, one bool plane
+    per lesion so each segment keeps its whole mask."""
+    size = result.references[scan_id].GetSize()
+    label = np.zeros(size[::-1], dtype=np.uint16)
+    crops = [result.get(les.id, scan_id).mask for les in result.study.lesions]
+    for j, crop in enumerate(crops, start=1):
+        if crop.empty:
+            continue
+        region = label[crop.slices()]
+        if region[crop.array].any():
+            break
+        region[crop.array] = j
+    else:
+        return label[ks]
+    stack = np.zeros((len(ks), size[1], size[0], len(crops)), dtype=bool)
+    for j, crop in enumerate(crops):
+        if not crop.empty:
+            stack[..., j] = crop.to_full()[ks]
+    return stack
 
 
 def read_seg_masks(seg_path: Path, ct_files: list[str]) -> dict[int, np.ndarray]:
