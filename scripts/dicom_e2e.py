@@ -90,8 +90,8 @@ def main() -> int:
                             ("volume_ml", "longest_axial_diameter_mm", "short_axis_mm"))
             sr_equal &= g["response"] == row["response"]
             uids.add(g["tracking_uid"])
-            print(f"  {scan['id']}: {row['status']:<10} {g['volume_ml']:.3f} mL  LD {g['longest_axial_diameter_mm']:.1f}"
-                  f" mm  SA {g['short_axis_mm']:.1f} mm  {g['response']}")
+            print(f"  {scan['id']}: {row['status']:<10} {g['volume_ml']:.3f} mL  "
+                  f"LD {g['longest_axial_diameter_mm']:.1f} mm  SA {g['short_axis_mm']:.1f} mm  {g['response']}")
     t["read back SEG + SR"] = round(time.perf_counter() - start, 2)
     errors = None
     if shutil.which("dciodvfy"):
