@@ -11,11 +11,12 @@ import sys
 from .. import __version__
 from ..errors import Cancelled, InputError
 
-SUBCOMMANDS = ("track", "demo", "backends", "batch", "evaluate", "report")
+SUBCOMMANDS = ("track", "study", "demo", "backends", "batch", "evaluate", "report")
 # One line per command for `linguine --help`, so that listing the commands imports none of them
 # (a test checks these against each module's own help).
 SUMMARIES = {
     "track": "track lesions across the scans of one study",
+    "study": "write a study manifest from a folder of DICOM files",
     "demo": "generate a synthetic study, track it, score it against the truth",
     "backends": "list backends and whether each can run here",
     "batch": "track every study of a dataset (resumable, parallel, Dask)",
