@@ -8,6 +8,7 @@ are installed with ``slicer.packaging.pip_ensure`` where it exists (Slicer 5.12+
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import re
 from pathlib import Path
@@ -63,10 +64,13 @@ def missing_requirements() -> list[str]:
     return missing
 
 
-def ensure_requirements(requester: str = "LinGuinE") -> bool:
+def ensure_requirements(requester: str = "LinGuinE", prompt: bool = True) -> bool:
     """Install what is missing (inside Slicer); elsewhere say what to pip-install.
 
-    Returns True when something was installed.
+    ``prompt=False`` installs without asking (batch mode must not wait for a click). Also in
+    Slicer's ``--testing`` mode the packages are installed (``pip_ensure`` skips that by default),
+    because the self-test and ctest need them. Returns True when something was installed; raises
+    when a package is still missing afterwards (declined, offline, failed).
     """
     missing = missing_requirements()
     if not missing:
@@ -76,14 +80,20 @@ def ensure_requirements(requester: str = "LinGuinE") -> bool:
     import slicer
 
     packaging = getattr(slicer, "packaging", None)
-    if packaging is not None and hasattr(packaging, "pip_ensure"):
-        path = requirements_file()
-        requirements = packaging.load_requirements(str(path)) if path else missing
-        packaging.pip_ensure(requirements, requester=requester)
+    path = requirements_file()
+    if packaging is not None and hasattr(packaging, "pip_ensure") and path is not None:
+        wanted = {"requester": requester, "prompt_install": prompt, "prompt_restart": prompt,
+                  "skip_in_testing": False}
+        accepted = inspect.signature(packaging.pip_ensure).parameters
+        packaging.pip_ensure(packaging.load_requirements(str(path)),
+                             **{k: v for k, v in wanted.items() if k in accepted})
     else:
         log.info("installing %s", " ".join(missing))
         slicer.util.pip_install(" ".join(f'"{m}"' if " " in m else m for m in missing))
     importlib.invalidate_caches()
+    still = missing_requirements()
+    if still:
+        raise InputError(f"required Python packages are not installed: {', '.join(still)}")
     return True
 
 
