@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from LinGuinELib.errors import InputError
@@ -97,25 +98,29 @@ def ensure_requirements(requester: str = "LinGuinE", prompt: bool = True) -> boo
     return True
 
 
-def backend_choices(kind: str) -> list[tuple[str, str | None]]:
+def backend_choices(kind: str, options: Callable[[str, type], dict] | None = None
+                    ) -> list[tuple[str, str | None]]:
     """Every registered backend of ``kind`` with None if usable here, else the reason.
 
-    Before the first-use install the backend modules cannot all be imported: offer "classical"
-    (installed with the requirements) and let the caller ask again afterwards.
+    ``options(name, cls)`` gives the options to check a backend with (weights, model folder,
+    device, ...). Before the first-use install the backend modules cannot all be imported: offer
+    "classical" (installed with the requirements) and let the caller ask again afterwards.
     """
+    from LinGuinELib.config import DEFAULT_BACKEND
+
     if missing_requirements():
-        return [("classical", None)]
+        return [(DEFAULT_BACKEND, None)]
     from LinGuinELib.registry import backend_class, backend_names
 
     out = []
     for name in backend_names(kind):
         try:
-            reason = backend_class(kind, name).unavailable_reason()
+            cls = backend_class(kind, name)
+            reason = cls.unavailable_reason(**(options(name, cls) if options else {}))
         except Exception as exc:  # noqa: BLE001 - a broken backend is unavailable, not fatal
             reason = f"check failed: {exc}"
         out.append((name, reason))
-    # The default first: classical always runs.
-    out.sort(key=lambda item: (item[0] != "classical", item[0]))
+    out.sort(key=lambda item: (item[0] != DEFAULT_BACKEND, item[0]))  # the default first: it always runs
     return out
 
 
@@ -134,3 +139,17 @@ def install_torch_with_extension() -> bool:
         return False
     torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True)
     return torch is not None
+
+
+# The module's own packages: Reload must re-import them, not only LinGuinE.py.
+MODULE_PACKAGES = ("LinGuinELib", "LinGuinELogic", "LinGuinEGui")
+
+
+def unload_module_packages() -> list[str]:
+    """Forget the module's packages so the next import reads them again (Slicer's Reload)."""
+    import sys
+
+    names = [n for n in sys.modules if n.split(".")[0] in MODULE_PACKAGES]
+    for name in names:
+        del sys.modules[name]
+    return names

@@ -115,9 +115,10 @@ class LinGuinELogic(_LogicBase):
         return load_volume_file(self.scene, str(path), name or Path(path).name.split(".")[0])
 
     @staticmethod
-    def backendChoices(kind: str) -> list[tuple[str, str | None]]:
-        """(name, None) for usable backends, (name, reason) for the others."""
-        return backend_choices(kind)
+    def backendChoices(kind: str, options: Callable[[str, type], dict] | None = None
+                       ) -> list[tuple[str, str | None]]:
+        """(name, None) for usable backends, (name, reason) for the others (checked with ``options``)."""
+        return backend_choices(kind, options)
 
     # --- tracking --------------------------------------------------------------------------
     def prepare(self, volumeNodes: list[Any], promptNode: Any, segmentIds: list[str] | None = None,

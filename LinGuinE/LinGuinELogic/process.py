@@ -237,3 +237,30 @@ def _stop_children() -> None:
     """Slicer is exiting: no tracking process may outlive it."""
     for job in list(_RUNNING):
         job.close()
+
+
+class DeviceProbe:
+    """Asks Slicer's Python, in a child process, whether torch sees a GPU (torch is never imported here).
+
+    ``devices()`` is None while the answer is pending, then ["cpu"] or ["cpu", "cuda"].
+    """
+
+    CODE = "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')"
+
+    def __init__(self, python: str | None = None) -> None:
+        import importlib.util
+
+        self.process = None
+        self._devices: list[str] | None = ["cpu"]
+        if importlib.util.find_spec("torch") is not None:
+            self.process = subprocess.Popen([python or python_executable(), "-c", self.CODE],
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.DEVNULL, text=True)
+            self._devices = None
+
+    def devices(self) -> list[str] | None:
+        if self._devices is None and self.process is not None and self.process.poll() is not None:
+            answer = self.process.stdout.read().strip().splitlines()
+            self._devices = ["cpu", "cuda"] if answer and answer[-1] == "cuda" else ["cpu"]
+            self.process.stdout.close()
+        return self._devices
