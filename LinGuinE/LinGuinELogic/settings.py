@@ -18,9 +18,9 @@ from typing import Any
 
 from LinGuinELib.config import TrackingConfig, option_specs
 from LinGuinELib.errors import InputError
+from LinGuinELib.model_dir import ENV_VAR as MODEL_DIR_ENV  # where LinGuinELib looks for weights
 
 MODEL_DIR_KEY = "LinGuinE/ModelDir"
-MODEL_DIR_ENV = "LINGUINE_MODEL_DIR"  # read by LinGuinELib (issue 12's model-folder lookup)
 API_KEY_ENV = "LINGUINE_API_KEY"  # read by the child process only (LinGuinELib/child.py)
 # Backend constructor options the panel offers, in display order: option -> (widget kind, label).
 PANEL_OPTIONS = {
