@@ -123,8 +123,8 @@ class BackendPanel:
 
     def updateStatus(self) -> None:
         """Beside each combo box: usable, or the reason it is not (checked with its fields)."""
-        parameters = self.parameterNode()
-        device = parameters.device if parameters is not None else "cpu"
+        # Checked for the CPU: asking torch about a GPU would import it into Slicer's process; the
+        # device combo offers cuda only after the GPU probe (a child process) has seen one.
         torch_missing = False
         for kind in KINDS:
             name = self.combo(kind).currentText
@@ -132,7 +132,7 @@ class BackendPanel:
                 continue
             try:
                 cls = self.backendClass(kind, name)
-                reason = cls.unavailable_reason(device=device, **self.settings.check_options(kind, name, cls))
+                reason = cls.unavailable_reason(device="cpu", **self.settings.check_options(kind, name, cls))
             except Exception as exc:  # noqa: BLE001 - a broken backend is unusable, not fatal
                 reason = f"check failed: {exc}"
             self._reasons[kind] = reason
