@@ -192,12 +192,13 @@ class _Run:
     def timed(self, stage: str):
         return self.clock.timed(stage)
 
-    def report(self, stage: str, message: str, advance: bool = True) -> None:
+    def report(self, stage: str, message: str, advance: bool = True, lesion: str | None = None,
+               scan: str | None = None) -> None:
         if self.cancel is not None and self.cancel():
             raise Cancelled("tracking cancelled")
         self.done += int(advance)
         if self.progress is not None:
-            self.progress(ProgressEvent(stage, message, self.done, self.total))
+            self.progress(ProgressEvent(stage, message, self.done, self.total, lesion, scan))
 
     def wait(self, future: Future) -> Any:
         """A future's result; keeps answering cancel while it waits."""
@@ -243,7 +244,7 @@ class _Run:
     def mapper(self, source: str, target: str) -> PointMapper:
         future = self.pair_future(source, target)
         if not future.done():
-            self.report("register", f"registering {source} -> {target}", advance=False)
+            self.report("register", f"registering {source} -> {target}", advance=False, scan=target)
         return self.wait(future)
 
     def prefetch(self, source: str, target: str, point: np.ndarray) -> None:
@@ -292,7 +293,7 @@ class _Run:
                             lesion.id, lesion.scan_id)
         crop = MaskCrop.from_full(mask)
         centre = mask_centre_lps(crop, image) if not crop.empty else None
-        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}")
+        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
         result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", crop, centre_lps=centre)
         self.check(result, image, segmented=lesion.prompt_kind != "mask")
         with self.timed("quality"):
@@ -354,7 +355,8 @@ class _Run:
             result.centre_lps = mask_centre_lps(crop, image) if not crop.empty else None
             self.check(result, image, confidence)
             result.signals.update(match)
-        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}")
+        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}",
+                    lesion=lesion.id, scan=step.to_scan)
         return result
 
     def plan(self, lesions: list[Lesion]) -> list[Step]:
@@ -401,7 +403,7 @@ class _Run:
                 pair = (step.from_scan, step.to_scan)
                 if pair in pending:
                     pending.discard(pair)
-                    self.report("register", f"registered {pair[0]} -> {pair[1]}")
+                    self.report("register", f"registered {pair[0]} -> {pair[1]}", scan=pair[1])
         self.segmenter.release()
         result = self.result_for(lesions, since)
         self.report("done", "tracking finished", advance=False)
