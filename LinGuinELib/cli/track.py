@@ -9,7 +9,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..pipeline import run_tracking
 from ..study.manifest import load_folder, load_manifest
-from .options import TqdmProgress, add_tracking_options, config_from_args
+from ..study.preflight import preflight
+from .options import TqdmProgress, add_tracking_options, config_from_args, out_path
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Track every lesion of a study (STUDY.json, or a folder of images "
                                    "with --point-ras and --source) and write OUT.")
     p.add_argument("study", type=Path, help="STUDY.json manifest, or a folder with one image per timepoint")
-    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument("--out", type=out_path, required=True,
+                   help="output folder: new, empty, or a previous LinGuinE track output (replaced atomically)")
     p.add_argument("--point-ras", help="folder input: lesion point X,Y,Z in RAS mm (Slicer coordinates); "
                    "write --point-ras=X,Y,Z when X is negative")
     p.add_argument("--source", help="folder input: id (file name without extension) of the scan clicked on")
@@ -64,6 +66,7 @@ def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = Non
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     study = load_study(args)
+    preflight(study, args.out)
     bar = TqdmProgress(f"{study.patient_id}", disable=args.quiet)
     try:
         result, rows = run_tracking(study, args.out, config, progress=bar)
