@@ -12,6 +12,7 @@ from ..batch.dataset import SOURCE_CHOICES, StudyJob, load_dataset, reprompt_man
 from ..batch.runner import batch_inputs, check_batch_info, check_scheduler, run_batch, write_batch_info
 from ..errors import InputError
 from ..outputs.safety import check_out, claim_out, first_missing
+from ..registry import check_config_options
 from ..study.preflight import BASE_BYTES
 from .options import add_tracking_options, config_from_args, out_path
 
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--workers and --scheduler exclude each other (Dask sizes its own workers)")
     _import_plugins(args.plugin)
     config = config_from_args(args)
+    check_config_options(config)
     out, jobs = _prepare(args, config)
     report = run_batch(jobs, out, config, workers=args.workers, scheduler=args.scheduler,
                        show_progress=not args.quiet, plugins=tuple(args.plugin))

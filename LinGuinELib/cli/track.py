@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..pipeline import run_tracking
+from ..registry import check_config_options
 from ..study.manifest import load_folder, load_manifest
 from ..study.preflight import preflight
 from .options import TqdmProgress, add_tracking_options, config_from_args, out_path
@@ -65,6 +66,7 @@ def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = Non
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_config_options(config)
     study = load_study(args)
     preflight(study, args.out)
     bar = TqdmProgress(f"{study.patient_id}", disable=args.quiet)

@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import InputError
+from ..textio import read_json
 from .analyses import (
     compare_configurations,
     direction_agnosticism,
@@ -100,7 +101,11 @@ class _Run:
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
         info = self.out / "batch.json"
-        self.info = json.loads(info.read_text()) if info.is_file() else {}
+        if not info.is_file():
+            raise InputError(f"{self.out}: not a `linguine batch` output (no batch.json)")
+        self.info = read_json(info, "batch record")
+        if not isinstance(self.info, dict):
+            raise InputError(f"{info}: not a batch record (expected a JSON object)")
         self.source = self.info.get("source", "manifest")
         self.failures = _read_csv(self.out / "failures.csv")
         self.rows = self._rows()
@@ -144,8 +149,11 @@ def _read_csv(path: Path) -> dict[str, dict]:
 def _read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: not a readable table ({exc})") from None
 
 
 def _disambiguate(runs: list[_Run]) -> None:
@@ -170,6 +178,7 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     runs = [_Run(Path(o)) for o in outs]
     _disambiguate(runs)
     html_path = Path(html_path) if html_path else Path(outs[0]) / "report.html"
+    _check_replaceable(html_path)
     rows = [r for run in runs for r in run.rows]
     by_config: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -280,8 +289,19 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     tmp.write_text(doc, encoding="utf-8")
     tmp.replace(html_path)
     (html_path.with_name(html_path.stem + "_analyses.json")).write_text(
-        json.dumps(_clean(analyses), indent=2, default=str))
+        json.dumps(_clean(analyses), indent=2, default=str), encoding="utf-8")
     return html_path
+
+
+def _check_replaceable(path: Path) -> None:
+    """The report may replace an earlier LinGuinE report, never another file."""
+    if path.is_dir():
+        raise InputError(f"--html {path}: is a folder")
+    if path.exists():
+        with open(path, "rb") as fh:
+            head = fh.read(200)
+        if b"<title>LinGuinE report</title>" not in head:
+            raise InputError(f"--html {path}: exists and is not a LinGuinE report; choose another file")
 
 
 def _direction_sets(runs: list[_Run], by_config: dict[str, list[dict]]):

@@ -102,6 +102,7 @@ def _lesion_from_record(rec: Any, k: int, base: Path, where: str) -> Lesion:
         raise InputError(f"{field}: expected an object")
     for key in ("id", "scan"):
         _text_id(rec.get(key), f"{field}.{key}")
+    field = f"{field} ('{rec['id']}')"
     points = None
     if "point_ras" in rec:
         points = ras_to_lps(_points(rec["point_ras"], f"{field}.point_ras"))
