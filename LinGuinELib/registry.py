@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import model_dir
 from .errors import BackendUnavailableError, InputError
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ BUILTIN_MODULES = (
     "LinGuinELib.segmentation.classical",
     "LinGuinELib.segmentation.nninteractive",
     "LinGuinELib.segmentation.vista3d",
+    "LinGuinELib.segmentation.lesionlocator",
 )
 
 
@@ -107,10 +109,24 @@ def check_config_options(config: Any) -> None:
         check_options(kind, getattr(config, kind), options)
 
 
+def backend_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options a backend runs with: the user's, plus weights found in the model folder."""
+    return model_dir.fill_options(name, options)
+
+
+def unavailable_reason(kind: str, name: str, **options: Any) -> str | None:
+    """Why backend ``name`` cannot run with these options (model folder included), or None."""
+    return backend_class(kind, name).unavailable_reason(**backend_options(name, options))
+
+
 def create_backend(kind: str, name: str, **options: Any) -> Any:
-    """Instantiate a backend, failing with one line if it cannot run here or an option is unknown."""
+    """Instantiate a backend, failing with one line if it cannot run here or an option is unknown.
+
+    Weights not given as options are looked up in the model folder ($LINGUINE_MODEL_DIR).
+    """
     check_options(kind, name, options)
     cls = backend_class(kind, name)
+    options = backend_options(name, options)
     missing = cls.unavailable_reason(**options)
     if missing:
         raise BackendUnavailableError(f"{kind} backend '{name}' cannot run: {missing}")
