@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "from its truth mask on the earliest/middle/latest scan (evaluation)")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (here and in every worker) to register extra backends")
+    p.add_argument("--dicom", action="store_true",
+                   help="also write DICOM SEG + TID 1500 measurement report per scan read from DICOM "
+                        "(OUT/<patient>/dicom/)")
     add_tracking_options(p)
     p.set_defaults(func=run)
 
@@ -98,9 +101,13 @@ def run(args: argparse.Namespace) -> int:
     _import_plugins(args.plugin)
     config = config_from_args(args)
     check_config_options(config)
+    if args.dicom:
+        from ..outputs.dicom_seg import require_dicom_packages
+
+        require_dicom_packages()
     out, jobs = _prepare(args, config)
     report = run_batch(jobs, out, config, workers=args.workers, scheduler=args.scheduler,
-                       show_progress=not args.quiet, plugins=tuple(args.plugin))
+                       show_progress=not args.quiet, plugins=tuple(args.plugin), dicom=args.dicom)
     done, skipped, failed = report.count("done"), report.count("skipped"), report.count("failed")
     if not args.quiet:
         print(f"{len(jobs)} studies: {done} tracked, {skipped} already finished, {failed} failed; "

@@ -18,7 +18,7 @@ import traceback
 from .. import __version__
 from ..errors import Cancelled, EnvironmentProblem, InputError
 
-SUBCOMMANDS = ("track", "demo", "backends", "batch", "evaluate", "report")
+SUBCOMMANDS = ("track", "study", "demo", "backends", "batch", "evaluate", "report")
 
 
 class Terminated(BaseException):

@@ -4,6 +4,7 @@ OUT/labels/<scan>.nii.gz         uint16 labelmap on the scan's own grid, value k
 OUT/segmentations/<scan>.seg.nrrd  Slicer segmentation, one segment per lesion (same colour everywhere)
 OUT/trajectory.csv               one row per (lesion, scan), columns TRAJECTORY_COLUMNS
 OUT/trajectory.png               volume over time
+OUT/dicom/<scan>.seg.dcm, .sr.dcm  with ``dicom=True``: DICOM SEG + TID 1500 report per DICOM scan
 OUT/run.json                     backends, settings, versions, timings, id -> file names
 Everything goes to a sibling temporary folder first, which replaces OUT only when complete
 (``safety.staged_output``); file names come from ``safety.unique_names`` (ids stay in contents).
@@ -79,10 +80,12 @@ def write_csv(rows: list[dict], path: Path) -> None:
             writer.writerow({k: _csv_value(row[k]) for k in TRAJECTORY_COLUMNS})
 
 
-def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | None = None) -> list[dict]:
+def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | None = None,
+                  dicom: bool = False) -> list[dict]:
     """Write every output for ``result`` into ``out_dir`` atomically; returns the trajectory rows.
 
     The caller checks OUT first (``safety.check_out``): this replaces it whole.
+    ``dicom``: also a DICOM SEG and measurement report per scan read from DICOM (``outputs.dicom_sr``).
     """
     names = unique_names([s.id for s in result.study.scans])
     with staged_output(Path(out_dir), "track") as tmp:
@@ -96,6 +99,11 @@ def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | 
         write_csv(rows, tmp / "trajectory.csv")
         plot_trajectory(rows, [les.id for les in result.study.lesions], tmp / "trajectory.png",
                         title=f"{result.study.patient_id}: lesion volume over time (star: prompt)")
+        dicom_info = None
+        if dicom:
+            from .dicom_sr import write_dicom
+
+            dicom_info = write_dicom(result, rows, tmp / "dicom")
         run = {
             "patient_id": result.study.patient_id,
             "source": str(result.study.source) if result.study.source else None,
@@ -106,6 +114,7 @@ def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | 
             "scans": [{"id": s.id, "when": s.when, "file": names[s.id]} for s in result.study.scans],
             "lesions": [{"id": les.id, "scan": les.scan_id, "label": k}
                         for k, les in enumerate(result.study.lesions, start=1)],
+            **({"dicom": dicom_info} if dicom_info is not None else {}),
             **(extra_run_info or {}),
         }
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=_json_default, ensure_ascii=False),
