@@ -123,3 +123,17 @@ def test_seg_nrrd_header_keeps_utf8_text(tmp_path):
     assert image.GetMetaData("Segment0_Name") == "Läsion"
     assert "Ωmega" in image.GetMetaData("Segment0_Tags")
     assert sitk.GetArrayViewFromImage(image).sum() == 64
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_truncated_nifti_is_refused_and_complete_one_passes(tmp_path, suffix):
+    from LinGuinELib.study.integrity import check_complete
+
+    image = sitk.GetImageFromArray(np.arange(16 * 16 * 8, dtype=np.int16).reshape(8, 16, 16))
+    path = tmp_path / f"x{suffix}"
+    sitk.WriteImage(image, str(path), suffix.endswith(".gz"))
+    check_complete(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated"):
+        check_complete(path)

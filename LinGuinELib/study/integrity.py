@@ -5,8 +5,10 @@ sheared (non-orthogonal) sform by a rotation, so labels written on the grid ITK 
 have another orientation than the scan file; both are refused here.
 
 The NIfTI header says how many bytes of voxels follow (``vox_offset`` + voxels x bytes per
-voxel); the file (decompressed, for ``.nii.gz``) must hold at least that many. A gzip stream
-that ends early or has a bad checksum is corrupt whatever its header says. Other formats
+voxel); the file (decompressed, for ``.nii.gz``) must hold at least that many. For ``.nii.gz``
+the gzip trailer (uncompressed size) is compared first, which costs nothing; only when it does
+not match (a cut file ends in random bytes) is the stream decompressed in full, and a stream
+that ends early or has a bad checksum is an error. Other formats
 (NRRD, MetaImage, DICOM) already fail loudly in ITK when short.
 """
 
@@ -63,6 +65,16 @@ def _gzip_length(path: Path) -> int:
     return total
 
 
+def _gzip_trailer_size(path: Path) -> int:
+    """ISIZE, the last 4 bytes of a gzip stream: the uncompressed size modulo 2**32."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() < 18:
+            return -1
+        fh.seek(-4, 2)
+        return struct.unpack("<I", fh.read(4))[0]
+
+
 def check_complete(path: Path) -> None:
     """Raise InputError when a NIfTI file holds fewer voxel bytes than its header promises."""
     path = Path(path)
@@ -70,8 +82,13 @@ def check_complete(path: Path) -> None:
     if not (name.endswith(".nii") or name.endswith(".nii.gz")) or path.is_dir():
         return
     header = _nifti_header(path)
-    size = _gzip_length(path) if name.endswith(".gz") else path.stat().st_size
     expected = _expected_nifti_bytes(header)
+    if name.endswith(".gz"):
+        if expected is not None and _gzip_trailer_size(path) == expected % 2**32:
+            return  # the stream ends where a complete file ends; a cut file ends in random bytes
+        size = _gzip_length(path)  # decompress it all: a cut stream raises, a short one is measured
+    else:
+        size = path.stat().st_size
     if expected is not None and size < expected:
         raise InputError(f"{path}: file is truncated ({size} of {expected} bytes); re-export or re-copy it")
 
