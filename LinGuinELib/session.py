@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import wait as wait_futures
 
 from .config import TrackingConfig
 from .errors import InputError
-from .propagation.engine import _Run
+from .propagation.engine import _Run, default_workers
 from .propagation.plan import plan_steps
 from .propagation.progress import CancelCheck, ProgressCallback
 from .propagation.result import TrackingResult
+from .registry import backend_class
 from .study.model import Lesion, Study
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,8 @@ class StudySession:
     ``warm_from``: scans from which new lesions are expected (their pairs are registered in
     the background at ``start``); default: the scans of the study's lesions, else the first
     scan. In chain mode every pair of neighbouring scans is warmed whatever the source.
-    ``workers``: background threads (default: one per core; 0 = no background work).
+    ``workers``: background threads (default: one per core, or one for a backend that registers
+    a pair on every core itself; 0 = no background work).
     """
 
     def __init__(self, study: Study, config: TrackingConfig | None = None,
@@ -63,7 +66,11 @@ class StudySession:
     def start(self) -> StudySession:
         """Create the backends and start reading and registering in the background."""
         if self._run is None:
-            self._run = _Run(self.study, self.config, workers=self.workers)
+            workers = self.workers
+            if workers is None:  # a backend that takes every core per pair still warms up behind
+                concurrent = backend_class("registration", self.config.registration).concurrent_pairs
+                workers = default_workers() if concurrent else 1
+            self._run = _Run(self.study, self.config, workers=workers)
             self._run.warm(self.warm_pairs())
         return self
 
@@ -86,6 +93,12 @@ class StudySession:
         sources = ids if self.config.mode == "chain" else self.warm_from
         steps = [step for sid in sources for step in plan_steps(ids, sid, "", self.config.mode)]
         return list(dict.fromkeys((step.from_scan, step.to_scan) for step in steps))
+
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Block until the warm-up registrations are done (True) or ``timeout`` s passed (False)."""
+        run = self._started()
+        futures = [run.pair_future(*pair) for pair in self.warm_pairs()]
+        return not wait_futures(futures, timeout=timeout).not_done
 
     def track(self, progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
               ) -> TrackingResult:

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+START = time.perf_counter()  # the speed breakdown counts start-up (imports) too
 REPO = Path(__file__).resolve().parents[1]
 LIDC = REPO.parent / "shared" / "data" / "lidc"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def peak_rss_mb() -> float:
@@ -42,6 +44,8 @@ def peak_rss_mb() -> float:
 
 def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     """Child process: track one study, write outputs, score it, print one JSON line."""
+    from bench_speed import speed_record
+
     from LinGuinELib.config import TrackingConfig
     from LinGuinELib.evaluation.evaluate import evaluate_result
     from LinGuinELib.pipeline import run_tracking
@@ -53,13 +57,14 @@ def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     result, _ = run_tracking(study, out, config)
     wall = time.perf_counter() - start
+    speed = speed_record(result, START, start, time.perf_counter())
     peak_mb = peak_rss_mb()
     pairs = [{"lesion": r["lesion"], "scan": r["scan"], "status": r["status"], "dice": r["dice"],
               "centre_mm": r["centre_distance_mm"], "outcome": r["outcome"]} for r in evaluate_result(result)]
     print(json.dumps({"study": study.patient_id, "wall_s": wall, "peak_rss_mb": peak_mb,
                       "timings_s": result.timings, "scans": len(study.scans),
                       "size": list(result.references[study.scans[0].id].GetSize()),
-                      "lesions": len(study.lesions), "pairs": pairs}))
+                      "lesions": len(study.lesions), "pairs": pairs, "speed": speed}))
 
 
 def build_studies(args: argparse.Namespace) -> list[Path]:
@@ -152,6 +157,9 @@ def main() -> None:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     (Path(args.work) / f"benchmark_{args.mode}.json").write_text(json.dumps(records, indent=1))
     print(summarise(records))
+    from bench_speed import speed_table
+
+    print("\nWhere the time goes (wall; thread-seconds per stage in the JSON):\n" + speed_table(records))
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ class _Run:
             self.segmenter: Segmenter = create_backend(
                 "segmentation", config.segmentation, device=config.device, **config.segmentation_options)
         if workers is None:
-            workers = default_workers() if getattr(self.registration, "concurrent_pairs", True) else 0
+            workers = default_workers() if self.registration.concurrent_pairs else 0
         self.workers = workers
         self.pool: ThreadPoolExecutor | _Inline = (
             ThreadPoolExecutor(workers, thread_name_prefix="linguine") if workers > 0 else _Inline())

@@ -33,6 +33,10 @@ class Registration(ABC):
     """A registration backend. Subclasses are registered with ``register_registration``."""
 
     name: ClassVar[str] = ""
+    # Whether the engine may register several pairs at once in threads (each call with its own
+    # images; the backend object shared). False for backends that already use every core or a
+    # GPU's memory per call: their pairs then run one after the other on the calling thread.
+    concurrent_pairs: ClassVar[bool] = True
 
     def __init__(self, device: str = "cpu", **options: Any) -> None:
         self.device = device

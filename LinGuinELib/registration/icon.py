@@ -159,6 +159,7 @@ class _IconRegistration(Registration):
     """Shared code of the three models; subclasses set the model name and preprocessing."""
 
     model: ClassVar[str] = "unigradicon"
+    concurrent_pairs: ClassVar[bool] = False  # a forward pass takes all cores and ~3.6 GB
     ct_window: ClassVar[tuple[float, float]] = (-1000.0, 1000.0)
 
     def __init__(

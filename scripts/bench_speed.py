@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Speed of one study: where the time goes, and one more lesion on a warmed study.
+
+    python scripts/bench_speed.py STUDY.json [--repeats 3]          # the `linguine track` pipeline
+    python scripts/bench_speed.py STUDY.json --session              # warm, then add each lesion
+
+Each run is a fresh child process (imports and peak memory are its own). The pipeline run
+reports its stage breakdown: start-up (imports, manifest), tracking (with the wall time during
+which a registration or a segmentation ran), writing, and the share of the total spent outside
+registration and segmentation. ``scripts/benchmark.py`` prints the same breakdown for every
+study it tracks (``speed_record`` / ``speed_table`` below). Timings on a shared machine are
+noisy: compare runs made back to back, and read the CPU seconds next to the wall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+START = time.perf_counter()
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM: starts afresh at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def speed_record(result, started: float, tracking_started: float, finished: float) -> dict:
+    """Stage breakdown of one pipeline run (perf_counter stamps: process start, tracking start, end)."""
+    total = finished - started
+    method = result.walls.get("registration_or_segmentation", float("nan"))
+    return {
+        "total_s": total,
+        "startup_s": tracking_started - started,
+        "track_s": result.walls.get("track", float("nan")),
+        "write_s": result.walls.get("write", float("nan")),
+        "registration_or_segmentation_s": method,
+        "outside_share": (total - method) / total,
+        "stage_thread_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "cpu_s": time.process_time(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def speed_table(records: list[dict]) -> str:
+    """Markdown table of ``speed_record``s (``study`` and ``speed`` keys)."""
+    lines = ["| study | total s | start-up s | tracking s | writing s | reg.+seg. wall s | outside reg.+seg. "
+             "| CPU s | peak MB |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        s = r["speed"]
+        lines.append(f"| {r['study']} | {s['total_s']:.1f} | {s['startup_s']:.1f} | {s['track_s']:.1f} "
+                     f"| {s['write_s']:.1f} | {s['registration_or_segmentation_s']:.1f} "
+                     f"| {100 * s['outside_share']:.0f}% | {s['cpu_s']:.1f} | {s['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def pipeline_worker(manifest: Path, out: Path) -> dict:
+    """What `linguine track STUDY --out OUT` does, timed."""
+    from LinGuinELib.config import TrackingConfig
+    from LinGuinELib.pipeline import run_tracking
+    from LinGuinELib.study.manifest import load_manifest
+
+    study = load_manifest(manifest)
+    tracking_started = time.perf_counter()
+    result, _ = run_tracking(study, out, TrackingConfig())
+    return {"study": study.patient_id, "speed": speed_record(result, START, tracking_started, time.perf_counter())}
+
+
+def session_worker(manifest: Path) -> dict:
+    """Start a session on the study without its lesions, wait for the warm-up, add each lesion."""
+    import dataclasses
+
+    from LinGuinELib.config import TrackingConfig
+    from LinGuinELib.session import StudySession
+    from LinGuinELib.study.manifest import load_manifest
+
+    study = load_manifest(manifest)
+    lesions = study.lesions
+    session = StudySession(dataclasses.replace(study, lesions=[]), TrackingConfig(),
+                           warm_from=list(dict.fromkeys(les.scan_id for les in lesions))).start()
+    try:
+        t = time.perf_counter()
+        session.wait_warm()
+        warm_s = time.perf_counter() - t
+        added = []
+        for lesion in lesions:
+            t = time.perf_counter()
+            result = session.add_lesion(lesion)
+            added.append({"lesion": lesion.id, "wall_s": time.perf_counter() - t,
+                          "stage_thread_s": {k: round(v, 3) for k, v in result.timings.items()}})
+        calls = session.register_calls
+    finally:
+        session.close()
+    return {"study": study.patient_id, "warm_s": warm_s, "register_calls": calls, "added": added,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("manifest", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="OUT folder (default: next to the manifest)")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--session", action="store_true", help="warm a session, then add each lesion")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        out = args.out or args.manifest.parent / "result_speed"
+        print(json.dumps(session_worker(args.manifest) if args.session else pipeline_worker(args.manifest, out)))
+        return
+    records = []
+    for _ in range(args.repeats):
+        cmd = [sys.executable, __file__, str(args.manifest), "--worker"] + (["--session"] if args.session else [])
+        cmd += ["--out", str(args.out)] if args.out else []
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(proc.stderr[-3000:])
+        records.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(json.dumps(records[-1]), file=sys.stderr)
+    if not args.session:
+        print(speed_table(records))
+
+
+if __name__ == "__main__":
+    main()
