@@ -23,6 +23,9 @@ def run_tracking(study: Study, out_dir: Path, config: TrackingConfig,
     ``dicom``: also write DICOM SEG + measurement report per scan read from DICOM.
     """
     result = track(study, config, progress=progress, cancel=cancel)
+    for scan in study.scans:  # images read from files (by preflight): not needed to write outputs
+        if scan.path is not None:
+            scan.image = None
     walls = {k: round(v, 3) for k, v in result.walls.items()}
     start = time.perf_counter()
     rows = write_outputs(result, out_dir, {"wall_s": walls}, dicom=dicom)

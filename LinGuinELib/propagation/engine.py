@@ -110,6 +110,7 @@ class _Clock:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self.spans: list[tuple[str, float, float]] = []
 
     @contextmanager
@@ -161,6 +162,7 @@ class _Run:
         self.days = dict(zip([s.id for s in study.scans], days_from_first(study.scans)))
         self.register_calls = 0  # registrations run (tests check that pairs are reused)
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self.done = 0
         self.total = 1
         with self.timed("backends"):
@@ -219,7 +221,9 @@ class _Run:
         scan = self.study.scan(scan_id)
         if scan.image is not None:
             return scan.image
-        with self.timed("load"):
+        # One read at a time: a reader briefly holds about twice the image (the decompressed file
+        # and the image), so two at once would set the run's peak memory; the other threads register.
+        with self._read_lock, self.timed("load"):
             return read_image(scan.path)
 
     def image(self, scan_id: str) -> sitk.Image:
