@@ -60,6 +60,23 @@ def backend(net, **opts) -> vista3d.Vista3D:
     return seg
 
 
+def test_special_classes_are_monais():
+    """Point labels 2/3 go with MONAI's own special (lesion) classes, nothing else."""
+    from monai.apps.vista3d.sampler import SPECIAL_INDEX
+    from monai.networks.nets.vista3d import VISTA3D
+
+    assert vista3d.SPECIAL_CLASSES == tuple(SPECIAL_INDEX)
+    import inspect
+
+    default = inspect.signature(VISTA3D.convert_point_label).parameters["special_index"].default
+    assert vista3d.SPECIAL_CLASSES == tuple(default)
+
+
+def test_licence_without_the_bundle_files_is_the_weights_one(tmp_path):
+    assert vista3d.weights_license(str(tmp_path / "model.pt")) == vista3d.WEIGHTS_LICENCE
+    assert vista3d.Vista3D(weights=None).settings()["license"] == vista3d.WEIGHTS_LICENCE
+
+
 def test_registered_and_reasons(tmp_path):
     assert "vista3d" in backend_names("segmentation")
     assert "weights" in vista3d.Vista3D.unavailable_reason()
@@ -108,14 +125,27 @@ def test_real_network_small_embedding_through_the_loader(tmp_path):
 
     weights = tmp_path / "models" / "model.pt"
     weights.parent.mkdir()
-    torch.save(vista3d132(encoder_embed_dim=8).state_dict(), weights)
-    (tmp_path / "LICENSE").write_text("Test weights licence\n")
+    net = vista3d132(encoder_embed_dim=8)
+    # The bundle's CheckpointLoader reads {"model": state_dict}, as its trainer writes it.
+    torch.save({"model": net.state_dict()}, weights)
+    (tmp_path / "LICENSE").write_text("Apache License\n")  # the bundle's code licence
+    (tmp_path / "LICENSE.weights").write_text("\nNVIDIA License\n")
     seg = create_backend("segmentation", "vista3d", weights=str(weights), encoder_embed_dim=8,
                          roi=32, spacing_mm=3.0)
     img = blob_image((40, 40, 16), (1.0, 1.0, 2.5), (0.0, 0.0, 0.0), (20, 20, 20))
     mask = seg.segment(img, np.array([[20.0, 20.0, 20.0]]), np.array([[5.0, 5.0, 5.0]]))
     assert mask.dtype == bool and mask.shape == (16, 40, 40)
-    assert seg.settings()["license"] == "Test weights licence"
+    assert seg.settings()["license"] == (f"{vista3d.WEIGHTS_LICENCE}; "
+                                         f"{tmp_path / 'LICENSE.weights'}: NVIDIA License")
+    assert "non-commercial" in vista3d.WEIGHTS_LICENCE
+    # The other layouts: a bare state dict, and DistributedDataParallel's module. prefix.
+    for layout in (net.state_dict(), {"state_dict": {f"module.{k}": v for k, v in
+                                                     net.state_dict().items()}}):
+        torch.save(layout, weights)
+        other = vista3d.Vista3D(weights=str(weights), encoder_embed_dim=8).load()
+        for key, value in other.state_dict().items():
+            assert torch.equal(value, net.state_dict()[key]), key
+    torch.save({"model": net.state_dict()}, weights)
     for prompt_class in (23, 600):  # a "special" (tumour) class, and a zero-shot class
         other = create_backend("segmentation", "vista3d", weights=str(weights), roi=32,
                                encoder_embed_dim=8, spacing_mm=3.0, prompt_class=prompt_class)

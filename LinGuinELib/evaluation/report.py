@@ -19,6 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import InputError
+from ..quality.scoring import flag_scores, is_bad
+from ..textio import read_json
 from .analyses import (
     compare_configurations,
     direction_agnosticism,
@@ -100,7 +102,11 @@ class _Run:
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
         info = self.out / "batch.json"
-        self.info = json.loads(info.read_text()) if info.is_file() else {}
+        if not info.is_file():
+            raise InputError(f"{self.out}: not a `linguine batch` output (no batch.json)")
+        self.info = read_json(info, "batch record")
+        if not isinstance(self.info, dict):
+            raise InputError(f"{info}: not a batch record (expected a JSON object)")
         self.source = self.info.get("source", "manifest")
         self.failures = _read_csv(self.out / "failures.csv")
         self.rows = self._rows()
@@ -138,14 +144,17 @@ class _Run:
 
 
 def _read_csv(path: Path) -> dict[str, dict]:
-    return {r["patient_id"]: r for r in _read_rows(path)}
+    return {r.get("patient_id") or "": r for r in _read_rows(path)}
 
 
 def _read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: not a readable table ({exc})") from None
 
 
 def _disambiguate(runs: list[_Run]) -> None:
@@ -170,6 +179,7 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     runs = [_Run(Path(o)) for o in outs]
     _disambiguate(runs)
     html_path = Path(html_path) if html_path else Path(outs[0]) / "report.html"
+    _check_replaceable(html_path)
     rows = [r for run in runs for r in run.rows]
     by_config: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -195,6 +205,8 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
         if failed:
             parts.append('<p class="fail">Failed studies:</p>'
                          + _table(failed, ["patient_id", "reason"]))
+
+    parts += _review_section(runs)
 
     if rows:
         summary = summarise(rows)
@@ -272,7 +284,7 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
             parts.append(f"<h3>{html.escape(s['patient_id'])} "
                          f"<span class=note>({html.escape(run.out.name)})</span></h3>")
             parts.append(_table(s["trajectory"], ["lesion", "scan", "when", "status", "volume_ml",
-                                                  "longest_axial_diameter_mm", "response"]))
+                                                  "longest_axial_diameter_mm", "response", "review_reasons"]))
     doc = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>LinGuinE report</title>"
            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
     html_path.parent.mkdir(parents=True, exist_ok=True)
@@ -280,8 +292,50 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     tmp.write_text(doc, encoding="utf-8")
     tmp.replace(html_path)
     (html_path.with_name(html_path.stem + "_analyses.json")).write_text(
-        json.dumps(_clean(analyses), indent=2, default=str))
+        json.dumps(_clean(analyses), indent=2, default=str), encoding="utf-8")
     return html_path
+
+
+def _check_replaceable(path: Path) -> None:
+    """The report may replace an earlier LinGuinE report, never another file."""
+    if path.is_dir():
+        raise InputError(f"--html {path}: is a folder")
+    if path.exists():
+        with open(path, "rb") as fh:
+            head = fh.read(200)
+        if b"<title>LinGuinE report</title>" not in head:
+            raise InputError(f"--html {path}: exists and is not a LinGuinE report; choose another file")
+
+
+def _review_section(runs: list[_Run]) -> list[str]:
+    """Results flagged for review (every study), and how well the flag matches the truth."""
+    flagged, pairs = [], []
+    for run in runs:
+        truth = {(r.get("patient_id"), r.get("lesion"), r.get("scan")): r for r in run.rows}
+        for s in run.study_states():
+            for t in s["trajectory"]:
+                review = str(t.get("review", "")).lower() == "true"
+                if review:
+                    flagged.append({"patient_id": s["patient_id"], **t})
+                ev = truth.get((s["patient_id"], t.get("lesion"), t.get("scan")))
+                bad = is_bad(ev.get("truth_volume_ml"), ev.get("pred_volume_ml"), ev.get("dice")) if ev else None
+                if bad is not None:
+                    pairs.append((bad, review))
+    parts = ["<h2>Needs review</h2>"]
+    if not flagged:
+        parts.append('<p class="note">No result was flagged for review.</p>')
+    else:
+        parts.append(f"<p>{len(flagged)} (lesion, scan) result(s) flagged; each reason is explained "
+                     "in the README (quality flag) and in the trajectory's review_details column.</p>")
+        parts.append(_table(flagged, ["patient_id", "lesion", "scan", "status", "volume_ml", "review_reasons",
+                                      "review_details"]))
+    if pairs:
+        sc = flag_scores(pairs)
+        parts.append(f"<p>Against the truth ({sc['n']} results, {sc['bad']} bad: Dice &lt; 0.5, volume off by "
+                     f"more than 2x, missed or spurious): {sc['bad_flagged']} of the bad flagged (recall "
+                     f"{_fmt(sc['recall'])}), {sc['good_flagged']} of the good flagged (rate "
+                     f"{_fmt(sc['good_flagged_rate'])}), precision {_fmt(sc['precision'])}.</p>")
+    return parts
 
 
 def _direction_sets(runs: list[_Run], by_config: dict[str, list[dict]]):

@@ -19,15 +19,18 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..config import TrackingConfig
-from ..errors import Cancelled
+from ..errors import Cancelled, InputError
 from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image
 from ..prompt import mask_centre_lps
+from ..quality import scan_checks
+from ..quality.match import LesionReference, candidate_match
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
 from ..segmentation.base import Segmenter
 from ..study.images import read_image
 from ..study.model import Lesion, Study
+from ..study.timepoints import days_from_first
 from .plan import Step, plan_steps
 from .progress import CancelCheck, ProgressCallback, ProgressEvent
 from .result import LesionScanResult, MaskCrop, TrackingResult
@@ -46,6 +49,8 @@ class _Run:
         self.images: dict[str, sitk.Image] = {}
         self.mappers: dict[tuple[str, str], PointMapper] = {}
         self.results: dict[tuple[str, str], LesionScanResult] = {}
+        self.lesion_refs: dict[str, LesionReference | None] = {}
+        self.days = dict(zip([s.id for s in study.scans], days_from_first(study.scans)))
         self.done = 0
         self.total = 1
         with self.timed("backends"):
@@ -62,12 +67,13 @@ class _Run:
         finally:
             self.timings[stage] += time.perf_counter() - start
 
-    def report(self, stage: str, message: str, advance: bool = True) -> None:
+    def report(self, stage: str, message: str, advance: bool = True, lesion: str | None = None,
+               scan: str | None = None) -> None:
         if self.cancel is not None and self.cancel():
             raise Cancelled("tracking cancelled")
         self.done += int(advance)
         if self.progress is not None:
-            self.progress(ProgressEvent(stage, message, self.done, self.total))
+            self.progress(ProgressEvent(stage, message, self.done, self.total, lesion, scan))
 
     def image(self, scan_id: str) -> sitk.Image:
         if scan_id not in self.images:
@@ -78,11 +84,11 @@ class _Run:
 
     def mapper(self, source: str, target: str) -> PointMapper:
         if (source, target) not in self.mappers:
-            self.report("register", f"registering {source} -> {target}", advance=False)
+            self.report("register", f"registering {source} -> {target}", advance=False, scan=target)
             with self.timed("registration"):
                 self.mappers[(source, target)] = self.registration.register(
                     self.image(source), self.image(target))
-            self.report("register", f"registered {source} -> {target}")
+            self.report("register", f"registered {source} -> {target}", scan=target)
         return self.mappers[(source, target)]
 
     def segment_at(self, image: sitk.Image, points_lps: np.ndarray,
@@ -106,13 +112,39 @@ class _Run:
             mask = sitk.GetArrayFromImage(mask_img).astype(bool)
         else:
             mask = self.segment_at(image, lesion.points_lps, lesion.negative_points_lps)
-            if not mask.any():
-                log.warning("lesion %s: nothing segmented at the prompt on %s; propagating the click",
-                            lesion.id, lesion.scan_id)
+            if not mask.any():  # a click in air or beside the lesion: no baseline to track
+                p = np.round(lesion.points_lps[0] * [-1, -1, 1], 1).tolist()
+                raise InputError(f"lesion '{lesion.id}': nothing could be segmented at its prompt (RAS {p}) "
+                                 f"on scan '{lesion.scan_id}'; click inside the lesion")
         centre = mask_centre_lps(mask, image) if mask.any() else None
-        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}")
-        return LesionScanResult(lesion.id, lesion.scan_id, "prompt", MaskCrop.from_full(mask),
-                                centre_lps=centre)
+        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
+        result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", MaskCrop.from_full(mask),
+                                  centre_lps=centre)
+        self.check(result, image, segmented=lesion.prompt_kind != "mask")
+        with self.timed("quality"):
+            self.lesion_refs[lesion.id] = LesionReference.from_prompt(image, result.mask, centre)
+        return result
+
+    def plausible(self, lesion: Lesion, image: sitk.Image, mask: MaskCrop, mapped: np.ndarray,
+                  to_scan: str) -> tuple[bool, dict[str, float]]:
+        """Whether a found segment can be the lesion of the prompt scan (see quality.match)."""
+        reference = self.lesion_refs.get(lesion.id)
+        if reference is None or mask.empty:
+            return True, {}
+        a, b = self.days.get(lesion.scan_id), self.days.get(to_scan)
+        with self.timed("quality"):
+            match = candidate_match(reference, image, mask, mapped, None if a is None or b is None else b - a)
+        return bool(match.pop("plausible")), match
+    def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),
+              segmented: bool = True) -> None:
+        """Quality signals and review findings of one result, from its own image."""
+        with self.timed("quality"):
+            diagnostics = getattr(self.segmenter, "last_diagnostics", None) if segmented else None
+            reference = self.lesion_refs.get(result.lesion_id)
+            result.signals, result.findings = scan_checks(
+                image, result.mask, is_prompt=result.status == "prompt", point_lps=result.propagated_point_lps,
+                confidence=confidence, diagnostics=diagnostics if isinstance(diagnostics, dict) else None,
+                lesion_radius_mm=reference.radius_mm if reference is not None else None)
 
     def anchor(self, lesion: Lesion, scan_id: str) -> np.ndarray:
         """The point a step starts from: the mask centre there, else the point that reached it."""
@@ -136,10 +168,22 @@ class _Run:
             if self.config.boost and mask.any():
                 boosted = self.segment_at(image, mask_centre_lps(mask, image)[None])
                 mask = boosted if boosted.any() else mask
-            result.status = "found" if mask.any() else "not_found"
-            result.mask = MaskCrop.from_full(mask)
-            result.centre_lps = mask_centre_lps(mask, image) if mask.any() else None
-        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}")
+            crop = MaskCrop.from_full(mask)
+            ok, match = self.plausible(lesion, image, crop, mapped, step.to_scan)
+            if not ok:
+                log.info("lesion %s on %s: the segment at the mapped point (%d voxels) is not the lesion "
+                         "(inside %.2f, coverage %.2f): not found", lesion.id, step.to_scan, crop.voxel_count,
+                         match["candidate_inside"], match["candidate_coverage"])
+                crop = MaskCrop(crop.shape_zyx)
+            result.status = "found" if not crop.empty else "not_found"
+            result.mask = crop
+            result.centre_lps = mask_centre_lps(mask, image) if not crop.empty else None
+            with self.timed("registration"):
+                confidence = float(mapper.confidence(point[None])[0])
+            self.check(result, image, confidence)
+            result.signals.update(match)
+        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}",
+                    lesion=lesion.id, scan=step.to_scan)
         return result
 
     def execute(self) -> TrackingResult:

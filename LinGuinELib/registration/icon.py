@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import BackendUnavailableError, InputError
+from ..model_dir import placement_hint
 from ..registry import register_registration
 from ..segmentation.torch_utils import (
     load_weights,
@@ -193,7 +194,7 @@ class _IconRegistration(Registration):
     @classmethod
     def _how_to_get(cls) -> str:
         return (
-            f"download {WEIGHT_URLS[cls.model]} and pass weights=PATH "
+            f"download {WEIGHT_URLS[cls.model]} and {placement_hint(cls.model)} "
             "(or download=true to let LinGuinE fetch it there)"
         )
 
@@ -332,6 +333,7 @@ class LungGradICON(_IconRegistration):
 
     model = "lunggradicon"
     ct_window = (-1000.0, 0.0)
+    extra_options = ("lung_mask",)  # read from self.options, not a constructor argument
 
     def intensities(self, hu: np.ndarray) -> np.ndarray:
         scaled = super().intensities(hu)

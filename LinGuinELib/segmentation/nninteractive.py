@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_ID = "nnInteractive_v1.0"
 WEIGHTS_HINT = (
     "get the nnInteractive_v1.0 folder from HuggingFace MIC-DKFZ/nnInteractive "
-    "(CC BY-NC-SA 4.0, non-commercial) and pass model_dir=PATH, or pass download=true"
+    "(CC BY-NC-SA 4.0, non-commercial) and put it in $LINGUINE_MODEL_DIR or pass model_dir=PATH, "
+    "or pass download=true"
 )
 
 

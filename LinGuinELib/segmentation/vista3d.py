@@ -5,8 +5,12 @@ Preprocessing follows the MONAI VISTA3D bundle: the image is resampled to an iso
 network runs in 128^3 windows centred on the prompts (``point_based_window_inferer``). The
 logits are resampled back to the image's own grid (linear) and thresholded at 0.
 
-Weights: the bundle's ``models/model.pt`` (a state dict), passed as ``weights``; loaded with
-``weights_only=True``, never downloaded.
+Weights: the bundle's ``models/model.pt``, passed as ``weights`` or found in the model folder
+(``vista3d/models/model.pt``); loaded with ``weights_only=True``, never downloaded. The file may
+hold the state dict itself or ``{"model": state_dict}`` (what the bundle's CheckpointLoader reads
+and its trainer writes), with or without DistributedDataParallel's ``module.`` prefix.
+The weights are under NVIDIA's non-commercial licence (the bundle's ``LICENSE.weights``; its
+``LICENSE`` covers the code): it is logged and recorded in ``settings()``.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ from .torch_utils import load_weights, weights_backend_problem
 log = logging.getLogger(__name__)
 
 HU_RANGE = (-963.8, 1053.7)
-# Classes the bundle treats as "special" (tumours, lesions): their points use labels 2/3.
-SPECIAL_CLASSES = (23, 24, 25, 26, 27, 128, 129, 130, 131, 132)
+# Classes whose point prompts use labels 2/3 (lesions: MONAI's apps.vista3d SPECIAL_INDEX).
+SPECIAL_CLASSES = (23, 24, 25, 26, 27, 57, 128)
+WEIGHTS_LICENCE = ("NVIDIA License, non-commercial (research or evaluation only): the VISTA3D "
+                   "bundle's LICENSE.weights")
 WEIGHTS_HINT = (
     "get models/model.pt of the MONAI 'vista3d' bundle (python -m monai.bundle download "
-    "vista3d, on a machine with internet) and pass weights=PATH"
+    "vista3d, on a machine with internet) and put the bundle in $LINGUINE_MODEL_DIR as "
+    "vista3d/models/model.pt or pass weights=PATH"
 )
 RAS_DIRECTION = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)  # LPS cosines of RAS axes
 
@@ -117,9 +124,8 @@ class Vista3D(Segmenter):
         import torch
         from monai.networks.nets import vista3d132
 
-        state = load_weights(self.weights, "segmentation backend 'vista3d'", WEIGHTS_HINT)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
+        state = unwrap_state(load_weights(self.weights, "segmentation backend 'vista3d'",
+                                          WEIGHTS_HINT))
         net = vista3d132(encoder_embed_dim=self.encoder_embed_dim)
         try:
             net.load_state_dict(state)
@@ -131,9 +137,7 @@ class Vista3D(Segmenter):
             ) from None
         self.network = net.to(torch.device(self.device)).eval()
         log.info("vista3d: loaded %s on %s", self.weights, self.device)
-        licence = bundle_license(self.weights)
-        log.warning("vista3d: weights licence: %s", licence or "unknown (no LICENSE next to the "
-                    "weights; the MONAI bundle's LICENSE applies)")
+        log.warning("vista3d: weights licence: %s", weights_license(self.weights))
         return self.network
 
     def segment(
@@ -186,18 +190,31 @@ class Vista3D(Segmenter):
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()
-        out["license"] = bundle_license(self.weights)
+        out["license"] = weights_license(self.weights)
         return out
 
 
-def bundle_license(weights: str | None) -> str | None:
-    """First line of the LICENSE of the bundle the weights came from (bundle/models/model.pt)."""
-    if not weights:
-        return None
-    here = Path(weights).expanduser().parent
-    for folder in (here, here.parent):
-        lic = folder / "LICENSE"
-        if lic.is_file():
-            lines = [ln.strip() for ln in lic.read_text(errors="replace").splitlines()]
-            return next((ln for ln in lines if ln), None)
-    return None
+def unwrap_state(state: Any) -> Any:
+    """The network's state dict out of the layouts a VISTA3D ``model.pt`` comes in."""
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if isinstance(state, dict) and state and all(str(k).startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def weights_license(weights: str | None) -> str:
+    """The weights' licence as the MONAI bundle states it, with the first line of the bundle's
+    LICENSE.weights when it sits next to the weights (bundle/models/model.pt)."""
+    if weights:
+        here = Path(weights).expanduser().parent
+        for folder in (here, here.parent):
+            lic = folder / "LICENSE.weights"
+            if lic.is_file():
+                lines = [ln.strip() for ln in lic.read_text(errors="replace").splitlines()]
+                first = next((ln for ln in lines if ln), None)
+                if first:
+                    return f"{WEIGHTS_LICENCE}; {lic}: {first}"
+    return WEIGHTS_LICENCE
