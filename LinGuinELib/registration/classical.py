@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..registry import register_registration
 from .base import Registration
-from .classical_global import global_affine, lung_affine
+from .classical_global import global_affine, lung_affine, prepare
 from .classical_local import LocalRefinementMapper
 
 __all__ = ["ClassicalRegistration", "LocalRefinementMapper", "global_affine"]
@@ -108,10 +108,11 @@ class ClassicalRegistration(Registration):
             if image.GetNumberOfComponentsPerPixel() != 1:
                 raise InputError(f"{field} must be a scalar (grey-level CT) image")
         start = time.perf_counter()
-        transform = global_affine(source, target, self.global_spacing_mm, threads=self.threads)
+        prepared = prepare(source, target, self.global_spacing_mm)
+        transform = global_affine(source, target, self.global_spacing_mm, threads=self.threads, prepared=prepared)
         lungs = None
         if self.refine and self.lung_aware:
-            lungs = lung_affine(source, target, transform, self.global_spacing_mm, self.threads)
+            lungs = lung_affine(source, target, transform, self.global_spacing_mm, self.threads, prepared)
         log.info("classical registration: global affine in %.1f s", time.perf_counter() - start)
         return LocalRefinementMapper(source, target, transform, refine=self.refine,
                                      local_box_mm=self.local_box_mm,

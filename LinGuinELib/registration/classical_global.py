@@ -44,9 +44,11 @@ def downsample(image: sitk.Image, spacing_mm: float) -> sitk.Image:
 
 def valid_mask(image: sitk.Image, factors: list[int]) -> sitk.Image | None:
     """Voxels (after BinShrink by ``factors``) holding no padding; None when nothing is padded."""
-    padded = sitk.Cast(image < PADDING_HU, sitk.sitkFloat32)
-    if sitk.GetArrayViewFromImage(padded).max() == 0:
+    extremes = sitk.MinimumMaximumImageFilter()
+    extremes.Execute(image)
+    if extremes.GetMinimum() >= PADDING_HU:
         return None
+    padded = sitk.Cast(image < PADDING_HU, sitk.sitkFloat32)
     small = sitk.BinShrink(padded, factors) if max(factors) > 1 else padded
     return sitk.Cast(small < 0.01, sitk.sitkUInt8)
 
@@ -202,18 +204,25 @@ def z_extent(image: sitk.Image) -> float:
     return float(max(zs) - min(zs))
 
 
+Prepared = tuple  # (source small, source valid, target small, target valid) from ``prepare``
+
+
+def prepare(source: sitk.Image, target: sitk.Image, spacing_mm: float) -> Prepared:
+    """Both images block-averaged to ~``spacing_mm`` and their padding-free masks (None: no padding)."""
+    return (downsample(source, spacing_mm), valid_mask(source, shrink_factors(source, spacing_mm)),
+            downsample(target, spacing_mm), valid_mask(target, shrink_factors(target, spacing_mm)))
+
+
 def global_affine(source: sitk.Image, target: sitk.Image, spacing_mm: float = 4.0,
-                  z_search_mm: float = 80.0, threads: int = 1) -> sitk.AffineTransform:
+                  z_search_mm: float = 80.0, threads: int = 1,
+                  prepared: Prepared | None = None) -> sitk.AffineTransform:
     """Affine source -> target estimated on ~``spacing_mm`` images (rigid, then affine).
 
     Initialised by the body-mask centroids, then by the best of a few cranio-caudal shifts:
     scans of one patient often differ in field of view along z, which biases centroids there.
     Padding outside a reconstruction circle is excluded on both sides.
     """
-    src = downsample(source, spacing_mm)
-    tgt = downsample(target, spacing_mm)
-    src_valid = valid_mask(source, shrink_factors(source, spacing_mm))
-    tgt_valid = valid_mask(target, shrink_factors(target, spacing_mm))
+    src, src_valid, tgt, tgt_valid = prepared or prepare(source, target, spacing_mm)
     for name, image, small, valid in (("source", source, src, src_valid), ("target", target, tgt, tgt_valid)):
         values = sitk.GetArrayViewFromImage(small)
         if valid is not None:
@@ -274,21 +283,19 @@ def global_affine(source: sitk.Image, target: sitk.Image, spacing_mm: float = 4.
 
 
 def lung_affine(source: sitk.Image, target: sitk.Image, body: sitk.AffineTransform, spacing_mm: float = 4.0,
-                threads: int = 1) -> sitk.AffineTransform | None:
+                threads: int = 1, prepared: Prepared | None = None) -> sitk.AffineTransform | None:
     """Affine of the lungs alone (source lung mask), started from the body affine.
 
     Breathing moves the lungs (diaphragm 10-40 mm) much more than the chest wall and spine,
     which dominate the body affine; a lung point starts its local search from this one.
     None when the source shows no lungs.
     """
-    src = downsample(source, spacing_mm)
-    lungs = lung_mask_of(src, valid_mask(source, shrink_factors(source, spacing_mm)))
+    src, src_valid, tgt, tgt_valid = prepared or prepare(source, target, spacing_mm)
+    lungs = lung_mask_of(src, src_valid)
     if sitk.GetArrayViewFromImage(lungs).sum() < 500:
         return None
-    tgt = downsample(target, spacing_mm)
     transform = affine_from(body, mask_centroid(lungs))
-    reg = method(100, spacing_mm, [2, 1], [spacing_mm, 0.0], threads, lungs,
-                 valid_mask(target, shrink_factors(target, spacing_mm)))
+    reg = method(100, spacing_mm, [2, 1], [spacing_mm, 0.0], threads, lungs, tgt_valid)
     reg.SetInitialTransform(transform, inPlace=True)
     reg.Execute(lattice(src, 2), tgt)
     return transform
