@@ -23,7 +23,7 @@ from ..errors import Cancelled
 from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image
 from ..prompt import mask_centre_lps
-from ..quality import scan_checks
+from ..quality import Finding, Reason, scan_checks
 from ..quality.match import LesionReference, candidate_match
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
@@ -50,6 +50,7 @@ class _Run:
         self.mappers: dict[tuple[str, str], PointMapper] = {}
         self.results: dict[tuple[str, str], LesionScanResult] = {}
         self.lesion_refs: dict[str, LesionReference | None] = {}
+        self.study_lesions = {lesion.id: lesion for lesion in study.lesions}
         self.days = dict(zip([s.id for s in study.scans], days_from_first(study.scans)))
         self.done = 0
         self.total = 1
@@ -138,11 +139,11 @@ class _Run:
         """Quality signals and review findings of one result, from its own image."""
         with self.timed("quality"):
             diagnostics = getattr(self.segmenter, "last_diagnostics", None) if segmented else None
-            reference = self.lesion_refs.get(result.lesion_id)
+            prompt = self.results.get((result.lesion_id, self.study_lesions[result.lesion_id].scan_id))
             result.signals, result.findings = scan_checks(
                 image, result.mask, is_prompt=result.status == "prompt", point_lps=result.propagated_point_lps,
                 confidence=confidence, diagnostics=diagnostics if isinstance(diagnostics, dict) else None,
-                lesion_radius_mm=reference.radius_mm if reference is not None else None)
+                prompt_signals=prompt.signals if prompt is not None and prompt is not result else None)
 
     def anchor(self, lesion: Lesion, scan_id: str) -> np.ndarray:
         """The point a step starts from: the mask centre there, else the point that reached it."""
@@ -180,6 +181,10 @@ class _Run:
                 confidence = float(mapper.confidence(point[None])[0])
             self.check(result, image, confidence)
             result.signals.update(match)
+            if not ok:
+                result.findings.append(Finding(Reason.CANDIDATE_REJECTED, (
+                    f"{100 * match['candidate_inside']:.0f}% of it where the lesion can be, "
+                    f"{100 * match['candidate_coverage']:.0f}% of the lesion's place covered")))
         self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}")
         return result
 
