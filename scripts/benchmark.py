@@ -129,7 +129,7 @@ def _real_ct_studies(args: argparse.Namespace, work: Path, name: str, ct: Path, 
     growth = real_ct_growth(args.scans, args.vanish)
     for seed in range(args.seed, args.seed + args.repeats):
         suffix = ("" if args.prompt_scan == 0 else f"_p{args.prompt_scan}") + ("_v" if growth else "")
-        target = work / f"{name}_s{seed}_n{args.scans}{suffix}"
+        target = work / f"{ct.name.split('.')[0].removesuffix('_ct')}_s{seed}_n{args.scans}{suffix}"
         manifest = target / "study.json"
         if not manifest.exists():
             t = time.perf_counter()
