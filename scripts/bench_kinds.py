@@ -10,7 +10,8 @@ and the CT: density from the lesion's median HU (ground glass below -300 HU, par
 Per group, separately for the prompt scan and the propagated scans: median Dice, median centre
 distance, share of volumes within 2x of the truth, response agreement (the README's volumetric
 rules on the true and on the reported volumes, every scan after the first), flag recall and
-precision (bad = Dice < 0.5, volume off > 2x, missed or spurious), vanished lesions not_found.
+precision (bad = Dice < 0.5, volume off > 2x, missed or spurious), vanished lesions not_found
+(and present lesions whose segment was rejected as not the lesion: real ones lost).
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def _group_stats(recs: list[dict]) -> dict:
             "response": float(np.mean(resp)) if resp else math.nan, "n_response": len(resp),
             "bad": flags["bad"], "recall": flags["recall"], "precision": flags["precision"],
             "good_flagged": flags["good_flagged_rate"],
-            "vanished": len(gone), "vanished_not_found": sum(r["status"] == "not_found" for r in gone)}
+            "vanished": len(gone), "vanished_not_found": sum(r["status"] == "not_found" for r in gone),
+            "present_rejected": sum("candidate_rejected" in r["reasons"].split(";") for r in present)}
 
 
 def kind_tables(records: list[dict]) -> tuple[str, dict]:
@@ -142,6 +144,7 @@ def kind_tables(records: list[dict]) -> tuple[str, dict]:
             s = _group_stats(sel)
             numbers[f"{key}={value}/{part}"] = s
             van = f"{s['vanished_not_found']}/{s['vanished']}" if s["vanished"] else "-"
+            van += f", {s['present_rejected']} present rejected" if s["present_rejected"] else ""
             lines.append(f"| {key}={value} | {part} | {s['n']} | {_f(s['dice'])} | {_f(s['centre_mm'], 1)} "
                          f"| {_pct(s['within2x'])} | {_pct(s['response'])} ({s['n_response']}) | {s['bad']} "
                          f"| {_pct(s['recall'])} | {_pct(s['precision'])} | {_pct(s['good_flagged'])} | {van} |")

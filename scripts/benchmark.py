@@ -80,16 +80,18 @@ def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
 # for thin and thick slices. ``--kinds full`` runs every size x attachment x density instead.
 DEFAULT_KINDS = {
     1.25: [(6, "chest_wall", "solid"), (9, "vessel", "solid"), (16, "isolated", "ground_glass"),
-           (22, "fissure", "part_solid"), (45, "mediastinum", "solid")],
-    5.0: [(7, "isolated", "solid"), (14, "diaphragm", "solid"), (80, "chest_wall", "solid")],
+           (22, "fissure", "part_solid")],
+    5.0: [(7, "isolated", "solid"), (14, "diaphragm", "solid"), (45, "mediastinum", "solid"),
+          (80, "chest_wall", "solid")],
 }
 
 
-def real_ct_growth(n_scans: int, vanish: bool) -> list[float] | None:
-    """Volume factors for real-CT studies: the generator's default, the last scan empty with --vanish."""
+def real_ct_growth(n_scans: int, vanish: bool, prompt_scan: int = 0) -> list[float] | None:
+    """Volume factors: the real-CT generator's default, the last scan empty with --vanish
+    (unless the prompt is on the last scan)."""
     from LinGuinELib.synthetic.from_ct import DEFAULT_GROWTH
 
-    if not vanish or n_scans < 3:
+    if not vanish or n_scans < 3 or prompt_scan % n_scans == n_scans - 1:
         return None
     seq = [DEFAULT_GROWTH[t % len(DEFAULT_GROWTH)] if t < len(DEFAULT_GROWTH)
            else DEFAULT_GROWTH[1 + (t - 1) % (len(DEFAULT_GROWTH) - 1)] for t in range(n_scans - 1)]
@@ -116,7 +118,8 @@ def _kind_studies(args: argparse.Namespace, work: Path) -> list[tuple[str, Path]
             if not manifest.exists():
                 t = time.perf_counter()
                 manifest = make_kind_study(target, [LesionKind(float(d), a, c, slice_mm=slices) for d, a, c in kinds],
-                                           n_scans=args.scans, seed=seed, prompt_scan=args.prompt_scan)
+                                           n_scans=args.scans, seed=seed, prompt_scan=args.prompt_scan,
+                                           growth=real_ct_growth(args.scans, args.vanish, args.prompt_scan))
                 print(f"built {target.name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
             out.append(("synthetic", Path(manifest)))
     return out
@@ -126,7 +129,7 @@ def _real_ct_studies(args: argparse.Namespace, work: Path, name: str, ct: Path, 
     from LinGuinELib.synthetic import make_study_from_ct
 
     out = []
-    growth = real_ct_growth(args.scans, args.vanish)
+    growth = real_ct_growth(args.scans, args.vanish, args.prompt_scan)
     for seed in range(args.seed, args.seed + args.repeats):
         suffix = ("" if args.prompt_scan == 0 else f"_p{args.prompt_scan}") + ("_v" if growth else "")
         target = work / f"{ct.name.split('.')[0].removesuffix('_ct')}_s{seed}_n{args.scans}{suffix}"

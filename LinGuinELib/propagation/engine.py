@@ -119,7 +119,8 @@ class _Run:
         self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}")
         result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", MaskCrop.from_full(mask),
                                   centre_lps=centre)
-        self.check(result, image, segmented=lesion.prompt_kind != "mask")
+        click = lesion.points_lps.mean(axis=0) if lesion.prompt_kind != "mask" else None
+        self.check(result, image, segmented=lesion.prompt_kind != "mask", point=click)
         with self.timed("quality"):
             self.lesion_refs[lesion.id] = LesionReference.from_prompt(image, result.mask, centre)
         return result
@@ -135,13 +136,15 @@ class _Run:
             match = candidate_match(reference, image, mask, mapped, None if a is None or b is None else b - a)
         return bool(match.pop("plausible")), match
     def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),
-              segmented: bool = True) -> None:
-        """Quality signals and review findings of one result, from its own image."""
+              segmented: bool = True, point: np.ndarray | None = None) -> None:
+        """Quality signals and review findings of one result, from its own image; ``point``: the
+        point the segment should surround (default: the propagated point)."""
         with self.timed("quality"):
             diagnostics = getattr(self.segmenter, "last_diagnostics", None) if segmented else None
             prompt = self.results.get((result.lesion_id, self.study_lesions[result.lesion_id].scan_id))
             result.signals, result.findings = scan_checks(
-                image, result.mask, is_prompt=result.status == "prompt", point_lps=result.propagated_point_lps,
+                image, result.mask, is_prompt=result.status == "prompt",
+                point_lps=point if point is not None else result.propagated_point_lps,
                 confidence=confidence, diagnostics=diagnostics if isinstance(diagnostics, dict) else None,
                 prompt_signals=prompt.signals if prompt is not None and prompt is not result else None)
 

@@ -23,6 +23,7 @@ class Reason(str, Enum):
     OPEN_BOUNDARY = "open_boundary"
     WEAK_EDGE = "weak_edge"
     THIN_PART = "thin_part"
+    NOT_COMPACT = "not_compact"
     REGION_BORDER = "region_border"
     IMAGE_EDGE = "image_edge"
     POINT_FAR = "point_far"
@@ -41,6 +42,7 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.OPEN_BOUNDARY: "much of the outline runs through tissue as dense as the lesion (a cut, not an edge)",
     Reason.WEAK_EDGE: "little intensity difference between the segment and its surroundings",
     Reason.THIN_PART: "a thin part (a vessel, a sheet along the pleura) makes up much of the segment",
+    Reason.NOT_COMPACT: "the segment is not lesion-shaped: thin or branching throughout (vessels, diaphragm, wall)",
     Reason.REGION_BORDER: "the segment reaches the border of the segmenter's region (possibly cut or leaking)",
     Reason.IMAGE_EDGE: "the segment touches the edge of the scan: the lesion may extend beyond it",
     Reason.POINT_FAR: "the propagated point is far from the segment (it may be another structure)",
