@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..config import TrackingConfig
-from ..errors import Cancelled
+from ..errors import Cancelled, InputError
 from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image
 from ..prompt import mask_centre_lps
@@ -68,12 +68,13 @@ class _Run:
         finally:
             self.timings[stage] += time.perf_counter() - start
 
-    def report(self, stage: str, message: str, advance: bool = True) -> None:
+    def report(self, stage: str, message: str, advance: bool = True, lesion: str | None = None,
+               scan: str | None = None) -> None:
         if self.cancel is not None and self.cancel():
             raise Cancelled("tracking cancelled")
         self.done += int(advance)
         if self.progress is not None:
-            self.progress(ProgressEvent(stage, message, self.done, self.total))
+            self.progress(ProgressEvent(stage, message, self.done, self.total, lesion, scan))
 
     def image(self, scan_id: str) -> sitk.Image:
         if scan_id not in self.images:
@@ -84,11 +85,11 @@ class _Run:
 
     def mapper(self, source: str, target: str) -> PointMapper:
         if (source, target) not in self.mappers:
-            self.report("register", f"registering {source} -> {target}", advance=False)
+            self.report("register", f"registering {source} -> {target}", advance=False, scan=target)
             with self.timed("registration"):
                 self.mappers[(source, target)] = self.registration.register(
                     self.image(source), self.image(target))
-            self.report("register", f"registered {source} -> {target}")
+            self.report("register", f"registered {source} -> {target}", scan=target)
         return self.mappers[(source, target)]
 
     def segment_at(self, image: sitk.Image, points_lps: np.ndarray,
@@ -112,11 +113,12 @@ class _Run:
             mask = sitk.GetArrayFromImage(mask_img).astype(bool)
         else:
             mask = self.segment_at(image, lesion.points_lps, lesion.negative_points_lps)
-            if not mask.any():
-                log.warning("lesion %s: nothing segmented at the prompt on %s; propagating the click",
-                            lesion.id, lesion.scan_id)
+            if not mask.any():  # a click in air or beside the lesion: no baseline to track
+                p = np.round(lesion.points_lps[0] * [-1, -1, 1], 1).tolist()
+                raise InputError(f"lesion '{lesion.id}': nothing could be segmented at its prompt (RAS {p}) "
+                                 f"on scan '{lesion.scan_id}'; click inside the lesion")
         centre = mask_centre_lps(mask, image) if mask.any() else None
-        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}")
+        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
         result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", MaskCrop.from_full(mask),
                                   centre_lps=centre)
         click = lesion.points_lps.mean(axis=0) if lesion.prompt_kind != "mask" else None
@@ -188,7 +190,8 @@ class _Run:
                 result.findings.append(Finding(Reason.CANDIDATE_REJECTED, (
                     f"{100 * match['candidate_inside']:.0f}% of it where the lesion can be, "
                     f"{100 * match['candidate_coverage']:.0f}% of the lesion's place covered")))
-        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}")
+        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}",
+                    lesion=lesion.id, scan=step.to_scan)
         return result
 
     def execute(self) -> TrackingResult:
