@@ -235,7 +235,7 @@ def run_batch(
         else:
             todo.append(job)
     log.info("%d studies, %d already finished, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
-    cfg = config.to_dict()
+    cfg = config.to_dict(secrets=True)  # worker processes need the backend keys
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="study",
                disable=not show_progress, desc="linguine batch")
     try:
