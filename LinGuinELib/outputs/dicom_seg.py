@@ -4,9 +4,9 @@ The masks live on the grid SimpleITK built from the CT series; a SEG frame belon
 instance. Each instance's position and orientation are mapped onto that grid and must land
 exactly on one of its slices (in-plane offset and slice index within 1% of a voxel, same
 orientation, same rows and columns), one instance per slice, every slice covered; else no SEG is
-written for that scan: a SEG off by a slice would outline the wrong anatomy in every viewer. One segment per lesion (number k = its label in
-``labels/``), with the lesion's tracking identifier and UID, even when it is empty on this scan,
-so a lesion is linked across every timepoint.
+written for that scan: a SEG off by a slice would outline the wrong anatomy in every viewer.
+One segment per lesion (number k = its label in ``labels/``), with the lesion's tracking
+identifier and UID, even when it is empty on this scan, so a lesion is linked across timepoints.
 """
 
 from __future__ import annotations
