@@ -268,20 +268,22 @@ class LinGuinELogic(_LogicBase):
         (``dicom``: None = when possible, True = required, False = never; see dicom_export)."""
         import slicer
 
+        from LinGuinELib.outputs.safety import check_out, unique_names
         from LinGuinELib.outputs.writer import write_outputs
 
         from .dicom_export import import_into_database, prepare_dicom
 
-        out = Path(outputDirectory)
+        out = check_out(Path(outputDirectory))  # new, empty or an earlier LinGuinE output: never user data
         result = rec.rebuild_result(self.scene, tableNode)
         with_dicom = prepare_dicom(result, rec.run_scans(tableNode), dicom)
         write_outputs(result, out, {"exported_from": "3D Slicer LinGuinE module"}, dicom=with_dicom)
         if with_dicom:
             import_into_database(out / "dicom")
         # The scene's own segmentations carry the user's names, colours and tags: keep those.
+        names = unique_names([s.id for s in result.study.scans])
         for info in rec.run_scans(tableNode):
             storage = slicer.vtkMRMLSegmentationStorageNode()
-            storage.SetFileName(str(out / "segmentations" / f"{info.scan_id}.seg.nrrd"))
+            storage.SetFileName(str(out / "segmentations" / f"{names[info.scan_id]}.seg.nrrd"))
             if not storage.WriteData(info.segmentation):
                 raise InputError(f"could not write the segmentation of scan '{info.scan_id}'")
         return out
