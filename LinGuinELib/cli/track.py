@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     if not args.quiet:
         print_table(rows)
-        total = sum(result.timings.values())
+        total = result.walls.get("track", 0.0) + result.walls.get("write", 0.0)
         print(f"\n{len(study.lesions)} lesion(s), {len(study.scans)} scans in {total:.1f} s; "
               f"outputs in {args.out}")
     return 0
