@@ -131,8 +131,10 @@ class BackendPanel:
             if not name:
                 continue
             try:
-                cls = self.backendClass(kind, name)
-                reason = cls.unavailable_reason(device="cpu", **self.settings.check_options(kind, name, cls))
+                from LinGuinELib.registry import unavailable_reason
+
+                options = self.settings.check_options(kind, name, self.backendClass(kind, name))
+                reason = unavailable_reason(kind, name, device="cpu", **options)  # model folder included
             except Exception as exc:  # noqa: BLE001 - a broken backend is unusable, not fatal
                 reason = f"check failed: {exc}"
             self._reasons[kind] = reason
@@ -140,6 +142,11 @@ class BackendPanel:
             getattr(self.ui, f"{kind}StatusLabel").text = f"'{name}' can run here." if reason is None \
                 else f"'{name}' cannot run: {reason}"
         self.ui.installTorchButton.visible = torch_missing
+
+    def problems(self) -> list:
+        """Why the picked backends cannot run, one line each (empty when both can)."""
+        return [f"{kind} backend '{self.combo(kind).currentText}' cannot run: {self._reasons[kind]}"
+                for kind in KINDS if self._reasons.get(kind)]
 
     def backendOptions(self) -> dict:
         """Options of the picked backends from the application settings, by kind (no secrets)."""
