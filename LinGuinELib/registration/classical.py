@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..registry import register_registration
 from .base import Registration
-from .classical_global import global_affine, lung_affine, prepare
+from .classical_global import global_affine, lung_affine, pinned_threads, prepare
 from .classical_local import LocalRefinementMapper
 
 __all__ = ["ClassicalRegistration", "LocalRefinementMapper", "global_affine"]
@@ -65,9 +65,11 @@ class ClassicalRegistration(Registration):
             point) so that the point follows the lung sliding along the chest wall (default True).
         max_correction_mm: a local result further than this from the global estimate is
             treated as a failure and the global estimate is kept (default 25.0).
-        threads: threads per registration (default 1; 0: SimpleITK's global default). The
-            result is bit-for-bit the same with any thread count (normalised correlation over
-            an image-derived lattice, no random sampling).
+        threads: threads per registration (default 1; 0: SimpleITK's global default). Same
+            inputs and same ``threads`` give bit-identical mappings (normalised correlation over
+            image-derived lattices, no random sampling); another count may change the last
+            digits (~1e-3 mm). SimpleITK's process-wide default thread count is held at this
+            value while classical registrations run (reference-counted, thread-safe).
     """
 
     def __init__(
@@ -108,11 +110,13 @@ class ClassicalRegistration(Registration):
             if image.GetNumberOfComponentsPerPixel() != 1:
                 raise InputError(f"{field} must be a scalar (grey-level CT) image")
         start = time.perf_counter()
-        prepared = prepare(source, target, self.global_spacing_mm)
-        transform = global_affine(source, target, self.global_spacing_mm, threads=self.threads, prepared=prepared)
-        lungs = None
-        if self.refine and self.lung_aware:
-            lungs = lung_affine(source, target, transform, self.global_spacing_mm, self.threads, prepared)
+        with pinned_threads(self.threads):
+            prepared = prepare(source, target, self.global_spacing_mm)
+            transform = global_affine(source, target, self.global_spacing_mm, threads=self.threads,
+                                      prepared=prepared)
+            lungs = None
+            if self.refine and self.lung_aware:
+                lungs = lung_affine(source, target, transform, self.global_spacing_mm, self.threads, prepared)
         log.info("classical registration: global affine in %.1f s", time.perf_counter() - start)
         return LocalRefinementMapper(source, target, transform, refine=self.refine,
                                      local_box_mm=self.local_box_mm,

@@ -2,15 +2,20 @@
 
 Determinism: every metric here is a normalised correlation evaluated at *all* voxels of a
 fixed-image lattice (no random sampling, so no seed), and ITK's correlation metric sums its
-per-thread partial results in a fixed order: the same inputs give the same transform bit for
-bit, whatever the thread count (Mattes MI does not: its joint histogram is accumulated across
-threads in varying order). Nothing here touches SimpleITK's global settings, so registrations
-of different pairs may run in parallel threads.
+per-work-unit partial results in a fixed order (Mattes MI does not: its joint histogram is
+accumulated across threads in varying order). The number of work units is SimpleITK's
+process-wide default thread count (``SetNumberOfThreads`` of the method does not reach the
+metric), so ``pinned_threads`` holds that global at the backend's ``threads`` while any classical
+registration runs: same inputs and same ``threads`` give the same mapping bit for bit, also when
+pairs are registered in parallel threads of one process.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import SimpleITK as sitk
@@ -23,6 +28,34 @@ BODY_HU = -500.0  # soft tissue vs air; lungs become body after per-slice hole f
 LUNG_HU = -400.0  # aerated lung vs soft tissue
 PADDING_HU = -1500.0  # below air: values a scanner writes outside its reconstruction circle
 OUTSIDE = -1.0e4  # value of voxels resampled from outside an image
+
+
+_pin_lock = threading.Lock()
+_pin_count = 0
+_pin_saved = 0
+
+
+@contextmanager
+def pinned_threads(count: int) -> Iterator[None]:
+    """SimpleITK's default thread count held at ``count`` while any classical registration runs.
+
+    Reference-counted: concurrent registrations (threads of one process) keep it set until the
+    last one ends, so none restores it under another; concurrent ones asking for another count
+    get the count of the first (all use the backend default, 1, unless told otherwise).
+    """
+    global _pin_count, _pin_saved
+    with _pin_lock:
+        if _pin_count == 0:
+            _pin_saved = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(count)
+        _pin_count += 1
+    try:
+        yield
+    finally:
+        with _pin_lock:
+            _pin_count -= 1
+            if _pin_count == 0:
+                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(_pin_saved)
 
 
 def as_float_clamped(image: sitk.Image) -> sitk.Image:

@@ -25,7 +25,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from .base import PointMapper
-from .classical_global import PADDING_HU, affine_from, as_float_clamped, lung_mask, method
+from .classical_global import PADDING_HU, affine_from, as_float_clamped, lung_mask, method, pinned_threads
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,11 @@ class LocalRefinementMapper(PointMapper):
         with self._lock:
             if key not in self._cache:
                 coarse = np.array(self.global_transform.TransformPoint(tuple(map(float, point))))
-                self._cache[key] = self._refine(point, coarse) if self.refine else (coarse, np.nan)
+                if self.refine:
+                    with pinned_threads(self.threads):
+                        self._cache[key] = self._refine(point, coarse)
+                else:
+                    self._cache[key] = (coarse, np.nan)
             mapped, conf = self._cache[key]
         return mapped.copy(), conf
 
