@@ -310,6 +310,20 @@ def test_evaluate_and_report_on_bad_folders_are_clean_errors(tmp_path, study, ca
     assert snapshot(tmp_path) == before
 
 
+def test_report_replaces_only_its_own_file(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    write_study(ds / "P_A", "P_A")
+    out = tmp_path / "out"
+    assert run(capsys, "batch", ds, "--out", out, *TRACK)[0] == 0
+    (tmp_path / "mine.html").write_text("<html>my page</html>")
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "report", out, "--html", tmp_path / "mine.html")
+    assert code == 2 and "not a LinGuinE report" in err
+    assert snapshot(tmp_path) == before
+    assert run(capsys, "report", out)[0] == 0
+    assert run(capsys, "report", out)[0] == 0  # its own report: replaced
+
+
 def test_unicode_batch_with_a_failing_study(tmp_path, capsys):
     ds = tmp_path / "ds"
     write_study(ds / "a", "Müller, Jürgen")

@@ -115,6 +115,16 @@ def _abs(path: Path) -> Path:
     return Path(os.path.abspath(os.path.expanduser(str(path)))).resolve()
 
 
+def _same(a: Path, b: Path) -> bool:
+    """Same folder or file: equal paths, or the same inode (case-insensitive filesystems, bind mounts)."""
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def read_marker(folder: Path) -> dict | None:
     """The marker of a LinGuinE output folder, or None when there is none (or it is unreadable)."""
     try:
@@ -163,9 +173,9 @@ def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_
         raise InputError(f"--out {out}: is an existing file, not a folder (LinGuinE does not replace files)")
     for item in inputs:
         src = _abs(item)
-        if src == target or target in src.parents:
+        if any(_same(p, target) for p in (src, *src.parents)):
             raise InputError(f"--out {out}: holds the input '{item}'; choose a new or empty folder")
-        if src in target.parents and src.is_dir():
+        if src.is_dir() and any(_same(p, src) for p in target.parents):
             raise InputError(f"--out {out}: lies inside the input folder '{item}'")
     if target.is_dir():
         try:
@@ -317,7 +327,7 @@ def staged_output(out: Path, kind: str = "track") -> Iterator[Path]:
     The caller must have checked OUT with ``check_out``. On any exception (Ctrl-C, SIGTERM,
     disk full) the private folder is removed and OUT is left as it was.
     """
-    out = Path(os.path.abspath(out))
+    out = _abs(out)  # a symlinked OUT: its target is replaced, the link kept
     out.parent.mkdir(parents=True, exist_ok=True)
     recover_leftovers(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
