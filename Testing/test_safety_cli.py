@@ -210,13 +210,21 @@ def test_multi_label_mask_is_refused_unless_a_label_is_picked(tmp_path, capsys):
     assert run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)[0] == 0
 
 
-@pytest.mark.parametrize("case", ["far_points", "air", "nan", "truth_true"])
+@pytest.mark.parametrize("case", ["far_points", "air", "air_hu", "nan", "truth_true"])
 def test_bad_prompts_are_errors_not_silent_numbers(tmp_path, capsys, case):
     images = {}
     lesion = {"id": "L1", "scan": "T0", "point_lps": list(CENTRE)}
     if case == "far_points":
         lesion["point_lps"] = [[-10.0, -10.0, -10.0], [70.0, 70.0, 30.0]]  # 120 mm apart
-    elif case == "air":
+    elif case == "air":  # nothing segmented at the click
+        lesion["point_lps"] = [-10.0, -10.0, -10.0]
+    elif case == "air_hu":  # a click at -1000 HU
+        img = scan_image(0, "T0")
+        air = sitk.GetImageFromArray(np.where(sitk.GetArrayFromImage(img) < 0, -1000, 50).astype(np.int16))
+        air.CopyInformation(img)
+        for key in img.GetMetaDataKeys():
+            air.SetMetaData(key, img.GetMetaData(key))
+        images[0] = air
         lesion["point_lps"] = [-10.0, -10.0, -10.0]
     elif case == "nan":
         img = sitk.Cast(scan_image(0, "T0"), sitk.sitkFloat32)
