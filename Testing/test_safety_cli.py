@@ -67,11 +67,13 @@ def test_previous_output_is_replaced_and_user_files_in_it_protect_it(tmp_path, s
     out = tmp_path / "out"
     assert run(capsys, "track", study, "--out", out, *TRACK)[0] == 0
     assert run(capsys, "track", study, "--out", out, *TRACK)[0] == 0  # a LinGuinE output: replaced
-    (out / "my_notes.txt").write_text("added by the user")
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "track", study, "--out", out, *TRACK)
-    assert code == 2 and "my_notes.txt" in err
-    assert snapshot(tmp_path) == before
+    for mine in (out / "my_notes.txt", out / "labels" / "my_edit.nii.gz"):
+        mine.write_text("added by the user")
+        before = snapshot(tmp_path)
+        code, err = run(capsys, "track", study, "--out", out, *TRACK)
+        assert code == 2 and mine.name in err
+        assert snapshot(tmp_path) == before
+        mine.unlink()
 
 
 def test_batch_out_on_the_dataset_is_refused(tmp_path, capsys):
@@ -130,7 +132,7 @@ def test_unicode_ids_and_long_ids(tmp_path, capsys):
     long_id = "T" * 300
     manifest = write_study(tmp_path / "S", patient_id="Müller, Jürgen", scan_ids=("Basis", "Woche_6", long_id),
                            lesion={"id": "Läsion", "scan": "Basis", "point_lps": list(CENTRE)})
-    out = tmp_path / "out"
+    out = tmp_path / "Ergebnisse für Müller"
     code, err = run(capsys, "track", manifest, "--out", out, *TRACK)
     assert code == 0, err
     rows = (out / "trajectory.csv").read_text(encoding="utf-8")

@@ -4,8 +4,9 @@ Policy (README, "Data safety"): LinGuinE never deletes or replaces anything it d
 
 - OUT must be a new path, an empty folder, or a folder holding a previous LinGuinE output of
   the same kind, recognised by the marker file ``MARKER`` that LinGuinE writes into every
-  output. Never a file, never a folder that holds an input (or is one), never inside an input
-  folder (a DICOM series folder).
+  output (a single-study output also lists every file it wrote: any other file protects it).
+  Never a file, never a folder that holds an input (or is one), never inside an input folder
+  (a DICOM series folder).
 - A single-study OUT is replaced whole, and only when the new one is complete: it is written
   into a hidden sibling ``.OUT.partial-*`` and swapped in with one atomic exchange where the
   filesystem has it (Linux ``renameat2``), else with two renames; at every instant the old or
@@ -179,7 +180,7 @@ def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_
             raise InputError(f"--out {out}: lies inside the input folder '{item}'")
     if target.is_dir():
         try:
-            entries = [p.name for p in target.iterdir()]
+            entries = [p.relative_to(target).as_posix() for p in target.rglob("*")]
         except OSError as exc:
             raise EnvironmentProblem(f"--out {out}: cannot list the folder ({exc.strerror})") from None
         if entries:
@@ -336,7 +337,7 @@ def staged_output(out: Path, kind: str = "track") -> Iterator[Path]:
             os.chmod(tmp, _mode_from_umask())
             _write_marker(tmp, kind)
             yield tmp
-            _write_marker(tmp, kind, [p.name for p in tmp.iterdir() if p.name != MARKER])
+            _write_marker(tmp, kind, [p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.name != MARKER])
             swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
