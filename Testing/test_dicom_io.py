@@ -253,3 +253,24 @@ def test_batch_writes_dicom_per_study(tracked, tmp_path):
     assert main(["-q", "batch", str(tracked["manifest"]), "--out", str(out), "--dicom"]) == 0
     written = sorted(p.name for p in (out / "P7" / "dicom").iterdir())
     assert written == sorted(f"{s['id']}.{kind}.dcm" for s in tracked["scans"] for kind in ("seg", "sr"))
+
+
+def test_flat_folder_of_several_series(pacs, tmp_path):
+    """Every file of every study in one folder (a common export layout): series kept apart by UID."""
+    from LinGuinELib.study.manifest import load_manifest
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in sorted(pacs["folder"].rglob("*.dcm")):
+        shutil.copy(path, flat / "_".join(path.relative_to(pacs["folder"]).parts))
+    out = tmp_path / "study.json"
+    assert main(["-q", "study", str(flat), "--out", str(out), "--point-ras=0,0,-150", "--source",
+                 pacs["data"]["scans"][0]["date"]]) == 0
+    m = json.loads(out.read_text())
+    assert [s["series_uid"] for s in m["scans"]] == pacs["chosen"]
+    assert {s["image"] for s in m["scans"]} == {"flat"}
+    study = load_manifest(out)
+    for scan, k in zip(study.scans, range(3)):
+        expected = read_image(pacs["folder"] / f"exam{k}" / "ct")
+        assert scan.image.GetSize() == expected.GetSize() and len(scan.dicom_files) == expected.GetSize()[2]
+        assert np.array_equal(sitk.GetArrayFromImage(scan.image), sitk.GetArrayFromImage(expected))
