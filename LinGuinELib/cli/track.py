@@ -58,8 +58,8 @@ def load_study(args: argparse.Namespace):
             return load_dicom_study(args.study, _parse_point(args.point_ras), args.source,
                                     args.patient, args.series)
         return load_folder(args.study, _parse_point(args.point_ras), args.source)
-    if args.point_ras or args.source:
-        raise InputError("--point-ras/--source apply to a folder of images, not to a manifest")
+    if args.point_ras or args.source or args.patient or args.series:
+        raise InputError("--point-ras/--source/--patient/--series apply to a folder, not to a manifest")
     return load_manifest(args.study)
 
 
