@@ -23,8 +23,8 @@ def run_tracking(study: Study, out_dir: Path, config: TrackingConfig,
     ``dicom``: also write DICOM SEG + measurement report per scan read from DICOM.
     """
     result = track(study, config, progress=progress, cancel=cancel)
-    for scan in study.scans:  # images read from files (by preflight): not needed to write outputs
-        if scan.path is not None:
+    for scan in study.scans:  # images read from image files (by preflight): not needed to write outputs
+        if scan.path is not None and Path(scan.path).is_file() and not getattr(scan, "dicom_files", None):
             scan.image = None
     walls = {k: round(v, 3) for k, v in result.walls.items()}
     start = time.perf_counter()
