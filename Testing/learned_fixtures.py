@@ -180,14 +180,52 @@ def write_tiny_nninteractive(
     net = nnInteractiveTrainer_stub.build_network_architecture(
         pm, pm.get_configuration("3d_tiny"), 1 + 7, 2, enable_deep_supervision=False
     )
-    network_state = net.state_dict()
     (folder / "fold_0").mkdir(exist_ok=True)
-    torch.save(
-        {
-            "network_weights": network_state,
-            "trainer_name": NNI_TRAINER,
-            "init_args": {"configuration": "3d_tiny"},
-        },
-        folder / "fold_0" / "checkpoint_final.pth",
-    )
+    torch.save(trainer_checkpoint(net, NNI_TRAINER, plans, dataset, "3d_tiny"),
+               folder / "fold_0" / "checkpoint_final.pth")
     return folder
+
+
+def trainer_checkpoint(net: Any, trainer_name: str, plans: dict, dataset: dict,
+                       configuration: str, fold: int = 0) -> dict:
+    """What ``nnUNetTrainer.save_checkpoint`` (nnunetv2 2.x) writes after one epoch.
+
+    Same keys and value types: SGD state with momentum buffers, the grad scaler's state, the
+    LocalLogger lists (numpy float32 losses, numpy float64 Dice values, Python float timestamps
+    and learning rates), ``_best_ema`` (numpy float64), the init args (plans, configuration,
+    fold, dataset.json, a torch.device) and the mirroring axes tuple.
+    """
+    import torch
+
+    opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.99, nesterov=True,
+                          weight_decay=3e-5)
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # creates the momentum buffers a real checkpoint holds
+    for p in net.parameters():
+        p.grad = None
+    dice = np.float64(0.8125)
+    logging = {
+        "mean_fg_dice": [dice],
+        "ema_fg_dice": [dice],
+        "dice_per_class_or_region": [[dice]],
+        "train_losses": [np.mean([np.float32(-0.5), np.float32(-0.75)])],
+        "val_losses": [np.mean([np.float32(-0.25)])],
+        "lrs": [0.01],
+        "epoch_start_timestamps": [1.7e9],
+        "epoch_end_timestamps": [1.7e9 + 240.5],
+    }
+    assert type(logging["train_losses"][0]) is np.float32 and type(dice) is np.float64
+    return {
+        "network_weights": net.state_dict(),
+        "optimizer_state": opt.state_dict(),
+        "grad_scaler_state": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5,
+                              "growth_interval": 2000, "_growth_tracker": 17},
+        "logging": logging,
+        "_best_ema": dice,
+        "current_epoch": 1,
+        "init_args": {"plans": plans, "configuration": configuration, "fold": fold,
+                      "dataset_json": dataset, "device": torch.device("cuda")},
+        "trainer_name": trainer_name,
+        "inference_allowed_mirroring_axes": (0, 1, 2),
+    }

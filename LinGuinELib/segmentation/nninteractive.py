@@ -214,8 +214,10 @@ class NNInteractive(_PromptedSession):
 
         folder = self._resolve_folder()
         checkpoint = next(folder.glob("fold_*/checkpoint_final.pth"))
-        # The package loads with weights_only=False; refuse files that hold anything but data.
-        load_weights(checkpoint, f"segmentation backend '{self.name}'", WEIGHTS_HINT)
+        # The package loads with weights_only=False; refuse files that hold anything but data
+        # (tensors, plain Python values and the numpy scalars of nnU-Net's training log).
+        load_weights(checkpoint, f"segmentation backend '{self.name}'", WEIGHTS_HINT,
+                     numpy_scalars=True)
         threads = int(self.threads or torch.get_num_threads())
         session = _quiet(
             nnInteractiveInferenceSession,
