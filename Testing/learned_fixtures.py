@@ -73,6 +73,27 @@ def centroid_module(threshold: float = 0.5) -> Any:
     return CentroidMap()
 
 
+def batchnorm_module(seed: int = 0) -> Any:
+    """A small displacement network with a BatchNorm layer, like the steps of uniGradICON."""
+    import torch
+    from icon_registration import network_wrappers
+
+    torch.manual_seed(seed)
+
+    class Field(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv3d(2, 3, 3, padding=1)
+            self.norm = torch.nn.BatchNorm3d(3)
+            self.norm.running_mean.fill_(0.3)  # stored statistics unlike any one pair's
+            self.norm.running_var.fill_(2.0)
+
+        def forward(self, image_a: Any, image_b: Any) -> Any:
+            return 0.05 * self.norm(self.conv(torch.cat([image_a, image_b], 1)))
+
+    return network_wrappers.FunctionFromVectorField(Field())
+
+
 def wrap_icon(module: Any, grid: int) -> Any:
     """The package's GradICON wrapper around ``module``, identity map assigned, eval mode."""
     from icon_registration import losses
