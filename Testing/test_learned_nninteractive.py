@@ -261,3 +261,15 @@ def test_remote_server_gives_the_local_mask(model_dir, two_balls, tmp_path):
         server.terminate()
         server.wait(timeout=30)
         log_file.close()
+
+
+def test_remote_names_the_server_that_speaks_its_protocol():
+    """The client's server is `nninteractive-server` of the nninteractive package (the test
+    above starts that same server module); the reason shown to users says so."""
+    from importlib.metadata import entry_points
+
+    reason = nni.NNInteractiveRemote.unavailable_reason()
+    assert "nninteractive-server" in reason and "nninteractive package" in reason
+    assert "nninteractive-server" in (nni.__doc__ or "")
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("nninteractive-server") == "nnInteractive.inference.server.main:main"

@@ -6,7 +6,9 @@ optional LICENSE) from ``model_dir``; only with ``download=true`` does it use th
 manager (HuggingFace download, cached under $NNINTERACTIVE_MODEL_DIR). The official weights are
 CC BY-NC-SA 4.0 (non-commercial): the licence is logged and recorded in ``settings()``.
 
-``nninteractive-remote`` sends the same prompts to a server (package ``nninteractive-client``).
+``nninteractive-remote`` sends the same prompts to a server (package ``nninteractive-client``):
+the server is ``nninteractive-server`` from the ``nninteractive`` package (the older
+``nninteractive-slicer-server`` speaks another protocol and does not work with this client).
 nnInteractive works in voxel space: we pass the (z, y, x) array and (z, y, x) point indices.
 """
 
@@ -255,7 +257,8 @@ class NNInteractiveRemote(_PromptedSession):
                     "pip install nninteractive-client==2.6.0 (no torch needed)")
         url = options.get("server_url")
         if not url:
-            return "no server_url given (e.g. server_url=http://host:1527, api_key=... if set)"
+            return ("no server_url given (e.g. server_url=http://host:1527, api_key=... if set); "
+                    "the server is nninteractive-server from the nninteractive package")
         if not str(url).startswith(("http://", "https://")):
             return f"server_url {url} must start with http:// or https://"
         return None
