@@ -44,6 +44,7 @@ def test_single_run_report(runs, capsys):
     assert len(imgs) >= 2  # Dice box plot and temporal degradation
     assert all(base64.b64decode(i)[:4] == b"\x89PNG" for i in imgs)
     assert "Temporal degradation" in text and "P3" in text and "nope.mha" in text  # failure shown
+    assert "Needs review" in text and "Against the truth" in text  # the quality flag, scored
     assert (out / "evaluation.csv").is_file()
     analyses = json.loads((out / "report_analyses.json").read_text())
     (summary,) = analyses["summary"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import vtk
 
-TEXT_COLUMNS = ("lesion", "scan", "when", "status", "response")
+TEXT_COLUMNS = ("lesion", "scan", "when", "status", "response", "review", "review_reasons", "review_details")
 # Column name -> (title shown in Slicer, unit); names stay the CSV's, titles are for people.
 TITLES = {
     "lesion": ("Lesion", ""), "scan": ("Scan", ""), "when": ("Timepoint", ""),
@@ -21,6 +21,7 @@ TITLES = {
     "point_r": ("Mapped point R", "mm"), "point_a": ("Mapped point A", "mm"), "point_s": ("Mapped point S", "mm"),
     "change_from_baseline_pct": ("Change from baseline", "%"), "change_from_nadir_pct": ("Change from nadir", "%"),
     "response": ("Response", ""),
+    "review": ("Review", ""), "review_reasons": ("Review reasons", ""), "review_details": ("Why review", ""),
 }
 PLOT_X = "days_from_first"
 PLOT_Y = "volume_ml"
@@ -52,7 +53,9 @@ def fill_table(table_node: Any, rows: list[dict], columns: tuple[str, ...] | Non
         array.SetNumberOfValues(len(rows))
         for r, row in enumerate(rows):
             value = row.get(name)
-            if name in TEXT_COLUMNS:
+            if name == "review" and isinstance(value, bool):
+                array.SetValue(r, "review" if value else "")  # marks the rows that need a look
+            elif name in TEXT_COLUMNS:
                 array.SetValue(r, "" if value is None else str(value))
             else:
                 array.SetValue(r, _number(value))

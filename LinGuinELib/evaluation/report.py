@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import InputError
+from ..quality.scoring import flag_scores, is_bad
 from .analyses import (
     compare_configurations,
     direction_agnosticism,
@@ -196,6 +197,8 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
             parts.append('<p class="fail">Failed studies:</p>'
                          + _table(failed, ["patient_id", "reason"]))
 
+    parts += _review_section(runs)
+
     if rows:
         summary = summarise(rows)
         analyses["summary"] = summary
@@ -272,7 +275,7 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
             parts.append(f"<h3>{html.escape(s['patient_id'])} "
                          f"<span class=note>({html.escape(run.out.name)})</span></h3>")
             parts.append(_table(s["trajectory"], ["lesion", "scan", "when", "status", "volume_ml",
-                                                  "longest_axial_diameter_mm", "response"]))
+                                                  "longest_axial_diameter_mm", "response", "review_reasons"]))
     doc = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>LinGuinE report</title>"
            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
     html_path.parent.mkdir(parents=True, exist_ok=True)
@@ -282,6 +285,37 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     (html_path.with_name(html_path.stem + "_analyses.json")).write_text(
         json.dumps(_clean(analyses), indent=2, default=str))
     return html_path
+
+
+def _review_section(runs: list[_Run]) -> list[str]:
+    """Results flagged for review (every study), and how well the flag matches the truth."""
+    flagged, pairs = [], []
+    for run in runs:
+        truth = {(r.get("patient_id"), r.get("lesion"), r.get("scan")): r for r in run.rows}
+        for s in run.study_states():
+            for t in s["trajectory"]:
+                review = str(t.get("review", "")).lower() == "true"
+                if review:
+                    flagged.append({"patient_id": s["patient_id"], **t})
+                ev = truth.get((s["patient_id"], t.get("lesion"), t.get("scan")))
+                bad = is_bad(ev.get("truth_volume_ml"), ev.get("pred_volume_ml"), ev.get("dice")) if ev else None
+                if bad is not None:
+                    pairs.append((bad, review))
+    parts = ["<h2>Needs review</h2>"]
+    if not flagged:
+        parts.append('<p class="note">No result was flagged for review.</p>')
+    else:
+        parts.append(f"<p>{len(flagged)} (lesion, scan) result(s) flagged; each reason is explained "
+                     "in the README (quality flag) and in the trajectory's review_details column.</p>")
+        parts.append(_table(flagged, ["patient_id", "lesion", "scan", "status", "volume_ml", "review_reasons",
+                                      "review_details"]))
+    if pairs:
+        sc = flag_scores(pairs)
+        parts.append(f"<p>Against the truth ({sc['n']} results, {sc['bad']} bad: Dice &lt; 0.5, volume off by "
+                     f"more than 2x, missed or spurious): {sc['bad_flagged']} of the bad flagged (recall "
+                     f"{_fmt(sc['recall'])}), {sc['good_flagged']} of the good flagged (rate "
+                     f"{_fmt(sc['good_flagged_rate'])}), precision {_fmt(sc['precision'])}.</p>")
+    return parts
 
 
 def _direction_sets(runs: list[_Run], by_config: dict[str, list[dict]]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..geometry import lps_to_ras
 from ..propagation.result import TrackingResult
+from ..quality import assess_volumes, codes, details
 from ..study.timepoints import days_from_first
 from .response import trajectory_changes
 from .shape import lesion_measures
@@ -12,6 +13,7 @@ TRAJECTORY_COLUMNS = (
     "lesion", "scan", "when", "days_from_first", "status", "volume_ml",
     "longest_axial_diameter_mm", "short_axis_mm", "centroid_r", "centroid_a", "centroid_s",
     "point_r", "point_a", "point_s", "change_from_baseline_pct", "change_from_nadir_pct", "response",
+    "review", "review_reasons", "review_details",
 )
 
 
@@ -43,5 +45,19 @@ def trajectory_rows(result: TrackingResult) -> list[dict]:
         changes = trajectory_changes([r["volume_ml"] for r in lesion_rows])
         for row, change in zip(lesion_rows, changes):
             row.update(change)
+        _add_review(result, lesion, lesion_rows, days)
         rows.extend(lesion_rows)
     return rows
+
+
+def _add_review(result: TrackingResult, lesion, rows: list[dict], days: list) -> None:
+    """``review`` (bool), ``review_reasons`` (codes) and ``review_details`` (text) per row:
+    the engine's per-scan findings plus those of the volume trajectory."""
+    scans = result.study.scans
+    found = [r["status"] in ("prompt", "found") and bool(r["volume_ml"]) for r in rows]
+    voxel = [max(result.references[s.id].GetSpacing()) for s in scans]
+    prompt = [s.id for s in scans].index(lesion.scan_id)
+    temporal = assess_volumes([r["volume_ml"] for r in rows], days, found, prompt, voxel)
+    for row, scan, extra in zip(rows, scans, temporal):
+        findings = list(result.get(lesion.id, scan.id).findings) + extra
+        row.update(review=bool(findings), review_reasons=codes(findings), review_details=details(findings))

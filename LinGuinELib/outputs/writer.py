@@ -63,6 +63,8 @@ def write_segmentation(result: TrackingResult, scan_id: str, path: Path) -> None
 def _csv_value(v: Any) -> Any:
     if v is None:
         return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.1f}"
     return v

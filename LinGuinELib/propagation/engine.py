@@ -23,11 +23,14 @@ from ..errors import Cancelled
 from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image
 from ..prompt import mask_centre_lps
+from ..quality import scan_checks
+from ..quality.match import LesionReference, candidate_match
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
 from ..segmentation.base import Segmenter
 from ..study.images import read_image
 from ..study.model import Lesion, Study
+from ..study.timepoints import days_from_first
 from .plan import Step, plan_steps
 from .progress import CancelCheck, ProgressCallback, ProgressEvent
 from .result import LesionScanResult, MaskCrop, TrackingResult
@@ -46,6 +49,8 @@ class _Run:
         self.images: dict[str, sitk.Image] = {}
         self.mappers: dict[tuple[str, str], PointMapper] = {}
         self.results: dict[tuple[str, str], LesionScanResult] = {}
+        self.lesion_refs: dict[str, LesionReference | None] = {}
+        self.days = dict(zip([s.id for s in study.scans], days_from_first(study.scans)))
         self.done = 0
         self.total = 1
         with self.timed("backends"):
@@ -111,8 +116,33 @@ class _Run:
                             lesion.id, lesion.scan_id)
         centre = mask_centre_lps(mask, image) if mask.any() else None
         self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}")
-        return LesionScanResult(lesion.id, lesion.scan_id, "prompt", MaskCrop.from_full(mask),
-                                centre_lps=centre)
+        result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", MaskCrop.from_full(mask),
+                                  centre_lps=centre)
+        self.check(result, image, segmented=lesion.prompt_kind != "mask")
+        with self.timed("quality"):
+            self.lesion_refs[lesion.id] = LesionReference.from_prompt(image, result.mask, centre)
+        return result
+
+    def plausible(self, lesion: Lesion, image: sitk.Image, mask: MaskCrop, mapped: np.ndarray,
+                  to_scan: str) -> tuple[bool, dict[str, float]]:
+        """Whether a found segment can be the lesion of the prompt scan (see quality.match)."""
+        reference = self.lesion_refs.get(lesion.id)
+        if reference is None or mask.empty:
+            return True, {}
+        a, b = self.days.get(lesion.scan_id), self.days.get(to_scan)
+        with self.timed("quality"):
+            match = candidate_match(reference, image, mask, mapped, None if a is None or b is None else b - a)
+        return bool(match.pop("plausible")), match
+    def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),
+              segmented: bool = True) -> None:
+        """Quality signals and review findings of one result, from its own image."""
+        with self.timed("quality"):
+            diagnostics = getattr(self.segmenter, "last_diagnostics", None) if segmented else None
+            reference = self.lesion_refs.get(result.lesion_id)
+            result.signals, result.findings = scan_checks(
+                image, result.mask, is_prompt=result.status == "prompt", point_lps=result.propagated_point_lps,
+                confidence=confidence, diagnostics=diagnostics if isinstance(diagnostics, dict) else None,
+                lesion_radius_mm=reference.radius_mm if reference is not None else None)
 
     def anchor(self, lesion: Lesion, scan_id: str) -> np.ndarray:
         """The point a step starts from: the mask centre there, else the point that reached it."""
@@ -136,9 +166,20 @@ class _Run:
             if self.config.boost and mask.any():
                 boosted = self.segment_at(image, mask_centre_lps(mask, image)[None])
                 mask = boosted if boosted.any() else mask
-            result.status = "found" if mask.any() else "not_found"
-            result.mask = MaskCrop.from_full(mask)
-            result.centre_lps = mask_centre_lps(mask, image) if mask.any() else None
+            crop = MaskCrop.from_full(mask)
+            ok, match = self.plausible(lesion, image, crop, mapped, step.to_scan)
+            if not ok:
+                log.info("lesion %s on %s: the segment at the mapped point (%d voxels) is not the lesion "
+                         "(inside %.2f, coverage %.2f): not found", lesion.id, step.to_scan, crop.voxel_count,
+                         match["candidate_inside"], match["candidate_coverage"])
+                crop = MaskCrop(crop.shape_zyx)
+            result.status = "found" if not crop.empty else "not_found"
+            result.mask = crop
+            result.centre_lps = mask_centre_lps(mask, image) if not crop.empty else None
+            with self.timed("registration"):
+                confidence = float(mapper.confidence(point[None])[0])
+            self.check(result, image, confidence)
+            result.signals.update(match)
         self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}")
         return result
 

@@ -72,6 +72,10 @@ class LesionScanResult:
     centre_lps: np.ndarray | None = None
     # The scan the point was propagated from (direct: the source; chain: the previous scan).
     from_scan_id: str | None = None
+    # Quality signals measured on this scan (name -> number, see LinGuinELib.quality) and the
+    # per-scan review findings (quality.Finding); trajectory-level findings are added by measures.
+    signals: dict[str, float] = field(default_factory=dict)
+    findings: list = field(default_factory=list)
 
 
 @dataclass

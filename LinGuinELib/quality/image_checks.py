@@ -1,0 +1,152 @@
+"""Per-scan checks of one segment against its own image, whatever segmenter drew it.
+
+Measured from the image around the mask (learned segmenters report nothing about themselves):
+- lung envelope: the air-filled lung next to the segment, closed with a ball scaled to the
+  segment (so a juxtapleural lesion's dent counts as lung); most of the segment outside it means
+  chest wall, mediastinum or diaphragm was segmented (or the lesion is not a lung lesion);
+- edge: the lesion level (median HU inside, off the rim) against the ring just outside; a weak
+  difference means the outline is not an intensity edge;
+- open boundary: the share of that ring denser than half-way from lung to lesion (the outline
+  cuts through tissue like the lesion's: an attached wall or vessel, or a leak);
+- scan edge, distance from the propagated point, the registration's own confidence, and the
+  segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
+  ``roi_border_contact`` means its region reached the border of its region of interest).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cc3d
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from ..geometry import index_zyx_to_physical, voxel_volume_ml
+from ..propagation.result import MaskCrop
+from .growth import equivalent_radius_mm
+from .reasons import Finding, Reason
+
+LUNG_HU = -400.0  # aerated lung is below this (ground glass sits above it, inside the envelope)
+DEFAULT_LUNG_LEVEL_HU = -850.0
+ENVELOPE_BALL_FACTOR = 1.5  # closing radius / segment radius: spans a juxtapleural dent
+MAX_OUTSIDE_LUNG = 0.5
+MAX_OPEN_BOUNDARY = 0.5
+WEAK_EDGE_HU = 100.0
+WEAK_EDGE_NOISE = 3.0  # or this many noise SDs of the surrounding lung, if larger
+MIN_VOLUME_ML = 4.0 / 3.0 * math.pi * 1.5**3 / 1000.0  # a 3 mm nodule
+MIN_VOXELS = 8
+POINT_FAR_MM = 5.0  # plus half the segment's radius: how far a propagated point may sit
+MIN_CONFIDENCE = 0.5
+ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
+
+
+def _grown(crop: MaskCrop, margin_vox: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
+    """The crop's box grown by ``margin_vox`` (clipped to the grid) and the mask in it."""
+    lo = np.maximum(np.array(crop.offset_zyx) - margin_vox, 0)
+    hi = np.minimum(np.array(crop.offset_zyx) + crop.array.shape + margin_vox, crop.shape_zyx)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    sub = np.zeros(hi - lo, bool)
+    sub[tuple(slice(int(o - a), int(o - a + n)) for o, a, n in zip(crop.offset_zyx, lo, crop.array.shape))] = crop.array
+    return box, sub
+
+
+def _outside_lung_fraction(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray, radius_mm: float) -> float:
+    """Share of the segment outside the closed lung next to it (``hu``, ``mask``: a crop)."""
+    ball = ENVELOPE_BALL_FACTOR * max(radius_mm, float(spacing.max()))
+    step = np.maximum(1, np.floor(max(ball / ENVELOPE_GRID_DIVISOR, 1.0) / spacing)).astype(int)
+    sl = tuple(slice(0, (n // k) * k) for n, k in zip(hu.shape, step))
+    shape = [n // k for n, k in zip(hu.shape, step)]
+    if min(shape) < 1:
+        step, sl, shape = np.ones(3, int), (slice(None),) * 3, list(hu.shape)
+    blocks = hu[sl].reshape(shape[0], step[0], shape[1], step[1], shape[2], step[2])
+    coarse_hu = blocks.mean(axis=(1, 3, 5))
+    coarse_mask = mask[sl].reshape(blocks.shape).mean(axis=(1, 3, 5)) >= 0.5
+    if not coarse_mask.any():
+        coarse_mask = mask[sl].reshape(blocks.shape).any(axis=(1, 3, 5))
+    cs = spacing * step
+    air = coarse_hu < LUNG_HU
+    near = ndimage.distance_transform_edt(~coarse_mask, sampling=cs) <= max(3.0, float(cs.max()) * 1.01)
+    labels = cc3d.connected_components(air, connectivity=26)
+    touching = np.unique(labels[near & air])
+    lung = np.isin(labels, touching[touching > 0])
+    if not lung.any():
+        return 1.0
+    pad = int(np.ceil(ball / cs.min())) + 1
+    lung = np.pad(lung, pad, mode="edge")
+    closed = ndimage.distance_transform_edt(~lung, sampling=cs) <= ball
+    envelope = ndimage.distance_transform_edt(closed, sampling=cs) > ball - 1e-3
+    envelope = envelope[pad:-pad, pad:-pad, pad:-pad] | lung[pad:-pad, pad:-pad, pad:-pad]
+    return float(1.0 - envelope[coarse_mask].mean())
+
+
+def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
+    """(edge contrast HU, open-boundary fraction, lung noise SD) from rings around the mask."""
+    interior = ndimage.binary_erosion(mask)
+    inside = hu[interior] if interior.sum() >= MIN_VOXELS else hu[mask]
+    level_in = float(np.median(inside))
+    d1 = ndimage.binary_dilation(mask)
+    ring = ndimage.binary_dilation(d1) & ~d1  # skip the partial-volume voxel next to the mask
+    out = hu[ring]
+    if out.size == 0:
+        return math.nan, math.nan, math.nan
+    lung = out[out < level_in - 200.0]
+    lung = lung[lung < LUNG_HU] if (lung < LUNG_HU).sum() >= 10 else lung
+    lung_level = float(np.median(lung)) if lung.size >= 10 else DEFAULT_LUNG_LEVEL_HU
+    noise = float(1.4826 * np.median(np.abs(lung - np.median(lung)))) if lung.size >= 10 else math.nan
+    contrast = level_in - float(np.median(out))
+    open_fraction = float(np.mean(out > 0.5 * (level_in + lung_level))) if level_in > lung_level else 1.0
+    return contrast, open_fraction, noise
+
+
+def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
+                point_lps: np.ndarray | None = None, confidence: float = math.nan,
+                diagnostics: dict[str, Any] | None = None,
+                lesion_radius_mm: float | None = None) -> tuple[dict[str, float], list[Finding]]:
+    """Signals (numbers, for records) and findings for one (lesion, scan) segment.
+
+    ``mask``: the segment on ``image``'s grid; ``point_lps``: where registration put the
+    lesion (None on the prompt scan); ``confidence``: ``PointMapper.confidence`` there.
+    """
+    findings: list[Finding] = []
+    signals: dict[str, float] = {"registration_confidence": float(confidence)}
+    if np.isfinite(confidence) and confidence < MIN_CONFIDENCE:
+        findings.append(Finding(Reason.LOW_REGISTRATION_CONFIDENCE, f"confidence {confidence:.2f}"))
+    count = mask.voxel_count
+    if count == 0:
+        if is_prompt:
+            findings.append(Finding(Reason.EMPTY_PROMPT))
+        return signals, findings
+    volume = count * voxel_volume_ml(image)
+    radius = equivalent_radius_mm(volume)
+    if volume < MIN_VOLUME_ML or count < MIN_VOXELS:
+        findings.append(Finding(Reason.TINY_SEGMENT, f"{volume * 1000:.0f} mm3, {count} voxels"))
+    spacing = np.array(image.GetSpacing()[::-1], float)
+    lo, hi = np.array(mask.offset_zyx), np.array(mask.offset_zyx) + mask.array.shape
+    if np.any(lo == 0) or np.any(hi == np.array(mask.shape_zyx)):
+        findings.append(Finding(Reason.IMAGE_EDGE))
+    margin = np.ceil((ENVELOPE_BALL_FACTOR * max(radius, 2.0) + 6.0) / spacing).astype(int) + 2
+    box, sub = _grown(mask, margin)
+    hu = sitk.GetArrayViewFromImage(image)[box].astype(np.float32)
+    contrast, open_fraction, noise = _edge(hu, sub)
+    outside = _outside_lung_fraction(hu, sub, spacing, radius)
+    signals.update(edge_contrast_hu=contrast, open_boundary=open_fraction, outside_lung=outside)
+    if outside > MAX_OUTSIDE_LUNG:
+        findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
+    if open_fraction > MAX_OPEN_BOUNDARY:
+        findings.append(Finding(Reason.OPEN_BOUNDARY, f"{100 * open_fraction:.0f}% of the outline"))
+    weak = max(WEAK_EDGE_HU, WEAK_EDGE_NOISE * noise) if np.isfinite(noise) else WEAK_EDGE_HU
+    if np.isfinite(contrast) and contrast < weak:
+        findings.append(Finding(Reason.WEAK_EDGE, f"{contrast:.0f} HU"))
+    if point_lps is not None:
+        pts = index_zyx_to_physical(image, np.argwhere(sub) + [s.start for s in box])
+        dist = float(np.sqrt(((pts - np.asarray(point_lps, float)) ** 2).sum(axis=1)).min())
+        centre = float(np.linalg.norm(pts.mean(axis=0) - np.asarray(point_lps, float)))
+        signals.update(point_to_segment_mm=dist, point_to_centroid_mm=centre)
+        limit = POINT_FAR_MM + 0.5 * (lesion_radius_mm if lesion_radius_mm else radius)
+        if centre > limit or dist > POINT_FAR_MM:
+            findings.append(Finding(Reason.POINT_FAR, f"{centre:.0f} mm from its centre"))
+    if diagnostics and diagnostics.get("roi_border_contact"):
+        findings.append(Finding(Reason.REGION_BORDER))
+    return signals, findings

@@ -1,0 +1,95 @@
+"""Can a segment found on a follow-up be the lesion seen on the prompt scan?
+
+A lesion that has gone leaves the mapped point in lung next to whatever was beside it (a vessel,
+the pleura, the mediastinum); a point-prompted segmenter then returns that structure. The prompt
+scan says where the lesion was and how big it was: its mask, carried to the follow-up by the
+registration's shift of its centre, is the *expected region*, and the same mask widened by the
+radius it could have gained since (fastest plausible growth, see ``growth``) plus a registration
+allowance is where the lesion can be. A candidate is rejected (the result becomes ``not_found``)
+when it reaches out of where the lesion can be AND covers little of the expected region: a
+vessel, wall or organ passing by. A lesion that shrank stays inside the widened region (kept);
+one that leaked into a neighbour still covers its own region (kept, and the flag looks at it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from ..geometry import index_zyx_to_physical, physical_to_continuous_index_zyx, voxel_volume_ml
+from ..propagation.result import MaskCrop
+from .growth import equivalent_radius_mm, max_growth
+
+REGISTRATION_ALLOWANCE_MM = 4.0  # a propagated centre lands within a few mm (README: ~1-3 mm)
+MAX_RADIUS_GAIN = 1.0  # widened region: at most one more lesion radius (8x the volume)
+MIN_INSIDE = 0.8  # candidate share inside the widened region, below which it is suspect
+MIN_COVERAGE = 0.25  # share of the expected region covered, below which it is suspect
+MAX_SAMPLES = 300_000  # voxels sampled to measure the coverage (strided beyond)
+
+
+@dataclass
+class LesionReference:
+    """The lesion on the prompt scan: signed distance to its outline (mm, negative inside) in a box."""
+
+    sdf: np.ndarray
+    box_lo: np.ndarray  # (z, y, x) of the box in the prompt image
+    geometry: sitk.Image  # a 1-voxel image carrying the prompt scan's geometry
+    centre_lps: np.ndarray
+    radius_mm: float  # of the sphere of the lesion's volume
+    extent_mm: float  # farthest lesion voxel from the centre
+
+    @classmethod
+    def from_prompt(cls, image: sitk.Image, mask: MaskCrop, centre_lps: np.ndarray,
+                    max_margin_mm: float = 60.0) -> LesionReference | None:
+        if mask.empty:
+            return None
+        spacing = np.array(image.GetSpacing()[::-1], float)
+        radius = equivalent_radius_mm(mask.voxel_count * voxel_volume_ml(image))
+        margin = min(max_margin_mm, radius * (1 + MAX_RADIUS_GAIN) + REGISTRATION_ALLOWANCE_MM + 2.0)
+        pad = np.ceil(margin / spacing).astype(int) + 1
+        lo = np.array(mask.offset_zyx) - pad
+        sub = np.pad(mask.array, [(p, p) for p in pad])
+        sdf = ndimage.distance_transform_edt(~sub, sampling=spacing) - \
+            ndimage.distance_transform_edt(sub, sampling=spacing)
+        centre_lps = np.asarray(centre_lps, float)
+        far = np.sqrt(((index_zyx_to_physical(image, mask.nonzero_zyx()) - centre_lps) ** 2).sum(1)).max()
+        return cls(sdf.astype(np.float32), lo, image, centre_lps, radius, float(far))
+
+    def distance_at(self, points_lps: np.ndarray) -> np.ndarray:
+        """Signed distance (mm) to the prompt lesion's outline at points of the prompt scan."""
+        idx = physical_to_continuous_index_zyx(self.geometry, points_lps) - self.box_lo
+        return ndimage.map_coordinates(self.sdf, idx.T, order=1, mode="constant", cval=1e6)
+
+
+def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCrop,
+                    mapped_lps: np.ndarray, days: float | None) -> dict[str, float]:
+    """``inside`` (share of the candidate where the lesion can be), ``coverage`` (share of the
+    expected region it covers) and ``plausible`` (1.0 / 0.0) for a candidate mask on ``image``."""
+    gain = min(max_growth(days) ** (1 / 3) - 1, MAX_RADIUS_GAIN)
+    reach = reference.radius_mm * gain + REGISTRATION_ALLOWANCE_MM
+    shift = reference.centre_lps - np.asarray(mapped_lps, float)
+    cand = mask.nonzero_zyx()
+    inside = float(np.mean(reference.distance_at(index_zyx_to_physical(image, cand) + shift) <= reach))
+    # the expected region on this scan's grid: voxels of a box around it with distance <= 0
+    spacing = np.array(image.GetSpacing()[::-1], float)
+    centre = physical_to_continuous_index_zyx(image, np.asarray(mapped_lps, float)[None])[0]
+    half = np.ceil((reference.extent_mm + 2 * spacing.max()) / spacing).astype(int)
+    lo = np.maximum(np.floor(centre).astype(int) - half, 0)
+    hi = np.minimum(np.floor(centre).astype(int) + half + 1, mask.shape_zyx)
+    stride = max(1, int(np.ceil((np.prod(np.maximum(hi - lo, 1)) / MAX_SAMPLES) ** (1 / 3))))
+    axes = [np.arange(a, b, stride) for a, b in zip(lo, hi)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    expected = reference.distance_at(index_zyx_to_physical(image, grid) + shift) <= 0
+    if expected.any():
+        inner = grid[expected] - np.array(mask.offset_zyx)
+        ok = np.all((inner >= 0) & (inner < mask.array.shape), axis=1)
+        hits = np.zeros(len(inner), bool)
+        hits[ok] = mask.array[tuple(inner[ok].T)]
+        coverage = float(hits.mean())
+    else:
+        coverage = 1.0  # a lesion smaller than a voxel here: nothing to compare
+    plausible = inside >= MIN_INSIDE or coverage >= MIN_COVERAGE
+    return {"candidate_inside": inside, "candidate_coverage": coverage, "plausible": float(plausible)}

@@ -1,0 +1,69 @@
+"""The one registry of review reasons: a short code for machines, a sentence for people.
+
+A result is flagged for review (``review = True``) when at least one reason applies. Codes are
+stable (they appear in ``trajectory.csv``, the Slicer table and reports); add new ones here only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Reason(str, Enum):
+    """Why a (lesion, scan) result needs a look. The value is the code written to tables."""
+
+    EMPTY_PROMPT = "empty_prompt"
+    TINY_SEGMENT = "tiny_segment"
+    GROWTH_TOO_FAST = "growth_too_fast"
+    SHRINKAGE_TOO_FAST = "shrinkage_too_fast"
+    LARGER_THAN_PROMPT = "larger_than_prompt"
+    MISSING_BETWEEN = "missing_between"
+    OUTSIDE_LUNG = "outside_lung"
+    OPEN_BOUNDARY = "open_boundary"
+    WEAK_EDGE = "weak_edge"
+    REGION_BORDER = "region_border"
+    IMAGE_EDGE = "image_edge"
+    POINT_FAR = "point_far"
+    LOW_REGISTRATION_CONFIDENCE = "low_registration_confidence"
+
+
+REASON_TEXT: dict[Reason, str] = {
+    Reason.EMPTY_PROMPT: "nothing was segmented at the prompt: the baseline is missing",
+    Reason.TINY_SEGMENT: "segment smaller than a 3 mm nodule or a handful of voxels: not measurable",
+    Reason.GROWTH_TOO_FAST: "volume grew faster than a fast-growing lung cancer can between these scans",
+    Reason.SHRINKAGE_TOO_FAST: "volume fell faster than a responding tumour shrinks between these scans",
+    Reason.LARGER_THAN_PROMPT: "much larger than the lesion on the prompt scan, beyond plausible growth",
+    Reason.MISSING_BETWEEN: "not found here, but found on scans before and after",
+    Reason.OUTSIDE_LUNG: "most of the segment lies outside the lung envelope (chest wall, mediastinum?)",
+    Reason.OPEN_BOUNDARY: "much of the outline runs through tissue as dense as the lesion (a cut, not an edge)",
+    Reason.WEAK_EDGE: "little intensity difference between the segment and its surroundings",
+    Reason.REGION_BORDER: "the segment reaches the border of the segmenter's region (possibly cut or leaking)",
+    Reason.IMAGE_EDGE: "the segment touches the edge of the scan: the lesion may extend beyond it",
+    Reason.POINT_FAR: "the propagated point is far from the segment (it may be another structure)",
+    Reason.LOW_REGISTRATION_CONFIDENCE: "the registration cannot vouch for where it put the lesion here",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason with the numbers behind it (``detail``: a short human-readable phrase)."""
+
+    reason: Reason
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        base = REASON_TEXT[self.reason]
+        return f"{base} ({self.detail})" if self.detail else base
+
+
+def codes(findings: list[Finding]) -> str:
+    """The codes of ``findings`` as written to tables: unique, in registry order, ';'-joined."""
+    present = {f.reason for f in findings}
+    return ";".join(r.value for r in Reason if r in present)
+
+
+def details(findings: list[Finding]) -> str:
+    """Human text of ``findings``, one phrase per finding, '; '-joined."""
+    return "; ".join(f.text for f in findings)

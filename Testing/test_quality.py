@@ -1,0 +1,165 @@
+"""The quality flag: it fires on implausible results and stays quiet on clean ones."""
+
+import csv
+
+import engine_fixtures as fx
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from LinGuinELib.config import TrackingConfig
+from LinGuinELib.geometry import physical_to_continuous_index_zyx
+from LinGuinELib.pipeline import run_study
+from LinGuinELib.propagation.result import MaskCrop
+from LinGuinELib.quality import Reason, assess_volumes, scan_checks
+from LinGuinELib.quality.match import LesionReference, candidate_match
+from LinGuinELib.registry import register_segmentation
+from LinGuinELib.segmentation.base import Segmenter
+
+
+def _reasons(findings):
+    return {f.reason for f in findings}
+
+
+def test_volume_spike_flags_that_scan_only():
+    out = assess_volumes([1.0, 1.3, 9.0, 1.6], [0, 60, 120, 180], [True] * 4, 0, [1.0] * 4)
+    assert [bool(f) for f in out] == [False, False, True, False]
+    assert Reason.GROWTH_TOO_FAST in _reasons(out[2])
+
+
+def test_plausible_growth_and_shrinkage_not_flagged():
+    # the LIDC-derived benchmark schedule over 12-week intervals, then a complete response
+    out = assess_volumes([6.0, 8.4, 11.4, 4.2, 0.0], [0, 84, 161, 217, 315], [True] * 4 + [False], 0, [2.5] * 5)
+    assert not any(out)
+
+
+def test_same_jump_is_plausible_over_a_year_but_not_over_two_weeks():
+    slow = assess_volumes([1.0, 6.0], [0, 365], [True, True], 0, [1.0, 1.0])
+    fast = assess_volumes([1.0, 6.0], [0, 14], [True, True], 0, [1.0, 1.0])
+    assert not any(slow) and Reason.GROWTH_TOO_FAST in _reasons(fast[1])
+
+
+def test_undated_scans_use_a_ratio_between_neighbours():
+    out = assess_volumes([2.0, 2.5, 30.0], [None] * 3, [True] * 3, 0, [1.0] * 3)
+    assert not out[1] and Reason.GROWTH_TOO_FAST in _reasons(out[2])
+
+
+def test_missing_between_two_finds_is_flagged():
+    out = assess_volumes([1.0, 0.0, 1.1], [0, 40, 80], [True, False, True], 0, [1.0] * 3)
+    assert _reasons(out[1]) == {Reason.MISSING_BETWEEN}
+
+
+def _chest(shape=(30, 60, 60), seed=0):
+    """1 mm voxels: lung (-850 HU, noise) with a chest wall (soft tissue) at x < 12."""
+    rng = np.random.default_rng(seed)
+    arr = -850 + 20 * rng.standard_normal(shape)
+    arr[:, :, :12] = 40 + 15 * rng.standard_normal((shape[0], shape[1], 12))
+    img = sitk.GetImageFromArray(arr.astype(np.int16))
+    img.SetSpacing((1.0, 1.0, 1.0))
+    return img, arr
+
+
+def _ball(shape, centre_zyx, r):
+    zz, yy, xx = np.indices(shape)
+    return (zz - centre_zyx[0]) ** 2 + (yy - centre_zyx[1]) ** 2 + (xx - centre_zyx[2]) ** 2 <= r**2
+
+
+def test_clean_nodule_not_flagged_and_chest_wall_leak_flagged():
+    img, arr = _chest()
+    nodule = _ball(arr.shape, (15, 30, 35), 6)
+    arr[nodule] = 30
+    img2 = sitk.GetImageFromArray(arr.astype(np.int16))
+    img2.CopyInformation(img)
+    _, clean = scan_checks(img2, MaskCrop.from_full(nodule), is_prompt=True)
+    assert clean == []
+    wall = np.zeros(arr.shape, bool)
+    wall[5:25, 10:50, 2:12] = True  # a slab of chest wall, as a leaking segmenter returns it
+    signals, leak = scan_checks(img2, MaskCrop.from_full(wall), is_prompt=True)
+    assert {Reason.OUTSIDE_LUNG, Reason.OPEN_BOUNDARY} <= _reasons(leak), signals
+
+
+def test_empty_prompt_and_far_point_flagged():
+    img, arr = _chest()
+    _, empty = scan_checks(img, MaskCrop.from_full(np.zeros(arr.shape, bool)), is_prompt=True)
+    assert _reasons(empty) == {Reason.EMPTY_PROMPT}
+    nodule = _ball(arr.shape, (15, 30, 35), 4)
+    far_point = np.array([35.0 + 15, 30.0, 15.0])  # LPS of voxel (15, 30, 50): 15 mm from the centre
+    _, far = scan_checks(img, MaskCrop.from_full(nodule), is_prompt=False, point_lps=far_point,
+                         lesion_radius_mm=4.0)
+    assert Reason.POINT_FAR in _reasons(far)
+
+
+def test_candidate_match_rejects_a_passing_vessel_keeps_a_shrunk_lesion():
+    img, arr = _chest(shape=(40, 80, 80))
+    centre_zyx = (20, 40, 45)
+    lesion = MaskCrop.from_full(_ball(arr.shape, centre_zyx, 6))
+    centre_lps = np.array([45.0, 40.0, 20.0])
+    ref = LesionReference.from_prompt(img, lesion, centre_lps)
+    vessel = np.zeros(arr.shape, bool)
+    vessel[:, 40 - 2:40 + 2, 45 + 7:45 + 11] = True  # runs along z, 7 mm beside the old centre
+    v = candidate_match(ref, img, MaskCrop.from_full(vessel), centre_lps, 90.0)
+    assert v["plausible"] == 0.0, v
+    shrunk = candidate_match(ref, img, MaskCrop.from_full(_ball(arr.shape, (21, 41, 44), 3)), centre_lps, 90.0)
+    assert shrunk["plausible"] == 1.0, shrunk
+    grown = candidate_match(ref, img, MaskCrop.from_full(_ball(arr.shape, (20, 42, 45), 8)), centre_lps, 90.0)
+    assert grown["plausible"] == 1.0, grown
+
+
+@register_segmentation("test-nearest-bright")
+class NearestBrightSegmenter(Segmenter):
+    """The bright component nearest the prompt within 8 mm, as a segmenter that searches for a
+    seed does when the lesion has gone (it finds the neighbouring structure)."""
+
+    def segment(self, image, positive_lps, negative_lps=None):
+        arr = sitk.GetArrayViewFromImage(image)
+        labels, _ = ndimage.label(arr > 0)
+        spacing = np.array(image.GetSpacing()[::-1])
+        out = np.zeros(arr.shape, bool)
+        for p in positive_lps:
+            zyx = physical_to_continuous_index_zyx(image, p[None])[0]
+            idx = np.argwhere(labels > 0)
+            d = np.sqrt((((idx - zyx) * spacing) ** 2).sum(1))
+            if len(d) and d.min() <= 8.0:
+                out |= labels == labels[tuple(idx[np.argmin(d)])]
+        return out
+
+
+def _vessel_study(folder):
+    """T0: a 5 mm nodule beside a wall (a bright wall beside it); T1: the nodule has gone."""
+    manifest = fx.write_ball_study(folder, [(5,), (0,)], [(0, 0, 0), (2, -1, 2)], [(0.0, 0.0, 0.0)],
+                                   dates=["2024-01-01", "2024-03-01"])
+    for sid, shift in (("T0", (0, 0, 0)), ("T1", (2, -1, 2))):
+        img = sitk.ReadImage(str(folder / f"{sid}.mha"))
+        arr = sitk.GetArrayFromImage(img)
+        x0 = int(round(7.5 + shift[0] + 20))
+        arr[:, :, x0:x0 + 3] = 60  # a wall 2.5 mm from the nodule surface
+        out = sitk.GetImageFromArray(arr)
+        out.CopyInformation(img)
+        for key in img.GetMetaDataKeys():
+            out.SetMetaData(key, img.GetMetaData(key))
+        sitk.WriteImage(out, str(folder / f"{sid}.mha"))
+    return manifest
+
+
+def test_vanished_lesion_beside_a_wall_is_not_found(tmp_path):
+    manifest = _vessel_study(tmp_path / "study")
+    config = TrackingConfig(registration="test-shift", segmentation="test-nearest-bright")
+    result = run_study(manifest, tmp_path / "out", config)
+    assert result.get("L1", "T0").status == "prompt"
+    assert result.get("L1", "T1").status == "not_found"
+    assert result.get("L1", "T1").mask.empty
+
+
+def test_trajectory_csv_has_review_columns(tmp_path):
+    # lesion L1 jumps from 4 mm to 9 mm radius in a month, then back: a leak-like spike
+    manifest = fx.write_ball_study(tmp_path / "study", [(4, 5), (4.2, 5), (9, 5), (4.4, 5)],
+                                   [(0, 0, 0)] * 4, [(-8.0, -8.0, 0.0), (8.0, 8.0, 0.0)])
+    config = TrackingConfig(registration="test-shift", segmentation="test-threshold")
+    run_study(manifest, tmp_path / "out", config)
+    with open(tmp_path / "out" / "trajectory.csv", newline="") as fh:
+        rows = {(r["lesion"], r["scan"]): r for r in csv.DictReader(fh)}
+    assert {"review", "review_reasons", "review_details"} <= set(next(iter(rows.values())))
+    flagged = {k for k, r in rows.items() if r["review"] == "true"}
+    assert flagged == {("L1", "T2")}, {k: r["review_reasons"] for k, r in rows.items()}
+    assert "growth_too_fast" in rows[("L1", "T2")]["review_reasons"].split(";")
+    assert rows[("L2", "T1")]["review"] == "false" and rows[("L2", "T1")]["review_reasons"] == ""
