@@ -250,3 +250,41 @@ def trainer_checkpoint(net: Any, trainer_name: str, plans: dict, dataset: dict,
         "trainer_name": trainer_name,
         "inference_allowed_mirroring_axes": (0, 1, 2),
     }
+
+
+# -- LesionLocator: a tiny LesionLocatorCheckpoint in the released layout --------------------
+LL_TRAINER = "LesionLocatorTrainerSegment"
+
+
+def write_tiny_lesionlocator(root: Path, folds: tuple[int, ...] = (0, 1), patch: int = 32,
+                             license_text: str | None = None, plans: dict | None = None) -> Path:
+    """``root``/LesionLocatorSeg/point_optimized with random weights per fold; returns ``root``.
+
+    The network is the plans' (default: 3-stage ResidualEncoderUNet) with image + prompt input
+    channels and background/lesion outputs, saved in nnU-Net trainer checkpoints. ``plans``
+    replaces the tiny plans (same configuration name, "3d_tiny").
+    """
+    import torch
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    folder = root / "LesionLocatorSeg" / "point_optimized"
+    folder.mkdir(parents=True, exist_ok=True)
+    plans = plans or tiny_plans(patch)
+    dataset = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "lesion": 1},
+               "numTraining": 1, "file_ending": ".nii.gz"}
+    (folder / "plans.json").write_text(json.dumps(plans))
+    (folder / "dataset.json").write_text(json.dumps(dataset))
+    if license_text is not None:
+        (root / "LICENSE").write_text(license_text)
+    config = PlansManager(plans).get_configuration("3d_tiny")
+    for fold in folds:
+        torch.manual_seed(100 + fold)
+        net = get_network_from_plans(config.network_arch_class_name,
+                                     config.network_arch_init_kwargs,
+                                     config.network_arch_init_kwargs_req_import, 2, 2,
+                                     deep_supervision=False)
+        (folder / f"fold_{fold}").mkdir(exist_ok=True)
+        torch.save(trainer_checkpoint(net, LL_TRAINER, plans, dataset, "3d_tiny", fold),
+                   folder / f"fold_{fold}" / "checkpoint_final.pth")
+    return root
