@@ -15,17 +15,20 @@ from .study.model import Study
 
 
 def run_tracking(study: Study, out_dir: Path, config: TrackingConfig,
-                 progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
-                 ) -> tuple[TrackingResult, list[dict]]:
-    """Track a loaded study and write OUT atomically; returns the result and trajectory rows."""
+                 progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
+                 dicom: bool = False) -> tuple[TrackingResult, list[dict]]:
+    """Track a loaded study and write OUT atomically; returns the result and trajectory rows.
+
+    ``dicom``: also write DICOM SEG + measurement report per scan read from DICOM.
+    """
     start = time.perf_counter()
     result = track(study, config, progress=progress, cancel=cancel)
     tracked = time.perf_counter()
-    rows = write_outputs(result, out_dir, {"wall_s": {"track": round(tracked - start, 3)}})
+    rows = write_outputs(result, out_dir, {"wall_s": {"track": round(tracked - start, 3)}}, dicom=dicom)
     return result, rows
 
 
 def run_study(manifest: Path, out_dir: Path, config: TrackingConfig,
-              progress: ProgressCallback | None = None) -> TrackingResult:
+              progress: ProgressCallback | None = None, dicom: bool = False) -> TrackingResult:
     """Load STUDY.json, track it and write OUT atomically (nothing is left half-written)."""
-    return run_tracking(load_manifest(manifest), out_dir, config, progress)[0]
+    return run_tracking(load_manifest(manifest), out_dir, config, progress, dicom=dicom)[0]

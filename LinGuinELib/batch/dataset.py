@@ -171,6 +171,8 @@ def reprompt_manifest(manifest: Path, choice: str, work_dir: Path) -> Path:
             entry["timepoint"] = s.timepoint
         if s.truth_path is not None:
             entry["label"] = str(Path(s.truth_path).resolve())
+        if s.series_uid:
+            entry["series_uid"] = s.series_uid
         scans.append(entry)
     out = work_dir / "STUDY.json"
     tmp = out.with_suffix(".json.tmp")

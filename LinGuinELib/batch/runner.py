@@ -76,11 +76,12 @@ def _clear_debris(out_dir: Path) -> None:
 
 
 def run_one(job: StudyJob, out_root: str, config: dict[str, Any],
-            plugins: tuple[str, ...] = ()) -> StudyOutcome:
+            plugins: tuple[str, ...] = (), dicom: bool = False) -> StudyOutcome:
     """Track one study into out_root/<patient>; never raises (the outcome carries the error).
 
     A top-level function with plain arguments so that process pools and Dask can ship it;
-    ``plugins`` are modules imported first (they register extra backends in the worker).
+    ``plugins`` are modules imported first (they register extra backends in the worker);
+    ``dicom`` also writes DICOM SEG + measurement reports.
     """
     start = time.perf_counter()
     manifest = str(job.manifest or "")
@@ -95,7 +96,7 @@ def run_one(job: StudyJob, out_root: str, config: dict[str, Any],
         for name in plugins:
             importlib.import_module(name)
         _clear_debris(out_dir)
-        run_study(Path(job.manifest), out_dir, TrackingConfig(**config))
+        run_study(Path(job.manifest), out_dir, TrackingConfig(**config), dicom=dicom)
     except Exception as exc:  # one study's failure must not stop the batch
         log.debug("study %s failed:\n%s", job.patient_id, traceback.format_exc())
         msg = " ".join(str(exc).split()) or repr(exc)
@@ -163,7 +164,7 @@ def _worker_init(threads: int) -> None:
 
 
 def _outcomes(jobs: list[StudyJob], out_root: Path, config: dict, workers: int,
-              scheduler: str | None, plugins: tuple[str, ...]) -> Iterable[StudyOutcome]:
+              scheduler: str | None, plugins: tuple[str, ...], dicom: bool = False) -> Iterable[StudyOutcome]:
     """Yield each study's outcome as it completes, on the chosen executor."""
     if scheduler:
         try:
@@ -172,7 +173,7 @@ def _outcomes(jobs: list[StudyJob], out_root: Path, config: dict, workers: int,
         except ImportError as exc:
             raise InputError("--scheduler needs dask[distributed]: pip install 'dask[distributed]'") from exc
         with Client(scheduler) as client:
-            futures = {client.submit(run_one, j, str(out_root), config, plugins, pure=False,
+            futures = {client.submit(run_one, j, str(out_root), config, plugins, dicom, pure=False,
                                      key=f"linguine-study-{j.folder_name}-{time.time_ns()}"): j
                        for j in jobs}
             for fut in dask_completed(futures):
@@ -185,14 +186,14 @@ def _outcomes(jobs: list[StudyJob], out_root: Path, config: dict, workers: int,
         return
     if workers <= 1:
         for job in jobs:
-            yield run_one(job, str(out_root), config, plugins)
+            yield run_one(job, str(out_root), config, plugins, dicom)
         return
     import multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = {pool.submit(run_one, j, str(out_root), config, plugins): j for j in jobs}
+        futures = {pool.submit(run_one, j, str(out_root), config, plugins, dicom): j for j in jobs}
         try:
             for fut in as_completed(futures):
                 job = futures[fut]
@@ -216,6 +217,7 @@ def run_batch(
     show_progress: bool = True,
     on_outcome: Callable[[StudyOutcome], None] | None = None,
     plugins: tuple[str, ...] = (),
+    dicom: bool = False,
 ) -> BatchReport:
     """Track every unfinished study; returns the outcomes (finished ones reported as skipped)."""
     from tqdm import tqdm
@@ -233,11 +235,11 @@ def run_batch(
         else:
             todo.append(job)
     log.info("%d studies, %d already finished, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
-    cfg = config.to_dict()
+    cfg = config.to_dict(secrets=True)  # worker processes need the backend keys
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="study",
                disable=not show_progress, desc="linguine batch")
     try:
-        for outcome in _outcomes(todo, out_root, cfg, workers, scheduler, plugins):
+        for outcome in _outcomes(todo, out_root, cfg, workers, scheduler, plugins, dicom):
             report.outcomes.append(outcome)
             if outcome.status == "failed":
                 failures[outcome.patient_id] = {k: v for k, v in asdict(outcome).items()

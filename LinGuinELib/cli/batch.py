@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "from its truth mask on the earliest/middle/latest scan (evaluation)")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (here and in every worker) to register extra backends")
+    p.add_argument("--dicom", action="store_true",
+                   help="also write DICOM SEG + TID 1500 measurement report per scan read from DICOM "
+                        "(OUT/<patient>/dicom/)")
     add_tracking_options(p)
     p.set_defaults(func=run)
 
@@ -69,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--workers and --scheduler exclude each other (Dask sizes its own workers)")
     _import_plugins(args.plugin)
     config = config_from_args(args)
+    if args.dicom:
+        from ..outputs.dicom_seg import require_dicom_packages
+
+        require_dicom_packages()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     jobs = load_dataset(args.dataset, out / "_manifests")
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         jobs = _reprompt(jobs, args.source, out)
     write_batch_info(out, str(args.dataset.resolve()), config, jobs, args.source)
     report = run_batch(jobs, out, config, workers=args.workers, scheduler=args.scheduler,
-                       show_progress=not args.quiet, plugins=tuple(args.plugin))
+                       show_progress=not args.quiet, plugins=tuple(args.plugin), dicom=args.dicom)
     done, skipped, failed = report.count("done"), report.count("skipped"), report.count("failed")
     if not args.quiet:
         print(f"{len(jobs)} studies: {done} tracked, {skipped} already finished, {failed} failed; "

@@ -10,7 +10,7 @@ import sys
 from .. import __version__
 from ..errors import Cancelled, InputError
 
-SUBCOMMANDS = ("track", "demo", "backends", "batch", "evaluate", "report")
+SUBCOMMANDS = ("track", "study", "demo", "backends", "batch", "evaluate", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -22,7 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
     p.add_argument("--point-ras", help="folder input: lesion point X,Y,Z in RAS mm (Slicer coordinates); "
                    "write --point-ras=X,Y,Z when X is negative")
-    p.add_argument("--source", help="folder input: id (file name without extension) of the scan clicked on")
+    p.add_argument("--source", help="folder input: id (file name without extension) of the scan clicked on; "
+                   "DICOM folder: the scan's id (study date), study or series UID")
+    p.add_argument("--patient", help="DICOM folder input: PatientID, when the folder holds several")
+    p.add_argument("--series", nargs="+", default=[], metavar="UID",
+                   help="DICOM folder input: series to use instead of the automatic choice (see `study`)")
+    p.add_argument("--dicom", action="store_true",
+                   help="also write DICOM SEG and a TID 1500 measurement report per scan (OUT/dicom/); "
+                        "needs scans read from DICOM")
     add_tracking_options(p)
     p.set_defaults(func=run)
 
@@ -41,6 +49,11 @@ def load_study(args: argparse.Namespace):
     if args.study.is_dir():
         if not args.point_ras or not args.source:
             raise InputError(f"{args.study}: a folder of images needs --point-ras X,Y,Z and --source SCAN")
+        from ..study.dicom_folder import is_dicom_folder, load_dicom_study
+
+        if is_dicom_folder(args.study):
+            return load_dicom_study(args.study, _parse_point(args.point_ras), args.source,
+                                    args.patient, args.series)
         return load_folder(args.study, _parse_point(args.point_ras), args.source)
     if args.point_ras or args.source:
         raise InputError("--point-ras/--source apply to a folder of images, not to a manifest")
@@ -49,12 +62,13 @@ def load_study(args: argparse.Namespace):
 
 def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = None,
                 extra_name: str = "") -> None:
-    head = f"{'lesion':<8}{'scan':<10}{'when':<12}{'status':<14}{'vol mL':>8}{'LD mm':>8}{'resp':>10}"
+    w = max([10] + [len(r["scan"]) + 2 for r in rows])
+    head = f"{'lesion':<8}{'scan':<{w}}{'when':<12}{'status':<14}{'vol mL':>8}{'LD mm':>8}{'resp':>10}"
     print(head + (f"{extra_name:>8}" if extra else ""))
     for r in rows:
         vol = "" if r["volume_ml"] is None else f"{r['volume_ml']:.2f}"
         ld = "" if r["longest_axial_diameter_mm"] is None else f"{r['longest_axial_diameter_mm']:.1f}"
-        line = (f"{r['lesion']:<8}{r['scan']:<10}{r['when']:<12}{r['status']:<14}{vol:>8}{ld:>8}"
+        line = (f"{r['lesion']:<8}{r['scan']:<{w}}{r['when']:<12}{r['status']:<14}{vol:>8}{ld:>8}"
                 f"{r['response']:>10}")
         if extra:
             line += f"{extra.get((r['lesion'], r['scan']), ''):>8}"
@@ -63,10 +77,17 @@ def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = Non
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.dicom:
+        from ..outputs.dicom_seg import require_dicom_packages
+
+        require_dicom_packages()
     study = load_study(args)
+    if args.dicom and not any(s.dicom_files for s in study.scans):
+        print("linguine: --dicom: no scan was read from DICOM, so no SEG/SR can reference one; "
+              "writing the other outputs only", file=sys.stderr)
     bar = TqdmProgress(f"{study.patient_id}", disable=args.quiet)
     try:
-        result, rows = run_tracking(study, args.out, config, progress=bar)
+        result, rows = run_tracking(study, args.out, config, progress=bar, dicom=args.dicom)
     finally:
         bar.close()
     if not args.quiet:

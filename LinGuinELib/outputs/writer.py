@@ -4,6 +4,7 @@ OUT/labels/<scan>.nii.gz         uint16 labelmap on the scan's own grid, value k
 OUT/segmentations/<scan>.seg.nrrd  Slicer segmentation, one segment per lesion (same colour everywhere)
 OUT/trajectory.csv               one row per (lesion, scan), columns TRAJECTORY_COLUMNS
 OUT/trajectory.png               volume over time
+OUT/dicom/<scan>.seg.dcm, .sr.dcm  with ``dicom=True``: DICOM SEG + TID 1500 report per DICOM scan
 OUT/run.json                     backends, settings, versions, timings (written last)
 Everything goes to a sibling temporary folder first, which replaces OUT only when complete.
 """
@@ -88,8 +89,12 @@ def _replace_dir(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | None = None) -> list[dict]:
-    """Write every output for ``result`` into ``out_dir`` atomically; returns the trajectory rows."""
+def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | None = None,
+                  dicom: bool = False) -> list[dict]:
+    """Write every output for ``result`` into ``out_dir`` atomically; returns the trajectory rows.
+
+    ``dicom``: also a DICOM SEG and measurement report per scan read from DICOM (``outputs.dicom_sr``).
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
@@ -103,6 +108,11 @@ def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | 
         write_csv(rows, tmp / "trajectory.csv")
         plot_trajectory(rows, [les.id for les in result.study.lesions], tmp / "trajectory.png",
                         title=f"{result.study.patient_id}: lesion volume over time (star: prompt)")
+        dicom_info = None
+        if dicom:
+            from .dicom_sr import write_dicom
+
+            dicom_info = write_dicom(result, rows, tmp / "dicom")
         run = {
             "patient_id": result.study.patient_id,
             "source": str(result.study.source) if result.study.source else None,
@@ -113,6 +123,7 @@ def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | 
             "scans": [{"id": s.id, "when": s.when} for s in result.study.scans],
             "lesions": [{"id": les.id, "scan": les.scan_id, "label": k}
                         for k, les in enumerate(result.study.lesions, start=1)],
+            **({"dicom": dicom_info} if dicom_info is not None else {}),
             **(extra_run_info or {}),
         }
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=_json_default))

@@ -67,12 +67,13 @@ class _Run:
         finally:
             self.timings[stage] += time.perf_counter() - start
 
-    def report(self, stage: str, message: str, advance: bool = True) -> None:
+    def report(self, stage: str, message: str, advance: bool = True, lesion: str | None = None,
+               scan: str | None = None) -> None:
         if self.cancel is not None and self.cancel():
             raise Cancelled("tracking cancelled")
         self.done += int(advance)
         if self.progress is not None:
-            self.progress(ProgressEvent(stage, message, self.done, self.total))
+            self.progress(ProgressEvent(stage, message, self.done, self.total, lesion, scan))
 
     def image(self, scan_id: str) -> sitk.Image:
         if scan_id not in self.images:
@@ -83,11 +84,11 @@ class _Run:
 
     def mapper(self, source: str, target: str) -> PointMapper:
         if (source, target) not in self.mappers:
-            self.report("register", f"registering {source} -> {target}", advance=False)
+            self.report("register", f"registering {source} -> {target}", advance=False, scan=target)
             with self.timed("registration"):
                 self.mappers[(source, target)] = self.registration.register(
                     self.image(source), self.image(target))
-            self.report("register", f"registered {source} -> {target}")
+            self.report("register", f"registered {source} -> {target}", scan=target)
         return self.mappers[(source, target)]
 
     def segment_at(self, image: sitk.Image, points_lps: np.ndarray,
@@ -115,7 +116,7 @@ class _Run:
                 log.warning("lesion %s: nothing segmented at the prompt on %s; propagating the click",
                             lesion.id, lesion.scan_id)
         centre = mask_centre_lps(mask, image) if mask.any() else None
-        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}")
+        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
         result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", MaskCrop.from_full(mask),
                                   centre_lps=centre)
         self.check(result, image, segmented=lesion.prompt_kind != "mask")
@@ -180,7 +181,8 @@ class _Run:
                 confidence = float(mapper.confidence(point[None])[0])
             self.check(result, image, confidence)
             result.signals.update(match)
-        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}")
+        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}",
+                    lesion=lesion.id, scan=step.to_scan)
         return result
 
     def execute(self) -> TrackingResult:

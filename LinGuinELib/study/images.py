@@ -10,13 +10,20 @@ from ..errors import InputError
 from ..geometry import ImageGeometry
 
 
-def _dicom_files(folder: Path) -> list[str]:
+def dicom_series_files(folder: Path, series_uid: str | None = None) -> list[str]:
+    """The files of the folder's one DICOM series (or of ``series_uid``, searched below it), slice order."""
     reader = sitk.ImageSeriesReader
+    if series_uid:
+        files = reader.GetGDCMSeriesFileNames(str(folder), series_uid, False, True)
+        if not files:
+            raise InputError(f"{folder}: no DICOM series {series_uid} below this folder")
+        return list(files)
     series = reader.GetGDCMSeriesIDs(str(folder))
     if not series:
         raise InputError(f"{folder}: folder holds no DICOM series")
     if len(series) > 1:
-        raise InputError(f"{folder}: folder holds {len(series)} DICOM series; give one per folder")
+        raise InputError(f"{folder}: folder holds {len(series)} DICOM series; give one per folder "
+                         f"(or its series_uid)")
     return list(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
 
 
@@ -31,15 +38,18 @@ def _check_3d(image: sitk.Image, path: Path) -> sitk.Image:
     return image
 
 
-def read_image(path: Path) -> sitk.Image:
-    """Read a 3D scalar image (file or DICOM folder); one-line InputError when it can't be."""
+def read_image(path: Path, series_uid: str | None = None, files: list[str] | None = None) -> sitk.Image:
+    """Read a 3D scalar image (file or DICOM folder); one-line InputError when it can't be.
+
+    A DICOM folder is read as its one series, ``series_uid``, or the given ``files`` of it.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(_dicom_files(path))
+            reader.SetFileNames(files or dicom_series_files(path, series_uid))
             image = reader.Execute()
         else:
             image = sitk.ReadImage(str(path))

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import inside_image, ras_to_lps
-from .images import read_geometry, read_image
+from .images import dicom_series_files, read_geometry, read_image
 from .model import Lesion, Scan, Study
 from .timepoints import parse_date, sort_scans
 
@@ -68,12 +68,16 @@ def _scan_from_record(rec: Any, k: int, base: Path, where: str) -> Scan:
     if date is None and timepoint and parse_date(timepoint):
         date = parse_date(timepoint)
     label = rec.get("label")
+    series_uid = rec.get("series_uid")
+    if series_uid is not None and (not isinstance(series_uid, str) or not series_uid):
+        raise InputError(f"{field}.series_uid: expected a DICOM series UID string")
     return Scan(
         id=rec["id"],
         path=base / rec["image"],
         date=date,
         timepoint=timepoint,
         truth_path=base / label if isinstance(label, str) else None,
+        series_uid=series_uid,
     )
 
 
@@ -118,7 +122,9 @@ def validate_study(study: Study, where: str) -> Study:
         raise InputError(f"{where}: no lesions to track")
     for s in study.scans:
         if s.image is None and s.path is not None and s.path.is_dir():
-            s.image = read_image(s.path)  # a DICOM series' geometry needs every slice: keep it, read once
+            # A DICOM series' geometry needs every slice: keep it, read once; its files for DICOM output.
+            s.dicom_files = dicom_series_files(s.path, s.series_uid)
+            s.image = read_image(s.path, files=s.dicom_files)
     geometries = {s.id: s.image if s.image is not None else read_geometry(s.path) for s in study.scans}
     for lesion in study.lesions:
         if lesion.scan_id not in geometries:

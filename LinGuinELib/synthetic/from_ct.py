@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import same_grid, voxel_volume_ml
-from .manifest import SynthLesion, prompt_index_of, synthesize_study
+from .manifest import SLICE_SPACINGS_MM, SynthLesion, prompt_index_of, synthesize_study
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,8 @@ def make_study_from_ct(
     max_translation_mm: float = 8.0,
     noise_sd: tuple[float, float] = (4.0, 12.0),
     inplane_jitter: float = 0.0,
+    slice_spacings_mm: Sequence[float] | None = None,
+    kinds: Sequence[dict] | None = None,
 ) -> Path:
     """Write a longitudinal study made from one CT + lesion mask; return the manifest path.
 
@@ -117,6 +119,10 @@ def make_study_from_ct(
     one sequence for all lesions or one per lesion; default 1.0, 1.4, 1.9, 0.7, (1.4, 1.9, 0.7)...
     ``lesions``: "largest" component or "all" components >= ``min_lesion_ml``.
     ``inplane_jitter`` (e.g. 0.1) varies the pixel spacing of later scans (then not 512x512).
+    ``slice_spacings_mm``: the later scans' slice spacings to draw from; by default 1.25-3 mm,
+    or the CT's own when it is thicker than those (thin slices cannot be made from thick ones).
+    ``kinds``: one descriptor per lesion (e.g. ``{"label": "30-60mm/chest_wall/solid", ...}``),
+    written to ``truth.json`` as ``kind`` (its label) and ``kind_detail``; default "real".
     """
     t0 = time.perf_counter()
     ct_path, lesion_mask_path = Path(ct_path), Path(lesion_mask_path)
@@ -138,6 +144,14 @@ def make_study_from_ct(
     ct_arr = sitk.GetArrayViewFromImage(ct)
     records = [_lesion_record(k, c, ct_arr, factors[k - 1], rng)
                for k, c in enumerate(comps, start=1)]
+    if kinds is not None:
+        if len(kinds) != len(records):
+            raise InputError(f"kinds: one descriptor per lesion ({len(records)}), got {len(kinds)}")
+        for rec, detail in zip(records, kinds, strict=True):
+            rec.kind, rec.kind_detail = str(detail.get("label", "real")), dict(detail)
+    if slice_spacings_mm is None:
+        own = float(ct.GetSpacing()[2])
+        slice_spacings_mm = SLICE_SPACINGS_MM if own <= max(SLICE_SPACINGS_MM) + 0.01 else (own,)
     log.info("from_ct: %d lesion(s), %s mL", len(records),
              [round(float(c.sum()) * voxel_volume_ml(ct), 3) for c in comps])
     del comps
@@ -148,7 +162,7 @@ def make_study_from_ct(
         generator=f"from_ct:{ct_path.name}", seed=seed, deform_mm=deform_mm,
         max_rotation_deg=max_rotation_deg, max_translation_mm=max_translation_mm,
         noise_sd=noise_sd, identity_first=True, first_image_file=ct_path,
-        inplane_jitter=inplane_jitter,
+        inplane_jitter=inplane_jitter, slice_spacings_mm=tuple(float(v) for v in slice_spacings_mm),
     )
     log.info("from_ct study %s: %d scans in %.1f s", manifest, n_scans, time.perf_counter() - t0)
     return manifest

@@ -67,6 +67,7 @@ class SynthLesion:
     background: np.ndarray | None = None
     erase: np.ndarray | None = None  # weights for ``background`` (default: occupancy)
     kind: str = ""
+    kind_detail: dict | None = None  # descriptor to group results by (size class, attachment...)
 
 
 def write_manifest(path: Path, patient_id: str, scans: list[dict], lesions: list[dict]) -> Path:
@@ -175,6 +176,10 @@ def synthesize_study(
     identity_first: bool = False,
     first_image_file: Path | None = None,
     inplane_jitter: float = 0.0,
+    slice_spacings_mm: tuple[float, ...] = SLICE_SPACINGS_MM,
+    slice_profile: str = "gaussian",
+    noise_corr_mm: float = 0.0,
+    psf_mm: float = 0.0,
 ) -> Path:
     """Write every scan (pose + smooth warp + growth warps + slice spacing + noise), the truth
     labels through the same pull maps, the prompt and ``truth.json``; return the manifest path.
@@ -183,7 +188,13 @@ def synthesize_study(
     copied from ``first_image_file`` when given (a real CT stays byte-identical).
     ``inplane_jitter`` > 0 also varies the pixel spacing (x ``1 +- jitter``, same field of view),
     as reconstructions of follow-up scans often do.
+    Each generated scan's slice spacing is drawn from ``slice_spacings_mm``; its slice profile is
+    a Gaussian of that FWHM (``"gaussian"``) or the average over the slice (``"box"``, for a fine
+    reference: partial volume as a scanner integrates it). ``psf_mm`` blurs in-plane (Gaussian
+    sigma) and ``noise_corr_mm`` correlates the noise in-plane, as reconstruction kernels do.
     """
+    if slice_profile not in ("gaussian", "box"):
+        raise InputError(f"slice_profile must be 'gaussian' or 'box', not {slice_profile!r}")
     if prompt_kind not in ("point", "mask"):
         raise InputError(f"prompt_kind must be 'point' or 'mask', not {prompt_kind!r}")
     out_dir = Path(out_dir)
@@ -209,6 +220,7 @@ def synthesize_study(
     date = FIRST_DATE
     scans_doc, truth_scans = [], []
     les_truth = [{"id": les.id, "truth_label": les.truth_label, "kind": les.kind,
+                  **({"kind_detail": les.kind_detail} if les.kind_detail else {}),
                   "reference_centre_lps": centres_a[i].round(3).tolist(),
                   "reference_volume_ml": round(ref_vol[i], 4),
                   "volume_factor": [float(f) for f in les.volume_factors], "present": [],
@@ -240,8 +252,8 @@ def synthesize_study(
         else:
             pose = deform.random_pose(rng, ref_centre, max_rotation_deg, max_translation_mm)
             smooth = deform.random_smooth_field(rng, reference, deform_mm) if deform_mm > 0 else None
-            choices = [s for s in SLICE_SPACINGS_MM if abs(s - reference.GetSpacing()[2]) > 0.01]
-            sz = float(rng.choice(choices if identity_first else SLICE_SPACINGS_MM))
+            choices = [s for s in slice_spacings_mm if abs(s - reference.GetSpacing()[2]) > 0.01]
+            sz = float(rng.choice(choices if identity_first and choices else slice_spacings_mm))
             inplane = np.array(reference.GetSpacing()[:2])
             if inplane_jitter > 0:
                 inplane = inplane * rng.uniform(1 - inplane_jitter, 1 + inplane_jitter)
@@ -253,11 +265,14 @@ def synthesize_study(
             sd = float(rng.uniform(*noise_sd))
             src = sitk.GetImageFromArray(ref_arr)
             src.CopyInformation(reference)
-            img = deform.resample_image(deform.slice_blur(src, sz), transform, grid)
-            del src
+            thick = deform.slice_blur(src, sz) if slice_profile == "gaussian" else deform.slice_average(src, sz)
+            img = deform.resample_image(thick, transform, grid)
+            del src, thick
             arr = sitk.GetArrayFromImage(img)
             del img
-            arr += rng.standard_normal(arr.shape, dtype=np.float32) * np.float32(sd)
+            if psf_mm > 0:
+                arr = _inplane_blur(arr, psf_mm, grid.GetSpacing())
+            arr += _noise(rng, arr.shape, sd, noise_corr_mm, grid.GetSpacing())
             np.rint(arr, out=arr)
             np.clip(arr, -1024, 3071, out=arr)
             out = sitk.GetImageFromArray(arr.astype(np.int16))
@@ -321,6 +336,21 @@ def synthesize_study(
              "scans": truth_scans, "lesions": les_truth}
     (out_dir / "truth.json").write_text(json.dumps(truth, indent=1))
     return write_manifest(out_dir / "study.json", patient_id, scans_doc, lesions_doc)
+
+
+def _inplane_blur(arr: np.ndarray, sigma_mm: float, spacing_xyz) -> np.ndarray:
+    """Gaussian blur within each slice (sigma in mm), float32."""
+    sigma = (0.0, sigma_mm / spacing_xyz[1], sigma_mm / spacing_xyz[0])
+    return ndimage.gaussian_filter(arr, sigma).astype(np.float32, copy=False)
+
+
+def _noise(rng: np.random.Generator, shape, sd: float, corr_mm: float, spacing_xyz) -> np.ndarray:
+    """Gaussian noise of standard deviation ``sd``, white or correlated in-plane over corr_mm."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    if corr_mm > 0:
+        noise = _inplane_blur(noise, corr_mm, spacing_xyz)
+        noise /= noise.std() + 1e-6
+    return noise * np.float32(sd)
 
 
 def _point_inside(label: sitk.Image, p_lps: np.ndarray, value: int) -> np.ndarray:
