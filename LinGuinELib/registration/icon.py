@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import SimpleITK as sitk
 
+from .. import model_dir
 from ..errors import BackendUnavailableError, InputError
 from ..model_dir import placement_hint
 from ..registry import register_registration
@@ -152,6 +153,7 @@ class _IconRegistration(Registration):
         download: bool = False,
         **options: Any,
     ) -> None:
+        weights = model_dir.found(self.name, weights)
         super().__init__(
             device=device,
             weights=weights,
@@ -181,6 +183,7 @@ class _IconRegistration(Registration):
 
     @classmethod
     def unavailable_reason(cls, **options: Any) -> str | None:
+        options = model_dir.fill_options(cls.name, options)
         return weights_backend_problem(("torch", "icon_registration"), options, cls._how_to_get(),
                                        allow_download=True)
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from .. import model_dir as model_dir_lookup
 from ..errors import BackendUnavailableError, InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
@@ -140,6 +141,7 @@ class LesionLocator(Segmenter):
 
     def __init__(self, device: str = "cpu", model_dir: str | None = None, folds: Any = "all",
                  mirror: bool = True, **options: Any) -> None:
+        model_dir = model_dir_lookup.found(self.name, model_dir)
         super().__init__(device=device, model_dir=model_dir, folds=folds, mirror=mirror,
                          **options)
         self.model_dir = model_dir
@@ -157,9 +159,10 @@ class LesionLocator(Segmenter):
         problem = device_problem(options.get("device", "cpu"))
         if problem:
             return problem
-        if not options.get("model_dir"):
+        folder = model_dir_lookup.found(cls.name, options.get("model_dir"))
+        if not folder:
             return f"no model folder given; {WEIGHTS_HINT}"
-        return find_model_folder(options["model_dir"])[1]
+        return find_model_folder(folder)[1]
 
     # -- loading -----------------------------------------------------------------------
     def load(self) -> dict[str, Any]:

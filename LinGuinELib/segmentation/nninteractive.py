@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from .. import model_dir as model_dir_lookup
 from ..errors import BackendUnavailableError, InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
@@ -168,6 +169,7 @@ class NNInteractive(_PromptedSession):
         threads: int | None = None,
         **options: Any,
     ) -> None:
+        model_dir = model_dir_lookup.found(self.name, model_dir)
         super().__init__(device=device, model_dir=model_dir, download=download, model=model,
                          threads=threads, **options)
         self.model_dir = model_dir
@@ -184,7 +186,7 @@ class NNInteractive(_PromptedSession):
         problem = device_problem(options.get("device", "cpu"))
         if problem:
             return problem
-        model_dir = options.get("model_dir")
+        model_dir = model_dir_lookup.found(cls.name, options.get("model_dir"))
         if model_dir:
             return find_model_folder(model_dir)[1]
         if options.get("download"):
