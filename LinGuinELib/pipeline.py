@@ -12,6 +12,7 @@ from .propagation.progress import CancelCheck, ProgressCallback
 from .propagation.result import TrackingResult
 from .study.manifest import load_manifest
 from .study.model import Study
+from .study.preflight import preflight
 
 
 def run_tracking(study: Study, out_dir: Path, config: TrackingConfig,
@@ -30,5 +31,7 @@ def run_tracking(study: Study, out_dir: Path, config: TrackingConfig,
 
 def run_study(manifest: Path, out_dir: Path, config: TrackingConfig,
               progress: ProgressCallback | None = None, dicom: bool = False) -> TrackingResult:
-    """Load STUDY.json, track it and write OUT atomically (nothing is left half-written)."""
-    return run_tracking(load_manifest(manifest), out_dir, config, progress, dicom=dicom)[0]
+    """Load STUDY.json, check it and OUT (``preflight``), track it and write OUT atomically."""
+    study = load_manifest(manifest)
+    preflight(study, out_dir)
+    return run_tracking(study, out_dir, config, progress, dicom=dicom)[0]

@@ -266,15 +266,17 @@ class LinGuinELogic(_LogicBase):
         """Write labels/*.nii.gz, segmentations/*.seg.nrrd, trajectory.csv/.png, run.json."""
         import slicer
 
+        from LinGuinELib.outputs.safety import check_out, unique_names
         from LinGuinELib.outputs.writer import write_outputs
 
-        out = Path(outputDirectory)
+        out = check_out(Path(outputDirectory))  # new, empty or an earlier LinGuinE output: never user data
         result = rec.rebuild_result(self.scene, tableNode)
         write_outputs(result, out, {"exported_from": "3D Slicer LinGuinE module"})
         # The scene's own segmentations carry the user's names, colours and tags: keep those.
+        names = unique_names([s.id for s in result.study.scans])
         for info in rec.run_scans(tableNode):
             storage = slicer.vtkMRMLSegmentationStorageNode()
-            storage.SetFileName(str(out / "segmentations" / f"{info.scan_id}.seg.nrrd"))
+            storage.SetFileName(str(out / "segmentations" / f"{names[info.scan_id]}.seg.nrrd"))
             if not storage.WriteData(info.segmentation):
                 raise InputError(f"could not write the segmentation of scan '{info.scan_id}'")
         return out

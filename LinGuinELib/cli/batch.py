@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shutil
 from pathlib import Path
 
 from ..batch.dataset import SOURCE_CHOICES, StudyJob, load_dataset, reprompt_manifest
-from ..batch.runner import run_batch, write_batch_info
+from ..batch.runner import batch_inputs, check_batch_info, check_scheduler, run_batch, write_batch_info
 from ..errors import InputError
-from .options import add_tracking_options, config_from_args
+from ..outputs.safety import check_out, claim_out, first_missing
+from ..registry import check_config_options
+from ..study.preflight import BASE_BYTES
+from .options import add_tracking_options, config_from_args, out_path
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "run.json) are skipped, so rerunning after a crash or Ctrl-C resumes; failed "
                     "studies are listed with their reason in OUT/failures.csv.")
     p.add_argument("dataset", type=Path, help="folder of manifests, a manifest, or a records JSON list")
-    p.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per study)")
+    p.add_argument("--out", type=out_path, required=True,
+                   help="output folder (one sub-folder per study): new, empty, or a previous batch output")
     p.add_argument("--workers", type=int, default=1,
                    help="studies run in parallel in local processes (default 1)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -59,10 +64,33 @@ def _reprompt(jobs: list[StudyJob], choice: str, out: Path) -> list[StudyJob]:
             continue
         try:
             manifest = reprompt_manifest(job.manifest, choice, out / "_manifests" / job.folder_name)
-            new.append(StudyJob(job.patient_id, manifest))
+            new.append(StudyJob(job.patient_id, manifest, folder=job.folder))
         except InputError as exc:
-            new.append(StudyJob(job.patient_id, job.manifest, str(exc)))
+            new.append(StudyJob(job.patient_id, job.manifest, str(exc), folder=job.folder))
     return new
+
+
+def _prepare(args: argparse.Namespace, config) -> tuple[Path, list[StudyJob]]:
+    """Every check before any study runs; a refusal leaves no trace (an OUT it created is removed)."""
+    if not args.dataset.exists():
+        raise InputError(f"dataset '{args.dataset}' does not exist")
+    out = check_out(args.out, [args.dataset], "batch", need_bytes=BASE_BYTES)
+    check_batch_info(out, config, args.source)
+    if args.scheduler:
+        check_scheduler(args.scheduler)
+    created = first_missing(out)
+    try:
+        claim_out(out, "batch")
+        jobs = load_dataset(args.dataset, out / "_manifests")
+        check_out(out, batch_inputs(jobs, out), "batch")
+        if args.source != "manifest":
+            jobs = _reprompt(jobs, args.source, out)
+        write_batch_info(out, str(args.dataset.resolve()), config, jobs, args.source)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    return out, jobs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,16 +100,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--workers and --scheduler exclude each other (Dask sizes its own workers)")
     _import_plugins(args.plugin)
     config = config_from_args(args)
+    check_config_options(config)
     if args.dicom:
         from ..outputs.dicom_seg import require_dicom_packages
 
         require_dicom_packages()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = load_dataset(args.dataset, out / "_manifests")
-    if args.source != "manifest":
-        jobs = _reprompt(jobs, args.source, out)
-    write_batch_info(out, str(args.dataset.resolve()), config, jobs, args.source)
+    out, jobs = _prepare(args, config)
     report = run_batch(jobs, out, config, workers=args.workers, scheduler=args.scheduler,
                        show_progress=not args.quiet, plugins=tuple(args.plugin), dicom=args.dicom)
     done, skipped, failed = report.count("done"), report.count("skipped"), report.count("failed")

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import InputError
+from ..textio import read_json
 from .track import _parse_point
 
 
@@ -33,12 +34,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _is_manifest(path: Path) -> bool:
+    try:
+        data = read_json(path, "study manifest")
+    except InputError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("scans"), list)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..study.dicom_folder import manifest_for, match_scan, scan_dicom_folder, select_study
 
     out: Path = args.out
     if out.exists() and not args.force:
         raise InputError(f"{out}: exists; pass --force to replace it")
+    if out.exists() and not _is_manifest(out):  # --force replaces a manifest, never another file
+        raise InputError(f"{out}: exists and is not a study manifest; LinGuinE does not replace it")
     if bool(args.point_ras) != bool(args.source):
         raise InputError("--point-ras and --source go together")
     series, skipped = scan_dicom_folder(args.folder)
@@ -55,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     data = manifest_for(patient, scans, out.parent, lesions)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
     os.replace(tmp, out)
     if not args.quiet:

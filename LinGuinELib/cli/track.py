@@ -9,8 +9,10 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..pipeline import run_tracking
+from ..registry import check_config_options
 from ..study.manifest import load_folder, load_manifest
-from .options import TqdmProgress, add_tracking_options, config_from_args
+from ..study.preflight import preflight
+from .options import TqdmProgress, add_tracking_options, config_from_args, out_path
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Track every lesion of a study (STUDY.json, or a folder of images "
                                    "with --point-ras and --source) and write OUT.")
     p.add_argument("study", type=Path, help="STUDY.json manifest, or a folder with one image per timepoint")
-    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument("--out", type=out_path, required=True,
+                   help="output folder: new, empty, or a previous LinGuinE track output (replaced atomically)")
     p.add_argument("--point-ras", help="folder input: lesion point X,Y,Z in RAS mm (Slicer coordinates); "
                    "write --point-ras=X,Y,Z when X is negative")
     p.add_argument("--source", help="folder input: id (file name without extension) of the scan clicked on; "
@@ -77,6 +80,7 @@ def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = Non
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_config_options(config)
     if args.dicom:
         from ..outputs.dicom_seg import require_dicom_packages
 
@@ -85,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dicom and not any(s.dicom_files for s in study.scans):
         print("linguine: --dicom: no scan was read from DICOM, so no SEG/SR can reference one; "
               "writing the other outputs only", file=sys.stderr)
+    preflight(study, args.out)
     bar = TqdmProgress(f"{study.patient_id}", disable=args.quiet)
     try:
         result, rows = run_tracking(study, args.out, config, progress=bar, dicom=args.dicom)

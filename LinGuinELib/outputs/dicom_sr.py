@@ -24,6 +24,7 @@ from .dicom_seg import (
     tracking_identifier,
     tracking_uid,
 )
+from .safety import unique_names
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def write_dicom(result: TrackingResult, rows: list[dict], folder: Path) -> dict:
     start = time.perf_counter()
     folder = Path(folder)
     uids = lesion_tracking_uids(result)
+    names = unique_names([s.id for s in result.study.scans])  # ids never become paths unchecked
     info: dict = {"tracking_uids": uids, "written": [], "skipped": []}
     for order, scan in enumerate(result.study.scans, start=1):
         if not scan.dicom_files:
@@ -121,8 +123,8 @@ def write_dicom(result: TrackingResult, rows: list[dict], folder: Path) -> dict:
         seg = build_seg(result, scan.id, headers, uids)
         sr = build_sr(result, scan.id, rows, seg, headers, uids, order)
         folder.mkdir(parents=True, exist_ok=True)
-        seg.save_as(folder / f"{scan.id}.seg.dcm", enforce_file_format=True)
-        sr.save_as(folder / f"{scan.id}.sr.dcm", enforce_file_format=True)
+        seg.save_as(folder / f"{names[scan.id]}.seg.dcm", enforce_file_format=True)
+        sr.save_as(folder / f"{names[scan.id]}.sr.dcm", enforce_file_format=True)
         info["written"].append(scan.id)
     info["seconds"] = round(time.perf_counter() - start, 3)
     if info["skipped"]:

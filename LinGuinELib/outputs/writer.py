@@ -5,8 +5,9 @@ OUT/segmentations/<scan>.seg.nrrd  Slicer segmentation, one segment per lesion (
 OUT/trajectory.csv               one row per (lesion, scan), columns TRAJECTORY_COLUMNS
 OUT/trajectory.png               volume over time
 OUT/dicom/<scan>.seg.dcm, .sr.dcm  with ``dicom=True``: DICOM SEG + TID 1500 report per DICOM scan
-OUT/run.json                     backends, settings, versions, timings (written last)
-Everything goes to a sibling temporary folder first, which replaces OUT only when complete.
+OUT/run.json                     backends, settings, versions, timings, id -> file names
+Everything goes to a sibling temporary folder first, which replaces OUT only when complete
+(``safety.staged_output``); file names come from ``safety.unique_names`` (ids stay in contents).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import platform
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,9 @@ from .. import __version__
 from ..measures.trajectory import TRAJECTORY_COLUMNS, trajectory_rows
 from ..propagation.result import TrackingResult
 from .colors import lesion_color
+from .nrrd_text import write_segmentation_file
 from .plot import plot_trajectory
+from .safety import staged_output, unique_names
 
 TRACKING_TAG = "LinGuinE.TrackingID"
 _PACKAGES = ("numpy", "scipy", "SimpleITK", "connected-components-3d", "slicerio", "torch",
@@ -58,7 +59,7 @@ def write_segmentation(result: TrackingResult, scan_id: str, path: Path) -> None
             "id": lesion.id, "name": lesion.id, "color": list(lesion_color(k)),
             "tags": {TRACKING_TAG: tracking_id(result.study.patient_id, lesion.id)},
         })
-    slicerio.write_segmentation(str(path), seg)
+    write_segmentation_file(seg, path)
 
 
 def _csv_value(v: Any) -> Any:
@@ -72,38 +73,28 @@ def _csv_value(v: Any) -> Any:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=TRAJECTORY_COLUMNS)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _csv_value(row[k]) for k in TRAJECTORY_COLUMNS})
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{tmp.name[-8:]}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | None = None,
                   dicom: bool = False) -> list[dict]:
     """Write every output for ``result`` into ``out_dir`` atomically; returns the trajectory rows.
 
+    The caller checks OUT first (``safety.check_out``): this replaces it whole.
     ``dicom``: also a DICOM SEG and measurement report per scan read from DICOM (``outputs.dicom_sr``).
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    names = unique_names([s.id for s in result.study.scans])
+    with staged_output(Path(out_dir), "track") as tmp:
         (tmp / "labels").mkdir()
         (tmp / "segmentations").mkdir()
         for scan in result.study.scans:
-            sitk.WriteImage(result.labelmap(scan.id), str(tmp / "labels" / f"{scan.id}.nii.gz"), True)
-            write_segmentation(result, scan.id, tmp / "segmentations" / f"{scan.id}.seg.nrrd")
+            name = names[scan.id]
+            sitk.WriteImage(result.labelmap(scan.id), str(tmp / "labels" / f"{name}.nii.gz"), True)
+            write_segmentation(result, scan.id, tmp / "segmentations" / f"{name}.seg.nrrd")
         rows = trajectory_rows(result)
         write_csv(rows, tmp / "trajectory.csv")
         plot_trajectory(rows, [les.id for les in result.study.lesions], tmp / "trajectory.png",
@@ -120,17 +111,14 @@ def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | 
             "backends": result.backends,
             "versions": package_versions(),
             "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
-            "scans": [{"id": s.id, "when": s.when} for s in result.study.scans],
+            "scans": [{"id": s.id, "when": s.when, "file": names[s.id]} for s in result.study.scans],
             "lesions": [{"id": les.id, "scan": les.scan_id, "label": k}
                         for k, les in enumerate(result.study.lesions, start=1)],
             **({"dicom": dicom_info} if dicom_info is not None else {}),
             **(extra_run_info or {}),
         }
-        (tmp / "run.json").write_text(json.dumps(run, indent=2, default=_json_default))
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "run.json").write_text(json.dumps(run, indent=2, default=_json_default, ensure_ascii=False),
+                                      encoding="utf-8")
     return rows
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..config import TrackingConfig
-from ..errors import Cancelled
+from ..errors import Cancelled, InputError
 from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image
 from ..prompt import mask_centre_lps
@@ -112,9 +112,10 @@ class _Run:
             mask = sitk.GetArrayFromImage(mask_img).astype(bool)
         else:
             mask = self.segment_at(image, lesion.points_lps, lesion.negative_points_lps)
-            if not mask.any():
-                log.warning("lesion %s: nothing segmented at the prompt on %s; propagating the click",
-                            lesion.id, lesion.scan_id)
+            if not mask.any():  # a click in air or beside the lesion: no baseline to track
+                p = np.round(lesion.points_lps[0] * [-1, -1, 1], 1).tolist()
+                raise InputError(f"lesion '{lesion.id}': nothing could be segmented at its prompt (RAS {p}) "
+                                 f"on scan '{lesion.scan_id}'; click inside the lesion")
         centre = mask_centre_lps(mask, image) if mask.any() else None
         self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
         result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", MaskCrop.from_full(mask),

@@ -314,6 +314,7 @@ class LungGradICON(_IconRegistration):
 
     model = "lunggradicon"
     ct_window = (-1000.0, 0.0)
+    extra_options = ("lung_mask",)  # read from self.options, not a constructor argument
 
     def intensities(self, hu: np.ndarray, spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0)
                     ) -> np.ndarray:

@@ -8,6 +8,9 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..geometry import ImageGeometry
+from .integrity import check_complete, check_geometry
+
+MIN_SIZE = 4  # voxels per axis: fewer is a slice or a stub, not a CT volume to track in
 
 
 def dicom_series_files(folder: Path, series_uid: str | None = None) -> list[str]:
@@ -33,8 +36,10 @@ def _check_3d(image: sitk.Image, path: Path) -> sitk.Image:
             f"{path}: expected a 3D scalar image, got {image.GetDimension()}D with "
             f"{image.GetNumberOfComponentsPerPixel()} component(s)"
         )
-    if min(image.GetSize()) < 2:
-        raise InputError(f"{path}: image of size {image.GetSize()} is not a 3D volume")
+    if min(image.GetSize()) < MIN_SIZE:
+        raise InputError(f"{path}: image of size {image.GetSize()} is not a 3D volume "
+                         f"(at least {MIN_SIZE} voxels per axis)")
+    check_geometry(path, image.GetDirection())
     return image
 
 
@@ -52,6 +57,7 @@ def read_image(path: Path, series_uid: str | None = None, files: list[str] | Non
             reader.SetFileNames(files or dicom_series_files(path, series_uid))
             image = reader.Execute()
         else:
+            check_complete(path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
@@ -74,6 +80,8 @@ def read_geometry(path: Path) -> ImageGeometry:
         raise InputError(f"{path}: cannot read image") from None
     if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
         raise InputError(f"{path}: expected a 3D scalar image, got {reader.GetDimension()}D")
-    if min(reader.GetSize()) < 2:
-        raise InputError(f"{path}: image of size {reader.GetSize()} is not a 3D volume")
+    if min(reader.GetSize()) < MIN_SIZE:
+        raise InputError(f"{path}: image of size {reader.GetSize()} is not a 3D volume "
+                         f"(at least {MIN_SIZE} voxels per axis)")
+    check_geometry(path, reader.GetDirection())
     return ImageGeometry.of(reader)

@@ -40,6 +40,7 @@ class Lesion:
     mask: sitk.Image | None = None  # in-memory mask, same grid as the scan
     negative_points_lps: np.ndarray | None = None
     truth_label: int | None = None  # value of this lesion in the scans' truth labelmaps
+    mask_label: int | None = None  # value picked from a multi-label prompt mask
 
     @property
     def prompt_kind(self) -> str:
