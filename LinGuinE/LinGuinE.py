@@ -316,8 +316,8 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.progressBar.setRange(0, 0)
                 self.ui.statusLabel.text = "Starting the tracking process..."
                 self._timer.start()
-        except Exception:  # shown to the user by tryWithErrorDisplay; the panel must stay usable
-            pass
+        except Exception as exc:  # shown by tryWithErrorDisplay; the panel must stay usable
+            self.ui.statusLabel.text = f"Could not start: {exc}"
         finally:
             self.updateGuiState()
 
@@ -365,13 +365,18 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             with slicer.util.tryWithErrorDisplay("Could not add the results to the scene."):
                 output = self.logic.finishTracking(job)
-                self._parameterNode.tableNode = output.tableNode
+        except Exception:  # already shown; the logic removed any half-made nodes
+            self.ui.statusLabel.text = "Failed while adding the results: nothing was added."
+            return
+        self._parameterNode.tableNode = output.tableNode
+        self.ui.statusLabel.text = f"Done in {job.elapsed_s:.0f} s."
+        try:
+            with slicer.util.tryWithErrorDisplay("The results are in the scene but could not be shown."):
                 showResults(output.tableNode, output.chartNode)
                 followLayoutTableClicks(self.onLayoutTableClicked)
                 self.showRow(0)
-                self.ui.statusLabel.text = f"Done in {job.elapsed_s:.0f} s."
-        except Exception:  # already shown; the logic removed any half-made nodes
-            self.ui.statusLabel.text = "Failed while adding the results: nothing was added."
+        except Exception:  # already shown; the results stay in the scene
+            pass
 
     # --- results and ground truth ----------------------------------------------------------
     def showRow(self, row: int) -> None:

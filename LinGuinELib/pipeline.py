@@ -22,10 +22,11 @@ def run_tracking(study: Study, out_dir: Path, config: TrackingConfig,
 
     ``dicom``: also write DICOM SEG + measurement report per scan read from DICOM.
     """
-    start = time.perf_counter()
     result = track(study, config, progress=progress, cancel=cancel)
-    tracked = time.perf_counter()
-    rows = write_outputs(result, out_dir, {"wall_s": {"track": round(tracked - start, 3)}}, dicom=dicom)
+    walls = {k: round(v, 3) for k, v in result.walls.items()}
+    start = time.perf_counter()
+    rows = write_outputs(result, out_dir, {"wall_s": walls}, dicom=dicom)
+    result.walls["write"] = time.perf_counter() - start  # after run.json: for callers (benchmark)
     return result, rows
 
 

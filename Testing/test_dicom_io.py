@@ -200,28 +200,56 @@ def test_dicom_flag_without_dicom_scans_says_so(pacs, tmp_path, capsys):
     assert (out / "trajectory.csv").is_file() and not (out / "dicom").exists()
 
 
-def test_overlapping_lesions_keep_their_whole_masks(pacs, tmp_path):
+def _hand_result(folder: Path, files: list[str], masks: list[np.ndarray]):
+    """A TrackingResult on one scan read from ``folder``, with the given masks as found lesions."""
     from LinGuinELib.config import TrackingConfig
     from LinGuinELib.geometry import ImageGeometry
-    from LinGuinELib.outputs.dicom_seg import build_seg
     from LinGuinELib.propagation.result import LesionScanResult, MaskCrop, TrackingResult
     from LinGuinELib.study.model import Lesion, Scan, Study
 
-    folder = pacs["folder"] / "exam1" / "ct"  # the series stored in reverse row and slice order
-    files = dicom_series_files(folder)
     image = read_image(folder)
-    shape = image.GetSize()[::-1]
+    ids = [f"L{k}" for k in range(1, len(masks) + 1)]
+    study = Study("P7", [Scan("T1", folder, dicom_files=files)], [Lesion(i, "T1") for i in ids])
+    results = {(i, "T1"): LesionScanResult(i, "T1", "found", MaskCrop.from_full(m)) for i, m in zip(ids, masks)}
+    return TrackingResult(study, TrackingConfig(), results, {"T1": ImageGeometry.of(image)})
+
+
+def _three_masks(shape) -> list[np.ndarray]:
     masks = [np.zeros(shape, bool) for _ in range(3)]
     masks[0][3:9, 10:20, 30:40] = True
-    masks[1][6:12, 15:25, 35:45] = True  # overlaps the first
-    study = Study("P7", [Scan("T1", folder, dicom_files=files)],
-                  [Lesion(f"L{k}", "T1") for k in (1, 2, 3)])  # L3: not found (empty)
-    results = {(f"L{k + 1}", "T1"): LesionScanResult(f"L{k + 1}", "T1", "found", MaskCrop.from_full(m))
-               for k, m in enumerate(masks)}
-    result = TrackingResult(study, TrackingConfig(), results, {"T1": ImageGeometry.of(image)})
+    masks[1][6:12, 15:25, 35:45] = True  # overlaps the first; the third is empty (not found)
+    return masks
+
+
+def test_overlapping_lesions_keep_their_whole_masks(pacs, tmp_path):
+    from LinGuinELib.outputs.dicom_seg import build_seg
+
+    folder = pacs["folder"] / "exam1" / "ct"  # the series stored in reverse row and slice order
+    files = dicom_series_files(folder)
+    masks = _three_masks(read_image(folder).GetSize()[::-1])
+    result = _hand_result(folder, files, masks)
     uids = {f"L{k}": tracking_uid("P7", f"L{k}", "T1") for k in (1, 2, 3)}
     build_seg(result, "T1", read_headers(files), uids).save_as(tmp_path / "seg.dcm")
     back = read_seg_masks(tmp_path / "seg.dcm", files)
     assert sorted(back) == [1, 2, 3]
     for k, m in enumerate(masks, start=1):
         assert np.array_equal(back[k], m), k
+
+
+def test_ct_off_the_tracked_grid_gets_no_seg(pacs, tmp_path):
+    from LinGuinELib.measures.trajectory import trajectory_rows
+    from LinGuinELib.outputs.dicom_sr import write_dicom
+
+    folder = pacs["folder"] / "exam1" / "ct"
+    result = _hand_result(folder, dicom_series_files(pacs["folder"] / "exam1" / "thick"),
+                          _three_masks(read_image(folder).GetSize()[::-1]))
+    info = write_dicom(result, trajectory_rows(result), tmp_path / "dicom")
+    assert info["written"] == [] and "T1" in info["skipped"]
+    assert not (tmp_path / "dicom").exists()
+
+
+def test_batch_writes_dicom_per_study(tracked, tmp_path):
+    out = tmp_path / "batch"
+    assert main(["-q", "batch", str(tracked["manifest"]), "--out", str(out), "--dicom"]) == 0
+    written = sorted(p.name for p in (out / "P7" / "dicom").iterdir())
+    assert written == sorted(f"{s['id']}.{kind}.dcm" for s in tracked["scans"] for kind in ("seg", "sr"))

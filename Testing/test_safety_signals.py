@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,3 +113,35 @@ def test_dask_workers_get_absolute_paths(tmp_path, monkeypatch):
     assert code == 0
     assert (tmp_path / "user_home" / "rel_out" / "P_A" / "run.json").is_file()
     assert not list((tmp_path / "worker_home").iterdir())
+
+
+def test_something_else_answering_at_the_scheduler_address_writes_nothing(tmp_path, capsys):
+    """A port that accepts connections but is no Dask scheduler: one line, exit 1, no OUT."""
+    pytest.importorskip("distributed")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def answer_garbage():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.sendall(b"\xff" * 64)
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    ds = tmp_path / "ds"
+    write_study(ds / "a", "P_A")
+    before = snapshot(tmp_path)
+    try:
+        code = main(["-q", "batch", str(ds), "--out", str(tmp_path / "out"), "--scheduler",
+                     f"tcp://127.0.0.1:{server.getsockname()[1]}", *TRACK])
+    finally:
+        stop.set()
+        server.close()
+    err = capsys.readouterr().err
+    assert code == 1 and "scheduler" in err and "Traceback" not in err, err
+    assert snapshot(tmp_path) == before

@@ -131,8 +131,10 @@ class BackendPanel:
             if not name:
                 continue
             try:
-                cls = self.backendClass(kind, name)
-                reason = cls.unavailable_reason(device="cpu", **self.settings.check_options(kind, name, cls))
+                from LinGuinELib.registry import unavailable_reason
+
+                options = self.settings.check_options(kind, name, self.backendClass(kind, name))
+                reason = unavailable_reason(kind, name, device="cpu", **options)  # model folder included
             except Exception as exc:  # noqa: BLE001 - a broken backend is unusable, not fatal
                 reason = f"check failed: {exc}"
             self._reasons[kind] = reason

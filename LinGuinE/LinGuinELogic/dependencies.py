@@ -110,13 +110,13 @@ def backend_choices(kind: str, options: Callable[[str, type], dict] | None = Non
 
     if missing_requirements():
         return [(DEFAULT_BACKEND, None)]
-    from LinGuinELib.registry import backend_class, backend_names
+    from LinGuinELib.registry import backend_class, backend_names, unavailable_reason
 
     out = []
     for name in backend_names(kind):
         try:
-            cls = backend_class(kind, name)
-            reason = cls.unavailable_reason(**(options(name, cls) if options else {}))
+            given = options(name, backend_class(kind, name)) if options else {}
+            reason = unavailable_reason(kind, name, **given)  # weights in the model folder count
         except Exception as exc:  # noqa: BLE001 - a broken backend is unavailable, not fatal
             reason = f"check failed: {exc}"
         out.append((name, reason))

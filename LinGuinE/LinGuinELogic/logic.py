@@ -262,16 +262,23 @@ class LinGuinELogic(_LogicBase):
                       [(x["id"], x["name"], tuple(x["color"])) for x in record["lesions"]])
         return rows
 
-    def export(self, tableNode: Any, outputDirectory: str | Path) -> Path:
-        """Write labels/*.nii.gz, segmentations/*.seg.nrrd, trajectory.csv/.png, run.json."""
+    def export(self, tableNode: Any, outputDirectory: str | Path, dicom: bool | None = None) -> Path:
+        """Write labels/*.nii.gz, segmentations/*.seg.nrrd, trajectory.csv/.png, run.json, and for
+        volumes from the DICOM database a DICOM SEG + SR each, also added to the database
+        (``dicom``: None = when possible, True = required, False = never; see dicom_export)."""
         import slicer
 
         from LinGuinELib.outputs.safety import check_out, unique_names
         from LinGuinELib.outputs.writer import write_outputs
 
+        from .dicom_export import import_into_database, prepare_dicom
+
         out = check_out(Path(outputDirectory))  # new, empty or an earlier LinGuinE output: never user data
         result = rec.rebuild_result(self.scene, tableNode)
-        write_outputs(result, out, {"exported_from": "3D Slicer LinGuinE module"})
+        with_dicom = prepare_dicom(result, rec.run_scans(tableNode), dicom)
+        write_outputs(result, out, {"exported_from": "3D Slicer LinGuinE module"}, dicom=with_dicom)
+        if with_dicom:
+            import_into_database(out / "dicom")
         # The scene's own segmentations carry the user's names, colours and tags: keep those.
         names = unique_names([s.id for s in result.study.scans])
         for info in rec.run_scans(tableNode):

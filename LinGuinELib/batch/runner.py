@@ -179,6 +179,20 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT_S) -> None:
                                  f"({exc.strerror or type(exc).__name__})") from None
 
 
+def connect_scheduler(address: str) -> Any:
+    """A Dask client for ``address``, or a one-line error: the check happens before anything is written."""
+    check_scheduler(address)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InputError("--scheduler needs dask[distributed]: pip install 'dask[distributed]'") from None
+    try:
+        return Client(address, timeout=f"{SCHEDULER_TIMEOUT_S:.0f}s")
+    except Exception as exc:  # refused, timed out, or something that is not a Dask scheduler answered
+        raise EnvironmentProblem(f"--scheduler {address}: no Dask scheduler answers there "
+                                 f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+
+
 def _watch_parent(parent: int) -> None:
     """Exit this worker as soon as the batch process is gone (killed, crashed, SIGKILL)."""
     while os.getppid() == parent:
@@ -201,18 +215,12 @@ def _worker_init(threads: int, parent: int) -> None:
 
 
 def _outcomes(jobs: list[StudyJob], out_root: Path, config: dict, workers: int,
-              scheduler: str | None, plugins: tuple[str, ...], dicom: bool = False) -> Iterable[StudyOutcome]:
+              scheduler: Any, plugins: tuple[str, ...], dicom: bool = False) -> Iterable[StudyOutcome]:
     """Yield each study's outcome as it completes, on the chosen executor."""
-    if scheduler:
-        try:
-            from distributed import Client
-            from distributed import as_completed as dask_completed
-        except ImportError as exc:
-            raise InputError("--scheduler needs dask[distributed]: pip install 'dask[distributed]'") from exc
-        try:
-            client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S:.0f}s")
-        except (OSError, TimeoutError) as exc:
-            raise EnvironmentProblem(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+    if scheduler is not None:
+        from distributed import as_completed as dask_completed
+
+        client = connect_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
         with client:
             futures = {client.submit(run_one, j, str(out_root), config, plugins, dicom, pure=False,
                                      key=f"linguine-study-{j.folder_name}-{time.time_ns()}"): j
@@ -256,7 +264,7 @@ def run_batch(
     out_root: Path,
     config: TrackingConfig,
     workers: int = 1,
-    scheduler: str | None = None,
+    scheduler: Any = None,
     show_progress: bool = True,
     on_outcome: Callable[[StudyOutcome], None] | None = None,
     plugins: tuple[str, ...] = (),

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from ..batch.dataset import SOURCE_CHOICES, StudyJob, load_dataset, reprompt_manifest
-from ..batch.runner import batch_inputs, check_batch_info, check_scheduler, run_batch, write_batch_info
+from ..batch.runner import batch_inputs, check_batch_info, connect_scheduler, run_batch, write_batch_info
 from ..errors import InputError
 from ..outputs.safety import check_out, claim_out, first_missing
 from ..registry import check_config_options
@@ -70,14 +70,13 @@ def _reprompt(jobs: list[StudyJob], choice: str, out: Path) -> list[StudyJob]:
     return new
 
 
-def _prepare(args: argparse.Namespace, config) -> tuple[Path, list[StudyJob]]:
+def _prepare(args: argparse.Namespace, config) -> tuple[Path, list[StudyJob], object]:
     """Every check before any study runs; a refusal leaves no trace (an OUT it created is removed)."""
     if not args.dataset.exists():
         raise InputError(f"dataset '{args.dataset}' does not exist")
     out = check_out(args.out, [args.dataset], "batch", need_bytes=BASE_BYTES)
     check_batch_info(out, config, args.source)
-    if args.scheduler:
-        check_scheduler(args.scheduler)
+    client = connect_scheduler(args.scheduler) if args.scheduler else None
     created = first_missing(out)
     try:
         claim_out(out, "batch")
@@ -89,8 +88,10 @@ def _prepare(args: argparse.Namespace, config) -> tuple[Path, list[StudyJob]]:
     except BaseException:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
+        if client is not None:
+            client.close()
         raise
-    return out, jobs
+    return out, jobs, client
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,9 +106,13 @@ def run(args: argparse.Namespace) -> int:
         from ..outputs.dicom_seg import require_dicom_packages
 
         require_dicom_packages()
-    out, jobs = _prepare(args, config)
-    report = run_batch(jobs, out, config, workers=args.workers, scheduler=args.scheduler,
-                       show_progress=not args.quiet, plugins=tuple(args.plugin), dicom=args.dicom)
+    out, jobs, client = _prepare(args, config)
+    try:
+        report = run_batch(jobs, out, config, workers=args.workers, scheduler=client,
+                           show_progress=not args.quiet, plugins=tuple(args.plugin), dicom=args.dicom)
+    finally:
+        if client is not None:
+            client.close()
     done, skipped, failed = report.count("done"), report.count("skipped"), report.count("failed")
     if not args.quiet:
         print(f"{len(jobs)} studies: {done} tracked, {skipped} already finished, {failed} failed; "

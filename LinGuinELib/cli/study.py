@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{s.spacing_mm:.2f} mm, {s.description[:32]!r}"
                   + (f"  (of {1 + len(p.others)} CT series)" if p.others else ""))
         if skipped:
-            print(f"  ({skipped} non-CT DICOM files ignored)")
+            print(f"  ({skipped} other DICOM files ignored: not CT Image Storage)")
         if not lesions:
             print("  no lesions yet: add them to 'lesions' (see README) or rerun with --point-ras/--source")
     return 0

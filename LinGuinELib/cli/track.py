@@ -58,8 +58,8 @@ def load_study(args: argparse.Namespace):
             return load_dicom_study(args.study, _parse_point(args.point_ras), args.source,
                                     args.patient, args.series)
         return load_folder(args.study, _parse_point(args.point_ras), args.source)
-    if args.point_ras or args.source:
-        raise InputError("--point-ras/--source apply to a folder of images, not to a manifest")
+    if args.point_ras or args.source or args.patient or args.series:
+        raise InputError("--point-ras/--source/--patient/--series apply to a folder, not to a manifest")
     return load_manifest(args.study)
 
 
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     if not args.quiet:
         print_table(rows)
-        total = sum(result.timings.values())
+        total = result.walls.get("track", 0.0) + result.walls.get("write", 0.0)
         print(f"\n{len(study.lesions)} lesion(s), {len(study.scans)} scans in {total:.1f} s; "
               f"outputs in {args.out}")
     return 0

@@ -3,10 +3,10 @@
 The masks live on the grid SimpleITK built from the CT series; a SEG frame belongs to one CT
 instance. Each instance's position and orientation are mapped onto that grid and must land
 exactly on one of its slices (in-plane offset and slice index within 1% of a voxel, same
-orientation, same rows and columns), else nothing is written: a SEG that is off by a slice would
-outline the wrong anatomy in every viewer. One segment per lesion (number k = its label in
-``labels/``), with the lesion's tracking identifier and UID, even when it is empty on this scan,
-so a lesion is linked across every timepoint.
+orientation, same rows and columns), one instance per slice, every slice covered; else no SEG is
+written for that scan: a SEG off by a slice would outline the wrong anatomy in every viewer.
+One segment per lesion (number k = its label in ``labels/``), with the lesion's tracking
+identifier and UID, even when it is empty on this scan, so a lesion is linked across timepoints.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def read_headers(files: list[str]) -> list:
 
 
 def slice_indices(reference, headers: list, scan_id: str) -> list[int]:
-    """For each CT instance, the slice (z index) of ``reference``'s grid it is; InputError if none."""
+    """For each CT instance, the slice (z index) of ``reference``'s grid it is; InputError unless
+    every instance is one slice and every slice one instance."""
     direction = np.array(reference.GetDirection()).reshape(3, 3)
     spacing = np.array(reference.GetSpacing(), float)
     origin = np.array(reference.GetOrigin(), float)
@@ -80,6 +81,8 @@ def slice_indices(reference, headers: list, scan_id: str) -> list[int]:
         out.append(k)
     if len(set(out)) != len(out):
         raise InputError(f"scan '{scan_id}': two CT instances on one slice; no SEG written")
+    if len(out) != size[2]:
+        raise InputError(f"scan '{scan_id}': its CT instances cover {len(out)} of the grid's {size[2]} slices")
     return out
 
 

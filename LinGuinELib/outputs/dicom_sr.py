@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .. import __version__
+from ..errors import InputError
 from ..propagation.result import TrackingResult
 from .dicom_seg import (
     MANUFACTURER,
@@ -108,28 +109,36 @@ def lesion_tracking_uids(result: TrackingResult) -> dict[str, str]:
 def write_dicom(result: TrackingResult, rows: list[dict], folder: Path) -> dict:
     """``folder/<scan>.seg.dcm`` and ``<scan>.sr.dcm`` per scan read from DICOM; what was written.
 
-    Scans not read from DICOM get nothing (a SEG must reference the CT instances it was made on).
+    Scans not read from DICOM, or whose CT instances don't lie on the tracked grid, get nothing
+    (a SEG must reference the CT instances it was made on); ``skipped`` says why, per scan.
     """
     start = time.perf_counter()
     folder = Path(folder)
     uids = lesion_tracking_uids(result)
     names = unique_names([s.id for s in result.study.scans])  # ids never become paths unchecked
-    info: dict = {"tracking_uids": uids, "written": [], "skipped": []}
+    info: dict = {"tracking_uids": uids, "written": [], "skipped": {}}
+    not_dicom = [s.id for s in result.study.scans if not s.dicom_files]
+    for scan_id in not_dicom:
+        info["skipped"][scan_id] = "not read from DICOM (a SEG must reference its CT instances)"
+    if not_dicom:  # all of them: the caller said so before tracking, so only a mix is a warning
+        level = logging.INFO if len(not_dicom) == len(result.study.scans) else logging.WARNING
+        log.log(level, "no DICOM SEG/SR for %s: not read from DICOM", ", ".join(not_dicom))
     for order, scan in enumerate(result.study.scans, start=1):
         if not scan.dicom_files:
-            info["skipped"].append(scan.id)
             continue
         headers = read_headers(scan.dicom_files)
-        seg = build_seg(result, scan.id, headers, uids)
+        try:
+            seg = build_seg(result, scan.id, headers, uids)
+        except InputError as exc:  # the CT doesn't lie on the tracked grid: keep every other output
+            info["skipped"][scan.id] = str(exc)
+            log.warning("no DICOM SEG/SR for scan '%s': %s", scan.id, exc)
+            continue
         sr = build_sr(result, scan.id, rows, seg, headers, uids, order)
         folder.mkdir(parents=True, exist_ok=True)
         seg.save_as(folder / f"{names[scan.id]}.seg.dcm", enforce_file_format=True)
         sr.save_as(folder / f"{names[scan.id]}.sr.dcm", enforce_file_format=True)
         info["written"].append(scan.id)
     info["seconds"] = round(time.perf_counter() - start, 3)
-    if info["skipped"]:
-        log.warning("DICOM SEG/SR not written for %s: not read from DICOM (a SEG must reference its CT)",
-                    ", ".join(info["skipped"]))
     return info
 
 

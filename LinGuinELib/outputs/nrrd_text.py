@@ -29,12 +29,12 @@ def _escape(value: Any, table: dict[str, str], tag: str) -> Any:
     return value
 
 
-def write_segmentation_file(segmentation: dict, path: Path) -> None:
+def write_segmentation_file(segmentation: dict, path: Path, compression_level: int = 9) -> None:
     """``slicerio.write_segmentation`` with UTF-8 text allowed in segment ids, names and tags."""
     table: dict[str, str] = {}
     seg = dict(segmentation)
     seg["segments"] = _escape(segmentation.get("segments", []), table, secrets.token_hex(4))
-    slicerio.write_segmentation(str(path), seg)
+    slicerio.write_segmentation(str(path), seg, compression_level=compression_level)
     if not table:
         return
     data = Path(path).read_bytes()

@@ -14,24 +14,30 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
-import slicerio
 
 from .. import __version__
 from ..measures.trajectory import TRAJECTORY_COLUMNS, trajectory_rows
-from ..propagation.result import TrackingResult
+from ..propagation.result import MaskCrop, TrackingResult
 from .colors import lesion_color
 from .nrrd_text import write_segmentation_file
 from .plot import plot_trajectory
 from .safety import staged_output, unique_names
 
 TRACKING_TAG = "LinGuinE.TrackingID"
+# gzip level of the image outputs: level 1 is several times faster than the default 9 and, on
+# label images (long runs of zeros), barely larger.
+COMPRESSION_LEVEL = 1
+# Files are written by this many threads (zlib and SimpleITK release the GIL).
+WRITE_THREADS = max(2, min(4, os.cpu_count() or 2))
 _PACKAGES = ("numpy", "scipy", "SimpleITK", "connected-components-3d", "slicerio", "torch",
              "icon_registration", "unigradicon", "nnInteractive", "monai")
 
@@ -50,16 +56,54 @@ def tracking_id(patient_id: str, lesion_id: str) -> str:
     return f"{patient_id}/{lesion_id}"
 
 
-def write_segmentation(result: TrackingResult, scan_id: str, path: Path) -> None:
+def _extent_ijk(crop: MaskCrop) -> list[int]:
+    """Segment extent as Slicer stores it: [i_min, i_max, j_min, j_max, k_min, k_max]."""
+    nz = np.nonzero(crop.array)
+    if nz[0].size == 0:
+        return [0, -1, 0, -1, 0, -1]
+    zyx = [(int(a.min()) + o, int(a.max()) + o) for a, o in zip(nz, crop.offset_zyx)]
+    return [v for axis in zyx[::-1] for v in axis]
+
+
+def segmentation_dict(result: TrackingResult, scan_id: str) -> dict:
+    """The scan's segments as a ``slicerio`` segmentation, built from the cropped masks.
+
+    Same layers, label values and extents as ``slicerio.add_segment`` gives (a segment goes to
+    the first layer where it overlaps nothing, as Slicer stores overlapping segments), without
+    expanding each mask to the full grid.
+    """
     ref = result.references[scan_id]
-    seg = slicerio.create_segmentation(tuple(ref.GetSize()), ref.ijk_to_lps())
+    shape_zyx = tuple(ref.GetSize()[::-1])
+    layers = [np.zeros(shape_zyx, np.uint8)]
+    segments: list[dict] = []
     for k, lesion in enumerate(result.study.lesions):
-        mask_ijk = result.get(lesion.id, scan_id).mask.to_full().transpose(2, 1, 0)
-        slicerio.add_segment(seg, mask_ijk, {
-            "id": lesion.id, "name": lesion.id, "color": list(lesion_color(k)),
-            "tags": {TRACKING_TAG: tracking_id(result.study.patient_id, lesion.id)},
-        })
-    write_segmentation_file(seg, path)
+        crop = result.get(lesion.id, scan_id).mask
+        box = crop.slices()
+        for layer_index, layer in enumerate(layers):
+            label = max((s["labelValue"] for s in segments if s["layer"] == layer_index), default=0) + 1
+            if label <= np.iinfo(np.uint8).max and not layer[box][crop.array].any():
+                break
+        else:
+            layers.append(np.zeros(shape_zyx, np.uint8))
+            layer_index, label = len(layers) - 1, 1
+        layers[layer_index][box][crop.array] = label
+        segments.append({"id": lesion.id, "name": lesion.id, "color": list(lesion_color(k)),
+                         "tags": {TRACKING_TAG: tracking_id(result.study.patient_id, lesion.id)},
+                         "labelValue": label, "layer": layer_index, "extent": _extent_ijk(crop)})
+    # slicerio wants (i, j, k[, layer first]) indexing: transposed views, written without a copy
+    # in Fortran order.
+    voxels = layers[0].T if len(layers) == 1 else np.stack(layers, axis=-1).transpose(3, 2, 1, 0)
+    return {"voxels": voxels, "ijkToLPS": ref.ijk_to_lps(), "segments": segments}
+
+
+def write_segmentation(result: TrackingResult, scan_id: str, path: Path) -> None:
+    """OUT/segmentations/<scan>.seg.nrrd (Slicer segmentation, gzip at COMPRESSION_LEVEL)."""
+    write_segmentation_file(segmentation_dict(result, scan_id), path, COMPRESSION_LEVEL)
+
+
+def write_labelmap(result: TrackingResult, scan_id: str, path: Path) -> None:
+    """OUT/labels/<scan>.nii.gz (uint16, value k = k-th lesion)."""
+    sitk.WriteImage(result.labelmap(scan_id), str(path), True, COMPRESSION_LEVEL)
 
 
 def _csv_value(v: Any) -> Any:
@@ -91,19 +135,28 @@ def write_outputs(result: TrackingResult, out_dir: Path, extra_run_info: dict | 
     with staged_output(Path(out_dir), "track") as tmp:
         (tmp / "labels").mkdir()
         (tmp / "segmentations").mkdir()
-        for scan in result.study.scans:
-            name = names[scan.id]
-            sitk.WriteImage(result.labelmap(scan.id), str(tmp / "labels" / f"{name}.nii.gz"), True)
-            write_segmentation(result, scan.id, tmp / "segmentations" / f"{name}.seg.nrrd")
-        rows = trajectory_rows(result)
-        write_csv(rows, tmp / "trajectory.csv")
-        plot_trajectory(rows, [les.id for les in result.study.lesions], tmp / "trajectory.png",
-                        title=f"{result.study.patient_id}: lesion volume over time (star: prompt)")
         dicom_info = None
-        if dicom:
-            from .dicom_sr import write_dicom
+        with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="linguine-write") as pool:
+            futures = []
+            for scan in result.study.scans:
+                name = names[scan.id]
+                futures.append(pool.submit(write_segmentation, result, scan.id,
+                                           tmp / "segmentations" / f"{name}.seg.nrrd"))
+                futures.append(pool.submit(write_labelmap, result, scan.id, tmp / "labels" / f"{name}.nii.gz"))
+            try:
+                rows = trajectory_rows(result)
+                write_csv(rows, tmp / "trajectory.csv")
+                plot_trajectory(rows, [les.id for les in result.study.lesions], tmp / "trajectory.png",
+                                title=f"{result.study.patient_id}: lesion volume over time (star: prompt)")
+                if dicom:
+                    from .dicom_sr import write_dicom
 
-            dicom_info = write_dicom(result, rows, tmp / "dicom")
+                    dicom_info = write_dicom(result, rows, tmp / "dicom")
+                for future in futures:
+                    future.result()  # re-raises a writer's error here
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
         run = {
             "patient_id": result.study.patient_id,
             "source": str(result.study.source) if result.study.source else None,

@@ -224,3 +224,34 @@ def test_segmentation_under_a_transform_keeps_the_volume_grid(ball_study):
         assert np.allclose(slicer.util.arrayFromVTKMatrix(got), slicer.util.arrayFromVTKMatrix(expected))
         mask = segment_array(scene, seg, "Nodule_A", volume)
         assert np.array_equal(mask, ball_study.truth[("Nodule A", volume.GetName())])
+
+
+class _TestingModePackaging:
+    """``slicer.packaging`` as Slicer 5.12+ has it, behaving as in ``--testing`` mode when
+    ``skip_in_testing`` is left True: nothing is installed. slicer-core has no ``slicer.app`` and
+    no ``slicer.packaging``, so this stand-in is the only way to run this path here."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    @staticmethod
+    def load_requirements(path):
+        return [line for line in Path(path).read_text().splitlines() if line.strip()]
+
+    def pip_ensure(self, requirements, constraints=None, prompt_install=True, prompt_restart=True,
+                   requester=None, skip_in_testing=True, show_progress=True):
+        self.calls.append({"prompt_install": prompt_install, "prompt_restart": prompt_restart,
+                           "skip_in_testing": skip_in_testing, "requester": requester})
+
+
+def test_requirements_install_without_a_click_in_batch_and_fail_loudly_when_still_missing(monkeypatch):
+    from LinGuinELogic import dependencies
+
+    packaging = _TestingModePackaging()
+    monkeypatch.setattr(slicer, "app", object(), raising=False)
+    monkeypatch.setattr(slicer, "packaging", packaging, raising=False)
+    monkeypatch.setattr(dependencies, "missing_requirements", lambda: ["connected-components-3d"])
+    with pytest.raises(InputError, match="required Python packages are not installed: connected-components-3d"):
+        dependencies.ensure_requirements(prompt=False)
+    assert packaging.calls == [{"prompt_install": False, "prompt_restart": False, "skip_in_testing": False,
+                                "requester": "LinGuinE"}]
