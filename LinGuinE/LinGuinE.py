@@ -299,10 +299,16 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Convert on the main thread, track in a child process, poll it with a QTimer."""
         from LinGuinELogic.dependencies import ensure_requirements
 
+        from LinGuinELib.errors import InputError
+
         try:
             with slicer.util.tryWithErrorDisplay("LinGuinE could not start.", waitCursor=True):
                 if ensure_requirements():
                     self.backendPanel.fill()  # the learned backends can be checked only now
+                self.backendPanel.updateStatus()
+                problems = self.backendPanel.problems()
+                if problems:  # said here at once, not by the tracking process after its start-up
+                    raise InputError("; ".join(problems))
                 config = self.trackingConfig()
                 if self.ui.pointsPromptRadioButton.checked:
                     prompt, segmentIds = self.lesionPanel.promptNode(), None

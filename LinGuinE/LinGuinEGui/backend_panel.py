@@ -143,6 +143,11 @@ class BackendPanel:
                 else f"'{name}' cannot run: {reason}"
         self.ui.installTorchButton.visible = torch_missing
 
+    def problems(self) -> list:
+        """Why the picked backends cannot run, one line each (empty when both can)."""
+        return [f"{kind} backend '{self.combo(kind).currentText}' cannot run: {self._reasons[kind]}"
+                for kind in KINDS if self._reasons.get(kind)]
+
     def backendOptions(self) -> dict:
         """Options of the picked backends from the application settings, by kind (no secrets)."""
         out = {}

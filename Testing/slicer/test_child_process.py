@@ -197,3 +197,22 @@ def test_results_that_fail_half_way_leave_no_nodes(ball_study, monkeypatch):
         logic.track(volumeNodes=ball_study.volumes, promptNode=ball_study.points,
                     registration="slicer-test-known-shift", segmentation="slicer-test-bright")
     assert _scene_counts(ball_study.scene) == before
+
+
+def test_segments_as_prompts_travel_to_the_child_as_masks(ball_study, tmp_path, monkeypatch):
+    """A segmentation prompt reaches the child as mask files; the trajectory equals the in-process one."""
+    from LinGuinELogic import LinGuinELogic
+    from LinGuinELogic.tables import table_rows
+
+    for key, value in _environment(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    logic = LinGuinELogic(ball_study.scene)
+    fast = {"registration": "slicer-test-known-shift", "segmentation": "slicer-test-bright"}
+    first = logic.track(volumeNodes=ball_study.volumes, promptNode=ball_study.points, **fast)
+    prompt = first.segmentationNodes[0]  # the baseline segments
+    here = logic.track(volumeNodes=ball_study.volumes, promptNode=prompt, name="here", **fast)
+    there = logic.track(volumeNodes=ball_study.volumes, promptNode=prompt, name="there", childProcess=True,
+                        plugins=PLUGINS, **fast)
+    rows_here, rows_there = table_rows(here.tableNode), table_rows(there.tableNode)
+    assert [r["status"] for r in rows_there] == ["prompt", "found", "found"] * 2
+    assert rows_there == rows_here
