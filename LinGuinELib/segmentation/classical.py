@@ -218,7 +218,7 @@ class ClassicalSegmenter(Segmenter):
             seed = physical_to_continuous_index_zyx(image, point)[0]
             if np.any(seed < -0.5) or np.any(seed > shape - 0.5):
                 log.warning("prompt %s lies outside the image; skipped", np.round(point, 1))
-                diag["reason"] = "prompt outside the image"
+                diag.update(reason="prompt outside the image", warnings=["empty"])
                 continue
             voxel = tuple(np.clip(np.round(seed).astype(int), 0, shape - 1))
             if out[voxel]:
