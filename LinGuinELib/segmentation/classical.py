@@ -39,18 +39,19 @@ from .base import Segmenter, prompt_points
 from .levels import AIR_LIKE_HU, initial_levels, noise_delta, polarity, refine_levels
 from .lung_envelope import air_distances, lesion_scale, lung_envelope
 from .roi import Roi, component_near, distance_map, make_roi, open_face_cover
-from .separate import SEED_SEARCH_MM, separate
+from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
 
 log = logging.getLogger(__name__)
 
 CORE_MM = 1.5  # radius of the ball whose intensity characterises the seed
 ROI_MIN_MM, ROI_MAX_MM = 30.0, 120.0  # ROI half-size range
-ROI_SCALE = 2.2  # ROI half-size / lesion scale (plus ROI_MARGIN_MM): room for the surroundings
-ROI_MARGIN_MM = 15.0
+ROI_SCALE = 1.8  # ROI half-size / lesion scale (plus ROI_MARGIN_MM): room for the surroundings
+ROI_MARGIN_MM = 12.0
 ROI_GROWTH = 1.5  # the ROI grows by this factor while the lesion reaches its border
 GROW_FRACTION = 0.25  # grow the ROI only for a lesion whose radius is at least this * half-size
 MAX_FACE_COVER = 0.2  # a region covering more of a ROI face is an organ / body wall leak
 MAX_ITER = 5  # threshold refinements (they usually settle in 2-3)
+LEAK_VOLUME_FACTOR = 8.0  # a region this many times a ball of the lesion's scale is a leak
 MIN_ENVELOPE_FRACTION = 0.5  # a lung lesion's region must lie at least this much in the envelope
 BELOW_FAT_HU = -150.0  # fat (about -100 HU) and every other wall tissue is denser
 MIN_SCALE_MM = 2.0  # smallest lesion scale (a 4 mm nodule)
@@ -70,7 +71,8 @@ def _reaches_out(free: np.ndarray, roi: Roi, scale: float) -> bool:
 
 
 def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
-                    envelope=None, scale: float = 0.0) -> tuple[np.ndarray, float]:
+                    envelope=None, scale: float = 0.0,
+                    small_factor: float = SMALL_BALL_FACTOR) -> tuple[np.ndarray, float]:
     """Lesion mask within the ROI and its radius (mm); raises _NoLesion. Fills ``diag``.
 
     ``envelope``: a callable giving the lung envelope (or None), called only when the
@@ -102,7 +104,8 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
             roi.allowed = envelope()
         region = free if roi.allowed is None or free is None else component_near(
             free & roi.allowed, roi.dist, SEED_SEARCH_MM)
-        lesion_new, radius = separate(region, roi, sign) if region is not None else (None, 0.0)
+        lesion_new, radius = separate(region, roi, sign, small_factor=small_factor) if region is not None \
+            else (None, 0.0)
         if lesion_new is None:
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling
@@ -284,6 +287,19 @@ class ClassicalSegmenter(Segmenter):
                 raise _NoLesion(f"region covers {100 * cover:.0f}% of a ROI face (organ or body wall)")
             diag["leak_retry"] = diag["leak_retry"] or cover > MAX_FACE_COVER
             half = min(ROI_GROWTH * half, ROI_MAX_MM)
+        if cover > 0.0 and scale is not None and float(lesion.sum()) * float(np.prod(roi.spacing)) > \
+                LEAK_VOLUME_FACTOR * 4.0 / 3.0 * np.pi * scale**3:
+            # a region much larger than the lesion's scale that reaches the ROI border: a leak along
+            # vessels; once more with a thicker vessel-cutting ball
+            retry_diag = dict(diag)
+            try:
+                again, _ = _segment_in_roi(roi, negs, True, retry_diag, envelope_of, scale, LEAK_BALL_FACTOR)
+                again_cover = open_face_cover(again, roi)
+                if again_cover < cover:
+                    lesion, cover = again, again_cover
+                    diag.update(retry_diag, roi_border_contact=round(cover, 3), leak_retry=True)
+            except _NoLesion:
+                pass
         if diag["roi_border_contact"] > MAX_FACE_COVER:
             raise _NoLesion(f"region still covers {100 * cover:.0f}% of the largest ROI's face")
         roi.paste(lesion, out)

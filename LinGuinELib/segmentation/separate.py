@@ -16,6 +16,7 @@ SEED_SEARCH_MM = 3.0  # how far a propagated prompt may sit outside the lesion
 BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
 BIG_BALL_GRID = 10  # the big ball rolls on a grid of radius / this (walls need no detail)
 SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
+LEAK_BALL_FACTOR = 0.8  # the same after a leak along vessels (a region reaching the ROI border)
 CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
 STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kept (border detail)
 REGROW_SLACK = 0.5  # voxels (finest axis) regrown beyond the opening, for the staircase
@@ -37,7 +38,8 @@ def lesion_radius(region: np.ndarray, roi: Roi, sign: float) -> tuple[float, flo
     return radius, extent, origin
 
 
-def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True) -> tuple[np.ndarray | None, float]:
+def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
+             small_factor: float = SMALL_BALL_FACTOR) -> tuple[np.ndarray | None, float]:
     """The lesion within the seed's region and its radius (mm): walls cut off by a top-hat
     (unless ``walls`` is False: the lung envelope already did), vessels by an opening."""
     radius, extent, _ = lesion_radius(region, roi, sign)
@@ -52,12 +54,12 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True) -> t
     sp = roi.spacing
     # everything below is local to the seed's piece: work in its box (the margin bounds the
     # regrowth and closing radii below, both at most a multiple of the lesion radius)
-    box = box_around(part, (1.0 + STUB_FRACTION + CLOSE_FRACTION) * SMALL_BALL_FACTOR * radius, sp)
+    box = box_around(part, (1.0 + STUB_FRACTION + CLOSE_FRACTION) * small_factor * radius, sp)
     piece, dist = part[box], roi.dist[box]
     # the small ball must fit in the lesion itself: size it by the lesion's thickness near the seed
     depth = edt_mm(piece, sp)
     thickness = float(depth[dist <= radius].max())
-    small = max(SMALL_BALL_FACTOR * min(radius, thickness), 0.5 * sp.min())
+    small = max(small_factor * min(radius, thickness), 0.5 * sp.min())
     regrow = (1.0 + STUB_FRACTION) * small + REGROW_SLACK * sp.min()
     close = max(CLOSE_FRACTION * small, sp.min())
     # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
