@@ -2,6 +2,7 @@
 
 This file holds only Slicer's Module, Widget and Test classes. The logic (MRML <-> LinGuinELib
 adapters, no Qt) is in ``LinGuinELogic/``; the algorithms are in ``LinGuinELib`` (no Slicer).
+It must load on any Slicer 5.x (Python 3.9 included) to say clearly when this Slicer is too old.
 """
 
 # No "from __future__ import annotations" here: parameterNodeWrapper reads the class annotations.
@@ -29,7 +30,15 @@ if not os.path.isdir(os.path.join(_HERE, "LinGuinELib")) and os.path.isdir(
 ):
     sys.path.insert(0, os.path.normpath(os.path.join(_HERE, "..")))
 
-from LinGuinELogic import LinGuinELogic  # noqa: E402  (re-exported for the Python console)
+# LinGuinELib needs Python 3.10 (Slicer 5.10 and later); on an older Slicer the module only says so.
+SUPPORTED = sys.version_info >= (3, 10)
+TOO_OLD = (f"LinGuinE needs 3D Slicer 5.10 or newer (Python 3.10+); this Slicer runs Python "
+           f"{sys.version_info[0]}.{sys.version_info[1]}.")
+if SUPPORTED:
+    from LinGuinELogic import LinGuinELogic  # noqa: E402  (re-exported for the Python console)
+    from LinGuinELogic.settings import parameter_fields  # noqa: E402
+else:
+    LinGuinELogic = None
 
 __all__ = ["LinGuinE", "LinGuinELogic", "LinGuinEWidget", "LinGuinETest"]
 
@@ -41,32 +50,44 @@ class LinGuinE(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "LinGuinE"
         self.parent.categories = ["Quantification"]
-        self.parent.dependencies = []
+        # Modules whose logics the module uses (Slicer loads them first).
+        self.parent.dependencies = ["Markups", "Segmentations", "Sequences", "Plots"]
         self.parent.contributors = ["LinGuinE for 3D Slicer contributors"]
         self.parent.helpText = (
             "Track lesions across every scan of a longitudinal CT study from one point (or segment) "
             "per lesion: the scan with the prompt is registered to each other scan, the lesion centre "
             "is mapped there and segmented, and the trajectory (volume, diameters, response) is "
             "tabulated and plotted. Edit results with Segment Editor, then Re-measure and Export."
-        )
+        ) + ("" if SUPPORTED else " " + TOO_OLD)
         self.parent.acknowledgementText = (
             "Method after LinGuinE (Garibli et al.); implementation independent. "
             "Learned backends use third-party weights under their own licenses."
         )
 
 
-@parameterNodeWrapper
-class LinGuinEParameterNode:
-    """The module's settings, saved with the scene and bound to the .ui by SlicerParameterName."""
+def _parameterNodeClass():
+    """The parameterNodeWrapper class, derived from TrackingConfig's declared options.
 
-    promptNode: vtkMRMLMarkupsFiducialNode
-    registration: str = "classical"
-    segmentation: str = "classical"
-    mode: Annotated[str, Choice(["direct", "chain"])] = "direct"
-    boost: bool = False
-    device: Annotated[str, Choice(["cpu", "cuda"])] = "cpu"
-    searchRadiusMm: Annotated[float, WithinRange(1.0, 100.0)] = 10.0
-    tableNode: vtkMRMLTableNode
+    Options with choices or bounds are bound to the .ui (SlicerParameterName = the camelCase
+    name); registration, segmentation and device are set by the widget, whose combo items depend
+    on what can run here. Backend paths are application settings, not scene content.
+    """
+    annotations = {"promptNode": vtkMRMLMarkupsFiducialNode, "tableNode": vtkMRMLTableNode}
+    defaults = {}
+    for field in parameter_fields() if SUPPORTED else []:
+        kind = field.kind
+        if field.choices:
+            kind = Annotated[kind, Choice(list(field.choices))]
+        elif field.minimum is not None:
+            kind = Annotated[kind, WithinRange(field.minimum, field.maximum)]
+        annotations[field.parameter] = kind
+        defaults[field.parameter] = field.default
+    namespace = {"__annotations__": annotations, "__module__": __name__, **defaults,
+                 "__doc__": "The module's settings, saved with the scene."}
+    return parameterNodeWrapper(type("LinGuinEParameterNode", (), namespace))
+
+
+LinGuinEParameterNode = _parameterNodeClass()
 
 
 class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -79,16 +100,22 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job = None
+        self._deviceProbe = None
+        self._studyListStale = False
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._pollJob)
 
     # --- set-up ----------------------------------------------------------------------------
     def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        if not SUPPORTED:
+            self.layout.addWidget(qt.QLabel(TOO_OLD))
+            return
+        from LinGuinEGui.backend_panel import BackendPanel
         from LinGuinEGui.lesion_panel import LesionPanel
         from LinGuinEGui.study_panel import StudyPanel
 
-        ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/LinGuinE.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
@@ -96,10 +123,15 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = LinGuinELogic()
         self.studyPanel = StudyPanel(self.ui, self.logic, self.updateGuiState)
         self.lesionPanel = LesionPanel(self.ui, lambda: self._parameterNode)
+        self.backendPanel = BackendPanel(self.ui, self.logic, lambda: self._parameterNode)
 
         self.ui.cancelButton.enabled = False
         self.ui.progressBar.hide()
         self.ui.tableSelector.addAttribute("vtkMRMLTableNode", "LinGuinE.Role", "trajectory")
+        radius = next(f for f in parameter_fields() if f.parameter == "searchRadiusMm")
+        self.ui.searchRadiusSpinBox.minimum = radius.minimum
+        self.ui.searchRadiusSpinBox.maximum = radius.maximum
+        self.ui.searchRadiusSpinBox.toolTip = radius.help
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -107,8 +139,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.onNodeAddedOrRemoved)
 
         self.ui.pointsPromptRadioButton.toggled.connect(self.updateGuiState)
-        self.ui.registrationComboBox.currentTextChanged.connect(self.onBackendChanged)
-        self.ui.segmentationComboBox.currentTextChanged.connect(self.onBackendChanged)
+        self.ui.deviceComboBox.currentTextChanged.connect(self.onDeviceChanged)
         self.ui.installTorchButton.clicked.connect(self.onInstallTorch)
         self.ui.applyButton.clicked.connect(self.onApplyButton)
         self.ui.cancelButton.clicked.connect(self.onCancelButton)
@@ -117,20 +148,36 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportButton.clicked.connect(self.onExport)
         self.ui.resultTableView.clicked.connect(lambda index: self.showRow(index.row()))
 
-        self.fillBackendCombos()
+        self.fillDevices(["cpu"])
+        self.backendPanel.fill()
         self.initializeParameterNode()
         self.studyPanel.refresh()
+        self.startDeviceProbe()
 
     def cleanup(self) -> None:
+        """The widget goes away (Reload, application exit): no tracking process may outlive it."""
         if self._job is not None:
-            self._job.cancel()
+            self._job.close()
+            self._job = None
         self._timer.stop()
         self.removeObservers()
-        self.lesionPanel.removeObservers()
+        if SUPPORTED:
+            self.lesionPanel.removeObservers()
+
+    def onReload(self) -> None:
+        """Reload LinGuinELogic, LinGuinEGui and LinGuinELib too, not only this file."""
+        from LinGuinELogic.dependencies import unload_module_packages
+
+        unload_module_packages()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self) -> None:
+        if not SUPPORTED:
+            return
         self.initializeParameterNode()
-        self.studyPanel.refresh()
+        if self._studyListStale:
+            self.studyPanel.refresh()
+            self._studyListStale = False
 
     def exit(self) -> None:
         if self._parameterNode:
@@ -140,7 +187,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         if self._job is not None:  # its volumes are going away: stop it and drop whatever it returns
-            self._job.cancel()
+            self._job.close()
             self._job = None
             self._timer.stop()
             self.ui.progressBar.hide()
@@ -153,8 +200,15 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     @vtk.calldata_type(vtk.VTK_OBJECT)
     def onNodeAddedOrRemoved(self, caller, event, node) -> None:
-        if node is not None and node.IsA("vtkMRMLScalarVolumeNode"):
+        """A study volume came or went: refresh the list now if it is shown, else when it is."""
+        from LinGuinELogic.volumes import is_study_volume
+
+        if node is None or not node.IsA("vtkMRMLScalarVolumeNode") or not is_study_volume(node):
+            return  # temporary labelmaps (Re-measure, Export) and hidden volumes do not count
+        if self.parent.isEntered:
             qt.QTimer.singleShot(0, self.studyPanel.refresh)  # once the node is fully set up
+        else:
+            self._studyListStale = True
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(LinGuinEParameterNode(self.logic.getParameterNode()))
@@ -167,8 +221,8 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiState)
-            self.ui.registrationComboBox.setCurrentText(self._parameterNode.registration)
-            self.ui.segmentationComboBox.setCurrentText(self._parameterNode.segmentation)
+            self.backendPanel.showParameters()
+            self.ui.deviceComboBox.setCurrentText(self._parameterNode.device)
         self.updateGuiState()
 
     def updateGuiState(self, caller=None, event=None) -> None:
@@ -187,31 +241,39 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.resultTableView.setMRMLTableNode(self._parameterNode.tableNode)
 
     # --- settings --------------------------------------------------------------------------
-    def fillBackendCombos(self) -> None:
-        """Usable backends only; the others are named with the reason below the combo boxes."""
-        from LinGuinELogic.dependencies import missing_requirements
+    def startDeviceProbe(self) -> None:
+        """cuda is offered only once torch, in a child process, has seen a GPU."""
+        from LinGuinELogic.process import DeviceProbe
 
-        reasons = []
-        for kind, combo in (("registration", self.ui.registrationComboBox),
-                            ("segmentation", self.ui.segmentationComboBox)):
-            combo.blockSignals(True)
-            combo.clear()
-            for name, reason in self.logic.backendChoices(kind):
-                if reason is None:
-                    combo.addItem(name)
-                else:
-                    reasons.append(f"{kind} '{name}': {reason}")
-            combo.blockSignals(False)
-        missing = missing_requirements()
-        if missing:
-            reasons.insert(0, f"Installed on first Apply: {', '.join(missing)}")
-        self.ui.backendStatusLabel.text = "\n".join(reasons) if reasons else "All backends are usable."
-        self.ui.installTorchButton.visible = any("torch" in r for r in reasons)
+        try:
+            self._deviceProbe = DeviceProbe()
+        except (OSError, RuntimeError) as exc:
+            self.ui.deviceComboBox.toolTip = f"GPU check failed: {exc}"
+            return
+        self._checkDeviceProbe()
 
-    def onBackendChanged(self, _text=None) -> None:
-        if self._parameterNode:
-            self._parameterNode.registration = self.ui.registrationComboBox.currentText or "classical"
-            self._parameterNode.segmentation = self.ui.segmentationComboBox.currentText or "classical"
+    def _checkDeviceProbe(self) -> None:
+        devices = self._deviceProbe.devices() if self._deviceProbe is not None else ["cpu"]
+        if devices is None:
+            qt.QTimer.singleShot(500, self._checkDeviceProbe)
+            return
+        self.fillDevices(devices)
+
+    def fillDevices(self, devices) -> None:
+        combo = self.ui.deviceComboBox
+        combo.blockSignals(True)
+        combo.clear()
+        for device in devices:
+            combo.addItem(device)
+        wanted = self._parameterNode.device if self._parameterNode else "cpu"
+        combo.setCurrentText(wanted if wanted in devices else "cpu")
+        combo.blockSignals(False)
+        self.onDeviceChanged()
+
+    def onDeviceChanged(self, _text=None) -> None:
+        if self._parameterNode and self.ui.deviceComboBox.currentText:
+            self._parameterNode.device = self.ui.deviceComboBox.currentText
+            self.backendPanel.updateStatus()
 
     def onInstallTorch(self) -> None:
         from LinGuinELogic.dependencies import install_torch_with_extension
@@ -221,45 +283,57 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 slicer.util.warningDisplay(
                     "Install the 'PyTorch' extension from the Extensions Manager, restart Slicer, "
                     "then press this button again.")
-        self.fillBackendCombos()
+        self.backendPanel.fill()
+        self.startDeviceProbe()
 
     # --- apply / progress / cancel ---------------------------------------------------------
     def trackingConfig(self):
-        from LinGuinELib.config import TrackingConfig
+        """The config from the parameter node's settings and the backends' application settings."""
+        from LinGuinELogic.settings import config_from_parameters
 
         p = self._parameterNode
-        return TrackingConfig(registration=p.registration, segmentation=p.segmentation, mode=p.mode,
-                              boost=p.boost, device=p.device, search_radius_mm=p.searchRadiusMm)
+        values = {f.parameter: getattr(p, f.parameter) for f in parameter_fields()}
+        return config_from_parameters(values, self.backendPanel.backendOptions())
 
     def onApplyButton(self) -> None:
-        """Convert on the main thread, track in a worker thread, poll with a QTimer."""
+        """Convert on the main thread, track in a child process, poll it with a QTimer."""
         from LinGuinELogic.dependencies import ensure_requirements
 
-        with slicer.util.tryWithErrorDisplay("LinGuinE could not start.", waitCursor=True):
-            if ensure_requirements():
-                self.fillBackendCombos()  # the learned backends can be checked only now
-            if self.ui.pointsPromptRadioButton.checked:
-                prompt, segmentIds = self.lesionPanel.promptNode(), None
-            else:
-                prompt = self.ui.segmentPromptSelector.currentNode()
-                segmentIds = list(self.ui.segmentPromptSelector.selectedSegmentIDs()) or None
-            prepared = self.logic.prepare(self.studyPanel.selectedNodes(), prompt, segmentIds)
-            self._job = self.logic.startTracking(prepared, self.trackingConfig())
-            self.ui.progressBar.show()
-            self.ui.progressBar.setRange(0, 0)
-            self.ui.statusLabel.text = "Starting..."
-            self._timer.start()
-        self.updateGuiState()
+        from LinGuinELib.errors import InputError
+
+        try:
+            with slicer.util.tryWithErrorDisplay("LinGuinE could not start.", waitCursor=True):
+                if ensure_requirements():
+                    self.backendPanel.fill()  # the learned backends can be checked only now
+                self.backendPanel.updateStatus()
+                problems = self.backendPanel.problems()
+                if problems:  # said here at once, not by the tracking process after its start-up
+                    raise InputError("; ".join(problems))
+                config = self.trackingConfig()
+                if self.ui.pointsPromptRadioButton.checked:
+                    prompt, segmentIds = self.lesionPanel.promptNode(), None
+                else:
+                    prompt = self.ui.segmentPromptSelector.currentNode()
+                    segmentIds = list(self.ui.segmentPromptSelector.selectedSegmentIDs()) or None
+                prepared = self.logic.prepare(self.studyPanel.selectedNodes(), prompt, segmentIds)
+                environment = self.backendPanel.settings.child_environment(config)
+                self._job = self.logic.startTracking(prepared, config, environment)
+                self.ui.progressBar.show()
+                self.ui.progressBar.setRange(0, 0)
+                self.ui.statusLabel.text = "Starting the tracking process..."
+                self._timer.start()
+        except Exception as exc:  # shown by tryWithErrorDisplay; the panel must stay usable
+            self.ui.statusLabel.text = f"Could not start: {exc}"
+        finally:
+            self.updateGuiState()
 
     def onCancelButton(self) -> None:
         if self._job is not None:
-            self._job.cancel()
-            self.ui.statusLabel.text = "Cancelling after the current step..."
+            self._job.cancel()  # kills the process tree; the next poll tidies up
+            self.ui.statusLabel.text = "Cancelling..."
 
     def _pollJob(self) -> None:
-        """QTimer slot: show progress (stage + scan); build the nodes once the worker is done."""
-        from LinGuinEGui.results_view import followLayoutTableClicks, showResults
-
+        """QTimer slot: show progress (stage, lesion, scan); build the nodes once the child is done."""
         job = self._job
         if job is None:
             self._timer.stop()
@@ -275,20 +349,40 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer.stop()
         self._job = None
         self.ui.progressBar.hide()
+        try:
+            self._finish(job)
+        finally:
+            self.updateGuiState()  # whatever happened, Track is usable again
+
+    def _finish(self, job) -> None:
+        """Main thread: the child's result into the scene (all nodes or none), or say why not."""
+        from LinGuinEGui.results_view import followLayoutTableClicks, showResults
+
         if job.cancelled:
+            job.close()
             self.ui.statusLabel.text = "Cancelled: nothing was added to the scene."
-        elif job.error is not None:
-            self.ui.statusLabel.text = f"Failed: {job.error}"
-            slicer.util.errorDisplay(f"Tracking failed: {job.error}")
-        else:
+            return
+        error = job.error
+        if error is not None:
+            job.close()
+            self.ui.statusLabel.text = "Failed: " + error.splitlines()[0]
+            slicer.util.errorDisplay("Tracking failed; nothing was added to the scene.", detailedText=error)
+            return
+        try:
             with slicer.util.tryWithErrorDisplay("Could not add the results to the scene."):
                 output = self.logic.finishTracking(job)
-                self._parameterNode.tableNode = output.tableNode
+        except Exception:  # already shown; the logic removed any half-made nodes
+            self.ui.statusLabel.text = "Failed while adding the results: nothing was added."
+            return
+        self._parameterNode.tableNode = output.tableNode
+        self.ui.statusLabel.text = f"Done in {job.elapsed_s:.0f} s."
+        try:
+            with slicer.util.tryWithErrorDisplay("The results are in the scene but could not be shown."):
                 showResults(output.tableNode, output.chartNode)
                 followLayoutTableClicks(self.onLayoutTableClicked)
                 self.showRow(0)
-                self.ui.statusLabel.text = f"Done in {job.elapsed_s:.0f} s."
-        self.updateGuiState()
+        except Exception:  # already shown; the results stay in the scene
+            pass
 
     # --- results and ground truth ----------------------------------------------------------
     def showRow(self, row: int) -> None:
@@ -327,6 +421,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
             out = self.logic.export(self._parameterNode.tableNode, directory)
+            self.ui.exportDirectoryPathLineEdit.addCurrentPathToHistory()  # remembered (settingKey)
             self.ui.statusLabel.text = f"Exported to {out}"
 
 

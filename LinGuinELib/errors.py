@@ -1,4 +1,4 @@
-"""Errors that the CLI turns into a one-line message and exit code 2."""
+"""Errors that the CLI turns into one line: InputError -> exit 2, EnvironmentProblem -> exit 1."""
 
 
 class InputError(Exception):
@@ -9,5 +9,9 @@ class BackendUnavailableError(InputError):
     """A backend was asked for but its package, weights or device is missing."""
 
 
+class EnvironmentProblem(Exception):
+    """The machine, not the input: OUT not writable, disk full, scheduler unreachable."""
+
+
 class Cancelled(Exception):
-    """The caller asked the engine to stop (Slicer's Cancel button, Ctrl-C)."""
+    """The caller asked the engine to stop (Slicer's Cancel button, Ctrl-C, SIGTERM)."""

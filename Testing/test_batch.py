@@ -20,6 +20,7 @@ from LinGuinELib.batch.runner import read_failures, run_batch
 from LinGuinELib.cli.main import main
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.evaluation.evaluate import read_table
+from LinGuinELib.outputs.safety import MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE_XYZ = (32, 32, 16)
@@ -139,15 +140,17 @@ def test_interrupted_batch_resumes_without_loss_or_duplicates(dataset, tmp_path)
     done = [p.name for p in out.iterdir() if (p / "run.json").is_file()]
     assert done == ["P1"]
     first_mtime = (out / "P1" / "run.json").stat().st_mtime_ns
-    (out / "P2").mkdir()  # debris of an attempt killed mid-write
-    (out / "P2" / "labels").mkdir()
-    (out / ".P2.partial-abc123").mkdir()
+    # what an attempt killed mid-write leaves: its private folder (LinGuinE's marker inside)
+    debris = out / ".P2.partial-abc123"
+    (debris / "labels").mkdir(parents=True)
+    (debris / MARKER).write_text('{"kind": "track"}')
     report = run_batch(jobs, out, config, show_progress=False)
     assert [(o.patient_id, o.status) for o in report.outcomes] == [("P1", "skipped"), ("P2", "done")]
     assert (out / "P1" / "run.json").stat().st_mtime_ns == first_mtime
     assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "_manifests") == [
         "P1", "P2"]
     assert len(list((out / "P2" / "labels").iterdir())) == 4
+    assert not debris.exists()
 
 
 def _finished(out: Path) -> set[str]:
@@ -175,7 +178,7 @@ def test_killed_batch_process_resumes(tmp_path):
     assert subprocess.run(cmd, env=env, cwd=tmp_path).returncode == 0
     assert _finished(out) == {f"P{k}" for k in range(6)}
     assert all((out / p / "run.json").stat().st_mtime_ns == t for p, t in mtimes.items())
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no partial folders left
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != MARKER]  # no partial folders
 
 
 def _metric_rows(out: Path) -> list[tuple]:

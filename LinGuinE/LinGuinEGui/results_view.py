@@ -6,10 +6,17 @@ import slicer
 
 
 def showResults(tableNode, chartNode) -> None:
-    """Four-up layout with the trajectory table and the volume-over-time chart."""
-    slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
+    """Four-up layout with the trajectory table and the volume-over-time chart.
+
+    Without a main window (``--no-main-window``) there is no layout manager: only the selection
+    node is set, so views opened later show this table.
+    """
     appLogic = slicer.app.applicationLogic()
     appLogic.GetSelectionNode().SetActiveTableID(tableNode.GetID())
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is None:
+        return
+    layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
     appLogic.PropagateTableSelection()
     if chartNode is not None:
         slicer.modules.plots.logic().ShowChartInLayout(chartNode)
@@ -18,6 +25,8 @@ def showResults(tableNode, chartNode) -> None:
 def followLayoutTableClicks(callback) -> None:
     """Clicking a row of a trajectory table in the layout's table views calls ``callback(table, row)``."""
     layoutManager = slicer.app.layoutManager()
+    if layoutManager is None:
+        return
     for i in range(layoutManager.tableViewCount):
         view = layoutManager.tableWidget(i).tableView()
         if view.property("LinGuinEConnected"):

@@ -1,7 +1,8 @@
 """The module self-test's body: the generated demo study through the widget path.
 
-Apply runs the worker thread; the test pumps Qt events until the widget's QTimer has turned the
-result into nodes, then checks them, selects a row, re-measures and exports.
+The requirements are installed first (the demo generator needs them). Apply starts the child
+process; the test pumps Qt events until the widget's QTimer has turned the result into nodes,
+then checks them, selects a row, re-measures and exports.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def loadDemoStudy(logic, folder: Path):
 
 def runDemoThroughWidget(test) -> None:
     """``test`` is the ScriptedLoadableModuleTest (assertions and delayDisplay)."""
+    from LinGuinELogic.dependencies import ensure_requirements
+
+    ensure_requirements(prompt=False)  # before LinGuinELib.synthetic, which needs them
     test.delayDisplay("Generating the synthetic demo study")
     widget = slicer.modules.linguine.widgetRepresentation().self()
     logic = widget.logic
@@ -56,7 +60,7 @@ def runDemoThroughWidget(test) -> None:
     widget.studyPanel.refresh()
     test.assertEqual(widget.ui.volumeTable.rowCount, len(volumes))
 
-    test.delayDisplay("Tracking (worker thread)")
+    test.delayDisplay("Tracking (child process)")
     widget.onApplyButton()
     test.assertIsNotNone(widget._job, widget.ui.statusLabel.text)
     deadline = time.time() + 900

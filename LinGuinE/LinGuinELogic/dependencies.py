@@ -8,8 +8,10 @@ are installed with ``slicer.packaging.pip_ensure`` where it exists (Slicer 5.12+
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from LinGuinELib.errors import InputError
@@ -63,10 +65,13 @@ def missing_requirements() -> list[str]:
     return missing
 
 
-def ensure_requirements(requester: str = "LinGuinE") -> bool:
+def ensure_requirements(requester: str = "LinGuinE", prompt: bool = True) -> bool:
     """Install what is missing (inside Slicer); elsewhere say what to pip-install.
 
-    Returns True when something was installed.
+    ``prompt=False`` installs without asking (batch mode must not wait for a click). Also in
+    Slicer's ``--testing`` mode the packages are installed (``pip_ensure`` skips that by default),
+    because the self-test and ctest need them. Returns True when something was installed; raises
+    when a package is still missing afterwards (declined, offline, failed).
     """
     missing = missing_requirements()
     if not missing:
@@ -76,36 +81,46 @@ def ensure_requirements(requester: str = "LinGuinE") -> bool:
     import slicer
 
     packaging = getattr(slicer, "packaging", None)
-    if packaging is not None and hasattr(packaging, "pip_ensure"):
-        path = requirements_file()
-        requirements = packaging.load_requirements(str(path)) if path else missing
-        packaging.pip_ensure(requirements, requester=requester)
+    path = requirements_file()
+    if packaging is not None and hasattr(packaging, "pip_ensure") and path is not None:
+        wanted = {"requester": requester, "prompt_install": prompt, "prompt_restart": prompt,
+                  "skip_in_testing": False}
+        accepted = inspect.signature(packaging.pip_ensure).parameters
+        packaging.pip_ensure(packaging.load_requirements(str(path)),
+                             **{k: v for k, v in wanted.items() if k in accepted})
     else:
         log.info("installing %s", " ".join(missing))
         slicer.util.pip_install(" ".join(f'"{m}"' if " " in m else m for m in missing))
     importlib.invalidate_caches()
+    still = missing_requirements()
+    if still:
+        raise InputError(f"required Python packages are not installed: {', '.join(still)}")
     return True
 
 
-def backend_choices(kind: str) -> list[tuple[str, str | None]]:
+def backend_choices(kind: str, options: Callable[[str, type], dict] | None = None
+                    ) -> list[tuple[str, str | None]]:
     """Every registered backend of ``kind`` with None if usable here, else the reason.
 
-    Before the first-use install the backend modules cannot all be imported: offer "classical"
-    (installed with the requirements) and let the caller ask again afterwards.
+    ``options(name, cls)`` gives the options to check a backend with (weights, model folder,
+    device, ...). Before the first-use install the backend modules cannot all be imported: offer
+    "classical" (installed with the requirements) and let the caller ask again afterwards.
     """
+    from LinGuinELib.config import DEFAULT_BACKEND
+
     if missing_requirements():
-        return [("classical", None)]
-    from LinGuinELib.registry import backend_class, backend_names
+        return [(DEFAULT_BACKEND, None)]
+    from LinGuinELib.registry import backend_class, backend_names, unavailable_reason
 
     out = []
     for name in backend_names(kind):
         try:
-            reason = backend_class(kind, name).unavailable_reason()
+            given = options(name, backend_class(kind, name)) if options else {}
+            reason = unavailable_reason(kind, name, **given)  # weights in the model folder count
         except Exception as exc:  # noqa: BLE001 - a broken backend is unavailable, not fatal
             reason = f"check failed: {exc}"
         out.append((name, reason))
-    # The default first: classical always runs.
-    out.sort(key=lambda item: (item[0] != "classical", item[0]))
+    out.sort(key=lambda item: (item[0] != DEFAULT_BACKEND, item[0]))  # the default first: it always runs
     return out
 
 
@@ -124,3 +139,17 @@ def install_torch_with_extension() -> bool:
         return False
     torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True)
     return torch is not None
+
+
+# The module's own packages: Reload must re-import them, not only LinGuinE.py.
+MODULE_PACKAGES = ("LinGuinELib", "LinGuinELogic", "LinGuinEGui")
+
+
+def unload_module_packages() -> list[str]:
+    """Forget the module's packages so the next import reads them again (Slicer's Reload)."""
+    import sys
+
+    names = [n for n in sys.modules if n.split(".")[0] in MODULE_PACKAGES]
+    for name in names:
+        del sys.modules[name]
+    return names

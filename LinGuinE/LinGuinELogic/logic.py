@@ -9,13 +9,16 @@ Batch use (Slicer's Python console, or headless with ``pip install slicer-core``
     result.segmentationNodes   # one vtkMRMLSegmentationNode per input volume, same order
     result.tableNode           # vtkMRMLTableNode, one row per (lesion, volume)
 
-The GUI uses the same steps split in two: ``prepare`` + ``startTracking`` (worker thread) and,
-once the job finished, ``finishTracking`` on the main thread.
+``track`` runs the engine in this process, or with ``childProcess=True`` in a child process
+(as the GUI does) and waits. The GUI uses the steps one by one: ``prepare`` (MRML -> images),
+``startTracking`` (child process), ``poll()`` on the returned job from a QTimer, then
+``finishTracking`` on the main thread, which adds the nodes all or nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +32,9 @@ from LinGuinELib.study.model import Study
 
 from . import record as rec
 from .dependencies import backend_choices, ensure_requirements
-from .jobs import TrackingJob
+from .process import ChildTracking
 from .prompts import LesionPrompt, lesions_from_points, lesions_from_segments
-from .scene import default_scene, in_application, place_in_study_of
+from .scene import default_scene, in_application, node_ids, place_in_study_of, remove_nodes_added_since
 from .segmentations import add_lesion_segment, create_segmentation_node
 from .study import StudyVolume, build_scans, list_scene_volumes, study_volumes
 from .tables import fill_plot, fill_table
@@ -46,6 +49,10 @@ except ImportError:  # slicer-core: no Qt, no ScriptedLoadableModule
     class _LogicBase:  # type: ignore[no-redef]
         def __init__(self) -> None:
             pass
+
+
+class TrackingFailed(RuntimeError):
+    """The tracking process failed; the message holds its last error lines."""
 
 
 @dataclass
@@ -108,9 +115,10 @@ class LinGuinELogic(_LogicBase):
         return load_volume_file(self.scene, str(path), name or Path(path).name.split(".")[0])
 
     @staticmethod
-    def backendChoices(kind: str) -> list[tuple[str, str | None]]:
-        """(name, None) for usable backends, (name, reason) for the others."""
-        return backend_choices(kind)
+    def backendChoices(kind: str, options: Callable[[str, type], dict] | None = None
+                       ) -> list[tuple[str, str | None]]:
+        """(name, None) for usable backends, (name, reason) for the others (checked with ``options``)."""
+        return backend_choices(kind, options)
 
     # --- tracking --------------------------------------------------------------------------
     def prepare(self, volumeNodes: list[Any], promptNode: Any, segmentIds: list[str] | None = None,
@@ -134,37 +142,75 @@ class LinGuinELogic(_LogicBase):
         study = Study(f"{name}-{uuid.uuid4().hex[:8]}", scans, [p.lesion for p in prompts])
         return PreparedRun(study, volumes, prompts, name)
 
-    def startTracking(self, prepared: PreparedRun, config: TrackingConfig) -> TrackingJob:
-        """Start the engine in a worker thread; poll the job, then call ``finishTracking``."""
-        return TrackingJob(prepared.study, config, prepared).start()
+    def startTracking(self, prepared: PreparedRun, config: TrackingConfig,
+                      environment: dict[str, str] | None = None, plugins: list[str] | None = None,
+                      python: str | None = None) -> ChildTracking:
+        """Start the engine in a child process; poll the job, then call ``finishTracking``.
 
-    def finishTracking(self, job: TrackingJob) -> TrackOutput:
-        """Main thread: the finished job's result -> segmentation, table and chart nodes."""
-        if job.cancelled:
-            raise Cancelled("tracking was cancelled")
-        if job.error is not None:
-            raise job.error
-        if job.result is None:
-            raise RuntimeError("the tracking job has not finished")
-        return self.addResultToScene(job.result, job.context)
+        ``environment``: extra variables for the child (``LINGUINE_MODEL_DIR``, ``LINGUINE_API_KEY``);
+        ``plugins``: modules the child imports first (backends registered outside LinGuinELib).
+        """
+        return ChildTracking.start(prepared, config, environment, plugins, python)
 
-    def track(self, volumeNodes: list[Any], promptNode: Any, registration: str = "classical",
-              segmentation: str = "classical", mode: str = "direct", boost: bool = False,
-              device: str = "cpu", segmentIds: list[str] | None = None,
-              config: TrackingConfig | None = None,
-              progress: Callable[[Any], None] | None = None, name: str = "LinGuinE") -> TrackOutput:
-        """Synchronous tracking (batch, tests): see the module docstring."""
+    def finishTracking(self, job: ChildTracking) -> TrackOutput:
+        """Main thread: the finished job's result -> nodes (all or none); the job's files are removed."""
+        try:
+            if job.cancelled:
+                raise Cancelled("tracking was cancelled")
+            if not job.finished:
+                raise RuntimeError("the tracking job has not finished")
+            if job.error is not None:
+                raise TrackingFailed(job.error)
+            result = job.result()
+        finally:
+            job.close()
+        return self.addResultToScene(result, job.context)
+
+    def track(self, volumeNodes: list[Any], promptNode: Any, segmentIds: list[str] | None = None,
+              config: TrackingConfig | None = None, progress: Callable[[Any], None] | None = None,
+              name: str = "LinGuinE", childProcess: bool = False, plugins: list[str] | None = None,
+              **overrides: Any) -> TrackOutput:
+        """Synchronous tracking (batch, tests): see the module docstring.
+
+        ``overrides`` are ``TrackingConfig`` fields (``registration="classical"``, ``mode="chain"``,
+        ...) applied on top of ``config`` (default: ``TrackingConfig()``); an unknown name is an
+        error. ``childProcess=True`` runs the engine as the GUI does, in a child process, which
+        imports ``plugins`` first (modules that register backends of your own).
+        """
+        from LinGuinELib.propagation.engine import track as run_engine
+
+        config = (config or TrackingConfig()).with_overrides(**overrides)
         if in_application():
-            ensure_requirements()
-        if config is None:
-            config = TrackingConfig(registration=registration, segmentation=segmentation,
-                                    mode=mode, boost=boost, device=device)
+            ensure_requirements(prompt=False)
         prepared = self.prepare(volumeNodes, promptNode, segmentIds, name)
-        job = TrackingJob(prepared.study, config, prepared).run_here(progress)
+        if not childProcess:
+            return self.addResultToScene(run_engine(prepared.study, config, progress), prepared)
+        job = self.startTracking(prepared, config, plugins=plugins)
+        try:
+            while not job.finished:
+                time.sleep(0.05)
+                for event in job.poll():
+                    if progress is not None:
+                        progress(event)
+            for event in job.poll():
+                if progress is not None:
+                    progress(event)
+        except BaseException:
+            job.close()
+            raise
         return self.finishTracking(job)
 
     # --- results -> scene ------------------------------------------------------------------
     def addResultToScene(self, result: TrackingResult, prepared: PreparedRun) -> TrackOutput:
+        """Segmentation, table and chart nodes for ``result``: all of them, or none on an error."""
+        before = node_ids(self.scene)
+        try:
+            return self._addResultNodes(result, prepared)
+        except BaseException:
+            remove_nodes_added_since(self.scene, before)
+            raise
+
+    def _addResultNodes(self, result: TrackingResult, prepared: PreparedRun) -> TrackOutput:
         from LinGuinELib.measures.trajectory import trajectory_rows
         from LinGuinELib.outputs.writer import tracking_id
 
@@ -216,19 +262,28 @@ class LinGuinELogic(_LogicBase):
                       [(x["id"], x["name"], tuple(x["color"])) for x in record["lesions"]])
         return rows
 
-    def export(self, tableNode: Any, outputDirectory: str | Path) -> Path:
-        """Write labels/*.nii.gz, segmentations/*.seg.nrrd, trajectory.csv/.png, run.json."""
+    def export(self, tableNode: Any, outputDirectory: str | Path, dicom: bool | None = None) -> Path:
+        """Write labels/*.nii.gz, segmentations/*.seg.nrrd, trajectory.csv/.png, run.json, and for
+        volumes from the DICOM database a DICOM SEG + SR each, also added to the database
+        (``dicom``: None = when possible, True = required, False = never; see dicom_export)."""
         import slicer
 
+        from LinGuinELib.outputs.safety import check_out, unique_names
         from LinGuinELib.outputs.writer import write_outputs
 
-        out = Path(outputDirectory)
+        from .dicom_export import import_into_database, prepare_dicom
+
+        out = check_out(Path(outputDirectory))  # new, empty or an earlier LinGuinE output: never user data
         result = rec.rebuild_result(self.scene, tableNode)
-        write_outputs(result, out, {"exported_from": "3D Slicer LinGuinE module"})
+        with_dicom = prepare_dicom(result, rec.run_scans(tableNode), dicom)
+        write_outputs(result, out, {"exported_from": "3D Slicer LinGuinE module"}, dicom=with_dicom)
+        if with_dicom:
+            import_into_database(out / "dicom")
         # The scene's own segmentations carry the user's names, colours and tags: keep those.
+        names = unique_names([s.id for s in result.study.scans])
         for info in rec.run_scans(tableNode):
             storage = slicer.vtkMRMLSegmentationStorageNode()
-            storage.SetFileName(str(out / "segmentations" / f"{info.scan_id}.seg.nrrd"))
+            storage.SetFileName(str(out / "segmentations" / f"{names[info.scan_id]}.seg.nrrd"))
             if not storage.WriteData(info.segmentation):
                 raise InputError(f"could not write the segmentation of scan '{info.scan_id}'")
         return out

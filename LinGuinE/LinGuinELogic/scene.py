@@ -123,3 +123,16 @@ def study_attribute(scene: Any, node: Any, attribute: str) -> str | None:
             return value
         item = sh.GetItemParent(item)
     return None
+
+
+def node_ids(scene: Any) -> set:
+    """IDs of every node in the scene now (to undo what a failed step added)."""
+    return {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+
+
+def remove_nodes_added_since(scene: Any, before: set) -> None:
+    """Remove the nodes added after ``node_ids`` returned ``before`` (newest first)."""
+    added = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+    for node in reversed([n for n in added if n.GetID() not in before]):
+        if node.GetScene() is scene:  # removing a node may already have removed its display nodes
+            scene.RemoveNode(node)

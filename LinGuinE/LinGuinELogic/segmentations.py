@@ -33,9 +33,11 @@ def create_segmentation_node(scene: Any, volume: Any, name: str) -> Any:
     """An empty segmentation node on ``volume``'s grid, beside it in the subject hierarchy."""
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(name))
     node.CreateDefaultDisplayNodes()
-    node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    # Under the volume's transform first: the reference geometry is then taken in the same
+    # (untransformed) frame as the volume's voxels, instead of having the transform baked in.
     if volume.GetTransformNodeID():
         node.SetAndObserveTransformNodeID(volume.GetTransformNodeID())
+    node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
     if volume.GetScene() is scene:
         place_in_study_of(scene, node, volume)
     return node

@@ -24,7 +24,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from .reference_format import records_to_manifests, safe_name
+from ..outputs.safety import safe_name, unique_names
+from ..textio import read_json, write_text_atomic
+from .reference_format import records_to_manifests
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +40,16 @@ class StudyJob:
     patient_id: str
     manifest: Path | None
     error: str | None = None
+    folder: str | None = None  # set by load_dataset: unique within the dataset, case-insensitively
 
     @property
     def folder_name(self) -> str:
-        """The study's output folder name under the batch output folder."""
-        return safe_name(self.patient_id)
+        """The study's output folder name under the batch output folder (``safety.safe_name``)."""
+        return self.folder or safe_name(self.patient_id)
 
 
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read JSON ({exc})") from exc
+    return read_json(path, "JSON file")
 
 
 def _manifest_job(path: Path, data: dict) -> StudyJob:
@@ -117,13 +117,17 @@ def load_dataset(dataset: Path, work_dir: Path) -> list[StudyJob]:
         raise InputError(f"dataset '{dataset}' holds no study manifest or record list")
     seen: dict[str, StudyJob] = {}
     for job in jobs:
-        if job.folder_name in seen:
+        if job.patient_id in seen:
             raise InputError(
                 f"dataset '{dataset}': patient id '{job.patient_id}' appears in two studies "
-                f"({seen[job.folder_name].manifest} and {job.manifest})"
+                f"({seen[job.patient_id].manifest} and {job.manifest})"
             )
-        seen[job.folder_name] = job
-    return sorted(jobs, key=lambda j: j.patient_id)
+        seen[job.patient_id] = job
+    jobs = sorted(jobs, key=lambda j: j.patient_id)
+    folders = unique_names([j.patient_id for j in jobs])
+    for job in jobs:
+        job.folder = folders[job.patient_id]
+    return jobs
 
 
 def _pick(n: int, choice: str) -> int:
@@ -137,6 +141,7 @@ def reprompt_manifest(manifest: Path, choice: str, work_dir: Path) -> Path:
     written as a mask file in work_dir. A lesion absent from that scan's truth is left out (a
     prompt needs a lesion) and logged. Raises InputError when no lesion can be prompted.
     """
+    from ..study.images import read_image
     from ..study.manifest import load_manifest
 
     if choice not in SOURCE_CHOICES[1:]:
@@ -145,17 +150,18 @@ def reprompt_manifest(manifest: Path, choice: str, work_dir: Path) -> Path:
     scan = study.scans[_pick(len(study.scans), choice)]
     if scan.truth_path is None:
         raise InputError(f"{manifest}: scan '{scan.id}' has no 'label' to prompt from")
-    truth = sitk.ReadImage(str(scan.truth_path))
+    truth = read_image(scan.truth_path)
     arr = sitk.GetArrayViewFromImage(truth)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     lesions = []
+    names = unique_names([les.id for les in study.lesions])
     for lesion in study.lesions:
         if lesion.truth_label is None or not np.any(arr == lesion.truth_label):
             log.info("%s: lesion %s absent from %s, not prompted", study.patient_id, lesion.id,
                      scan.id)
             continue
-        mask_path = work_dir / f"prompt_{safe_name(lesion.id)}.nii.gz"
+        mask_path = work_dir / f"prompt_{names[lesion.id]}.nii.gz"
         sitk.WriteImage(sitk.Cast(truth == int(lesion.truth_label), sitk.sitkUInt8),
                         str(mask_path), True)
         lesions.append({"id": lesion.id, "scan": scan.id, "mask": str(mask_path.resolve()),
@@ -171,10 +177,10 @@ def reprompt_manifest(manifest: Path, choice: str, work_dir: Path) -> Path:
             entry["timepoint"] = s.timepoint
         if s.truth_path is not None:
             entry["label"] = str(Path(s.truth_path).resolve())
+        if s.series_uid:
+            entry["series_uid"] = s.series_uid
         scans.append(entry)
     out = work_dir / "STUDY.json"
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"patient_id": study.patient_id, "scans": scans,
-                               "lesions": lesions}, indent=2))
-    tmp.replace(out)
+    write_text_atomic(out, json.dumps({"patient_id": study.patient_id, "scans": scans,
+                                       "lesions": lesions}, indent=2, ensure_ascii=False))
     return out

@@ -31,6 +31,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..outputs.safety import safe_name
+from ..textio import read_json, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,7 @@ _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 def load_records(path: Path) -> list[dict[str, Any]]:
     """Read and validate a reference-format JSON file (a list of per-scan records)."""
     path = Path(path)
-    try:
-        records = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read JSON records ({exc})") from exc
+    records = read_json(path, "JSON list of records")
     validate_records(records, path)
     return records
 
@@ -257,14 +256,7 @@ def records_to_manifests(records_path: Path, work_dir: Path) -> tuple[list[Path]
             failures[pid] = f"{type(exc).__name__}: {exc}"
             continue
         path = folder / "STUDY.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(manifest, indent=2, ensure_ascii=False))
         out.append(path)
     return out, failures
 
-
-def safe_name(name: str) -> str:
-    """A folder name from a patient id (path separators and odd characters replaced)."""
-    keep = "".join(c if (c.isalnum() or c in "-_.") else "_" for c in name).strip(".")
-    return keep or "patient"

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from .. import model_dir
-from ..registry import backend_class, backend_names, backend_options, create_backend
+from ..registry import accepted_options, backend_class, backend_names, backend_options, create_backend
 from .options import _key_value
 
 KINDS = ("registration", "segmentation")
@@ -77,7 +77,8 @@ def run_checks(rows: list[dict[str, Any]], options: dict[str, dict[str, Any]]) -
             continue
         kind, name = row["kind"], row["name"]
         print(f"checking {kind} backend {name} ...", flush=True)
-        backend = create_backend(kind, name, **options[kind])
+        accepted = accepted_options(backend_class(kind, name))  # options are given per kind, not per backend
+        backend = create_backend(kind, name, **{k: v for k, v in options[kind].items() if k in accepted})
         results.append(check_backend(kind, name, backend).as_dict())
     return results
 

@@ -10,9 +10,11 @@ import numpy as np
 
 from ..config import TrackingConfig
 from ..evaluation.evaluate import evaluate_result
+from ..outputs.safety import check_out, claim_out
 from ..pipeline import run_tracking
 from ..study.manifest import load_manifest
-from .options import TqdmProgress, add_tracking_options, config_from_args
+from ..study.preflight import preflight
+from .options import TqdmProgress, add_tracking_options, config_from_args, out_path
 from .track import print_table
 
 
@@ -20,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate a synthetic study, track it, score it against the truth",
                        description="Build a small synthetic longitudinal CT study with known truth, track "
                                    "its lesions and print Dice per lesion and scan.")
-    p.add_argument("--out", type=Path, default=Path("linguine_demo"), help="output folder")
+    p.add_argument("--out", type=out_path, default=Path("linguine_demo"),
+                   help="output folder: new, empty, or a previous demo output")
     p.add_argument("--seed", type=int, default=0, help="random seed of the synthetic study")
     add_tracking_options(p)
     p.set_defaults(func=run)
@@ -37,9 +40,12 @@ def run(args: argparse.Namespace) -> int:
 
     config: TrackingConfig = config_from_args(args)
     start = time.perf_counter()
+    check_out(args.out, (), "demo")
+    claim_out(args.out, "demo")
     print(f"Generating a synthetic study in {args.out / 'study'} ...")
     manifest = make_study(args.out / "study", seed=args.seed)
     study = load_manifest(manifest)
+    preflight(study, args.out / "result")
     bar = TqdmProgress("demo", disable=args.quiet)
     try:
         result, rows = run_tracking(study, args.out / "result", config, progress=bar)

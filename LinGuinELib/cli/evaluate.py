@@ -10,6 +10,7 @@ from ..errors import InputError
 from ..evaluation.analyses import summarise
 from ..evaluation.evaluate import evaluate_batch, write_table
 from ..evaluation.metrics import HIT_MIN_DICE
+from ..outputs.safety import read_marker
 
 SUMMARY_PRINT = (("pairs", "{:.0f}"), ("dice_median", "{:.3f}"), ("dice_q1", "{:.3f}"),
                  ("dice_q3", "{:.3f}"), ("centre_distance_mm_median", "{:.1f}"),
@@ -44,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if not out.is_dir():
         raise InputError(f"{out}: not a folder")
+    marker = read_marker(out) or {}
+    if not (out / "batch.json").is_file() and marker.get("kind") != "batch":
+        raise InputError(f"{out}: not a `linguine batch` output (no batch.json); evaluate writes only there")
     if not 0 <= args.hit_min_dice <= 1:
         raise InputError(f"--hit-min-dice must be within [0, 1], got {args.hit_min_dice}")
     rows, missing = evaluate_batch(out, args.dataset, args.dataset_name, args.name,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from ..config import MODES, TrackingConfig
-from ..errors import InputError
+from ..config import TrackingConfig, option_specs
 from ..propagation.progress import ProgressEvent
 
 
@@ -22,31 +22,36 @@ def _key_value(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def out_path(text: str) -> Path:
+    """--out: a non-empty path (Path("") would silently mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(text)
+
+
 def add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``TrackingConfig`` field, with the field's default, choices and help."""
     g = parser.add_argument_group("tracking")
-    g.add_argument("--registration", default="classical", help="registration backend (default: classical)")
-    g.add_argument("--segmentation", default="classical", help="segmentation backend (default: classical)")
-    g.add_argument("--mode", choices=MODES, default="direct",
-                   help="direct: source to every scan; chain: scan to scan in time order")
-    g.add_argument("--boost", action="store_true", help="re-prompt at the centre of the first mask")
-    g.add_argument("--device", default="cpu", help="cpu or cuda (learned backends)")
-    g.add_argument("--search-radius-mm", type=float, default=10.0,
-                   help="keep a component only if it lies within this distance of the mapped point")
-    g.add_argument("--registration-option", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="backend option, e.g. weights=/path/unigradicon.pth")
-    g.add_argument("--segmentation-option", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="backend option, e.g. model_dir=/path/nnInteractive_v1.0")
+    for spec in option_specs():
+        if spec.kind is dict:
+            g.add_argument(spec.flag, dest=spec.name, type=_key_value, action="append", default=[],
+                           metavar="KEY=VALUE", help=spec.help)
+        elif spec.kind is bool:
+            g.add_argument(spec.flag, dest=spec.name, action=argparse.BooleanOptionalAction,
+                           default=spec.default, help=spec.help)
+        else:
+            bounds = f" [{spec.minimum:g}, {spec.maximum:g}]" if spec.minimum is not None else ""
+            g.add_argument(spec.flag, dest=spec.name, type=spec.kind, choices=spec.choices,
+                           default=spec.default, help=f"{spec.help}{bounds} (default: {spec.default})")
 
 
 def config_from_args(args: argparse.Namespace) -> TrackingConfig:
-    if args.search_radius_mm <= 0:
-        raise InputError(f"--search-radius-mm must be positive, got {args.search_radius_mm}")
-    return TrackingConfig(
-        registration=args.registration, segmentation=args.segmentation, mode=args.mode,
-        boost=args.boost, device=args.device, search_radius_mm=args.search_radius_mm,
-        registration_options=dict(args.registration_option),
-        segmentation_options=dict(args.segmentation_option),
-    )
+    """The ``TrackingConfig`` the tracking flags describe (validated by the config itself)."""
+    values = {spec.name: getattr(args, spec.name) for spec in option_specs()}
+    for spec in option_specs():
+        if spec.kind is dict:
+            values[spec.name] = dict(values[spec.name])
+    return TrackingConfig(**values)
 
 
 class TqdmProgress:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from ..errors import InputError
 from ..pipeline import run_tracking
+from ..registry import check_config_options
 from ..study.manifest import load_folder, load_manifest
-from .options import TqdmProgress, add_tracking_options, config_from_args
+from ..study.preflight import preflight
+from .options import TqdmProgress, add_tracking_options, config_from_args, out_path
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +22,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Track every lesion of a study (STUDY.json, or a folder of images "
                                    "with --point-ras and --source) and write OUT.")
     p.add_argument("study", type=Path, help="STUDY.json manifest, or a folder with one image per timepoint")
-    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument("--out", type=out_path, required=True,
+                   help="output folder: new, empty, or a previous LinGuinE track output (replaced atomically)")
     p.add_argument("--point-ras", help="folder input: lesion point X,Y,Z in RAS mm (Slicer coordinates); "
                    "write --point-ras=X,Y,Z when X is negative")
-    p.add_argument("--source", help="folder input: id (file name without extension) of the scan clicked on")
+    p.add_argument("--source", help="folder input: id (file name without extension) of the scan clicked on; "
+                   "DICOM folder: the scan's id (study date), study or series UID")
+    p.add_argument("--patient", help="DICOM folder input: PatientID, when the folder holds several")
+    p.add_argument("--series", nargs="+", default=[], metavar="UID",
+                   help="DICOM folder input: series to use instead of the automatic choice (see `study`)")
+    p.add_argument("--dicom", action="store_true",
+                   help="also write DICOM SEG and a TID 1500 measurement report per scan (OUT/dicom/); "
+                        "needs scans read from DICOM")
     add_tracking_options(p)
     p.set_defaults(func=run)
 
@@ -41,20 +52,26 @@ def load_study(args: argparse.Namespace):
     if args.study.is_dir():
         if not args.point_ras or not args.source:
             raise InputError(f"{args.study}: a folder of images needs --point-ras X,Y,Z and --source SCAN")
+        from ..study.dicom_folder import is_dicom_folder, load_dicom_study
+
+        if is_dicom_folder(args.study):
+            return load_dicom_study(args.study, _parse_point(args.point_ras), args.source,
+                                    args.patient, args.series)
         return load_folder(args.study, _parse_point(args.point_ras), args.source)
-    if args.point_ras or args.source:
-        raise InputError("--point-ras/--source apply to a folder of images, not to a manifest")
+    if args.point_ras or args.source or args.patient or args.series:
+        raise InputError("--point-ras/--source/--patient/--series apply to a folder, not to a manifest")
     return load_manifest(args.study)
 
 
 def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = None,
                 extra_name: str = "") -> None:
-    head = f"{'lesion':<8}{'scan':<10}{'when':<12}{'status':<14}{'vol mL':>8}{'LD mm':>8}{'resp':>10}"
+    w = max([10] + [len(r["scan"]) + 2 for r in rows])
+    head = f"{'lesion':<8}{'scan':<{w}}{'when':<12}{'status':<14}{'vol mL':>8}{'LD mm':>8}{'resp':>10}"
     print(head + (f"{extra_name:>8}" if extra else ""))
     for r in rows:
         vol = "" if r["volume_ml"] is None else f"{r['volume_ml']:.2f}"
         ld = "" if r["longest_axial_diameter_mm"] is None else f"{r['longest_axial_diameter_mm']:.1f}"
-        line = (f"{r['lesion']:<8}{r['scan']:<10}{r['when']:<12}{r['status']:<14}{vol:>8}{ld:>8}"
+        line = (f"{r['lesion']:<8}{r['scan']:<{w}}{r['when']:<12}{r['status']:<14}{vol:>8}{ld:>8}"
                 f"{r['response']:>10}")
         if extra:
             line += f"{extra.get((r['lesion'], r['scan']), ''):>8}"
@@ -63,15 +80,24 @@ def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = Non
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_config_options(config)
+    if args.dicom:
+        from ..outputs.dicom_seg import require_dicom_packages
+
+        require_dicom_packages()
     study = load_study(args)
+    if args.dicom and not any(s.dicom_files for s in study.scans):
+        print("linguine: --dicom: no scan was read from DICOM, so no SEG/SR can reference one; "
+              "writing the other outputs only", file=sys.stderr)
+    preflight(study, args.out)
     bar = TqdmProgress(f"{study.patient_id}", disable=args.quiet)
     try:
-        result, rows = run_tracking(study, args.out, config, progress=bar)
+        result, rows = run_tracking(study, args.out, config, progress=bar, dicom=args.dicom)
     finally:
         bar.close()
     if not args.quiet:
         print_table(rows)
-        total = sum(result.timings.values())
+        total = result.walls.get("track", 0.0) + result.walls.get("write", 0.0)
         print(f"\n{len(study.lesions)} lesion(s), {len(study.scans)} scans in {total:.1f} s; "
               f"outputs in {args.out}")
     return 0

@@ -15,7 +15,6 @@ the propagated point land inside the truth (the reference's "valid click")?
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 from collections import Counter
@@ -27,7 +26,9 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..geometry import physical_to_continuous_index_zyx, same_grid, voxel_volume_ml
+from ..study.images import read_image
 from ..study.model import Lesion, Scan, Study
+from ..textio import read_json
 from .metrics import HIT_MIN_DICE, pair_metrics
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def read_truth(scan: Scan, reference: sitk.Image) -> np.ndarray | None:
     path = Path(scan.truth_path)
     if not path.exists():
         raise InputError(f"scan '{scan.id}': truth label '{path}' not found")
-    truth = sitk.ReadImage(str(path))
+    truth = read_image(path)
     if not same_grid(truth, reference):
         log.warning("truth of scan %s is on another grid: resampled (nearest neighbour)", scan.id)
         truth = sitk.Resample(truth, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
@@ -185,7 +186,7 @@ def _trajectory(study_out: Path) -> tuple[dict, dict]:
     path = study_out / "trajectory.csv"
     if not path.is_file():
         return statuses, points
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             key = (row["lesion"], row["scan"])
             statuses[key] = row.get("status", "")
@@ -201,15 +202,16 @@ def evaluate_study_output(study: Study, study_out: Path, dataset: str = "",
                           configuration: str = "", hit_min_dice: float = HIT_MIN_DICE) -> list[dict]:
     """Rows for one study from its written outputs (``labels/<scan>.nii.gz``, ``run.json``)."""
     study_out = Path(study_out)
-    run = json.loads((study_out / "run.json").read_text())
+    run = read_json(study_out / "run.json", "run record")
+    files = {s.get("id"): s.get("file") for s in run.get("scans", []) if isinstance(s, dict)}
     values = {les["id"]: int(les["label"]) for les in run.get("lesions", [])}
     labels: dict[str, np.ndarray] = {}
     references: dict[str, sitk.Image] = {}
     for scan in study.scans:
-        path = study_out / "labels" / f"{scan.id}.nii.gz"
+        path = study_out / "labels" / f"{files.get(scan.id) or scan.id}.nii.gz"
         if not path.is_file():
             raise InputError(f"{study_out}: predicted labels for scan '{scan.id}' missing ({path})")
-        img = sitk.ReadImage(str(path))
+        img = read_image(path)
         references[scan.id] = img
         labels[scan.id] = sitk.GetArrayFromImage(img)
     for k, lesion in enumerate(study.lesions, start=1):
@@ -229,7 +231,7 @@ def write_table(rows: list[dict], path: Path, columns: tuple[str, ...] | None = 
     columns = columns or (EVAL_COLUMNS if rows and "dice" in rows[0] else tuple(rows[0]) if rows
                           else EVAL_COLUMNS)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -247,7 +249,7 @@ def _cell(v):
 
 def read_table(path: Path) -> list[dict]:
     """Rows of an evaluation CSV with numbers as floats (NaN when empty) and booleans as bool."""
-    with Path(path).open(newline="") as fh:
+    with Path(path).open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
         for c in _FLOAT:
@@ -272,7 +274,9 @@ def evaluate_batch(out_root: Path, dataset: Path | None = None, dataset_name: st
 
     out_root = Path(out_root)
     info_path = out_root / "batch.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = read_json(info_path, "batch record") if info_path.is_file() else {}
+    if not isinstance(info, dict):
+        raise InputError(f"{info_path}: not a batch record (expected a JSON object)")
     if dataset is not None:
         jobs = load_dataset(Path(dataset), out_root / "_manifests")
         studies = {j.patient_id: {"folder": j.folder_name, "manifest": j.manifest} for j in jobs}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..quality.scoring import flag_scores, is_bad
+from ..textio import read_json
 from .analyses import (
     compare_configurations,
     direction_agnosticism,
@@ -101,7 +102,11 @@ class _Run:
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
         info = self.out / "batch.json"
-        self.info = json.loads(info.read_text()) if info.is_file() else {}
+        if not info.is_file():
+            raise InputError(f"{self.out}: not a `linguine batch` output (no batch.json)")
+        self.info = read_json(info, "batch record")
+        if not isinstance(self.info, dict):
+            raise InputError(f"{info}: not a batch record (expected a JSON object)")
         self.source = self.info.get("source", "manifest")
         self.failures = _read_csv(self.out / "failures.csv")
         self.rows = self._rows()
@@ -139,14 +144,17 @@ class _Run:
 
 
 def _read_csv(path: Path) -> dict[str, dict]:
-    return {r["patient_id"]: r for r in _read_rows(path)}
+    return {r.get("patient_id") or "": r for r in _read_rows(path)}
 
 
 def _read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: not a readable table ({exc})") from None
 
 
 def _disambiguate(runs: list[_Run]) -> None:
@@ -171,6 +179,7 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     runs = [_Run(Path(o)) for o in outs]
     _disambiguate(runs)
     html_path = Path(html_path) if html_path else Path(outs[0]) / "report.html"
+    _check_replaceable(html_path)
     rows = [r for run in runs for r in run.rows]
     by_config: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -283,8 +292,19 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     tmp.write_text(doc, encoding="utf-8")
     tmp.replace(html_path)
     (html_path.with_name(html_path.stem + "_analyses.json")).write_text(
-        json.dumps(_clean(analyses), indent=2, default=str))
+        json.dumps(_clean(analyses), indent=2, default=str), encoding="utf-8")
     return html_path
+
+
+def _check_replaceable(path: Path) -> None:
+    """The report may replace an earlier LinGuinE report, never another file."""
+    if path.is_dir():
+        raise InputError(f"--html {path}: is a folder")
+    if path.exists():
+        with open(path, "rb") as fh:
+            head = fh.read(200)
+        if b"<title>LinGuinE report</title>" not in head:
+            raise InputError(f"--html {path}: exists and is not a LinGuinE report; choose another file")
 
 
 def _review_section(runs: list[_Run]) -> list[str]:

@@ -33,7 +33,7 @@ def trajectory_rows(result: TrackingResult) -> list[dict]:
             res = result.get(lesion.id, scan.id)
             ref = result.references[scan.id]
             measured = res.status != "outside_image"
-            m = lesion_measures(res.mask.to_full(), ref) if measured else {}
+            m = lesion_measures(res.mask, ref) if measured else {}
             row = {"lesion": lesion.id, "scan": scan.id, "when": scan.when, "days_from_first": day,
                    "status": res.status,
                    "volume_ml": m.get("volume_ml"),

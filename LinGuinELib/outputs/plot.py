@@ -8,12 +8,12 @@ from .colors import lesion_color
 
 
 def plot_trajectory(rows: list[dict], lesion_ids: list[str], path: Path, title: str = "") -> None:
-    import matplotlib
+    # The object API, not pyplot: no global backend switch (this also runs inside Slicer's
+    # Python) and no pyplot import; safe in a worker thread.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    fig = Figure(figsize=(6.4, 4.0), dpi=120)
+    ax = fig.subplots()
     use_days = all(r["days_from_first"] is not None for r in rows)
     for k, lesion in enumerate(lesion_ids):
         pts = [r for r in rows if r["lesion"] == lesion and r["volume_ml"] is not None]
@@ -34,4 +34,3 @@ def plot_trajectory(rows: list[dict], lesion_ids: list[str], path: Path, title: 
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -1,4 +1,4 @@
-"""Mask prompts: read, check against the scan's grid, reduce to a centre."""
+"""Mask prompts: read, check against the scan's grid, one lesion per mask."""
 
 from __future__ import annotations
 
@@ -6,14 +6,23 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..errors import InputError
-from ..geometry import same_grid
+from ..geometry import index_zyx_to_physical, same_grid
 from ..study.images import read_image
 
+# Farthest apart two parts of one lesion's prompt may be (mm): clicks or mask pieces farther apart
+# than the largest lung masses (about 10 cm) are two lesions, not one.
+MAX_PROMPT_SPREAD_MM = 100.0
 
-def read_prompt_mask(path: Path, geometry) -> sitk.Image:
-    """A non-empty binary mask on exactly the scan's grid (no silent resampling)."""
+
+def read_prompt_mask(path: Path, geometry, label: int | None = None) -> sitk.Image:
+    """A non-empty binary mask of one lesion on exactly the scan's grid (no silent resampling).
+
+    A mask holding several label values is refused unless ``label`` picks one: a mask prompt
+    is one lesion (give one lesion entry per label, each with its ``mask_label``).
+    """
     mask = read_image(path)
     if not same_grid(mask, geometry):
         raise InputError(
@@ -21,6 +30,41 @@ def read_prompt_mask(path: Path, geometry) -> sitk.Image:
             f"does not match its scan (size {tuple(geometry.GetSize())})"
         )
     arr = sitk.GetArrayViewFromImage(mask)
-    if not np.any(arr):
+    if label is not None:
+        binary = arr == label
+        if not binary.any():
+            raise InputError(f"{path}: mask_label {label} does not occur in the mask")
+    else:
+        values = np.unique(arr[arr != 0])
+        if len(values) > 1:
+            shown = ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+            raise InputError(f"{path}: mask holds {len(values)} labels ({shown}); a mask prompt is one "
+                             "lesion: give one lesion per label with \"mask_label\": N")
+        binary = arr != 0
+    if not binary.any():
         raise InputError(f"{path}: mask is empty")
-    return sitk.Cast(mask != 0, sitk.sitkUInt8)
+    check_spread(binary, mask, str(path))
+    out = sitk.GetImageFromArray(binary.astype(np.uint8))
+    out.CopyInformation(mask)
+    return out
+
+
+def check_spread(binary: np.ndarray, image, where: str) -> None:
+    """Refuse a mask whose separate pieces lie farther apart than one lesion can span."""
+    labels, n = ndimage.label(binary, structure=np.ones((3, 3, 3)))
+    if n < 2:
+        return
+    centres = np.array(ndimage.center_of_mass(binary, labels, range(1, n + 1)))
+    pts = index_zyx_to_physical(image, centres)
+    spread = float(np.max(np.linalg.norm(pts[:, None] - pts[None], axis=-1)))
+    if spread > MAX_PROMPT_SPREAD_MM:
+        raise InputError(f"{where}: mask has pieces {spread:.0f} mm apart (more than "
+                         f"{MAX_PROMPT_SPREAD_MM:.0f} mm): that is several lesions; give one mask per lesion")
+
+
+def points_spread_mm(points_lps: np.ndarray) -> float:
+    """Largest distance between two prompt points of one lesion (0 for one point)."""
+    pts = np.asarray(points_lps, float).reshape(-1, 3)
+    if len(pts) < 2:
+        return 0.0
+    return float(np.max(np.linalg.norm(pts[:, None] - pts[None], axis=-1)))

@@ -5,21 +5,34 @@ for each planned step (see ``plan``): map the centre from the step's origin scan
 through the pair's registration (computed once per pair, shared by all lesions), segment at the
 mapped point, keep the component nearest the point, optionally boost, and record the centre
 for chained steps. Masks stay on each scan's own grid: nothing is resampled.
+
+Both cores work: scans are read and pairs registered on a small thread pool while the calling
+thread segments. Every global registration of the plan is submitted up front; each step's point
+mapping (the local refinement) as soon as its starting point is known: all at once in direct
+mode, depth by depth in chain mode, so a chain stays causal. Segmentation stays on the calling
+thread, in the plan's order, so a run is bit-identical to a serial one (``workers=0``) whenever
+the backends are deterministic. ``_Run`` keeps its scans and registered pairs between calls:
+``LinGuinELib.session.StudySession`` builds on that to add a lesion in seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
+from itertools import groupby
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..config import TrackingConfig
-from ..errors import Cancelled
+from ..errors import Cancelled, InputError
 from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image
 from ..prompt import mask_centre_lps
@@ -37,27 +50,67 @@ from .result import LesionScanResult, MaskCrop, TrackingResult
 
 log = logging.getLogger(__name__)
 
+MAX_WORKERS = 8
+# Stages whose wall time is "the method" (what the rest of the pipeline is compared with).
+METHOD_STAGES = ("registration", "segmentation", "filtering")
 
-class _Run:
-    """State of one call to ``track``: loaded images, registered pairs, timings."""
 
-    def __init__(self, study: Study, config: TrackingConfig, progress: ProgressCallback | None,
-                 cancel: CancelCheck | None) -> None:
-        self.study, self.config = study, config
-        self.progress, self.cancel = progress, cancel
-        self.timings: dict[str, float] = defaultdict(float)
-        self.images: dict[str, sitk.Image] = {}
-        self.mappers: dict[tuple[str, str], PointMapper] = {}
-        self.results: dict[tuple[str, str], LesionScanResult] = {}
-        self.lesion_refs: dict[str, LesionReference | None] = {}
-        self.days = dict(zip([s.id for s in study.scans], days_from_first(study.scans)))
-        self.done = 0
-        self.total = 1
-        with self.timed("backends"):
-            self.registration: Registration = create_backend(
-                "registration", config.registration, device=config.device, **config.registration_options)
-            self.segmenter: Segmenter = create_backend(
-                "segmentation", config.segmentation, device=config.device, **config.segmentation_options)
+def default_workers() -> int:
+    """Threads for reading and registering: one per core this process may use (at most 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+class _Inline:
+    """An executor that runs each task when it is submitted: the serial reference."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # re-raised by future.result(), as from a thread
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+_pin_lock = threading.Lock()
+_pin_count = 0
+_pin_saved = 0
+
+
+def _pin_sitk_threads(on: bool) -> None:
+    """Hold SimpleITK's process-wide default thread count at 1 while registrations run concurrently.
+
+    A backend that sets and restores that global around its own work (the classical one does,
+    for bit-for-bit reproducibility) would otherwise restore it under a registration still
+    running in another thread; with the global held at 1, every interleaving leaves it at 1.
+    Concurrency comes from running pairs side by side, one thread each.
+    """
+    global _pin_count, _pin_saved
+    with _pin_lock:
+        if on:
+            if _pin_count == 0:
+                _pin_saved = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+            _pin_count += 1
+        else:
+            _pin_count -= 1
+            if _pin_count == 0:
+                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(_pin_saved)
+
+
+class _Clock:
+    """Seconds per stage summed over threads, and the wall time during which stages ran."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.spans: list[tuple[str, float, float]] = []
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -65,30 +118,153 @@ class _Run:
         try:
             yield
         finally:
-            self.timings[stage] += time.perf_counter() - start
+            with self._lock:
+                self.spans.append((stage, start, time.perf_counter()))
 
-    def report(self, stage: str, message: str, advance: bool = True) -> None:
+    def totals(self, since: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        with self._lock:
+            for stage, start, end in self.spans:
+                if end > since:
+                    out[stage] = out.get(stage, 0.0) + end - max(start, since)
+        return out
+
+    def covered(self, stages: tuple[str, ...], since: float) -> float:
+        """Wall seconds after ``since`` during which at least one of ``stages`` ran."""
+        with self._lock:
+            spans = sorted((max(a, since), b) for st, a, b in self.spans if st in stages and b > since)
+        total, reach = 0.0, since
+        for a, b in spans:
+            if b > reach:
+                total += b - max(a, reach)
+                reach = b
+        return total
+
+
+class _Run:
+    """Loaded scans, registered pairs and backends of one study; ``execute`` tracks lesions.
+
+    Scans and registrations are futures on a thread pool (``workers`` threads; 0 = run each
+    task at once on the calling thread). They are kept between calls until ``close``.
+    """
+
+    def __init__(self, study: Study, config: TrackingConfig, progress: ProgressCallback | None = None,
+                 cancel: CancelCheck | None = None, workers: int | None = None) -> None:
+        self.study, self.config = study, config
+        self.progress, self.cancel = progress, cancel
+        self.clock = _Clock()
+        self.images: dict[str, Future] = {}
+        self.mappers: dict[tuple[str, str], Future] = {}
+        self.mapped: dict[tuple[str, str, tuple[float, ...]], Future] = {}
+        self.results: dict[tuple[str, str], LesionScanResult] = {}
+        self.lesion_refs: dict[str, LesionReference | None] = {}
+        self.days = dict(zip([s.id for s in study.scans], days_from_first(study.scans)))
+        self.register_calls = 0  # registrations run (tests check that pairs are reused)
+        self._lock = threading.Lock()
+        self.done = 0
+        self.total = 1
+        with self.timed("backends"):
+            self.registration: Registration = create_backend(
+                "registration", config.registration, device=config.device, **config.registration_options)
+            self.segmenter: Segmenter = create_backend(
+                "segmentation", config.segmentation, device=config.device, **config.segmentation_options)
+        if workers is None:
+            workers = default_workers() if getattr(self.registration, "concurrent_pairs", True) else 0
+        self.workers = workers
+        self.pool: ThreadPoolExecutor | _Inline = (
+            ThreadPoolExecutor(workers, thread_name_prefix="linguine") if workers > 0 else _Inline())
+        if workers > 0:
+            _pin_sitk_threads(True)
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop the pool (waits for a registration in progress), free the backends."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if self.workers > 0:
+                _pin_sitk_threads(False)
+            self.segmenter.close()
+
+    def timed(self, stage: str):
+        return self.clock.timed(stage)
+
+    def report(self, stage: str, message: str, advance: bool = True, lesion: str | None = None,
+               scan: str | None = None) -> None:
         if self.cancel is not None and self.cancel():
             raise Cancelled("tracking cancelled")
         self.done += int(advance)
         if self.progress is not None:
-            self.progress(ProgressEvent(stage, message, self.done, self.total))
+            self.progress(ProgressEvent(stage, message, self.done, self.total, lesion, scan))
 
-    def image(self, scan_id: str) -> sitk.Image:
+    def wait(self, future: Future) -> Any:
+        """A future's result; keeps answering cancel while it waits."""
+        while True:
+            try:
+                return future.result(timeout=0.2)
+            except FutureTimeout:
+                if self.cancel is not None and self.cancel():
+                    raise Cancelled("tracking cancelled") from None
+
+    # Scans and pairs: futures, submitted once, in the order they are first needed.
+    def image_future(self, scan_id: str) -> Future:
         if scan_id not in self.images:
-            scan = self.study.scan(scan_id)
-            with self.timed("load"):
-                self.images[scan_id] = scan.image if scan.image is not None else read_image(scan.path)
+            self.images[scan_id] = self.pool.submit(self._load, scan_id)
         return self.images[scan_id]
 
-    def mapper(self, source: str, target: str) -> PointMapper:
+    def _load(self, scan_id: str) -> sitk.Image:
+        scan = self.study.scan(scan_id)
+        if scan.image is not None:
+            return scan.image
+        with self.timed("load"):
+            return read_image(scan.path)
+
+    def image(self, scan_id: str) -> sitk.Image:
+        return self.wait(self.image_future(scan_id))
+
+    def pair_future(self, source: str, target: str) -> Future:
+        """The pair's registration; its scans are submitted first so that no task waits on a
+        task queued behind it."""
         if (source, target) not in self.mappers:
-            self.report("register", f"registering {source} -> {target}", advance=False)
-            with self.timed("registration"):
-                self.mappers[(source, target)] = self.registration.register(
-                    self.image(source), self.image(target))
-            self.report("register", f"registered {source} -> {target}")
+            src, tgt = self.image_future(source), self.image_future(target)
+            self.mappers[(source, target)] = self.pool.submit(self._register, src, tgt)
         return self.mappers[(source, target)]
+
+    def _register(self, source: Future, target: Future) -> PointMapper:
+        src, tgt = source.result(), target.result()
+        with self.timed("registration"):
+            mapper = self.registration.register(src, tgt)
+        with self._lock:
+            self.register_calls += 1
+        return mapper
+
+    def mapper(self, source: str, target: str) -> PointMapper:
+        future = self.pair_future(source, target)
+        if not future.done():
+            self.report("register", f"registering {source} -> {target}", advance=False, scan=target)
+        return self.wait(future)
+
+    def prefetch(self, source: str, target: str, point: np.ndarray) -> None:
+        """Map ``point`` on the pool (local refinement) ahead of the step that needs it."""
+        key = (source, target, tuple(np.asarray(point, dtype=float).round(6)))
+        if key not in self.mapped:
+            self.mapped[key] = self.pool.submit(self._map, self.pair_future(source, target), point)
+
+    def _map(self, pair: Future, point: np.ndarray) -> tuple[np.ndarray, float]:
+        """The point in the target scan and the backend's confidence in it."""
+        mapper = pair.result()
+        with self.timed("registration"):
+            return mapper.map_points(point[None])[0], float(mapper.confidence(point[None])[0])
+
+    def map_point(self, source: str, target: str, point: np.ndarray) -> tuple[np.ndarray, float]:
+        key = (source, target, tuple(np.asarray(point, dtype=float).round(6)))
+        future = self.mapped.pop(key, None)
+        if future is not None:
+            return self.wait(future)
+        return self._map(self.pair_future(source, target), point)
 
     def segment_at(self, image: sitk.Image, points_lps: np.ndarray,
                    negatives: np.ndarray | None = None) -> np.ndarray:
@@ -96,10 +272,11 @@ class _Run:
         with self.timed("segmentation"):
             raw = self.segmenter.segment(image, points_lps, negatives)
         with self.timed("filtering"):
-            keep = np.zeros(raw.shape, dtype=bool)
+            keep = None
             for point in points_lps:
-                keep |= keep_nearest_component(raw, image, point, self.config.search_radius_mm)
-        return keep
+                part = keep_nearest_component(raw, image, point, self.config.search_radius_mm)
+                keep = part if keep is None else keep | part
+        return keep if keep is not None else np.zeros(raw.shape, dtype=bool)
 
     def prompt(self, lesion: Lesion) -> LesionScanResult:
         """The lesion on its own scan: the user's mask, or the segmentation of the user's click."""
@@ -111,13 +288,14 @@ class _Run:
             mask = sitk.GetArrayFromImage(mask_img).astype(bool)
         else:
             mask = self.segment_at(image, lesion.points_lps, lesion.negative_points_lps)
-            if not mask.any():
-                log.warning("lesion %s: nothing segmented at the prompt on %s; propagating the click",
-                            lesion.id, lesion.scan_id)
-        centre = mask_centre_lps(mask, image) if mask.any() else None
-        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}")
-        result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", MaskCrop.from_full(mask),
-                                  centre_lps=centre)
+            if not mask.any():  # a click in air or beside the lesion: no baseline to track
+                p = np.round(lesion.points_lps[0] * [-1, -1, 1], 1).tolist()
+                raise InputError(f"lesion '{lesion.id}': nothing could be segmented at its prompt (RAS {p}) "
+                                 f"on scan '{lesion.scan_id}'; click inside the lesion")
+        crop = MaskCrop.from_full(mask)
+        centre = mask_centre_lps(crop, image) if not crop.empty else None
+        self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
+        result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", crop, centre_lps=centre)
         self.check(result, image, segmented=lesion.prompt_kind != "mask")
         with self.timed("quality"):
             self.lesion_refs[lesion.id] = LesionReference.from_prompt(image, result.mask, centre)
@@ -133,6 +311,7 @@ class _Run:
         with self.timed("quality"):
             match = candidate_match(reference, image, mask, mapped, None if a is None or b is None else b - a)
         return bool(match.pop("plausible")), match
+
     def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),
               segmented: bool = True) -> None:
         """Quality signals and review findings of one result, from its own image."""
@@ -155,12 +334,11 @@ class _Run:
 
     def step(self, lesion: Lesion, step: Step) -> LesionScanResult:
         point = self.anchor(lesion, step.from_scan)
-        mapper = self.mapper(step.from_scan, step.to_scan)
-        with self.timed("registration"):
-            mapped = mapper.map_points(point[None])[0]
+        self.mapper(step.from_scan, step.to_scan)
+        mapped, confidence = self.map_point(step.from_scan, step.to_scan, point)
         image = self.image(step.to_scan)
-        result = LesionScanResult(lesion.id, step.to_scan, "outside_image", MaskCrop.from_full(
-            np.zeros(image.GetSize()[::-1], bool)), propagated_point_lps=mapped, from_scan_id=step.from_scan)
+        result = LesionScanResult(lesion.id, step.to_scan, "outside_image", MaskCrop(image.GetSize()[::-1]),
+                                  propagated_point_lps=mapped, from_scan_id=step.from_scan)
         if inside_image(image, mapped[None])[0]:
             mask = self.segment_at(image, mapped[None])
             if self.config.boost and mask.any():
@@ -175,49 +353,84 @@ class _Run:
                 crop = MaskCrop(crop.shape_zyx)
             result.status = "found" if not crop.empty else "not_found"
             result.mask = crop
-            result.centre_lps = mask_centre_lps(mask, image) if not crop.empty else None
-            with self.timed("registration"):
-                confidence = float(mapper.confidence(point[None])[0])
+            result.centre_lps = mask_centre_lps(crop, image) if not crop.empty else None
             self.check(result, image, confidence)
             result.signals.update(match)
-        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}")
+        self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}",
+                    lesion=lesion.id, scan=step.to_scan)
         return result
 
-    def execute(self) -> TrackingResult:
+    def plan(self, lesions: list[Lesion]) -> list[Step]:
+        """Every step of these lesions: by depth (causal chains), then target (a backend may
+        keep per-image state), then lesion order."""
         scan_ids = [s.id for s in self.study.scans]
         order = {sid: k for k, sid in enumerate(scan_ids)}
-        lesions = {lesion.id: lesion for lesion in self.study.lesions}
-        steps = [s for lesion in self.study.lesions
-                 for s in plan_steps(scan_ids, lesion.scan_id, lesion.id, self.config.mode)]
-        # Depth first keeps chains causal; grouping by target lets a backend reuse per-image state.
-        lesion_rank = {lid: k for k, lid in enumerate(lesions)}
-        steps.sort(key=lambda s: (s.depth, order[s.to_scan], lesion_rank[s.lesion_id]))
-        pairs = {(s.from_scan, s.to_scan) for s in steps}
-        self.total = len(lesions) + len(steps) + len(pairs)
-        self.report("load", f"tracking {len(lesions)} lesion(s) over {len(scan_ids)} scans", advance=False)
-        for lesion in self.study.lesions:
+        rank = {lesion.id: k for k, lesion in enumerate(lesions)}
+        steps = [s for lesion in lesions for s in plan_steps(scan_ids, lesion.scan_id, lesion.id, self.config.mode)]
+        steps.sort(key=lambda s: (s.depth, order[s.to_scan], rank[s.lesion_id]))
+        return steps
+
+    def warm(self, pairs: list[tuple[str, str]]) -> None:
+        """Start reading these pairs' scans and registering them in the background."""
+        for source, target in pairs:
+            self.pair_future(source, target)
+
+    def execute(self, lesions: list[Lesion] | None = None) -> TrackingResult:
+        """Track ``lesions`` (default: the study's) on every scan; earlier results are kept."""
+        since = time.perf_counter()
+        lesions = list(self.study.lesions if lesions is None else lesions)
+        by_id = {lesion.id: lesion for lesion in lesions}
+        steps = self.plan(lesions)
+        pairs = list(dict.fromkeys((s.from_scan, s.to_scan) for s in steps))
+        self.done = 0
+        pending = {p for p in pairs if not self.pair_future(*p).done()}  # submits every registration
+        self.total = len(lesions) + len(steps) + len(pending)
+        self.report("load", f"tracking {len(lesions)} lesion(s) over {len(self.study.scans)} scans",
+                    advance=False)
+        for scan in self.study.scans:
+            self.image_future(scan.id)  # every scan has a geometry in the result, even with no step
+        for lesion in lesions:
             self.results[(lesion.id, lesion.scan_id)] = self.prompt(lesion)
         current_target = None
-        for step in steps:
-            if step.to_scan != current_target:
-                self.segmenter.release()
-                current_target = step.to_scan
-            self.results[(step.lesion_id, step.to_scan)] = self.step(lesions[step.lesion_id], step)
+        for _, level in groupby(steps, key=lambda s: s.depth):
+            level = list(level)
+            for step in level:  # starting points of this depth are known: refine them in the background
+                self.prefetch(step.from_scan, step.to_scan, self.anchor(by_id[step.lesion_id], step.from_scan))
+            for step in level:
+                if step.to_scan != current_target:
+                    self.segmenter.release()
+                    current_target = step.to_scan
+                self.results[(step.lesion_id, step.to_scan)] = self.step(by_id[step.lesion_id], step)
+                pair = (step.from_scan, step.to_scan)
+                if pair in pending:
+                    pending.discard(pair)
+                    self.report("register", f"registered {pair[0]} -> {pair[1]}", scan=pair[1])
         self.segmenter.release()
-        for sid in scan_ids:
-            self.image(sid)  # every scan has a geometry in the result, even with no step
-        references = {sid: ImageGeometry.of(img) for sid, img in self.images.items()}
+        result = self.result_for(lesions, since)
         self.report("done", "tracking finished", advance=False)
-        return TrackingResult(self.study, self.config, self.results, references, dict(self.timings),
+        return result
+
+    def result_for(self, lesions: list[Lesion], since: float) -> TrackingResult:
+        """The result of these (tracked) lesions; timings count the work done after ``since``."""
+        references = {s.id: ImageGeometry.of(self.image(s.id)) for s in self.study.scans}
+        walls = {"track": time.perf_counter() - since,
+                 "registration_or_segmentation": self.clock.covered(METHOD_STAGES, since)}
+        study = Study(self.study.patient_id, self.study.scans, list(lesions), self.study.source)
+        results = {(lesion.id, s.id): self.results[(lesion.id, s.id)] for lesion in lesions for s in study.scans}
+        return TrackingResult(study, self.config, results, references, self.clock.totals(since),
                               {"registration": self.registration.settings(),
-                               "segmentation": self.segmenter.settings()})
+                               "segmentation": self.segmenter.settings()}, walls)
 
 
 def track(study: Study, config: TrackingConfig | None = None, progress: ProgressCallback | None = None,
-          cancel: CancelCheck | None = None) -> TrackingResult:
-    """Track every lesion of ``study`` on every scan. Raises ``Cancelled`` if ``cancel()`` turns True."""
-    run = _Run(study, config or TrackingConfig(), progress, cancel)
+          cancel: CancelCheck | None = None, workers: int | None = None) -> TrackingResult:
+    """Track every lesion of ``study`` on every scan. Raises ``Cancelled`` if ``cancel()`` turns True.
+
+    ``workers``: threads that read scans and register pairs while this thread segments (default:
+    one per core; 0 runs everything here, in the same order: the serial reference).
+    """
+    run = _Run(study, config or TrackingConfig(), progress, cancel, workers)
     try:
         return run.execute()
     finally:
-        run.segmenter.close()
+        run.close()

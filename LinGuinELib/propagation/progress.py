@@ -12,6 +12,12 @@ class ProgressEvent:
     message: str  # human-readable, e.g. "L1: T0 -> T2"
     done: int  # steps finished so far
     total: int  # steps in the whole run
+    lesion: str | None = None  # the lesion this step is about, if any
+    scan: str | None = None  # the scan being registered to or segmented, if any
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
 
 
 ProgressCallback = Callable[[ProgressEvent], None]

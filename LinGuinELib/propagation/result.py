@@ -30,13 +30,18 @@ class MaskCrop:
     @classmethod
     def from_full(cls, mask_zyx: np.ndarray) -> MaskCrop:
         mask = np.asarray(mask_zyx, dtype=bool)
-        if not mask.any():
+        # Bounding box from per-axis projections: a few passes over the grid instead of
+        # np.nonzero, which materialises every voxel's index (seconds on a 512x512 scan).
+        z_hits = np.flatnonzero(mask.any(axis=(1, 2)))
+        if z_hits.size == 0:
             return cls(tuple(mask.shape))
-        nz = np.nonzero(mask)
-        lo = [int(a.min()) for a in nz]
-        hi = [int(a.max()) + 1 for a in nz]
+        slab = mask[z_hits[0] : z_hits[-1] + 1]
+        y_hits = np.flatnonzero(slab.any(axis=(0, 2)))
+        x_hits = np.flatnonzero(slab.any(axis=(0, 1)))
+        lo = (int(z_hits[0]), int(y_hits[0]), int(x_hits[0]))
+        hi = (int(z_hits[-1]) + 1, int(y_hits[-1]) + 1, int(x_hits[-1]) + 1)
         crop = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].copy()
-        return cls(tuple(mask.shape), tuple(lo), crop)
+        return cls(tuple(mask.shape), lo, crop)
 
     @property
     def empty(self) -> bool:
@@ -86,10 +91,14 @@ class TrackingResult:
     results: dict[tuple[str, str], LesionScanResult]
     # Geometry of each scan, to rebuild images on the scan's own grid without the voxels.
     references: dict[str, ImageGeometry]
-    # Wall-clock seconds per stage ("load", "registration", "segmentation", ...).
+    # Seconds per stage ("load", "registration", "segmentation", ...), summed over the engine's
+    # threads: with pairs registered side by side, "registration" can exceed the elapsed time.
     timings: dict[str, float] = field(default_factory=dict)
     # Backend settings, as recorded in run.json.
     backends: dict[str, Any] = field(default_factory=dict)
+    # Elapsed seconds: "track" (the whole call) and "registration_or_segmentation" (while at
+    # least one registration, segmentation or filtering task ran).
+    walls: dict[str, float] = field(default_factory=dict)
 
     def get(self, lesion_id: str, scan_id: str) -> LesionScanResult:
         return self.results[(lesion_id, scan_id)]

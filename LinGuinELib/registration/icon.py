@@ -333,6 +333,7 @@ class LungGradICON(_IconRegistration):
 
     model = "lunggradicon"
     ct_window = (-1000.0, 0.0)
+    extra_options = ("lung_mask",)  # read from self.options, not a constructor argument
 
     def intensities(self, hu: np.ndarray) -> np.ndarray:
         scaled = super().intensities(hu)

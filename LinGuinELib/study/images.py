@@ -8,15 +8,25 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..geometry import ImageGeometry
+from .integrity import check_complete, check_geometry
+
+MIN_SIZE = 4  # voxels per axis: fewer is a slice or a stub, not a CT volume to track in
 
 
-def _dicom_files(folder: Path) -> list[str]:
+def dicom_series_files(folder: Path, series_uid: str | None = None) -> list[str]:
+    """The files of the folder's one DICOM series (or of ``series_uid``, searched below it), slice order."""
     reader = sitk.ImageSeriesReader
+    if series_uid:
+        files = reader.GetGDCMSeriesFileNames(str(folder), series_uid, False, True)
+        if not files:
+            raise InputError(f"{folder}: no DICOM series {series_uid} below this folder")
+        return list(files)
     series = reader.GetGDCMSeriesIDs(str(folder))
     if not series:
         raise InputError(f"{folder}: folder holds no DICOM series")
     if len(series) > 1:
-        raise InputError(f"{folder}: folder holds {len(series)} DICOM series; give one per folder")
+        raise InputError(f"{folder}: folder holds {len(series)} DICOM series; give one per folder "
+                         f"(or its series_uid)")
     return list(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
 
 
@@ -26,22 +36,28 @@ def _check_3d(image: sitk.Image, path: Path) -> sitk.Image:
             f"{path}: expected a 3D scalar image, got {image.GetDimension()}D with "
             f"{image.GetNumberOfComponentsPerPixel()} component(s)"
         )
-    if min(image.GetSize()) < 2:
-        raise InputError(f"{path}: image of size {image.GetSize()} is not a 3D volume")
+    if min(image.GetSize()) < MIN_SIZE:
+        raise InputError(f"{path}: image of size {image.GetSize()} is not a 3D volume "
+                         f"(at least {MIN_SIZE} voxels per axis)")
+    check_geometry(path, image.GetDirection())
     return image
 
 
-def read_image(path: Path) -> sitk.Image:
-    """Read a 3D scalar image (file or DICOM folder); one-line InputError when it can't be."""
+def read_image(path: Path, series_uid: str | None = None, files: list[str] | None = None) -> sitk.Image:
+    """Read a 3D scalar image (file or DICOM folder); one-line InputError when it can't be.
+
+    A DICOM folder is read as its one series, ``series_uid``, or the given ``files`` of it.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(_dicom_files(path))
+            reader.SetFileNames(files or dicom_series_files(path, series_uid))
             image = reader.Execute()
         else:
+            check_complete(path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
@@ -64,6 +80,8 @@ def read_geometry(path: Path) -> ImageGeometry:
         raise InputError(f"{path}: cannot read image") from None
     if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
         raise InputError(f"{path}: expected a 3D scalar image, got {reader.GetDimension()}D")
-    if min(reader.GetSize()) < 2:
-        raise InputError(f"{path}: image of size {reader.GetSize()} is not a 3D volume")
+    if min(reader.GetSize()) < MIN_SIZE:
+        raise InputError(f"{path}: image of size {reader.GetSize()} is not a 3D volume "
+                         f"(at least {MIN_SIZE} voxels per axis)")
+    check_geometry(path, reader.GetDirection())
     return ImageGeometry.of(reader)

@@ -24,7 +24,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import inside_image, ras_to_lps
-from .images import read_geometry, read_image
+from ..prompt.masks import MAX_PROMPT_SPREAD_MM, points_spread_mm
+from .images import dicom_series_files, read_geometry, read_image
 from .model import Lesion, Scan, Study
 from .timepoints import parse_date, sort_scans
 
@@ -43,6 +44,24 @@ def _points(value: Any, field: str) -> np.ndarray:
     return arr
 
 
+def _text_id(value: Any, field: str) -> str:
+    """An id: a non-empty string without control characters (they break file headers)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{field}: missing or not a string")
+    bad = next((c for c in value if not c.isprintable() and c != " "), None)
+    if bad is not None:
+        raise InputError(f"{field}: contains the control character {bad!r}")
+    return value
+
+
+def _positive_int(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{field}: expected a positive integer, got {value!r}")
+    return value
+
+
 def _unique(ids: list[str], what: str, where: str) -> None:
     seen: set[str] = set()
     for i in ids:
@@ -55,9 +74,9 @@ def _scan_from_record(rec: Any, k: int, base: Path, where: str) -> Scan:
     field = f"{where}: scans[{k}]"
     if not isinstance(rec, dict):
         raise InputError(f"{field}: expected an object")
-    for key in ("id", "image"):
-        if not isinstance(rec.get(key), str) or not rec[key]:
-            raise InputError(f"{field}.{key}: missing or not a string")
+    _text_id(rec.get("id"), f"{field}.id")
+    if not isinstance(rec.get("image"), str) or not rec["image"]:
+        raise InputError(f"{field}.image: missing or not a string")
     date = None
     if rec.get("date") is not None:
         date = parse_date(str(rec["date"]))
@@ -68,12 +87,16 @@ def _scan_from_record(rec: Any, k: int, base: Path, where: str) -> Scan:
     if date is None and timepoint and parse_date(timepoint):
         date = parse_date(timepoint)
     label = rec.get("label")
+    series_uid = rec.get("series_uid")
+    if series_uid is not None and (not isinstance(series_uid, str) or not series_uid):
+        raise InputError(f"{field}.series_uid: expected a DICOM series UID string")
     return Scan(
         id=rec["id"],
         path=base / rec["image"],
         date=date,
         timepoint=timepoint,
         truth_path=base / label if isinstance(label, str) else None,
+        series_uid=series_uid,
     )
 
 
@@ -82,8 +105,8 @@ def _lesion_from_record(rec: Any, k: int, base: Path, where: str) -> Lesion:
     if not isinstance(rec, dict):
         raise InputError(f"{field}: expected an object")
     for key in ("id", "scan"):
-        if not isinstance(rec.get(key), str) or not rec[key]:
-            raise InputError(f"{field}.{key}: missing or not a string")
+        _text_id(rec.get(key), f"{field}.{key}")
+    field = f"{field} ('{rec['id']}')"
     points = None
     if "point_ras" in rec:
         points = ras_to_lps(_points(rec["point_ras"], f"{field}.point_ras"))
@@ -95,9 +118,11 @@ def _lesion_from_record(rec: Any, k: int, base: Path, where: str) -> Lesion:
     mask = rec.get("mask")
     if points is None and not isinstance(mask, str):
         raise InputError(f"{field}: needs point_ras, point_lps or mask")
-    truth = rec.get("truth_label")
-    if truth is not None and (not isinstance(truth, int) or truth < 1):
-        raise InputError(f"{field}.truth_label: expected a positive integer, got {truth!r}")
+    truth = _positive_int(rec.get("truth_label"), f"{field}.truth_label")
+    mask_label = _positive_int(rec.get("mask_label"), f"{field}.mask_label")
+    if points is not None and points_spread_mm(points) > MAX_PROMPT_SPREAD_MM:
+        raise InputError(f"{field}: its points are {points_spread_mm(points):.0f} mm apart (more than "
+                         f"{MAX_PROMPT_SPREAD_MM:.0f} mm): that is several lesions; give one lesion entry each")
     return Lesion(
         id=rec["id"],
         scan_id=rec["scan"],
@@ -105,6 +130,7 @@ def _lesion_from_record(rec: Any, k: int, base: Path, where: str) -> Lesion:
         mask_path=base / mask if isinstance(mask, str) and points is None else None,
         negative_points_lps=negatives,
         truth_label=truth,
+        mask_label=mask_label,
     )
 
 
@@ -118,7 +144,9 @@ def validate_study(study: Study, where: str) -> Study:
         raise InputError(f"{where}: no lesions to track")
     for s in study.scans:
         if s.image is None and s.path is not None and s.path.is_dir():
-            s.image = read_image(s.path)  # a DICOM series' geometry needs every slice: keep it, read once
+            # A DICOM series' geometry needs every slice: keep it, read once; its files for DICOM output.
+            s.dicom_files = dicom_series_files(s.path, s.series_uid)
+            s.image = read_image(s.path, files=s.dicom_files)
     geometries = {s.id: s.image if s.image is not None else read_geometry(s.path) for s in study.scans}
     for lesion in study.lesions:
         if lesion.scan_id not in geometries:
@@ -134,7 +162,7 @@ def validate_study(study: Study, where: str) -> Study:
         if lesion.mask_path is not None:
             from ..prompt.masks import read_prompt_mask  # validates alignment and emptiness
 
-            lesion.mask = read_prompt_mask(lesion.mask_path, geom)
+            lesion.mask = read_prompt_mask(lesion.mask_path, geom, lesion.mask_label)
     return study
 
 
@@ -143,7 +171,7 @@ def load_manifest(path: Path) -> Study:
     path = Path(path)
     where = str(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -157,8 +185,10 @@ def load_manifest(path: Path) -> Study:
     if not isinstance(lesions, list):
         raise InputError(f"{path}: 'lesions' is not a list")
     base = path.parent
+    pid = data.get("patient_id")
     study = Study(
-        patient_id=str(data.get("patient_id") or path.parent.name),
+        patient_id=_text_id(str(pid) if isinstance(pid, (int, float)) else pid, f"{path}: patient_id")
+        if pid not in (None, "") else path.parent.name,
         scans=[_scan_from_record(r, k, base, where) for k, r in enumerate(scans)],
         lesions=[_lesion_from_record(r, k, base, where) for k, r in enumerate(lesions)],
         source=path,

@@ -20,6 +20,8 @@ class Scan:
     date: dt.date | None = None  # acquisition date, when known
     timepoint: str | None = None  # label such as "baseline", "week_12"
     truth_path: Path | None = None  # optional ground-truth labelmap (evaluation only)
+    series_uid: str | None = None  # the DICOM series to read when ``path`` is a folder holding several
+    dicom_files: list[str] | None = None  # the CT series' files, slice order, when read from DICOM
 
     @property
     def when(self) -> str:
@@ -38,6 +40,7 @@ class Lesion:
     mask: sitk.Image | None = None  # in-memory mask, same grid as the scan
     negative_points_lps: np.ndarray | None = None
     truth_label: int | None = None  # value of this lesion in the scans' truth labelmaps
+    mask_label: int | None = None  # value picked from a multi-label prompt mask
 
     @property
     def prompt_kind(self) -> str:

@@ -2,60 +2,24 @@
 
 ``ball_study`` builds volumes directly in MRML (RAS), one of them with a flipped axis, with
 bright balls at known RAS centres that move and grow between scans. Two small backends make
-the outcome exact: ``KnownShiftRegistration`` knows each scan's true motion (looked up by the
-scan's grid) and maps points through a real SimpleITK transform; ``BrightRegionSegmenter``
-returns the bright connected region under the prompt. So a mask that comes back through the
+the outcome exact (``child_backends.py``: a registration that knows each scan's true motion, a
+segmenter that returns the bright region under the prompt). So a mask that comes back through the
 segmentation node must equal the ball voxel for voxel, which checks the RAS <-> LPS boundary.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 import vtk
-from scipy import ndimage
+from child_backends import KNOWN_SHIFTS_LPS, grid_key
 from vtk.util import numpy_support
-
-from LinGuinELib.geometry import physical_to_continuous_index_zyx
-from LinGuinELib.registration.base import Registration, TransformMapper
-from LinGuinELib.registry import register_registration, register_segmentation
-from LinGuinELib.segmentation.base import Segmenter
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE_DIR = REPO / "LinGuinE"
-
-# Grid key -> true motion of that scan (RAS mm), filled by ball_study.
-KNOWN_SHIFTS_LPS: dict[tuple, np.ndarray] = {}
-
-
-def grid_key(image) -> tuple:
-    return tuple(np.round([*image.GetOrigin(), *image.GetDirection(), *image.GetSpacing()], 3))
-
-
-@register_registration("slicer-test-known-shift")
-class KnownShiftRegistration(Registration):
-    def register(self, source, target):
-        shift = KNOWN_SHIFTS_LPS[grid_key(target)] - KNOWN_SHIFTS_LPS[grid_key(source)]
-        return TransformMapper(sitk.TranslationTransform(3, tuple(float(v) for v in shift)))
-
-
-@register_segmentation("slicer-test-bright")
-class BrightRegionSegmenter(Segmenter):
-    def segment(self, image, positive_lps, negative_lps=None):
-        arr = sitk.GetArrayViewFromImage(image)
-        labels, _ = ndimage.label(arr > 0)
-        out = np.zeros(arr.shape, bool)
-        for p in np.asarray(positive_lps).reshape(-1, 3):
-            z, y, x = np.round(physical_to_continuous_index_zyx(image, p[None])[0]).astype(int)
-            inside = all(0 <= v < n for v, n in zip((z, y, x), arr.shape))
-            if inside and labels[z, y, x]:
-                out |= labels == labels[z, y, x]
-        return out
 
 
 @dataclass
@@ -141,22 +105,8 @@ def segment_array(scene, segmentation, segment_id: str, volume) -> np.ndarray:
     return segment_mask_zyx(scene, segmentation, segment_id, volume)
 
 
-
-
 def sequences_logic(scene):
     """The headless scene's sequences logic (the application registers it inside Slicer)."""
     from LinGuinELogic.scene import application_logic
 
     return application_logic(scene).GetModuleLogic("Sequences")
-
-
-# Lets a test hold the worker inside registration, to cancel it mid-run deterministically.
-REGISTRATION_GATE = threading.Event()
-
-
-@register_registration("slicer-test-gated")
-class GatedRegistration(KnownShiftRegistration):
-    def register(self, source, target):
-        if not REGISTRATION_GATE.wait(timeout=30):
-            raise RuntimeError("test gate was never opened")
-        return super().register(source, target)

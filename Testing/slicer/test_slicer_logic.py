@@ -371,44 +371,6 @@ def test_row_focus_is_the_mask_centroid_in_ras(ball_study):
         assert np.linalg.norm(np.array(focus) - ball_study.centres_ras[key]) < 1.0, key
 
 
-def test_worker_thread_reports_progress_and_cancels_cleanly(ball_study):
-    import time
-
-    from LinGuinELogic import LinGuinELogic
-    from slicer_fixtures import REGISTRATION_GATE
-
-    from LinGuinELib.config import TrackingConfig
-    from LinGuinELib.errors import Cancelled
-
-    logic = LinGuinELogic(ball_study.scene)
-    before = ball_study.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
-    prepared = logic.prepare(ball_study.volumes, ball_study.points)  # main thread: MRML -> images
-    REGISTRATION_GATE.clear()
-    job = logic.startTracking(prepared, TrackingConfig(registration="slicer-test-gated",
-                                                       segmentation="slicer-test-bright"))
-    events, deadline = [], time.time() + 30
-    while not any(e.stage == "register" for e in events) and time.time() < deadline:
-        events += job.poll()  # what the widget's QTimer does
-        time.sleep(0.01)
-    assert not job.finished, "the worker should be held in registration"
-    assert any("baseline" in e.message for e in events)  # stage + scan reach the main thread
-    job.cancel()
-    REGISTRATION_GATE.set()
-    assert job.wait(30)
-    assert job.cancelled and job.result is None and job.error is None
-    with pytest.raises(Cancelled):
-        logic.finishTracking(job)
-    assert ball_study.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == before
-
-    REGISTRATION_GATE.set()  # a second run, not cancelled, completes from the thread
-    job = logic.startTracking(prepared, TrackingConfig(registration="slicer-test-gated",
-                                                       segmentation="slicer-test-bright"))
-    assert job.wait(30) and job.error is None
-    output = logic.finishTracking(job)
-    assert len(output.segmentationNodes) == 3
-    assert job.poll()[-1].stage == "done"
-
-
 def test_logic_follows_the_scene_of_its_inputs(ball_study):
     from LinGuinELogic import LinGuinELogic
     from LinGuinELogic.scene import headless_scene

@@ -8,7 +8,6 @@ the parameter node class with a widget class that parameterNodeWrapper can bind 
 
 from __future__ import annotations
 
-import ast
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -32,7 +31,7 @@ MEMBERS: dict[str, set[str]] = {
     "QLineEdit": _QWIDGET | {"text", "setText", "textChanged", "placeholderText"},
     "QComboBox": _QWIDGET | {"currentText", "currentTextChanged", "setCurrentText", "addItem", "clear",
                              "currentIndex", "currentIndexChanged", "count"},
-    "QDoubleSpinBox": _QWIDGET | {"value", "valueChanged", "setValue"},
+    "QDoubleSpinBox": _QWIDGET | {"value", "valueChanged", "setValue", "minimum", "maximum"},
     "QProgressBar": _QWIDGET | {"setRange", "setValue", "value", "maximum", "minimum"},
     "QFrame": _QWIDGET,
     "QTableWidget": _VIEW | {"setColumnCount", "setHorizontalHeaderLabels", "setRowCount", "rowCount",
@@ -42,7 +41,7 @@ MEMBERS: dict[str, set[str]] = {
                                      "addAttribute", "setMRMLScene"},
     "qMRMLSegmentSelectorWidget": _QWIDGET | {"currentNode", "selectedSegmentIDs", "setCurrentNode",
                                               "currentSegmentID", "setMRMLScene"},
-    "ctkPathLineEdit": _QWIDGET | {"currentPath", "setCurrentPath", "currentPathChanged"},
+    "ctkPathLineEdit": _QWIDGET | {"currentPath", "setCurrentPath", "currentPathChanged", "addCurrentPathToHistory"},
     "ctkCollapsibleButton": _QWIDGET | {"collapsed", "text"},
 }
 # parameterNodeWrapper connectors: annotated type -> widget classes that can show it.
@@ -105,10 +104,26 @@ def test_every_widget_the_code_uses_exists_with_a_fitting_class(widgets):
 
 
 def _parameter_fields() -> dict[str, str]:
-    tree = ast.parse(WIDGET_CODE.read_text())
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "LinGuinEParameterNode")
-    assert any(ast.unparse(d) == "parameterNodeWrapper" for d in cls.decorator_list)
-    return {n.target.id: ast.unparse(n.annotation) for n in cls.body if isinstance(n, ast.AnnAssign)}
+    """Parameter node fields -> annotation, as LinGuinE.py derives them from TrackingConfig."""
+    import sys
+
+    sys.path[:0] = [str(MODULE_DIR.parent), str(MODULE_DIR)]
+    try:
+        from LinGuinELogic.settings import parameter_fields
+    finally:
+        del sys.path[:2]
+    fields = {"promptNode": "vtkMRMLMarkupsFiducialNode", "tableNode": "vtkMRMLTableNode"}
+    for f in parameter_fields():
+        base = f.kind.__name__
+        fields[f.parameter] = (f"Annotated[{base}, Choice(...)]" if f.choices else
+                               f"Annotated[{base}, WithinRange(...)]" if f.minimum is not None else base)
+    return fields
+
+
+def test_parameter_node_class_is_derived_from_the_config():
+    code = WIDGET_CODE.read_text()
+    assert "for field in parameter_fields()" in code and "parameterNodeWrapper(type(" in code
+    assert "registration: str" not in code  # no option is declared a second time here
 
 
 def test_parameter_bindings_match_the_parameter_node(widgets):
@@ -119,7 +134,7 @@ def test_parameter_bindings_match_the_parameter_node(widgets):
         if prop is not None:
             bound[prop.findtext("string")] = element
     assert set(bound) <= set(fields), f"bound to unknown parameters: {set(bound) - set(fields)}"
-    assert {"promptNode", "mode", "boost", "device", "searchRadiusMm", "tableNode"} <= set(bound)
+    assert {"promptNode", "mode", "boost", "searchRadiusMm", "tableNode"} <= set(bound)
     for parameter, element in bound.items():
         annotation, cls = fields[parameter], element.get("class")
         if annotation.startswith("vtkMRML"):
@@ -131,6 +146,38 @@ def test_parameter_bindings_match_the_parameter_node(widgets):
             assert cls in BINDABLE[base], f"{parameter}: {annotation} cannot bind to a {cls}"
             if cls == "QComboBox" and base == "str":
                 assert "Choice(" in annotation, f"{parameter}: a QComboBox needs a Choice annotation"
+
+
+def test_backend_fields_exist_for_every_kind_and_option(widgets):
+    """The panel shows, per backend kind, the fields a backend may need (names used by backend_panel.py)."""
+    import sys
+
+    sys.path[:0] = [str(MODULE_DIR.parent), str(MODULE_DIR)]
+    try:
+        from LinGuinELogic.settings import PANEL_OPTIONS
+    finally:
+        del sys.path[:2]
+    panel = (MODULE_DIR / "LinGuinEGui" / "backend_panel.py").read_text()
+    expected = {"file": "ctkPathLineEdit", "folder": "ctkPathLineEdit", "text": "QLineEdit", "secret": "QLineEdit"}
+    for option, (kind_of_widget, _label) in PANEL_OPTIONS.items():
+        match = re.search(rf'"{option}": \("(\w+)", "(\w+)"\)', panel)
+        assert match, f"backend_panel.py has no widgets for {option}"
+        for kind in ("registration", "segmentation"):
+            field, label = widgets.get(kind + match[1]), widgets.get(kind + match[2])
+            assert field is not None and label is not None, (kind, option)
+            assert field.get("class") == expected[kind_of_widget], (kind, option)
+            if kind_of_widget in ("file", "folder"):
+                filters = _property(field, "filters").findtext("set")
+                assert ("Files" if kind_of_widget == "file" else "Dirs") in filters, (kind, option)
+            if kind_of_widget == "secret":
+                assert _property(field, "echoMode").findtext("enum") == "QLineEdit::Password"
+        assert widgets.get("registrationStatusLabel") is not None
+    assert widgets["modelDirPathLineEdit"].get("class") == "ctkPathLineEdit"
+    # Backend paths are application settings, never scene (parameter node) content.
+    bound = {(_property(e, "SlicerParameterName").findtext("string")) for e in widgets.values()
+             if _property(e, "SlicerParameterName") is not None}
+    assert not bound & {"weights", "modelDir", "serverUrl", "apiKey", "registrationOptions",
+                        "segmentationOptions"}
 
 
 def test_mrml_widgets_receive_the_scene(ui, widgets):

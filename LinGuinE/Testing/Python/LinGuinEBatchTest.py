@@ -16,6 +16,9 @@ class LinGuinEBatchTest(unittest.TestCase):
         slicer.mrmlScene.Clear()
 
     def test_batch_snippet(self):
+        from LinGuinELogic.dependencies import ensure_requirements
+
+        ensure_requirements(prompt=False)  # a fresh Slicer: before LinGuinELib.synthetic needs them
         from LinGuinE import LinGuinELogic
         from LinGuinELib.geometry import lps_to_ras
         from LinGuinELib.study.manifest import load_manifest

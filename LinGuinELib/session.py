@@ -1,0 +1,132 @@
+"""A study kept open: scans loaded, pair registrations cached, one more lesion in seconds.
+
+A radiologist who adds a lesion should not wait for the whole study again. A ``StudySession``
+reads the scans and starts the global registration of each pair in background threads as
+soon as it starts; a lesion then costs only its prompt segmentation, one local refinement
+per scan and one segmentation per scan. Results are those of ``track`` on the same lesions
+(same engine, same order of work; only timings differ).
+
+Lifecycle (explicit, as nnInteractive's session):
+
+    session = StudySession(study, config)   # nothing runs yet
+    session.start()                         # returns at once; reading and registering run behind
+    result = session.track()                # the study's own lesions
+    result = session.add_lesion(lesion)     # every lesion so far, the new one included
+    session.close()                         # waits for a registration in progress, frees it all
+
+or ``with StudySession(study, config) as session: ...`` (start and close). Until ``close``
+the session holds the scans in memory and keeps SimpleITK's process-wide default thread count
+at 1 (pairs run side by side, one thread each). One caller thread at a time; a long-lived
+process (the Slicer module's worker) keeps one session per open study.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .config import TrackingConfig
+from .errors import InputError
+from .propagation.engine import _Run
+from .propagation.plan import plan_steps
+from .propagation.progress import CancelCheck, ProgressCallback
+from .propagation.result import TrackingResult
+from .study.model import Lesion, Study
+
+log = logging.getLogger(__name__)
+
+
+class StudySession:
+    """Scans and registered pairs of one study, kept for any number of lesions.
+
+    ``warm_from``: scans from which new lesions are expected (their pairs are registered in
+    the background at ``start``); default: the scans of the study's lesions, else the first
+    scan. In chain mode every pair of neighbouring scans is warmed whatever the source.
+    ``workers``: background threads (default: one per core; 0 = no background work).
+    """
+
+    def __init__(self, study: Study, config: TrackingConfig | None = None,
+                 warm_from: list[str] | None = None, workers: int | None = None) -> None:
+        self.study = study
+        self.config = config or TrackingConfig()
+        ids = [s.id for s in study.scans]
+        self.warm_from = list(warm_from) if warm_from else (
+            list(dict.fromkeys(les.scan_id for les in study.lesions)) or ids[:1])
+        unknown = [sid for sid in self.warm_from if sid not in ids]
+        if unknown:
+            raise InputError(f"warm_from: scan(s) {', '.join(unknown)} not in the study")
+        self.workers = workers
+        self.lesions: list[Lesion] = []  # tracked so far, in the order they were added
+        self._run: _Run | None = None
+
+    # Lifecycle
+    def start(self) -> StudySession:
+        """Create the backends and start reading and registering in the background."""
+        if self._run is None:
+            self._run = _Run(self.study, self.config, workers=self.workers)
+            self._run.warm(self.warm_pairs())
+        return self
+
+    def close(self) -> None:
+        """Free scans, registrations and backends (waits for a registration in progress)."""
+        if self._run is not None:
+            run, self._run = self._run, None
+            run.close()
+
+    def __enter__(self) -> StudySession:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Work
+    def warm_pairs(self) -> list[tuple[str, str]]:
+        """The (source, target) pairs that ``start`` registers ahead of any lesion."""
+        ids = [s.id for s in self.study.scans]
+        sources = ids if self.config.mode == "chain" else self.warm_from
+        steps = [step for sid in sources for step in plan_steps(ids, sid, "", self.config.mode)]
+        return list(dict.fromkeys((step.from_scan, step.to_scan) for step in steps))
+
+    def track(self, progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
+              ) -> TrackingResult:
+        """Track the study's lesions not tracked yet; the result holds every lesion so far."""
+        done = {les.id for les in self.lesions}
+        return self._add([les for les in self.study.lesions if les.id not in done], progress, cancel)
+
+    def add_lesion(self, lesion: Lesion, progress: ProgressCallback | None = None,
+                   cancel: CancelCheck | None = None) -> TrackingResult:
+        """Track one more lesion (a lesion with the id of an earlier one replaces it)."""
+        return self._add([lesion], progress, cancel)
+
+    def result(self) -> TrackingResult:
+        """Every lesion tracked so far (timings: none, no work is done)."""
+        return self._started().result_for(self.lesions, time.perf_counter())
+
+    @property
+    def register_calls(self) -> int:
+        """Pair registrations run so far (warm-up included)."""
+        return self._run.register_calls if self._run is not None else 0
+
+    def _started(self) -> _Run:
+        if self._run is None:
+            raise RuntimeError("StudySession: call start() first (or use it as a context manager)")
+        return self._run
+
+    def _add(self, lesions: list[Lesion], progress: ProgressCallback | None,
+             cancel: CancelCheck | None) -> TrackingResult:
+        run = self._started()
+        ids = [s.id for s in self.study.scans]
+        for lesion in lesions:
+            if lesion.scan_id not in ids:
+                raise InputError(f"lesion '{lesion.id}': scan '{lesion.scan_id}' is not in the study")
+        since = time.perf_counter()
+        run.progress, run.cancel = progress, cancel
+        try:
+            run.execute(lesions)
+        finally:
+            run.progress = run.cancel = None
+        new = {les.id for les in lesions}
+        self.lesions = [les for les in self.lesions if les.id not in new] + lesions
+        log.info("session %s: %d lesion(s) tracked in %.1f s", self.study.patient_id, len(lesions),
+                 time.perf_counter() - since)
+        return run.result_for(self.lesions, since)

@@ -1,0 +1,52 @@
+"""The CLI imports only the command it runs: `linguine --help` and `track` start fast."""
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from LinGuinELib.cli.main import SUBCOMMANDS, SUMMARIES, build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("matplotlib", "torch", "dask", "distributed", "monai", "pandas")
+
+
+def _imported_after(argv: list[str]) -> list[str]:
+    code = ("import sys, json\nfrom LinGuinELib.cli.main import build_parser\n"
+            f"build_parser({argv!r})\nprint(json.dumps(sorted(sys.modules)))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout)
+
+
+def test_help_imports_no_command():
+    modules = _imported_after(["--help"])
+    assert not [m for m in modules if m.split(".")[0] in HEAVY + ("SimpleITK", "scipy", "numpy")]
+    assert not [m for m in modules if m.startswith("LinGuinELib.cli.") and m != "LinGuinELib.cli.main"]
+
+
+def test_track_imports_only_track():
+    modules = _imported_after(["-q", "track", "study.json", "--out", "o"])
+    assert "LinGuinELib.cli.track" in modules
+    assert not [m for m in modules if m.split(".")[0] in HEAVY]
+    others = {f"LinGuinELib.cli.{n}" for n in SUBCOMMANDS} - {"LinGuinELib.cli.track", "LinGuinELib.cli.options"}
+    assert not others & set(modules)
+
+
+def test_summaries_are_the_commands_own_help():
+    """The listing's one-liners must say what each command module says of itself."""
+    for name in SUBCOMMANDS:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"LinGuinELib.cli.{name}").add_parser(sub)
+        helps = {a.dest: a.help for a in sub._choices_actions}
+        assert helps[name] == SUMMARIES[name], name
+
+
+def test_every_command_listed_and_each_parses_its_own_options():
+    help_text = build_parser(["--help"]).format_help()
+    for name in SUBCOMMANDS:
+        assert name in help_text
+    args = build_parser(["track", "s.json", "--out", "o"]).parse_args(["track", "s.json", "--out", "o"])
+    assert args.command == "track" and args.out == Path("o")

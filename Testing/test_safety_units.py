@@ -1,0 +1,139 @@
+"""The data-safety building blocks: file names from ids, the crash-safe swap, leftovers."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicerio
+
+from LinGuinELib.errors import InputError
+from LinGuinELib.outputs import safety
+from LinGuinELib.outputs.nrrd_text import write_segmentation_file
+from LinGuinELib.outputs.safety import MARKER, recover_leftovers, safe_name, staged_output, unique_names
+
+
+@pytest.mark.parametrize("text", ["../../etc/passwd", "..", ".", "/abs/x", "a\\b", "a\x00b", "CON", "nul.txt",
+                                  "x" * 400, "ü" * 300, " .hidden", "a:b*c?", ""])
+def test_safe_name_cannot_escape_and_stays_short(text):
+    name = safe_name(text)
+    assert name and "/" not in name and "\\" not in name and "\x00" not in name
+    assert not name.startswith(".") and name not in ("..", ".")
+    assert name.split(".")[0].lower() not in ("con", "nul")
+    assert len(name.encode("utf-8")) <= safety.NAME_MAX_BYTES
+
+
+def test_safe_name_keeps_readable_names():
+    assert safe_name("Müller, Jürgen") == "Müller, Jürgen"
+    assert safe_name("week_12") == "week_12"
+    assert safe_name("P/001") == "P_001"
+
+
+def test_unique_names_are_deterministic_and_case_insensitive():
+    ids = ["T1", "t1", "P/1", "P_1", "x" * 400, "x" * 401]
+    names = unique_names(ids)
+    assert names == unique_names(ids)
+    assert len({n.casefold() for n in names.values()}) == len(ids)
+    assert names["T1"] == "T1" and names["t1"].startswith("t1~")
+    assert unique_names(["t1"])["t1"] == "t1"  # the hash tag depends on the id alone
+
+
+def _output(folder, text):
+    folder.mkdir()
+    (folder / "run.json").write_text(text)
+    (folder / MARKER).write_text('{"kind": "track", "files": ["run.json"]}')
+
+
+def test_swap_replaces_and_a_failure_keeps_the_old_output(tmp_path):
+    out = tmp_path / "out"
+    _output(out, "old")
+    with pytest.raises(RuntimeError), staged_output(out) as tmp:
+        (tmp / "run.json").write_text("half")
+        raise RuntimeError("disk full")
+    assert (out / "run.json").read_text() == "old"
+    with staged_output(out) as tmp:
+        (tmp / "run.json").write_text("new")
+    assert (out / "run.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_kill_between_the_two_renames_is_recovered(tmp_path, monkeypatch):
+    """Without an atomic exchange, a kill after 'old aside' leaves only .out.old-*: the next run restores it."""
+    out = tmp_path / "out"
+    _output(out, "old")
+    monkeypatch.setattr(safety, "_rename_exchange", lambda a, b: False)
+    real_rename = os.rename
+    calls = []
+
+    def killed_on_second(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies here
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(safety.os, "rename", killed_on_second)
+    with pytest.raises(KeyboardInterrupt), staged_output(out) as tmp:
+        (tmp / "run.json").write_text("new")
+    monkeypatch.setattr(safety.os, "rename", real_rename)
+    assert not out.exists() and list(tmp_path.glob(".out.old-*"))
+    recover_leftovers(out)
+    assert (out / "run.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_atomic_exchange_is_used_on_linux(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    ia, ib = a.stat().st_ino, b.stat().st_ino
+    if not safety._rename_exchange(a, b):
+        pytest.skip("no renameat2 RENAME_EXCHANGE here")
+    assert (a.stat().st_ino, b.stat().st_ino) == (ib, ia)
+
+
+def test_leftovers_in_use_by_a_live_run_are_kept(tmp_path):
+    out = tmp_path / "out"
+    with staged_output(out) as tmp:
+        recover_leftovers(out)  # another run on the same OUT starts meanwhile
+        assert tmp.exists()
+        (tmp / "run.json").write_text("x")
+    assert (out / "run.json").is_file()
+
+
+def test_check_out_refusals(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="file"):
+        safety.check_out(tmp_path / "f")
+    _output(tmp_path / "b", "x")
+    with pytest.raises(InputError, match="'track' output, not a 'batch'"):
+        safety.check_out(tmp_path / "b", kind="batch")
+    assert safety.check_out(tmp_path / "new" / "deeper") == (tmp_path / "new" / "deeper").resolve()
+    assert not (tmp_path / "new").exists()
+
+
+def test_seg_nrrd_header_keeps_utf8_text(tmp_path):
+    seg = slicerio.create_segmentation((4, 4, 4), np.eye(4))
+    slicerio.add_segment(seg, np.ones((4, 4, 4), np.uint8),
+                         {"id": "Läsion", "name": "Läsion", "color": [1, 0, 0], "tags": {"k": "Ωmega"}})
+    path = tmp_path / "x.seg.nrrd"
+    write_segmentation_file(seg, path)
+    image = sitk.ReadImage(str(path))
+    assert image.GetMetaData("Segment0_Name") == "Läsion"
+    assert "Ωmega" in image.GetMetaData("Segment0_Tags")
+    assert sitk.GetArrayViewFromImage(image).sum() == 64
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_truncated_nifti_is_refused_and_complete_one_passes(tmp_path, suffix):
+    from LinGuinELib.study.integrity import check_complete
+
+    image = sitk.GetImageFromArray(np.arange(16 * 16 * 8, dtype=np.int16).reshape(8, 16, 16))
+    path = tmp_path / f"x{suffix}"
+    sitk.WriteImage(image, str(path), suffix.endswith(".gz"))
+    check_complete(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated"):
+        check_complete(path)
