@@ -14,7 +14,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
-from ..filtering.components import coarse_opening_mm, dilate_mm
+from ..filtering.components import coarse_opening_mm, dilate_mm, opening_mm
 from .levels import AIR_LIKE_HU
 from .roi import DIRECTIONS, SMOOTH_MM, Roi
 
@@ -25,7 +25,8 @@ MAX_REACH_MM = 120.0  # rays look this far for lung
 MIN_LUNG_RAYS = 0.25  # a prompt with lung along fewer rays is not in the lung (liver, node, wall)
 ENVELOPE_REACH = 3.0  # the envelope is computed within this many scales (+ its ball) of the seed
 CLOSING_GRID = 10  # the envelope is closed on a grid of its ball radius / this
-OUTSIDE_AIR_HU = -960.0  # an air component this dark on average is outside the body, not lung
+OUTSIDE_AIR_HU = -960.0  # air this dark (smoothed) is outside the body, not lung parenchyma
+MIN_LUNG_MM = 3.0  # aerated lung is thicker than this (the air rim along the skin is not)
 AIR_RUN_MM = 2.0  # a ray has reached lung when it stays aerated this long (noise, texture)
 
 
@@ -62,7 +63,10 @@ def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray) -> np.n
 
     None when no such air lies in the ROI.
     """
-    air = roi.smooth < AIR_LIKE_HU
+    # aerated lung holds parenchyma (about -850 HU); air outside the body is about -1000
+    air = (roi.smooth < AIR_LIKE_HU) & (roi.smooth > OUTSIDE_AIR_HU)
+    # the partial-volume rim along the skin is thin: lung is not
+    air = opening_mm(air, max(MIN_LUNG_MM, float(roi.spacing.min())), roi.spacing)
     if not air.any():
         return None
     labels = cc3d.connected_components(air, connectivity=26)
@@ -73,10 +77,7 @@ def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray) -> np.n
     d = np.sqrt((((near - roi.seed) * roi.spacing) ** 2).sum(axis=1)) if len(near) else np.zeros(0)
     near = near[d <= 2.0 * scale_mm + 3.0]
     ids = np.unique(labels[tuple(near.T)]) if len(near) else np.zeros(0, int)
-    # aerated lung holds parenchyma (about -850 HU); air outside the body is about -1000
-    counts = np.bincount(labels.ravel())
-    mean = np.bincount(labels.ravel(), weights=roi.smooth.ravel()) / np.maximum(counts, 1)
-    ids = ids[(ids > 0) & (mean[ids] > OUTSIDE_AIR_HU)]
+    ids = ids[ids > 0]
     if not ids.size:
         return None
     r = max(ENVELOPE_FACTOR * scale_mm, 2.0 * float(roi.spacing.max()))
@@ -90,8 +91,8 @@ def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray) -> np.n
     closed = ~coarse_opening_mm(~lung, r, roi.spacing, CLOSING_GRID)
     # the ball cuts a lesion's base where it meets the wall by about scale^2 / (2 r), and the
     # air threshold lies inside the pleura by about the smoothing: give that much back (the
-    # thin sheet of wall it adds is cut by the opening that follows)
+    # sheet of wall it adds, only near the lesion, is cut by the opening that follows)
     margin = scale_mm**2 / (2.0 * r) + 0.5 * SMOOTH_MM
     out = np.zeros(air.shape, dtype=bool)
-    out[box] = dilate_mm(closed, margin, roi.spacing)
+    out[box] = closed | (dilate_mm(closed, margin, roi.spacing) & (roi.dist[box] <= 1.5 * scale_mm + margin))
     return out
