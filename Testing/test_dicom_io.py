@@ -137,6 +137,7 @@ def tracked(pacs):
     return {"manifest": manifest, "out": out, "scans": json.loads(manifest.read_text())["scans"]}
 
 
+@pytest.mark.slow
 def test_seg_round_trip_equals_labels(tracked):
     for scan in tracked["scans"]:
         files = dicom_series_files(tracked["manifest"].parent / scan["image"], scan["series_uid"])
@@ -148,6 +149,7 @@ def test_seg_round_trip_equals_labels(tracked):
         assert labels.any()
 
 
+@pytest.mark.slow
 def test_sr_round_trip_equals_trajectory(tracked):
     with open(tracked["out"] / "trajectory.csv") as f:
         table = {(r["lesion"], r["scan"]): r for r in csv.DictReader(f)}
@@ -173,6 +175,7 @@ def test_sr_round_trip_equals_trajectory(tracked):
     assert tracking_uid("P7", "L1", "x") == tracking_uid("P7", "L1", "x") != tracking_uid("P7", "L2", "x")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("dciodvfy") is None,
                     reason="dciodvfy not installed (Debian package dicom3tools: apt-get install dicom3tools)")
 def test_dciodvfy_finds_no_errors(tracked, pacs):
@@ -182,6 +185,7 @@ def test_dciodvfy_finds_no_errors(tracked, pacs):
         assert _dciodvfy_errors(Path(path)) == [], path
 
 
+@pytest.mark.slow
 def test_track_takes_the_dicom_folder_directly(pacs, tmp_path):
     les = pacs["data"]["lesions"][0]
     out = tmp_path / "out"
@@ -193,6 +197,7 @@ def test_track_takes_the_dicom_folder_directly(pacs, tmp_path):
         f"{i}.{kind}.dcm" for i in ids for kind in ("seg", "sr"))
 
 
+@pytest.mark.slow
 def test_dicom_flag_without_dicom_scans_says_so(pacs, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["-q", "track", str(pacs["nifti"]), "--out", str(out), "--dicom"]) == 0
@@ -248,8 +253,30 @@ def test_ct_off_the_tracked_grid_gets_no_seg(pacs, tmp_path):
     assert not (tmp_path / "dicom").exists()
 
 
+@pytest.mark.slow
 def test_batch_writes_dicom_per_study(tracked, tmp_path):
     out = tmp_path / "batch"
     assert main(["-q", "batch", str(tracked["manifest"]), "--out", str(out), "--dicom"]) == 0
     written = sorted(p.name for p in (out / "P7" / "dicom").iterdir())
     assert written == sorted(f"{s['id']}.{kind}.dcm" for s in tracked["scans"] for kind in ("seg", "sr"))
+
+
+def test_flat_folder_of_several_series(pacs, tmp_path):
+    """Every file of every study in one folder (a common export layout): series kept apart by UID."""
+    from LinGuinELib.study.manifest import load_manifest
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in sorted(pacs["folder"].rglob("*.dcm")):
+        shutil.copy(path, flat / "_".join(path.relative_to(pacs["folder"]).parts))
+    out = tmp_path / "study.json"
+    assert main(["-q", "study", str(flat), "--out", str(out), "--point-ras=0,0,-150", "--source",
+                 pacs["data"]["scans"][0]["date"]]) == 0
+    m = json.loads(out.read_text())
+    assert [s["series_uid"] for s in m["scans"]] == pacs["chosen"]
+    assert {s["image"] for s in m["scans"]} == {"flat"}
+    study = load_manifest(out)
+    for scan, k in zip(study.scans, range(3)):
+        expected = read_image(pacs["folder"] / f"exam{k}" / "ct")
+        assert scan.image.GetSize() == expected.GetSize() and len(scan.dicom_files) == expected.GetSize()[2]
+        assert np.array_equal(sitk.GetArrayFromImage(scan.image), sitk.GetArrayFromImage(expected))

@@ -85,7 +85,7 @@ def test_empty_prompt_and_far_point_flagged():
     nodule = _ball(arr.shape, (15, 30, 35), 4)
     far_point = np.array([35.0 + 15, 30.0, 15.0])  # LPS of voxel (15, 30, 50): 15 mm from the centre
     _, far = scan_checks(img, MaskCrop.from_full(nodule), is_prompt=False, point_lps=far_point,
-                         lesion_radius_mm=4.0)
+                         prompt_signals={"radius_mm": 4.0})
     assert Reason.POINT_FAR in _reasons(far)
 
 

@@ -70,5 +70,7 @@ def import_into_database(folder: Path) -> int:
     except ImportError:  # headless slicer-core has no DICOM module
         log.warning("DICOM module not available: %d exported objects not added to the database", len(files))
         return 0
-    DICOMUtils.importDicom(str(folder), database, copyFiles=True)
+    if not DICOMUtils.importDicom(str(folder), database, copyFiles=True):  # it logs the reason
+        log.warning("the exported DICOM objects in %s were not added to the DICOM database", folder)
+        return 0
     return len(files)

@@ -36,7 +36,7 @@ from ..errors import Cancelled, InputError
 from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image
 from ..prompt import mask_centre_lps
-from ..quality import scan_checks
+from ..quality import Finding, Reason, scan_checks
 from ..quality.match import LesionReference, candidate_match
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
@@ -296,7 +296,8 @@ class _Run:
         centre = mask_centre_lps(crop, image) if not crop.empty else None
         self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
         result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", crop, centre_lps=centre)
-        self.check(result, image, segmented=lesion.prompt_kind != "mask")
+        click = lesion.points_lps.mean(axis=0) if lesion.prompt_kind != "mask" else None
+        self.check(result, image, segmented=lesion.prompt_kind != "mask", point=click)
         with self.timed("quality"):
             self.lesion_refs[lesion.id] = LesionReference.from_prompt(image, result.mask, centre)
         return result
@@ -313,15 +314,18 @@ class _Run:
         return bool(match.pop("plausible")), match
 
     def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),
-              segmented: bool = True) -> None:
-        """Quality signals and review findings of one result, from its own image."""
+              segmented: bool = True, point: np.ndarray | None = None,
+              prompt: LesionScanResult | None = None) -> None:
+        """Quality signals and review findings of one result, from its own image; ``point``: the
+        point the segment should surround (default: the propagated point); ``prompt``: the
+        lesion's result on its prompt scan, to compare with."""
         with self.timed("quality"):
             diagnostics = getattr(self.segmenter, "last_diagnostics", None) if segmented else None
-            reference = self.lesion_refs.get(result.lesion_id)
             result.signals, result.findings = scan_checks(
-                image, result.mask, is_prompt=result.status == "prompt", point_lps=result.propagated_point_lps,
+                image, result.mask, is_prompt=result.status == "prompt",
+                point_lps=point if point is not None else result.propagated_point_lps,
                 confidence=confidence, diagnostics=diagnostics if isinstance(diagnostics, dict) else None,
-                lesion_radius_mm=reference.radius_mm if reference is not None else None)
+                prompt_signals=prompt.signals if prompt is not None else None)
 
     def anchor(self, lesion: Lesion, scan_id: str) -> np.ndarray:
         """The point a step starts from: the mask centre there, else the point that reached it."""
@@ -354,8 +358,12 @@ class _Run:
             result.status = "found" if not crop.empty else "not_found"
             result.mask = crop
             result.centre_lps = mask_centre_lps(crop, image) if not crop.empty else None
-            self.check(result, image, confidence)
+            self.check(result, image, confidence, prompt=self.results.get((lesion.id, lesion.scan_id)))
             result.signals.update(match)
+            if not ok:
+                result.findings.append(Finding(Reason.CANDIDATE_REJECTED, (
+                    f"{100 * match['candidate_inside']:.0f}% of it where the lesion can be, "
+                    f"{100 * match['candidate_coverage']:.0f}% of the lesion's place covered")))
         self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}",
                     lesion=lesion.id, scan=step.to_scan)
         return result

@@ -5,7 +5,12 @@ Measured from the image around the mask (learned segmenters report nothing about
   segment (so a juxtapleural lesion's dent counts as lung); most of the segment outside it means
   chest wall, mediastinum or diaphragm was segmented (or the lesion is not a lung lesion);
 - edge: the lesion level (median HU inside, off the rim) against the ring just outside; a weak
-  difference means the outline is not an intensity edge;
+  difference (absolute, or against the same lesion on the prompt scan) means the outline is not
+  an intensity edge;
+- thin part: the share of the segment a ball half as wide as its thickest part cannot reach
+  (a vessel or a sheet of pleura grown into a compact lesion); compactness: the radius of the
+  widest ball inside against the radius of the sphere of the same volume (1 for a ball, ~0.7 for
+  a 3:1 ellipsoid, ~0.35 for a vessel tree or a sheet of diaphragm);
 - open boundary: the share of that ring denser than half-way from lung to lesion (the outline
   cuts through tissue like the lesion's: an attached wall or vessel, or a leak);
 - scan edge, distance from the propagated point, the registration's own confidence, and the
@@ -34,11 +39,14 @@ ENVELOPE_BALL_FACTOR = 1.5  # closing radius / segment radius: spans a juxtapleu
 MAX_OUTSIDE_LUNG = 0.5
 MAX_OPEN_BOUNDARY = 0.5
 WEAK_EDGE_HU = 100.0
-WEAK_EDGE_NOISE = 3.0  # or this many noise SDs of the surrounding lung, if larger
+WEAK_EDGE_NOISE = 2.0  # or this many noise SDs of the surrounding lung, if larger
 MIN_VOLUME_ML = 4.0 / 3.0 * math.pi * 1.5**3 / 1000.0  # a 3 mm nodule
 MIN_VOXELS = 8
 POINT_FAR_MM = 5.0  # plus half the segment's radius: how far a propagated point may sit
 MIN_CONFIDENCE = 0.5
+PROMPT_CONTRAST_FRACTION = 1 / 3  # a follow-up edge weaker than this share of the prompt's is weak
+MAX_THIN_PART = 0.25  # share of a segment thinner than half its thickest part (vessel, pleura)
+MIN_COMPACTNESS = 0.5  # radius of the widest ball inside / radius of the sphere of its volume
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
 
 
@@ -81,6 +89,23 @@ def _outside_lung_fraction(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray
     return float(1.0 - envelope[coarse_mask].mean())
 
 
+def _shape(mask: np.ndarray, spacing: np.ndarray) -> tuple[float, float]:
+    """(thin part, largest inscribed radius in mm) of a segment.
+
+    Thin part: the share of the segment thinner than half its thickest part (NaN when too few
+    voxels across). A lesion is compact: a ball half as wide as the largest one inside it still
+    sweeps almost all of it. A vessel or a sheet of pleura grown into it is thinner than that ball.
+    """
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing)
+    ball = 0.5 * float(depth.max())
+    if ball < float(spacing.max()):
+        return math.nan, 2 * ball
+    core = depth > ball
+    # a quarter voxel of slack: on coarse grids the swept ball is a staircase
+    swept = ndimage.distance_transform_edt(~core, sampling=spacing) <= ball + 0.25 * float(spacing.max())
+    return float(1.0 - swept[1:-1, 1:-1, 1:-1][mask].mean()), 2 * ball
+
+
 def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
     """(edge contrast HU, open-boundary fraction, lung noise SD) from rings around the mask."""
     interior = ndimage.binary_erosion(mask)
@@ -103,7 +128,7 @@ def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
 def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
                 point_lps: np.ndarray | None = None, confidence: float = math.nan,
                 diagnostics: dict[str, Any] | None = None,
-                lesion_radius_mm: float | None = None) -> tuple[dict[str, float], list[Finding]]:
+                prompt_signals: dict[str, float] | None = None) -> tuple[dict[str, float], list[Finding]]:
     """Signals (numbers, for records) and findings for one (lesion, scan) segment.
 
     ``mask``: the segment on ``image``'s grid; ``point_lps``: where registration put the
@@ -120,6 +145,8 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         return signals, findings
     volume = count * voxel_volume_ml(image)
     radius = equivalent_radius_mm(volume)
+    signals["radius_mm"] = radius
+    prompt_signals = prompt_signals or {}
     if volume < MIN_VOLUME_ML or count < MIN_VOXELS:
         findings.append(Finding(Reason.TINY_SEGMENT, f"{volume * 1000:.0f} mm3, {count} voxels"))
     spacing = np.array(image.GetSpacing()[::-1], float)
@@ -131,20 +158,29 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     hu = sitk.GetArrayViewFromImage(image)[box].astype(np.float32)
     contrast, open_fraction, noise = _edge(hu, sub)
     outside = _outside_lung_fraction(hu, sub, spacing, radius)
-    signals.update(edge_contrast_hu=contrast, open_boundary=open_fraction, outside_lung=outside)
+    thin, inscribed = _shape(mask.array, spacing)
+    compact = inscribed / radius if radius > 0 else math.nan
+    signals.update(edge_contrast_hu=contrast, open_boundary=open_fraction, outside_lung=outside, thin_part=thin,
+                   compactness=compact)
     if outside > MAX_OUTSIDE_LUNG:
         findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
     if open_fraction > MAX_OPEN_BOUNDARY:
         findings.append(Finding(Reason.OPEN_BOUNDARY, f"{100 * open_fraction:.0f}% of the outline"))
     weak = max(WEAK_EDGE_HU, WEAK_EDGE_NOISE * noise) if np.isfinite(noise) else WEAK_EDGE_HU
+    weak = max(weak, prompt_signals.get("edge_contrast_hu", math.nan) * PROMPT_CONTRAST_FRACTION)
     if np.isfinite(contrast) and contrast < weak:
         findings.append(Finding(Reason.WEAK_EDGE, f"{contrast:.0f} HU"))
+    if np.isfinite(thin) and thin > MAX_THIN_PART:
+        findings.append(Finding(Reason.THIN_PART, f"{100 * thin:.0f}% of the segment"))
+    if np.isfinite(compact) and compact < MIN_COMPACTNESS:
+        findings.append(Finding(Reason.NOT_COMPACT, f"widest ball {inscribed:.0f} mm across, "
+                                                    f"{compact:.2f} of the radius of its volume"))
     if point_lps is not None:
         pts = index_zyx_to_physical(image, np.argwhere(sub) + [s.start for s in box])
         dist = float(np.sqrt(((pts - np.asarray(point_lps, float)) ** 2).sum(axis=1)).min())
         centre = float(np.linalg.norm(pts.mean(axis=0) - np.asarray(point_lps, float)))
         signals.update(point_to_segment_mm=dist, point_to_centroid_mm=centre)
-        limit = POINT_FAR_MM + 0.5 * (lesion_radius_mm if lesion_radius_mm else radius)
+        limit = POINT_FAR_MM + 0.5 * prompt_signals.get("radius_mm", radius)
         if centre > limit or dist > POINT_FAR_MM:
             findings.append(Finding(Reason.POINT_FAR, f"{centre:.0f} mm from its centre"))
     if diagnostics and diagnostics.get("roi_border_contact"):

@@ -22,9 +22,12 @@ class Reason(str, Enum):
     OUTSIDE_LUNG = "outside_lung"
     OPEN_BOUNDARY = "open_boundary"
     WEAK_EDGE = "weak_edge"
+    THIN_PART = "thin_part"
+    NOT_COMPACT = "not_compact"
     REGION_BORDER = "region_border"
     IMAGE_EDGE = "image_edge"
     POINT_FAR = "point_far"
+    CANDIDATE_REJECTED = "candidate_rejected"
     LOW_REGISTRATION_CONFIDENCE = "low_registration_confidence"
 
 
@@ -38,9 +41,13 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.OUTSIDE_LUNG: "most of the segment lies outside the lung envelope (chest wall, mediastinum?)",
     Reason.OPEN_BOUNDARY: "much of the outline runs through tissue as dense as the lesion (a cut, not an edge)",
     Reason.WEAK_EDGE: "little intensity difference between the segment and its surroundings",
+    Reason.THIN_PART: "a thin part (a vessel, a sheet along the pleura) makes up much of the segment",
+    Reason.NOT_COMPACT: "the segment is not lesion-shaped: thin or branching throughout (vessels, diaphragm, wall)",
     Reason.REGION_BORDER: "the segment reaches the border of the segmenter's region (possibly cut or leaking)",
     Reason.IMAGE_EDGE: "the segment touches the edge of the scan: the lesion may extend beyond it",
     Reason.POINT_FAR: "the propagated point is far from the segment (it may be another structure)",
+    Reason.CANDIDATE_REJECTED: "a structure at the propagated point was not taken as the lesion (it lies "
+                               "where the lesion cannot be): check that the lesion has gone",
     Reason.LOW_REGISTRATION_CONFIDENCE: "the registration cannot vouch for where it put the lesion here",
 }
 

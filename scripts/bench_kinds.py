@@ -1,0 +1,159 @@
+"""Per-kind accuracy tables for scripts/benchmark.py: one record per (lesion, scan), grouped.
+
+A lesion's kind is its size class (equivalent diameter of the truth on the prompt scan: 4-10,
+10-30, 30-60, 60-100 mm), attachment and density. Synthetic lesions carry their kind in
+``truth.json`` (``kind_detail``); real ones (LIDC, the mass) are measured from the truth mask
+and the CT: density from the lesion's median HU (ground glass below -300 HU, part-solid below
+-100 HU, else solid), attachment from the ring of voxels just outside it (isolated when under
+15% of it is soft tissue, else "attached": where, the CT alone doesn't say).
+
+Per group, separately for the prompt scan and the propagated scans: median Dice, median centre
+distance, share of volumes within 2x of the truth, response agreement (the README's volumetric
+rules on the true and on the reported volumes, every scan after the first), flag recall and
+precision (bad = Dice < 0.5, volume off > 2x, missed or spurious), vanished lesions not_found
+(and present lesions whose segment was rejected as not the lesion: real ones lost).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from LinGuinELib.measures.response import trajectory_changes
+from LinGuinELib.quality.scoring import flag_scores, is_bad
+
+SIZE_CLASSES = ((4.0, "4-10mm"), (10.0, "10-30mm"), (30.0, "30-60mm"), (60.0, "60-100mm"))
+
+
+def size_class(volume_ml: float) -> str:
+    d = 2.0 * (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0) if volume_ml > 0 else 0.0
+    return [name for lo, name in SIZE_CLASSES if d >= lo][-1] if d >= 4.0 else "<4mm"
+
+
+def measured_kind(image: sitk.Image, truth: np.ndarray) -> dict:
+    """Density and attachment of a real lesion from its truth mask and CT (see module docstring)."""
+    hu = sitk.GetArrayViewFromImage(image)
+    inner = ndimage.binary_erosion(truth)
+    level = float(np.median(hu[inner if inner.sum() > 20 else truth]))
+    density = "ground_glass" if level < -300 else ("part_solid" if level < -100 else "solid")
+    d1 = ndimage.binary_dilation(truth)
+    ring = ndimage.binary_dilation(d1, iterations=2) & ~d1
+    tissue = float(np.mean(hu[ring] > -300)) if ring.any() else 0.0
+    return {"density": density, "attachment": "attached" if tissue >= 0.15 else "isolated",
+            "tissue_contact": round(tissue, 3)}
+
+
+def lesion_kinds(manifest: Path, study, evaluation_rows: list[dict]) -> dict[str, dict]:
+    """Lesion id -> {size_class, attachment, density, slice_class?} for one study."""
+    truth_doc = manifest.parent / "truth.json"
+    doc = json.loads(truth_doc.read_text()) if truth_doc.is_file() else {}
+    listed = {les["id"]: les for les in doc.get("lesions", [])}
+    out = {}
+    for lesion in study.lesions:
+        src = [r for r in evaluation_rows if r["lesion"] == lesion.id and r["is_source"]]
+        vol = float(src[0]["truth_volume_ml"]) if src else math.nan
+        info = listed.get(lesion.id, {})
+        detail = info.get("kind_detail") or {}
+        kind = {"size_class": size_class(vol), "label": info.get("kind", "")}
+        if detail.get("attachment") and detail.get("density"):
+            kind.update(attachment=detail["attachment"], density=detail["density"])
+            if detail.get("slice_class"):
+                kind["slice_class"] = detail["slice_class"]
+        elif info.get("kind") in ("vessel", "pleura", "free"):  # the phantom's own three
+            kind.update(attachment={"vessel": "vessel", "pleura": "chest_wall", "free": "isolated"}[info["kind"]],
+                        density="solid")
+        else:
+            scan = study.scan(lesion.scan_id)
+            image = sitk.ReadImage(str(scan.path))
+            truth = sitk.GetArrayFromImage(sitk.ReadImage(str(scan.truth_path))) == (lesion.truth_label or 1)
+            kind.update(measured_kind(image, truth))
+        out[lesion.id] = kind
+    return out
+
+
+def pair_records(dataset: str, study_id: str, kinds: dict, evaluation_rows: list[dict],
+                 trajectory_rows: list[dict]) -> list[dict]:
+    """One record per (lesion, scan) with truth, prediction, response and review."""
+    traj = {(r["lesion"], r["scan"]): r for r in trajectory_rows}
+    by_lesion = defaultdict(list)
+    for r in evaluation_rows:
+        by_lesion[r["lesion"]].append(r)
+    out = []
+    for lesion, rows in by_lesion.items():
+        truth_v = [float(r["truth_volume_ml"]) if np.isfinite(r["truth_volume_ml"]) else None for r in rows]
+        pred_v = [traj[(lesion, r["scan"])]["volume_ml"] for r in rows]
+        true_resp = trajectory_changes(truth_v)
+        pred_resp = trajectory_changes(pred_v)
+        for r, tr, pr in zip(rows, true_resp, pred_resp):
+            t = traj[(lesion, r["scan"])]
+            out.append({"dataset": dataset, "study": study_id, "lesion": lesion, "scan": r["scan"],
+                        **{k: v for k, v in kinds[lesion].items() if k != "tissue_contact"},
+                        "is_source": bool(r["is_source"]), "status": r["status"],
+                        "truth_ml": r["truth_volume_ml"], "pred_ml": r["pred_volume_ml"],
+                        "dice": r["dice"], "centre_mm": r["centre_distance_mm"],
+                        "true_response": tr["response"], "reported_response": pr["response"],
+                        "review": bool(t["review"]), "reasons": t["review_reasons"]})
+    return out
+
+
+def _group_stats(recs: list[dict]) -> dict:
+    present = [r for r in recs if r["truth_ml"] > 0]
+    gone = [r for r in recs if r["truth_ml"] == 0]
+    dice = [r["dice"] for r in present if np.isfinite(r["dice"])]
+    dist = [r["centre_mm"] for r in present if np.isfinite(r["centre_mm"])]
+    within = [r["pred_ml"] > 0 and max(r["pred_ml"] / r["truth_ml"], r["truth_ml"] / r["pred_ml"]) <= 2.0
+              for r in present]
+    resp = [r["true_response"] == r["reported_response"] for r in recs
+            if r["true_response"] not in ("baseline", "NE")]
+    judged = [(b, r["review"]) for r in recs if (b := is_bad(r["truth_ml"], r["pred_ml"], r["dice"])) is not None]
+    flags = flag_scores(judged)
+    return {"n": len(present), "dice": float(np.median(dice)) if dice else math.nan,
+            "centre_mm": float(np.median(dist)) if dist else math.nan,
+            "within2x": float(np.mean(within)) if within else math.nan,
+            "response": float(np.mean(resp)) if resp else math.nan, "n_response": len(resp),
+            "bad": flags["bad"], "recall": flags["recall"], "precision": flags["precision"],
+            "good_flagged": flags["good_flagged_rate"],
+            "vanished": len(gone), "vanished_not_found": sum(r["status"] == "not_found" for r in gone),
+            "present_rejected": sum("candidate_rejected" in r["reasons"].split(";") for r in present)}
+
+
+def kind_tables(records: list[dict]) -> tuple[str, dict]:
+    """Markdown tables (overall, per dataset, size class, attachment, density, slices) and the numbers."""
+    keys = ["dataset", "size_class", "attachment", "density"]
+    if any("slice_class" in r for r in records):
+        keys.append("slice_class")
+    groups: list[tuple[str, str, list[dict]]] = [("all", "all", records)]
+    for key in keys:
+        for value in sorted({str(r.get(key, "?")) for r in records}):
+            groups.append((key, value, [r for r in records if str(r.get(key, "?")) == value]))
+    head = ("| group | scans | n | median Dice | centre mm | within 2x | response agree | bad | flag recall "
+            "| flag precision | good flagged | vanished not_found |")
+    lines = [head, "|" + "---|" * 12]
+    numbers = {}
+    for key, value, recs in groups:
+        for part, sel in (("prompt", [r for r in recs if r["is_source"]]),
+                          ("propagated", [r for r in recs if not r["is_source"]])):
+            if not sel:
+                continue
+            s = _group_stats(sel)
+            numbers[f"{key}={value}/{part}"] = s
+            van = f"{s['vanished_not_found']}/{s['vanished']}" if s["vanished"] else "-"
+            van += f", {s['present_rejected']} present rejected" if s["present_rejected"] else ""
+            lines.append(f"| {key}={value} | {part} | {s['n']} | {_f(s['dice'])} | {_f(s['centre_mm'], 1)} "
+                         f"| {_pct(s['within2x'])} | {_pct(s['response'])} ({s['n_response']}) | {s['bad']} "
+                         f"| {_pct(s['recall'])} | {_pct(s['precision'])} | {_pct(s['good_flagged'])} | {van} |")
+    return "\n".join(lines), numbers
+
+
+def _f(v: float, digits: int = 3) -> str:
+    return "-" if not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _pct(v: float) -> str:
+    return "-" if not np.isfinite(v) else f"{100 * v:.0f}%"
