@@ -67,11 +67,13 @@ def test_previous_output_is_replaced_and_user_files_in_it_protect_it(tmp_path, s
     out = tmp_path / "out"
     assert run(capsys, "track", study, "--out", out, *TRACK)[0] == 0
     assert run(capsys, "track", study, "--out", out, *TRACK)[0] == 0  # a LinGuinE output: replaced
-    (out / "my_notes.txt").write_text("added by the user")
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "track", study, "--out", out, *TRACK)
-    assert code == 2 and "my_notes.txt" in err
-    assert snapshot(tmp_path) == before
+    for mine in (out / "my_notes.txt", out / "labels" / "my_edit.nii.gz"):
+        mine.write_text("added by the user")
+        before = snapshot(tmp_path)
+        code, err = run(capsys, "track", study, "--out", out, *TRACK)
+        assert code == 2 and mine.name in err
+        assert snapshot(tmp_path) == before
+        mine.unlink()
 
 
 def test_batch_out_on_the_dataset_is_refused(tmp_path, capsys):
@@ -130,7 +132,7 @@ def test_unicode_ids_and_long_ids(tmp_path, capsys):
     long_id = "T" * 300
     manifest = write_study(tmp_path / "S", patient_id="Müller, Jürgen", scan_ids=("Basis", "Woche_6", long_id),
                            lesion={"id": "Läsion", "scan": "Basis", "point_lps": list(CENTRE)})
-    out = tmp_path / "out"
+    out = tmp_path / "Ergebnisse für Müller"
     code, err = run(capsys, "track", manifest, "--out", out, *TRACK)
     assert code == 0, err
     rows = (out / "trajectory.csv").read_text(encoding="utf-8")
@@ -210,13 +212,21 @@ def test_multi_label_mask_is_refused_unless_a_label_is_picked(tmp_path, capsys):
     assert run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)[0] == 0
 
 
-@pytest.mark.parametrize("case", ["far_points", "air", "nan", "truth_true"])
+@pytest.mark.parametrize("case", ["far_points", "air", "air_hu", "nan", "truth_true"])
 def test_bad_prompts_are_errors_not_silent_numbers(tmp_path, capsys, case):
     images = {}
     lesion = {"id": "L1", "scan": "T0", "point_lps": list(CENTRE)}
     if case == "far_points":
         lesion["point_lps"] = [[-10.0, -10.0, -10.0], [70.0, 70.0, 30.0]]  # 120 mm apart
-    elif case == "air":
+    elif case == "air":  # nothing segmented at the click
+        lesion["point_lps"] = [-10.0, -10.0, -10.0]
+    elif case == "air_hu":  # a click at -1000 HU
+        img = scan_image(0, "T0")
+        air = sitk.GetImageFromArray(np.where(sitk.GetArrayFromImage(img) < 0, -1000, 50).astype(np.int16))
+        air.CopyInformation(img)
+        for key in img.GetMetaDataKeys():
+            air.SetMetaData(key, img.GetMetaData(key))
+        images[0] = air
         lesion["point_lps"] = [-10.0, -10.0, -10.0]
     elif case == "nan":
         img = sitk.Cast(scan_image(0, "T0"), sitk.sitkFloat32)
@@ -308,6 +318,20 @@ def test_evaluate_and_report_on_bad_folders_are_clean_errors(tmp_path, study, ca
         assert code == 2, (argv, err)
         assert_one_line(err)
     assert snapshot(tmp_path) == before
+
+
+def test_report_replaces_only_its_own_file(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    write_study(ds / "P_A", "P_A")
+    out = tmp_path / "out"
+    assert run(capsys, "batch", ds, "--out", out, *TRACK)[0] == 0
+    (tmp_path / "mine.html").write_text("<html>my page</html>")
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "report", out, "--html", tmp_path / "mine.html")
+    assert code == 2 and "not a LinGuinE report" in err
+    assert snapshot(tmp_path) == before
+    assert run(capsys, "report", out)[0] == 0
+    assert run(capsys, "report", out)[0] == 0  # its own report: replaced
 
 
 def test_unicode_batch_with_a_failing_study(tmp_path, capsys):

@@ -137,3 +137,15 @@ def test_truncated_nifti_is_refused_and_complete_one_passes(tmp_path, suffix):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="truncated"):
         check_complete(path)
+
+
+def test_symlinked_out_keeps_its_link(tmp_path):
+    real = tmp_path / "real"
+    _output(real, "old")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    safety.check_out(link)
+    with staged_output(link) as tmp:
+        (tmp / "run.json").write_text("new")
+    assert link.is_symlink() and (link / "run.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]

@@ -13,6 +13,8 @@ real follow-up scans (new inspiration level, contrast, real growth) are harder t
 
 Usage: python scripts/eval_registration.py [--backend classical] [--cases 3] [--points 20]
        [--sliding 10] [--max-rot 8] [--max-trans 25] [--max-def 8] [--max-crop 25]
+       python scripts/eval_registration.py --breathing [--cases 2] [--points 40] [--cache DIR]
+       (realistic breathing motion with sliding lungs: see scripts/eval_breathing.py)
 Needs ../shared/data/lidc (relative to the repository root) or --data.
 """
 
@@ -240,6 +242,13 @@ def run_backend(backend: str, options: dict, source_path: str, target_path: str,
     source = sitk.ReadImage(source_path)
     target = sitk.ReadImage(target_path)
     rss_images = peak_rss_mb()
+    warnings: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warnings.append(record.getMessage())
+
+    logging.getLogger("LinGuinELib").addHandler(_Collect(logging.WARNING))
     reg = create_backend("registration", backend, **options)
     w0, c0 = time.perf_counter(), time.process_time()
     mapper = reg.register(source, target)
@@ -250,6 +259,8 @@ def run_backend(backend: str, options: dict, source_path: str, target_path: str,
         out["mapped"].append(mapper.map_points(p[None])[0].tolist())
         out["point_s"].append(time.perf_counter() - w1)
         out["point_cpu_s"].append(time.process_time() - c1)
+    out["confidence"] = [float(c) for c in mapper.confidence(points)] if len(points) else []
+    out["warnings"] = warnings
     out["rss_images_mb"] = rss_images
     out["peak_rss_mb"] = peak_rss_mb()
     return out
@@ -277,6 +288,10 @@ def main() -> int:
     ap.add_argument("--option", action="append", default=[],
                     help="backend option key=value (value parsed as JSON when possible)")
     ap.add_argument("--json", type=Path, help="write all results here")
+    ap.add_argument("--breathing", action="store_true",
+                    help="realistic-motion benchmark instead (scripts/eval_breathing.py); "
+                         "--cases per CT, --points landmarks per case")
+    ap.add_argument("--cache", type=Path, help="--breathing: keep generated cases here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.data.is_dir():
@@ -290,6 +305,15 @@ def main() -> int:
         except json.JSONDecodeError:
             options[key] = value
     create_backend("registration", args.backend, **options)  # fail early on bad options
+    if args.breathing:
+        import eval_breathing
+
+        with tempfile.TemporaryDirectory() as tmp:
+            args.tmp = tmp
+            report = eval_breathing.run(args, options, run_backend)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+        return 0
     rng = np.random.default_rng(args.seed)
     rows = []
     ctx = multiprocessing.get_context("spawn")

@@ -31,7 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..outputs.safety import safe_name
+from ..outputs.safety import unique_names
 from ..textio import read_json, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -245,11 +245,13 @@ def records_to_manifests(records_path: Path, work_dir: Path) -> tuple[list[Path]
     base_dir = records_path.resolve().parent
     out: list[Path] = []
     failures: dict[str, str] = {}
-    for pid, recs in group_records(records).items():
+    groups = group_records(records)
+    folders = unique_names(sorted(groups))
+    for pid, recs in groups.items():
         if len(recs) < 2:
             log.warning("patient %s has fewer than 2 scans: skipped", pid)
             continue
-        folder = Path(work_dir) / safe_name(pid)
+        folder = Path(work_dir) / folders[pid]
         try:
             manifest = patient_manifest(pid, recs, folder, base_dir)
         except (InputError, RuntimeError, OSError) as exc:

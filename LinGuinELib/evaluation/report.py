@@ -176,10 +176,10 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     for out in outs:
         if not Path(out).is_dir():
             raise InputError(f"{out}: not a folder")
+    html_path = Path(html_path) if html_path else Path(outs[0]) / "report.html"
+    _check_replaceable(html_path)  # before anything is written (evaluation.csv included)
     runs = [_Run(Path(o)) for o in outs]
     _disambiguate(runs)
-    html_path = Path(html_path) if html_path else Path(outs[0]) / "report.html"
-    _check_replaceable(html_path)
     rows = [r for run in runs for r in run.rows]
     by_config: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -305,6 +305,14 @@ def _check_replaceable(path: Path) -> None:
             head = fh.read(200)
         if b"<title>LinGuinE report</title>" not in head:
             raise InputError(f"--html {path}: exists and is not a LinGuinE report; choose another file")
+    analyses = path.with_name(path.stem + "_analyses.json")
+    if analyses.exists():
+        try:
+            ours = "summary" in read_json(analyses, "analyses file")
+        except (InputError, TypeError):
+            ours = False
+        if not ours:
+            raise InputError(f"--html {path}: {analyses.name} exists and is not LinGuinE's; choose another file")
 
 
 def _review_section(runs: list[_Run]) -> list[str]:

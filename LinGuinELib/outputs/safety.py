@@ -4,8 +4,9 @@ Policy (README, "Data safety"): LinGuinE never deletes or replaces anything it d
 
 - OUT must be a new path, an empty folder, or a folder holding a previous LinGuinE output of
   the same kind, recognised by the marker file ``MARKER`` that LinGuinE writes into every
-  output. Never a file, never a folder that holds an input (or is one), never inside an input
-  folder (a DICOM series folder).
+  output (a single-study output also lists every file it wrote: any other file protects it).
+  Never a file, never a folder that holds an input (or is one), never inside an input folder
+  (a DICOM series folder).
 - A single-study OUT is replaced whole, and only when the new one is complete: it is written
   into a hidden sibling ``.OUT.partial-*`` and swapped in with one atomic exchange where the
   filesystem has it (Linux ``renameat2``), else with two renames; at every instant the old or
@@ -115,6 +116,16 @@ def _abs(path: Path) -> Path:
     return Path(os.path.abspath(os.path.expanduser(str(path)))).resolve()
 
 
+def _same(a: Path, b: Path) -> bool:
+    """Same folder or file: equal paths, or the same inode (case-insensitive filesystems, bind mounts)."""
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def read_marker(folder: Path) -> dict | None:
     """The marker of a LinGuinE output folder, or None when there is none (or it is unreadable)."""
     try:
@@ -163,13 +174,13 @@ def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_
         raise InputError(f"--out {out}: is an existing file, not a folder (LinGuinE does not replace files)")
     for item in inputs:
         src = _abs(item)
-        if src == target or target in src.parents:
+        if any(_same(p, target) for p in (src, *src.parents)):
             raise InputError(f"--out {out}: holds the input '{item}'; choose a new or empty folder")
-        if src in target.parents and src.is_dir():
+        if src.is_dir() and any(_same(p, src) for p in target.parents):
             raise InputError(f"--out {out}: lies inside the input folder '{item}'")
     if target.is_dir():
         try:
-            entries = [p.name for p in target.iterdir()]
+            entries = [p.relative_to(target).as_posix() for p in target.rglob("*")]
         except OSError as exc:
             raise EnvironmentProblem(f"--out {out}: cannot list the folder ({exc.strerror})") from None
         if entries:
@@ -317,7 +328,7 @@ def staged_output(out: Path, kind: str = "track") -> Iterator[Path]:
     The caller must have checked OUT with ``check_out``. On any exception (Ctrl-C, SIGTERM,
     disk full) the private folder is removed and OUT is left as it was.
     """
-    out = Path(os.path.abspath(out))
+    out = _abs(out)  # a symlinked OUT: its target is replaced, the link kept
     out.parent.mkdir(parents=True, exist_ok=True)
     recover_leftovers(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -326,7 +337,7 @@ def staged_output(out: Path, kind: str = "track") -> Iterator[Path]:
             os.chmod(tmp, _mode_from_umask())
             _write_marker(tmp, kind)
             yield tmp
-            _write_marker(tmp, kind, [p.name for p in tmp.iterdir() if p.name != MARKER])
+            _write_marker(tmp, kind, [p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.name != MARKER])
             swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

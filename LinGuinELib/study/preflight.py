@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # a byte per scan voxel and 20 MB for the table, plot and slack over-estimates what is written.
 BYTES_PER_VOXEL = 0.1
 BASE_BYTES = 20_000_000
+# A click whose surroundings are darker than this (HU) is in air or aerated lung, not on a lesion:
+# ground-glass nodules are about -300 to -700 HU, aerated lung about -850, air -1000.
+AIR_HU = -900.0
 
 
 def study_inputs(study: Study) -> list[Path]:
@@ -67,25 +70,33 @@ def load_pixels(study: Study) -> None:
 
 
 def check_prompt_voxels(study: Study) -> None:
-    """A prompt on NaN/inf voxels is refused: the segmenter's answer there means nothing."""
+    """Refuse point prompts on NaN/inf voxels or in air, and masks over NaN/inf voxels.
+
+    Air: the median of the 3x3x3 voxels around the click is below ``AIR_HU`` on a scan in
+    Hounsfield units (one that holds air at -1000); no lesion is that dark, so the click missed.
+    """
     for lesion in study.lesions:
         image = study.scan(lesion.scan_id).image
         if image is None:
             continue
         arr = sitk.GetArrayViewFromImage(image)
-        if arr.dtype.kind != "f":
-            continue
         if lesion.points_lps is not None:
             idx = np.round(physical_to_continuous_index_zyx(image, lesion.points_lps)).astype(int)
             idx = np.clip(idx, 0, np.array(arr.shape) - 1)
-            values = arr[idx[:, 0], idx[:, 1], idx[:, 2]]
-        elif lesion.mask is not None:
-            values = arr[sitk.GetArrayViewFromImage(lesion.mask) != 0]
-        else:
-            continue
-        if not np.all(np.isfinite(values)):
-            raise InputError(f"lesion '{lesion.id}': its prompt lies on non-finite (NaN/inf) voxels of "
-                             f"scan '{lesion.scan_id}'")
+            for z, y, x in idx:
+                near = np.asarray(arr[max(z - 1, 0):z + 2, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2], float)
+                if not np.all(np.isfinite(near)):
+                    _refuse(lesion, "lies on non-finite (NaN/inf) voxels")
+                if np.median(near) < AIR_HU and np.nanmin(arr) <= -1000 + 50:
+                    _refuse(lesion, f"lies in air or aerated lung (median {np.median(near):.0f} HU around it); "
+                                    "click inside the lesion")
+        elif lesion.mask is not None and arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr[sitk.GetArrayViewFromImage(lesion.mask) != 0])):
+                _refuse(lesion, "covers non-finite (NaN/inf) voxels")
+
+
+def _refuse(lesion, what: str) -> None:
+    raise InputError(f"lesion '{lesion.id}': its prompt on scan '{lesion.scan_id}' {what}")
 
 
 def preflight(study: Study, out: Path, kind: str = "track") -> Path:

@@ -1,0 +1,239 @@
+"""Local stage of the classical registration: multi-scale local affines around each point.
+
+For a point p the global affine is refined in three boxes centred on p (native-resolution crops,
+block-averaged, sampled on a regular lattice: deterministic, no seed):
+
+1. ``coarse``: a large box on a coarse lattice, started from the global affine: the smooth,
+   robust estimate A;
+2. ``fine`` and ``check``: a small and a medium box, each started from A, giving B and C.
+
+When B and C agree (within ``AGREE_MM``) the point goes to B; otherwise one of them jumped to a
+neighbouring structure and the smoother A is kept. For a point in or next to a lung, every box
+is restricted to the lung (plus a ball around the point, so the lesion itself always counts):
+the lung slides along the chest wall when breathing, and a point in the lung must follow the
+lung, not the ribs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+from .base import PointMapper
+from .classical_global import PADDING_HU, affine_from, as_float_clamped, lung_mask, method, pinned_threads
+
+log = logging.getLogger(__name__)
+
+# (box side mm, block-average voxel mm, lattice step mm, iterations) per stage
+COARSE = (72.0, 2.0, 4.0, 60)
+FINE = (40.0, 1.0, 2.0, 40)
+CHECK = (56.0, 1.5, 3.0, 40)
+AGREE_MM = 2.0  # fine and check estimates further apart than this: keep the coarse one
+LESION_MM = 5.0  # estimates this far apart cannot both find a small nodule: confidence 0
+LESION_BALL_MM = 6.0  # always part of a lung point's metric region
+NEAR_LUNG_MM = 8.0  # a point this close to a lung is treated as a lung point
+
+
+def _crop(image: sitk.Image, center: np.ndarray, half_mm: float) -> sitk.Image | None:
+    """Native-resolution crop of the voxels within ``half_mm`` of ``center`` (per axis)."""
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    spacing = np.array(image.GetSpacing())
+    origin = np.array(image.GetOrigin())
+    center_ijk = np.linalg.solve(direction, center - origin) / spacing
+    half_vox = half_mm / spacing
+    size = np.array(image.GetSize())
+    lo = np.clip(np.floor(center_ijk - half_vox), 0, size).astype(int)
+    hi = np.clip(np.ceil(center_ijk + half_vox) + 1, 0, size).astype(int)
+    extent = hi - lo
+    if np.any(extent < 4):
+        return None
+    return sitk.RegionOfInterest(image, [int(e) for e in extent], [int(v) for v in lo])
+
+
+def _box_grid(reference: sitk.Image, center: np.ndarray, side_mm: float, step_mm: float) -> sitk.Image:
+    """An empty image: a cube of ``side_mm`` centred on ``center``, axes of ``reference``."""
+    n = max(4, int(round(side_mm / step_mm)))
+    direction = np.array(reference.GetDirection()).reshape(3, 3)
+    origin = center - direction @ np.full(3, 0.5 * (n - 1) * step_mm)
+    grid = sitk.Image([n, n, n], sitk.sitkUInt8)
+    grid.SetSpacing((step_mm,) * 3)
+    grid.SetDirection(reference.GetDirection())
+    grid.SetOrigin(tuple(map(float, origin)))
+    return grid
+
+
+def _shrink(image: sitk.Image, voxel_mm: float) -> sitk.Image:
+    factors = [max(1, int(round(voxel_mm / s))) for s in image.GetSpacing()]
+    return sitk.BinShrink(image, factors) if max(factors) > 1 else image
+
+
+class LocalRefinementMapper(PointMapper):
+    """Global affine, refined lazily around each asked point (see the module docstring).
+
+    Thread-safe: one lock guards the cache and the lazily computed lung mask; different mappers
+    share nothing mutable.
+    """
+
+    def __init__(self, source: sitk.Image, target: sitk.Image, global_transform: sitk.AffineTransform,
+                 refine: bool = True, local_box_mm: float = 40.0, max_correction_mm: float = 25.0,
+                 threads: int = 1, lung_aware: bool = True,
+                 lung_transform: sitk.AffineTransform | None = None) -> None:
+        self.source = source
+        self.target = target
+        self.global_transform = global_transform
+        self.refine = refine
+        self.local_box_mm = local_box_mm
+        self.max_correction_mm = max_correction_mm
+        self.threads = threads
+        self.lung_aware = lung_aware
+        self.lung_transform = lung_transform  # start for lung points (lungs move more than the wall)
+        self._cache: dict[tuple[float, float, float], tuple[np.ndarray, float]] = {}
+        self._lock = threading.Lock()
+        self._lungs: tuple[sitk.Image, sitk.Image] | None = None
+        self.estimates: dict[tuple, tuple] = {}  # diagnostics: (coarse, fine, check) per point
+
+    def map_points(self, points_lps: np.ndarray) -> np.ndarray:
+        return np.array([self._map_one(p)[0] for p in self._check(points_lps)]).reshape(-1, 3)
+
+    def confidence(self, points_lps: np.ndarray) -> np.ndarray:
+        """Per point in [0, 1]: how far the local estimates vouch for the mapping.
+
+        1 - (distance between the fine and the check estimate) / LESION_MM, times the local
+        normalised correlation after registration (clipped to [0, 1] over 0.2-0.6). 1: two
+        boxes of different size agree and the aligned images match; 0: they disagree by a
+        small nodule's size, the image content does not match, no local estimate was possible,
+        or the point maps outside the target. NaN when refinement is off (nothing to compare).
+        """
+        pts = self._check(points_lps)
+        if not self.refine:
+            return np.full(len(pts), np.nan)
+        return np.array([self._map_one(p)[1] for p in pts], dtype=float)
+
+    def map_global(self, points_lps: np.ndarray) -> np.ndarray:
+        """Points through the global affine only (no local refinement)."""
+        pts = np.asarray(points_lps, dtype=float).reshape(-1, 3)
+        return np.array([self.global_transform.TransformPoint(tuple(map(float, p)))
+                         for p in pts]).reshape(-1, 3)
+
+    @staticmethod
+    def _check(points_lps: np.ndarray) -> np.ndarray:
+        pts = np.asarray(points_lps, dtype=float).reshape(-1, 3)
+        if not np.all(np.isfinite(pts)):
+            raise InputError("points_lps: every coordinate must be a finite number (LPS mm)")
+        return pts
+
+    def _map_one(self, point: np.ndarray) -> tuple[np.ndarray, float]:
+        key = tuple(round(float(v), 3) for v in point)
+        with self._lock:
+            if key not in self._cache:
+                coarse = np.array(self.global_transform.TransformPoint(tuple(map(float, point))))
+                if self.refine:
+                    with pinned_threads(self.threads):
+                        self._cache[key] = self._refine(point, coarse)
+                else:
+                    self._cache[key] = (coarse, np.nan)
+            mapped, conf = self._cache[key]
+        return mapped.copy(), conf
+
+    def _lung_masks(self) -> tuple[sitk.Image, sitk.Image]:
+        """(lungs, near lungs) of the source, computed once (called under the lock)."""
+        if self._lungs is None:
+            lungs = lung_mask(self.source)
+            radius = int(round(NEAR_LUNG_MM / lungs.GetSpacing()[0]))
+            near = sitk.BinaryDilate(lungs, [radius] * 3) if radius else lungs
+            self._lungs = (lungs, near)
+        return self._lungs
+
+    def _in_lung(self, point: np.ndarray) -> bool:
+        near = self._lung_masks()[1]
+        idx = near.TransformPhysicalPointToIndex(tuple(map(float, point)))
+        return all(0 <= idx[k] < near.GetSize()[k] for k in range(3)) and bool(near[idx])
+
+    def _refine(self, point: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, float]:
+        """(mapped point, confidence); falls back to ``coarse`` when no local estimate holds."""
+        start = time.perf_counter()
+        lung = self.lung_aware and self._in_lung(point)
+        start_transform = self.lung_transform if lung and self.lung_transform is not None else self.global_transform
+        first = self._stage(point, affine_from(start_transform, point), COARSE, lung)
+        if first is None:
+            return coarse, 0.0
+        a = np.array(first[0].TransformPoint(tuple(map(float, point))))
+        if np.linalg.norm(a - coarse) > self.max_correction_mm:
+            log.warning("local refinement moved %.1f mm (> %.1f), global estimate kept",
+                        np.linalg.norm(a - coarse), self.max_correction_mm)
+            return coarse, 0.0
+        fine_stage = (self.local_box_mm,) + FINE[1:]
+        fine = self._stage(point, first[0], fine_stage, lung)
+        check = self._stage(point, first[0], CHECK, lung)
+        if fine is None or check is None:
+            return a, 0.0
+        b = np.array(fine[0].TransformPoint(tuple(map(float, point))))
+        c = np.array(check[0].TransformPoint(tuple(map(float, point))))
+        spread = float(np.linalg.norm(b - c))
+        similarity = float(np.clip((fine[1] - 0.2) / 0.4, 0.0, 1.0))
+        confidence = float(np.clip(1.0 - spread / LESION_MM, 0.0, 1.0)) * similarity
+        mapped = b if spread <= AGREE_MM else a
+        if not self._inside_target(mapped):
+            confidence = 0.0
+        log.debug("local refinement at %s: A-global %.2f, B-C %.2f mm, ncc %.2f, %.2f s", point.round(1),
+                  np.linalg.norm(a - coarse), spread, fine[1], time.perf_counter() - start)
+        self.estimates[tuple(round(float(v), 3) for v in point)] = (a, b, c)
+        return mapped, confidence
+
+    def _inside_target(self, point: np.ndarray) -> bool:
+        idx = np.array(self.target.TransformPhysicalPointToContinuousIndex(tuple(map(float, point))))
+        if not (np.all(idx >= -0.5) and np.all(idx <= np.array(self.target.GetSize()) - 0.5)):
+            return False
+        near = np.clip(np.round(idx).astype(int), 0, np.array(self.target.GetSize()) - 1)
+        return float(self.target[tuple(int(v) for v in near)]) > PADDING_HU
+
+    def _stage(self, point: np.ndarray, initial: sitk.AffineTransform, stage: tuple, lung: bool
+               ) -> tuple[sitk.AffineTransform, float] | None:
+        """Affine optimised in a box around ``point``; (transform, local correlation) or None."""
+        box_mm, voxel_mm, step_mm, iterations = stage
+        half = 0.5 * box_mm
+        guess = np.array(initial.TransformPoint(tuple(map(float, point))))
+        fixed_crop = _crop(self.source, point, half + voxel_mm)
+        moving_crop = _crop(self.target, guess, half + (20.0 if stage is COARSE else 8.0))
+        if fixed_crop is None or moving_crop is None:
+            log.debug("point %s: local box outside an image", point)
+            return None
+        grid = _box_grid(self.source, point, box_mm, step_mm)
+        fixed = sitk.Resample(_shrink(sitk.Cast(fixed_crop, sitk.sitkFloat32), voxel_mm), grid,
+                              sitk.Transform(), sitk.sitkLinear, -3024.0, sitk.sitkFloat32)
+        values = sitk.GetArrayViewFromImage(fixed)
+        mask = values > PADDING_HU
+        if lung:
+            lungs = sitk.GetArrayFromImage(sitk.Resample(self._lung_masks()[0], grid, sitk.Transform(),
+                                                             sitk.sitkNearestNeighbor, 0)) > 0
+            zyx = np.stack(np.meshgrid(*[np.arange(n) for n in values.shape], indexing="ij"), axis=-1)
+            ball = np.sum((zyx - (np.array(values.shape) - 1) / 2.0) ** 2, axis=-1) * step_mm**2
+            mask &= lungs | (ball <= LESION_BALL_MM**2)
+        moving = _shrink(sitk.Cast(moving_crop, sitk.sitkFloat32), voxel_mm)
+        if float(np.min(sitk.GetArrayViewFromImage(moving))) < PADDING_HU:
+            # Padding outside the target's reconstruction circle: sample only where the initial
+            # estimate lands on reconstructed voxels. A fixed sample set (no moving mask) keeps
+            # the optimiser from improving the metric by sliding the box off the hard parts.
+            reach = sitk.GetArrayFromImage(sitk.Resample(moving, grid, initial, sitk.sitkLinear, -3024.0,
+                                                         sitk.sitkFloat32))
+            mask &= reach > -1100.0  # below air: padding (or its blur) reached
+        if mask.sum() < 200 or float(np.std(np.clip(values[mask], -1000, 1000))) < 5.0:
+            return None  # featureless or nearly empty box (air, padding): nothing to align
+        fixed_mask = sitk.GetImageFromArray(mask.astype(np.uint8))
+        fixed_mask.CopyInformation(fixed)
+        local = sitk.AffineTransform(initial)
+        levels = ([2, 1], [2.0 * step_mm, 0.0]) if stage is COARSE else ([1], [0.0])
+        reg = method(iterations, 2.0, *levels, self.threads, fixed_mask)
+        reg.SetInitialTransform(local, inPlace=True)
+        try:
+            reg.Execute(as_float_clamped(fixed), as_float_clamped(moving))
+        except RuntimeError as exc:  # e.g. too few samples map inside the moving crop
+            log.debug("local refinement failed at %s: %s", point, exc)
+            return None
+        log.debug("stage %s: %d iterations, metric %.3f", stage, reg.GetOptimizerIteration(), reg.GetMetricValue())
+        return local, float(np.sqrt(max(0.0, -reg.GetMetricValue())))
