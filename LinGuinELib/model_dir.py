@@ -87,3 +87,15 @@ def placement_hint(name: str) -> str:
     """How to make backend ``name`` find its weights: the model-folder path, or the option."""
     layout = LAYOUTS[name]
     return f"put it in ${ENV_VAR} as {layout.candidates[0]} or pass {layout.option}=PATH"
+
+
+def found(name: str, given: Any) -> Any:
+    """``given`` when set, else the path found for backend ``name`` in the model folder (or None).
+
+    Backends call this in their constructor and availability check, so that any caller (the
+    engine, the Slicer panel, a script) sees the model folder, not only ``create_backend``.
+    """
+    if given:
+        return given
+    path = find(name)
+    return str(path) if path else None

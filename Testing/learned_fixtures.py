@@ -73,6 +73,27 @@ def centroid_module(threshold: float = 0.5) -> Any:
     return CentroidMap()
 
 
+def batchnorm_module(seed: int = 0) -> Any:
+    """A small displacement network with a BatchNorm layer, like the steps of uniGradICON."""
+    import torch
+    from icon_registration import network_wrappers
+
+    torch.manual_seed(seed)
+
+    class Field(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv3d(2, 3, 3, padding=1)
+            self.norm = torch.nn.BatchNorm3d(3)
+            self.norm.running_mean.fill_(0.3)  # stored statistics unlike any one pair's
+            self.norm.running_var.fill_(2.0)
+
+        def forward(self, image_a: Any, image_b: Any) -> Any:
+            return 0.05 * self.norm(self.conv(torch.cat([image_a, image_b], 1)))
+
+    return network_wrappers.FunctionFromVectorField(Field())
+
+
 def wrap_icon(module: Any, grid: int) -> Any:
     """The package's GradICON wrapper around ``module``, identity map assigned, eval mode."""
     from icon_registration import losses
@@ -180,14 +201,90 @@ def write_tiny_nninteractive(
     net = nnInteractiveTrainer_stub.build_network_architecture(
         pm, pm.get_configuration("3d_tiny"), 1 + 7, 2, enable_deep_supervision=False
     )
-    network_state = net.state_dict()
     (folder / "fold_0").mkdir(exist_ok=True)
-    torch.save(
-        {
-            "network_weights": network_state,
-            "trainer_name": NNI_TRAINER,
-            "init_args": {"configuration": "3d_tiny"},
-        },
-        folder / "fold_0" / "checkpoint_final.pth",
-    )
+    torch.save(trainer_checkpoint(net, NNI_TRAINER, plans, dataset, "3d_tiny"),
+               folder / "fold_0" / "checkpoint_final.pth")
     return folder
+
+
+def trainer_checkpoint(net: Any, trainer_name: str, plans: dict, dataset: dict,
+                       configuration: str, fold: int = 0) -> dict:
+    """What ``nnUNetTrainer.save_checkpoint`` (nnunetv2 2.x) writes after one epoch.
+
+    Same keys and value types: SGD state with momentum buffers, the grad scaler's state, the
+    LocalLogger lists (numpy float32 losses, numpy float64 Dice values, Python float timestamps
+    and learning rates), ``_best_ema`` (numpy float64), the init args (plans, configuration,
+    fold, dataset.json, a torch.device) and the mirroring axes tuple.
+    """
+    import torch
+
+    opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.99, nesterov=True,
+                          weight_decay=3e-5)
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # creates the momentum buffers a real checkpoint holds
+    for p in net.parameters():
+        p.grad = None
+    dice = np.float64(0.8125)
+    logging = {
+        "mean_fg_dice": [dice],
+        "ema_fg_dice": [dice],
+        "dice_per_class_or_region": [[dice]],
+        "train_losses": [np.mean([np.float32(-0.5), np.float32(-0.75)])],
+        "val_losses": [np.mean([np.float32(-0.25)])],
+        "lrs": [0.01],
+        "epoch_start_timestamps": [1.7e9],
+        "epoch_end_timestamps": [1.7e9 + 240.5],
+    }
+    assert type(logging["train_losses"][0]) is np.float32 and type(dice) is np.float64
+    return {
+        "network_weights": net.state_dict(),
+        "optimizer_state": opt.state_dict(),
+        "grad_scaler_state": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5,
+                              "growth_interval": 2000, "_growth_tracker": 17},
+        "logging": logging,
+        "_best_ema": dice,
+        "current_epoch": 1,
+        "init_args": {"plans": plans, "configuration": configuration, "fold": fold,
+                      "dataset_json": dataset, "device": torch.device("cuda")},
+        "trainer_name": trainer_name,
+        "inference_allowed_mirroring_axes": (0, 1, 2),
+    }
+
+
+# -- LesionLocator: a tiny LesionLocatorCheckpoint in the released layout --------------------
+LL_TRAINER = "LesionLocatorTrainerSegment"
+
+
+def write_tiny_lesionlocator(root: Path, folds: tuple[int, ...] = (0, 1), patch: int = 32,
+                             license_text: str | None = None, plans: dict | None = None) -> Path:
+    """``root``/LesionLocatorSeg/point_optimized with random weights per fold; returns ``root``.
+
+    The network is the plans' (default: 3-stage ResidualEncoderUNet) with image + prompt input
+    channels and background/lesion outputs, saved in nnU-Net trainer checkpoints. ``plans``
+    replaces the tiny plans (same configuration name, "3d_tiny").
+    """
+    import torch
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    folder = root / "LesionLocatorSeg" / "point_optimized"
+    folder.mkdir(parents=True, exist_ok=True)
+    plans = plans or tiny_plans(patch)
+    dataset = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "lesion": 1},
+               "numTraining": 1, "file_ending": ".nii.gz"}
+    (folder / "plans.json").write_text(json.dumps(plans))
+    (folder / "dataset.json").write_text(json.dumps(dataset))
+    if license_text is not None:
+        (root / "LICENSE").write_text(license_text)
+    config = PlansManager(plans).get_configuration("3d_tiny")
+    for fold in folds:
+        torch.manual_seed(100 + fold)
+        net = get_network_from_plans(config.network_arch_class_name,
+                                     config.network_arch_init_kwargs,
+                                     config.network_arch_init_kwargs_req_import, 2, 2,
+                                     deep_supervision=False)
+        (folder / f"fold_{fold}").mkdir(exist_ok=True)
+        torch.save(trainer_checkpoint(net, LL_TRAINER, plans, dataset, "3d_tiny", fold),
+                   folder / f"fold_{fold}" / "checkpoint_final.pth")
+    return root

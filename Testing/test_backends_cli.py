@@ -16,6 +16,9 @@ LEARNED_MODULES = (
     "LinGuinELib.registration.icon",
     "LinGuinELib.segmentation.nninteractive",
     "LinGuinELib.segmentation.vista3d",
+    "LinGuinELib.segmentation.lesionlocator",
+    "LinGuinELib.backend_check",
+    "LinGuinELib.model_dir",
 )
 
 
@@ -38,7 +41,7 @@ def test_lists_every_backend_of_both_kinds(capsys):
             if "NOT usable" in line:
                 assert len(line.split("NOT usable: ", 1)[1]) > 20  # says what and how
     for name in ("unigradicon", "multigradicon", "lunggradicon", "nninteractive",
-                 "nninteractive-remote", "vista3d"):
+                 "nninteractive-remote", "vista3d", "lesionlocator"):
         assert name in out
     assert "packages: torch" in out
 
@@ -72,7 +75,8 @@ for mod in {LEARNED_MODULES!r}:
 from LinGuinELib.registry import backend_class
 for kind, name, pkg in (("registration", "unigradicon", "torch"),
                         ("segmentation", "nninteractive", "torch"),
-                        ("segmentation", "vista3d", "torch")):
+                        ("segmentation", "vista3d", "torch"),
+                        ("segmentation", "lesionlocator", "torch")):
     reason = backend_class(kind, name).unavailable_reason(weights="w", model_dir="m")
     assert pkg in reason and "install_learned.sh" in reason, reason
 print("ok")

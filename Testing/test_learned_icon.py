@@ -19,7 +19,13 @@ from LinGuinELib.registry import backend_names, create_backend
 torch = pytest.importorskip("torch")
 pytest.importorskip("icon_registration")
 
-from learned_fixtures import blob_image, centroid_module, shift_module, wrap_icon  # noqa: E402
+from learned_fixtures import (  # noqa: E402
+    batchnorm_module,
+    blob_image,
+    centroid_module,
+    shift_module,
+    wrap_icon,
+)
 
 from LinGuinELib.registration import icon  # noqa: E402
 
@@ -114,6 +120,46 @@ def test_instance_optimisation_runs_and_restores_weights():
         assert torch.equal(value, before[key]), key
 
 
+def test_instance_optimisation_keeps_eval_mode_and_batchnorm_statistics():
+    """Upstream keeps eval mode: with a zero learning rate, IO must change nothing at all."""
+    src = blob_image((32, 32, 32), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (14, 16, 16))
+    tgt = blob_image((32, 32, 32), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (18, 16, 16))
+    pts = np.array([[14.0, 16.0, 16.0], [10.0, 20.0, 12.0]])
+    plain = backend(module=batchnorm_module()).register(src, tgt).map_points(pts)
+    reg = backend(module=batchnorm_module(), io_steps=2, io_learning_rate=0.0)
+    modes = []
+    reg.network.regis_net.register_forward_pre_hook(lambda mod, args: modes.append(mod.training))
+    before = {k: v.clone() for k, v in reg.network.state_dict().items()}
+    assert any("running_mean" in k for k in before)
+    got = reg.register(src, tgt).map_points(pts)
+    assert len(modes) > 2 and not any(modes)  # every forward, IO included, in eval mode
+    for key, value in reg.network.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    np.testing.assert_array_equal(got, plain)
+
+
+def test_instance_optimisation_loss_warps_with_a_zero_boundary():
+    """uniGradICON's loss samples zero outside the image (not the replicated border)."""
+    from icon_registration.mermaidlite import compute_warped_image_multiNC
+
+    from LinGuinELib.registration import icon_io
+
+    net = wrap_icon(shift_module((0.5, 0.0, 0.0)), 16)
+    a = torch.ones((1, 1, 16, 16, 16))
+    b = torch.linspace(0, 1, 16).view(1, 1, 16, 1, 1).expand(1, 1, 16, 16, 16).contiguous()
+    parts = icon_io.gradicon_loss(net, a, b)
+    warped = parts["warped_a"].detach()
+    assert float(warped[0, 0, :7].min()) == pytest.approx(1.0) and warped[0, 0, 9:].max() == 0.0
+    field = net.identity_map + torch.tensor([0.5, 0.0, 0.0]).view(1, 3, 1, 1, 1)
+    want = net.similarity(warped, b) + net.similarity(parts["warped_b"], a)
+    assert torch.allclose(parts["similarity"], want)
+    replicated = compute_warped_image_multiNC(a, field, net.spacing, 1)
+    assert float(net.similarity(replicated, b)) != pytest.approx(float(net.similarity(warped, b)))
+    # A pure translation is inverse consistent up to a constant: no gradient ICON penalty.
+    assert float(parts["inverse_consistency"].detach()) < 1e-6
+    assert torch.allclose(parts["total"], parts["similarity"], atol=1e-5)
+
+
 def test_bad_weight_files_fail_in_one_line(tmp_path):
     pickled = tmp_path / "code.trch"
     torch.save({"x": fractions.Fraction(1, 3)}, pickled)  # any non-tensor Python object
@@ -136,7 +182,8 @@ def test_real_architecture_random_weights_small_grid(tmp_path):
         if "lastConv" in key:
             state[key].normal_(0.0, 5e-4)
     torch.save(state, weights)
-    reg = create_backend("registration", "lunggradicon", weights=str(weights), grid=128)
+    reg = create_backend("registration", "lunggradicon", weights=str(weights), grid=128,
+                         lung_mask=False)  # blobs in air: no lungs to mask
     src = blob_image((48, 48, 24), (2.0, 2.0, 4.0), (0.0, 0.0, 0.0), (50, 48, 46))
     tgt = blob_image((40, 40, 40), (2.5, 2.5, 2.5), (2.0, -3.0, 1.0), (52, 45, 48))
     with torch.no_grad():
@@ -146,17 +193,6 @@ def test_real_architecture_random_weights_small_grid(tmp_path):
     assert sum(p.numel() for p in reg.network.regis_net.parameters()) == 70_680_916
 
 
-def test_lung_preprocessing_keeps_the_lungs_only():
-    """LungGradICON input: [-1000, 0] HU to [0, 1], times a mask of air inside the body."""
-    z, y, x = np.indices((40, 64, 64))
-    hu = np.full(z.shape, -1000.0)  # outside air touches the border
-    hu[((x - 32) / 28) ** 2 + ((y - 32) / 22) ** 2 < 1] = 40.0  # body
-    for cx in (20, 44):
-        hu[((x - cx) / 8) ** 2 + ((y - 32) / 12) ** 2 + ((z - 20) / 15) ** 2 < 1] = -850.0
-    reg = icon.LungGradICON(weights="unused")
-    out = reg.intensities(hu)
-    lungs = hu == -850.0
-    assert np.allclose(out[lungs], 0.15) and out[hu == -1000.0].max() == 0.0
-    assert out[hu == 40.0].max() == 0.0  # the body is masked out too, as in ICON's lung model
+def test_window_scaling():
     assert np.allclose(icon.UniGradICON(weights="unused").intensities(np.array([-2000.0, 0.0, 3000.0])),
                        [0.0, 0.5, 1.0])

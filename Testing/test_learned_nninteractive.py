@@ -32,6 +32,7 @@ from learned_fixtures import write_tiny_nninteractive  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from LinGuinELib.segmentation import nninteractive as nni  # noqa: E402
+from LinGuinELib.segmentation.torch_utils import load_weights  # noqa: E402
 
 LICENCE = "TEST-ONLY licence 0.1\nsecond line is ignored"
 
@@ -140,18 +141,78 @@ def test_positive_and_negative_points_reach_their_channels(model_dir, two_balls)
     assert not seg.segment(two_balls, far).any()
 
 
+class Payload:
+    """Unpickling this would create ``marker``: the classic pickle code-execution payload."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+
+def test_trainer_checkpoint_with_numpy_scalars_loads(model_dir):
+    """The fixture is saved the way nnU-Net's trainer saves one (numpy scalars in `logging`
+    and `_best_ema`): it passes the safe load, with exactly the numpy types it needs."""
+    import numpy as np
+
+    ckpt = model_dir / "fold_0" / "checkpoint_final.pth"
+    with pytest.raises(Exception, match="numpy"):  # plain weights_only refuses it
+        torch.load(ckpt, weights_only=True)
+    data = load_weights(ckpt, "test", "hint", numpy_scalars=True)
+    assert type(data["_best_ema"]) is np.float64
+    assert type(data["logging"]["train_losses"][0]) is np.float32
+    assert data["init_args"]["configuration"] == "3d_tiny"
+    assert data["inference_allowed_mirroring_axes"] == (0, 1, 2)
+    assert sorted(nni_globals()) == [
+        "numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar", "numpy.dtype",
+        "numpy.dtypes.Float32DType", "numpy.dtypes.Float64DType"]
+
+
+def nni_globals():
+    from LinGuinELib.segmentation.torch_utils import numpy_scalar_globals
+
+    return [g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}"
+            for g in numpy_scalar_globals()]
+
+
+def test_numpy_1_checkpoint_names_load(tmp_path):
+    """A file written under numpy 1.x names the scalar constructor numpy.core.multiarray.scalar."""
+    import numpy as np
+
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"_best_ema": np.float64(0.5), "w": torch.ones(2)}, legacy,
+               _use_new_zipfile_serialization=False)
+    raw = legacy.read_bytes()
+    assert b"numpy._core.multiarray\nscalar" in raw  # protocol-2 GLOBAL opcodes are text
+    legacy.write_bytes(raw.replace(b"numpy._core.multiarray\nscalar",
+                                   b"numpy.core.multiarray\nscalar"))
+    data = load_weights(legacy, "test", "hint", numpy_scalars=True)
+    assert data["_best_ema"] == 0.5 and torch.equal(data["w"], torch.ones(2))
+
+
 def test_checkpoint_with_python_objects_is_refused(tmp_path, model_dir):
     import fractions
     import shutil
 
-    bad = tmp_path / "bad"
-    shutil.copytree(model_dir, bad)
-    ckpt = bad / "fold_0" / "checkpoint_final.pth"
-    payload = torch.load(ckpt, weights_only=True)
-    payload["extra"] = fractions.Fraction(1, 3)
-    torch.save(payload, ckpt)
-    with pytest.raises(BackendUnavailableError, match="cannot read weights .* safely"):
-        local(bad).load()
+    for extra in (fractions.Fraction(1, 3), Payload(tmp_path / "pwned"), np_object_array()):
+        bad = tmp_path / "bad"
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(model_dir, bad)
+        ckpt = bad / "fold_0" / "checkpoint_final.pth"
+        payload = load_weights(ckpt, "test", "hint", numpy_scalars=True)
+        payload["logging"]["extra"] = [extra]
+        torch.save(payload, ckpt)
+        with pytest.raises(BackendUnavailableError, match="cannot read weights .* safely"):
+            local(bad).load()
+        assert not (tmp_path / "pwned").exists()
+
+
+def np_object_array():
+    """A numpy array (not a scalar): outside the allow-list."""
+    import numpy as np
+
+    return np.array([1.0, 2.0])
 
 
 def _free_port() -> int:
@@ -200,3 +261,15 @@ def test_remote_server_gives_the_local_mask(model_dir, two_balls, tmp_path):
         server.terminate()
         server.wait(timeout=30)
         log_file.close()
+
+
+def test_remote_names_the_server_that_speaks_its_protocol():
+    """The client's server is `nninteractive-server` of the nninteractive package (the test
+    above starts that same server module); the reason shown to users says so."""
+    from importlib.metadata import entry_points
+
+    reason = nni.NNInteractiveRemote.unavailable_reason()
+    assert "nninteractive-server" in reason and "nninteractive package" in reason
+    assert "nninteractive-server" in (nni.__doc__ or "")
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("nninteractive-server") == "nnInteractive.inference.server.main:main"

@@ -56,8 +56,19 @@ def test_lookup_upstream_names_and_explicit_option_wins(tmp_path, monkeypatch):
     direct.parent.mkdir()
     direct.write_bytes(b"x")
     assert model_dir.find("unigradicon") == direct
+    # The backend classes themselves see the folder (the Slicer panel asks them directly).
+    from LinGuinELib.registry import backend_class
+
+    uni_cls = backend_class("registration", "unigradicon")
+    assert uni_cls(grid=32).weights == str(direct)
+    assert uni_cls(grid=32, weights="/mine.trch").weights == "/mine.trch"
+    reason = uni_cls.unavailable_reason()
+    assert reason is None or "weights" not in reason  # found (only a package may be missing)
+    nni_cls = backend_class("segmentation", "nninteractive")
+    assert nni_cls().model_dir == str(tmp_path / "nnInteractive_v1.0")
     monkeypatch.setenv(model_dir.ENV_VAR, "")
     assert model_dir.configured_dir() is None and model_dir.find("unigradicon") is None
+    assert "no weights given" in uni_cls.unavailable_reason()
 
 
 def test_backends_command_shows_the_folder(tmp_path):

@@ -149,3 +149,17 @@ def test_symlinked_out_keeps_its_link(tmp_path):
         (tmp / "run.json").write_text("new")
     assert link.is_symlink() and (link / "run.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_mask_pieces_far_apart_are_refused_but_specks_are_not():
+    from LinGuinELib.prompt.masks import check_spread
+
+    image = sitk.Image((64, 64, 64), sitk.sitkUInt8)
+    image.SetSpacing((2.0, 2.0, 2.0))
+    arr = np.zeros((64, 64, 64), bool)
+    arr[5:10, 5:10, 5:10] = True  # a lesion
+    arr[60, 60, 60] = True  # one stray voxel 190 mm away: drawing noise
+    check_spread(arr, image, "mask")
+    arr[55:60, 55:60, 55:60] = True  # a second lesion as large, 170 mm away
+    with pytest.raises(InputError, match="apart"):
+        check_spread(arr, image, "mask")

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "Testing"))
 
-BACKENDS = ("unigradicon", "nninteractive", "vista3d")
+BACKENDS = ("unigradicon", "nninteractive", "vista3d", "lesionlocator")
 
 
 def phantom(shift_mm: float, size=(192, 192, 96), spacing=(1.6, 1.6, 3.0)) -> sitk.Image:
@@ -67,6 +67,24 @@ def nninteractive_folder(tmp: Path, full: bool) -> Path:
     return write_tiny_nninteractive(tmp / "nnInteractive_full", plans=plans)
 
 
+def lesionlocator_folder(tmp: Path, full: bool) -> Path:
+    """LesionLocatorCheckpoint layout; full size: the published LLSeg plans' network, patch and
+    spacing (ResEnc-L, 6 stages, patch 160x224x224, 1.0x0.8x0.8 mm), one fold."""
+    from learned_fixtures import tiny_plans, write_tiny_lesionlocator
+
+    if not full:
+        return write_tiny_lesionlocator(tmp / "LesionLocatorCheckpoint", folds=(0,))
+    plans = tiny_plans(patch=160)
+    config = plans["configurations"]["3d_tiny"]
+    config.update({"patch_size": [160, 224, 224], "spacing": [1.0, 0.8, 0.8]})
+    config["architecture"]["arch_kwargs"].update({
+        "n_stages": 6, "features_per_stage": [32, 64, 128, 256, 320, 320],
+        "kernel_sizes": [[3, 3, 3]] * 6, "strides": [[1, 1, 1]] + [[2, 2, 2]] * 5,
+        "n_blocks_per_stage": [1, 3, 4, 6, 6, 6], "n_conv_per_stage_decoder": [1] * 5,
+    })
+    return write_tiny_lesionlocator(tmp / "LesionLocatorCheckpoint", folds=(0,), plans=plans)
+
+
 def run_one(name: str, full: bool, device: str, threads: int) -> dict[str, Any]:
     import torch
 
@@ -100,7 +118,11 @@ def run_one(name: str, full: bool, device: str, threads: int) -> dict[str, Any]:
             result["grid"] = grid
             result["moved_mm"] = float(np.linalg.norm(mapped - nodule_point(0.0)))
         else:
-            if name == "nninteractive":
+            if name == "lesionlocator":
+                # one fold, no mirroring: upstream's defaults (5 folds x 8 mirrorings) are 40x this
+                opts = {"model_dir": str(lesionlocator_folder(tmp, full)), "folds": "0",
+                        "mirror": False}
+            elif name == "nninteractive":
                 # AutoZoom off: random weights call everything foreground, and AutoZoom would then
                 # refine the whole image (minutes), which real weights do not do.
                 opts = {"model_dir": str(nninteractive_folder(tmp, full)), "threads": threads,
@@ -128,6 +150,8 @@ def run_one(name: str, full: bool, device: str, threads: int) -> dict[str, Any]:
 
 def _param_count(backend: Any) -> int:
     net = getattr(backend, "network", None)
+    if net is None and getattr(backend, "_model", None):
+        net = backend._model["net"]
     if net is None and getattr(backend, "session", None) is not None:
         net = backend.session.network
     return sum(p.numel() for p in net.parameters()) if net is not None else 0

@@ -15,6 +15,8 @@ from ..study.images import read_image
 # Farthest apart two parts of one lesion's prompt may be (mm): clicks or mask pieces farther apart
 # than the largest lung masses (about 10 cm) are two lesions, not one.
 MAX_PROMPT_SPREAD_MM = 100.0
+# Mask pieces smaller than this fraction of the largest are specks (drawing noise), not lesions.
+MIN_PIECE_FRACTION = 0.1
 
 
 def read_prompt_mask(path: Path, geometry, label: int | None = None) -> sitk.Image:
@@ -54,7 +56,11 @@ def check_spread(binary: np.ndarray, image, where: str) -> None:
     labels, n = ndimage.label(binary, structure=np.ones((3, 3, 3)))
     if n < 2:
         return
-    centres = np.array(ndimage.center_of_mass(binary, labels, range(1, n + 1)))
+    sizes = np.asarray(ndimage.sum(binary, labels, range(1, n + 1)))
+    pieces = [k + 1 for k in np.flatnonzero(sizes >= MIN_PIECE_FRACTION * sizes.max())]
+    if len(pieces) < 2:  # stray voxels of an outline are not another lesion
+        return
+    centres = np.array(ndimage.center_of_mass(binary, labels, pieces))
     pts = index_zyx_to_physical(image, centres)
     spread = float(np.max(np.linalg.norm(pts[:, None] - pts[None], axis=-1)))
     if spread > MAX_PROMPT_SPREAD_MM:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import SimpleITK as sitk
 
+from .. import model_dir
 from ..errors import BackendUnavailableError, InputError
 from ..model_dir import placement_hint
 from ..registry import register_registration
@@ -31,6 +32,8 @@ from ..segmentation.torch_utils import (
     weights_backend_problem,
 )
 from .base import PointMapper, Registration
+from .icon_io import instance_optimise
+from .lung_mask import checked_lung_mask
 
 log = logging.getLogger(__name__)
 
@@ -134,27 +137,6 @@ def build_network(grid_zyx: tuple[int, int, int]) -> Any:
     return net
 
 
-def lung_mask_zyx(hu: np.ndarray) -> np.ndarray:
-    """Rough lung mask for LungGradICON: air inside the body, not touching the border."""
-    from scipy import ndimage
-
-    air = hu < -400
-    labels, n = ndimage.label(air)
-    if n == 0:
-        return np.zeros_like(air)
-    border = np.unique(
-        np.concatenate(
-            [labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(), labels[:, :, [0, -1]].ravel()]
-        )
-    )
-    sizes = np.bincount(labels.ravel())
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[1:] = sizes[1:] >= max(1, int(0.002 * air.size))
-    keep[border] = False
-    mask = keep[labels]
-    return ndimage.binary_closing(mask, iterations=2) if mask.any() else mask
-
-
 class _IconRegistration(Registration):
     """Shared code of the three models; subclasses set the model name and preprocessing."""
 
@@ -172,6 +154,7 @@ class _IconRegistration(Registration):
         download: bool = False,
         **options: Any,
     ) -> None:
+        weights = model_dir.found(self.name, weights)
         super().__init__(
             device=device,
             weights=weights,
@@ -201,6 +184,7 @@ class _IconRegistration(Registration):
 
     @classmethod
     def unavailable_reason(cls, **options: Any) -> str | None:
+        options = model_dir.fill_options(cls.name, options)
         return weights_backend_problem(("torch", "icon_registration"), options, cls._how_to_get(),
                                        allow_download=True)
 
@@ -261,7 +245,8 @@ class _IconRegistration(Registration):
         tmp.replace(path)
 
     # -- preprocessing -----------------------------------------------------------------
-    def intensities(self, hu: np.ndarray) -> np.ndarray:
+    def intensities(self, hu: np.ndarray, spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                    ) -> np.ndarray:
         """HU array -> the [0, 1] input the model was trained on."""
         lo, hi = self.ct_window
         return ((np.clip(hu, lo, hi) - lo) / (hi - lo)).astype(np.float32)
@@ -271,7 +256,8 @@ class _IconRegistration(Registration):
         import torch
         import torch.nn.functional as F
 
-        arr = self.intensities(sitk.GetArrayFromImage(image).astype(np.float32))
+        arr = self.intensities(sitk.GetArrayFromImage(image).astype(np.float32),
+                               tuple(image.GetSpacing()[::-1]))
         t = torch.from_numpy(arr)[None, None]
         t = F.interpolate(t, size=self.grid, mode="trilinear", align_corners=False)
         return t.to(resolve_device(self.device))
@@ -300,18 +286,9 @@ class _IconRegistration(Registration):
         return DisplacementFieldMapper(field, GridGeometry.of(source), GridGeometry.of(target))
 
     def _instance_optimise(self, net: Any, src: Any, tgt: Any) -> None:
-        """A few Adam steps on the model's own GradICON loss for this pair (then restored)."""
-        import torch
-
+        """A few Adam steps on the pair's GradICON loss, eval mode (then restored by register)."""
         log.info("%s: %d instance-optimisation steps", self.name, self.io_steps)
-        net.train()
-        opt = torch.optim.Adam(net.parameters(), lr=self.io_learning_rate)
-        for _ in range(self.io_steps):
-            opt.zero_grad()
-            loss = net(tgt, src)[0]
-            loss.backward()
-            opt.step()
-        net.eval()
+        instance_optimise(net, tgt, src, self.io_steps, self.io_learning_rate)
 
 
 @register_registration("unigradicon")
@@ -330,14 +307,20 @@ class MultiGradICON(_IconRegistration):
 
 @register_registration("lunggradicon")
 class LungGradICON(_IconRegistration):
-    """ICON's lung CT model: window [-1000, 0] HU, multiplied by a lung mask (option lung_mask)."""
+    """ICON's lung CT model: window [-1000, 0] HU, multiplied by a lung mask (option lung_mask).
+
+    The mask (``lung_mask.py``) is checked: a scan where no plausible lung is found is an error
+    that names the way out (``lung_mask=false``, another backend), never two blank images.
+    """
 
     model = "lunggradicon"
     ct_window = (-1000.0, 0.0)
     extra_options = ("lung_mask",)  # read from self.options, not a constructor argument
 
-    def intensities(self, hu: np.ndarray) -> np.ndarray:
-        scaled = super().intensities(hu)
+    def intensities(self, hu: np.ndarray, spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                    ) -> np.ndarray:
+        scaled = super().intensities(hu, spacing_zyx)
         if self.options.get("lung_mask", True) in (False, "false", "none", 0):
             return scaled
-        return scaled * lung_mask_zyx(hu).astype(np.float32)
+        mask = checked_lung_mask(hu, spacing_zyx, f"registration backend '{self.name}'")
+        return scaled * mask.astype(np.float32)

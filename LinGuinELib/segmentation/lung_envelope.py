@@ -1,34 +1,98 @@
-"""Juxta-pleural fallback: keep a lesion on the lung side of the pleura.
+"""The lesion's scale and its lung envelope: what separates a lung lesion from the wall it touches.
 
-A nodule on the chest wall has the wall's density. The classical segmenter tells them apart by
-rolling a ball larger than the lesion inside the region (the wall holds it, the lesion doesn't);
-where the wall is thinner than that ball, the region spreads along the wall instead. The lesion
-bulges into the lung, though: closing the adjacent lung with a ball wider than the lesion takes
-the lesion's dent in and leaves the wall out. Used only after the plain method has leaked.
+A nodule on the chest wall, the mediastinum or the diaphragm has their density; it bulges into
+the lung, though. Closing the adjacent lung with a ball wider than the lesion takes the lesion's
+dent in and leaves the wall out (the lung envelope of one-click volumetry, e.g. Kuhnigk et al.,
+IEEE TMI 2006). The ball is scaled to the lesion, measured before any threshold: the distance
+from the prompt to aerated lung along rays (a lower quantile, since rays into the wall find no
+lung for a long way). The same scale sizes the region of interest.
 """
 
 from __future__ import annotations
 
 import cc3d
 import numpy as np
+from scipy import ndimage
 
-from ..filtering.components import dilate_mm, erode_mm
+from ..filtering.components import coarse_opening_mm, dilate_mm, opening_mm
+from .levels import AIR_LIKE_HU
+from .roi import DIRECTIONS, SMOOTH_MM, Roi
 
-ENVELOPE_FACTOR = 1.5  # closing ball radius / lesion radius: the ball must span the lesion's dent
+ENVELOPE_FACTOR = 2.5  # closing ball radius / lesion scale: the ball must span the lesion's dent
+SCALE_QUANTILE = 30  # percentile of the ray distances to lung (rays that find it): robust to the
+# rays that run along a wall or vessel before they find lung
+MAX_REACH_MM = 120.0  # rays look this far for lung
+MIN_LUNG_RAYS = 0.25  # a prompt with lung along fewer rays is not in the lung (liver, node, wall)
+ENVELOPE_REACH = 3.0  # the envelope is computed within this many scales (+ its ball) of the seed
+CLOSING_GRID = 10  # the envelope is closed on a grid of its ball radius / this
+OUTSIDE_AIR_HU = -960.0  # air this dark (smoothed) is outside the body, not lung parenchyma
+MIN_LUNG_MM = 3.0  # aerated lung is thicker than this (the air rim along the skin is not)
+AIR_RUN_MM = 2.0  # a ray has reached lung when it stays aerated this long (noise, texture)
 
 
-def lung_envelope(smooth: np.ndarray, dist_mm: np.ndarray, spacing_zyx: np.ndarray, radius_mm: float,
-                  air_hu: float) -> np.ndarray | None:
-    """The air region nearest the seed (its lung), closed with a ball of ENVELOPE_FACTOR * radius.
+def air_distances(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distance in mm, continuous zyx index) where each ray from the seed first enters
+    aerated lung for AIR_RUN_MM; inf / nan where it does not within MAX_REACH_MM."""
+    step = 1.0
+    radii = np.arange(0.0, MAX_REACH_MM + 1e-6, step)
+    pts = seed + DIRECTIONS[:, None, :] * radii[None, :, None] / spacing
+    inside = np.all((pts > -0.5) & (pts < np.array(array.shape) - 0.5), axis=2)
+    values = ndimage.map_coordinates(array, pts.reshape(-1, 3).T, order=1, mode="nearest")
+    values = values.reshape(len(DIRECTIONS), len(radii)).astype(np.float32)
+    run = max(1, int(round(AIR_RUN_MM / step)) + 1)
+    kernel = np.ones(run) / run
+    mean = ndimage.convolve1d(values, kernel, axis=1, mode="nearest", origin=-(run // 2))
+    air = (mean < AIR_LIKE_HU) & inside
+    first = np.where(air.any(axis=1), air.argmax(axis=1), -1)
+    dist = np.where(first >= 0, radii[np.maximum(first, 0)], np.inf)
+    hits = np.where(first[:, None] >= 0, pts[np.arange(len(DIRECTIONS)), np.maximum(first, 0)], np.nan)
+    return dist, hits
 
-    ``smooth`` is the ROI's smoothed HU, ``dist_mm`` each voxel's distance to the seed; arrays
-    (z, y, x). None when there is no air in the ROI (not a lung lesion: nothing to constrain).
+
+def lesion_scale(dist: np.ndarray) -> float | None:
+    """The lesion's radius-like scale in mm from the ray distances to lung; None when the
+    prompt is not in the lung (too few rays find aerated lung)."""
+    if np.mean(np.isfinite(dist)) < MIN_LUNG_RAYS:
+        return None
+    return float(np.percentile(dist[np.isfinite(dist)], SCALE_QUANTILE))
+
+
+def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray) -> np.ndarray | None:
+    """The lung around the lesion (the air components the rays reached near the lesion's scale),
+    closed with a ball of ENVELOPE_FACTOR * scale and grown by the smoothing's reach.
+
+    None when no such air lies in the ROI.
     """
-    air = smooth < air_hu
+    # aerated lung holds parenchyma (about -850 HU); air outside the body is about -1000
+    air = (roi.smooth < AIR_LIKE_HU) & (roi.smooth > OUTSIDE_AIR_HU)
+    # the partial-volume rim along the skin is thin: lung is not
+    air = opening_mm(air, max(MIN_LUNG_MM, float(roi.spacing.min())), roi.spacing)
     if not air.any():
         return None
     labels = cc3d.connected_components(air, connectivity=26)
-    nearest = int(np.argmin(np.where(air, dist_mm, np.inf)))
-    lung = labels == labels.ravel()[nearest]
-    r = ENVELOPE_FACTOR * max(radius_mm, float(spacing_zyx.max()))
-    return erode_mm(dilate_mm(lung, r, spacing_zyx), r - 1e-3, spacing_zyx)
+    hits = hits_image_zyx[np.all(np.isfinite(hits_image_zyx), axis=1)]
+    pts = np.round(roi.to_roi(hits)).astype(int) if len(hits) else np.zeros((0, 3), int)
+    ok = np.all((pts >= 0) & (pts < np.array(air.shape)), axis=1)
+    near = pts[ok]
+    d = np.sqrt((((near - roi.seed) * roi.spacing) ** 2).sum(axis=1)) if len(near) else np.zeros(0)
+    near = near[d <= 2.0 * scale_mm + 3.0]
+    ids = np.unique(labels[tuple(near.T)]) if len(near) else np.zeros(0, int)
+    ids = ids[ids > 0]
+    if not ids.size:
+        return None
+    r = max(ENVELOPE_FACTOR * scale_mm, 2.0 * float(roi.spacing.max()))
+    # only near the lesion (it reaches about twice its scale from the seed), plus the ball's reach
+    half = np.ceil((ENVELOPE_REACH * scale_mm + r + 5.0) / roi.spacing).astype(int)
+    centre = np.round(roi.seed).astype(int)
+    box = tuple(slice(max(c - h, 0), min(c + h + 1, n)) for c, h, n in zip(centre, half, air.shape))
+    lung = np.isin(labels[box], ids)
+    # closing = complement of the opening of the complement; on a grid of r / CLOSING_GRID with
+    # the border extended (the anatomy continues beyond the box)
+    closed = ~coarse_opening_mm(~lung, r, roi.spacing, CLOSING_GRID)
+    # the ball cuts a lesion's base where it meets the wall by about scale^2 / (2 r), and the
+    # air threshold lies inside the pleura by about the smoothing: give that much back (the
+    # sheet of wall it adds, only near the lesion, is cut by the opening that follows)
+    margin = scale_mm**2 / (2.0 * r) + 0.5 * SMOOTH_MM
+    out = np.zeros(air.shape, dtype=bool)
+    out[box] = closed | (dilate_mm(closed, margin, roi.spacing) & (roi.dist[box] <= 1.5 * scale_mm + margin))
+    return out

@@ -6,7 +6,9 @@ optional LICENSE) from ``model_dir``; only with ``download=true`` does it use th
 manager (HuggingFace download, cached under $NNINTERACTIVE_MODEL_DIR). The official weights are
 CC BY-NC-SA 4.0 (non-commercial): the licence is logged and recorded in ``settings()``.
 
-``nninteractive-remote`` sends the same prompts to a server (package ``nninteractive-client``).
+``nninteractive-remote`` sends the same prompts to a server (package ``nninteractive-client``):
+the server is ``nninteractive-server`` from the ``nninteractive`` package (the older
+``nninteractive-slicer-server`` speaks another protocol and does not work with this client).
 nnInteractive works in voxel space: we pass the (z, y, x) array and (z, y, x) point indices.
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from .. import model_dir as model_dir_lookup
 from ..errors import BackendUnavailableError, InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
@@ -166,6 +169,7 @@ class NNInteractive(_PromptedSession):
         threads: int | None = None,
         **options: Any,
     ) -> None:
+        model_dir = model_dir_lookup.found(self.name, model_dir)
         super().__init__(device=device, model_dir=model_dir, download=download, model=model,
                          threads=threads, **options)
         self.model_dir = model_dir
@@ -182,7 +186,7 @@ class NNInteractive(_PromptedSession):
         problem = device_problem(options.get("device", "cpu"))
         if problem:
             return problem
-        model_dir = options.get("model_dir")
+        model_dir = model_dir_lookup.found(cls.name, options.get("model_dir"))
         if model_dir:
             return find_model_folder(model_dir)[1]
         if options.get("download"):
@@ -214,8 +218,10 @@ class NNInteractive(_PromptedSession):
 
         folder = self._resolve_folder()
         checkpoint = next(folder.glob("fold_*/checkpoint_final.pth"))
-        # The package loads with weights_only=False; refuse files that hold anything but data.
-        load_weights(checkpoint, f"segmentation backend '{self.name}'", WEIGHTS_HINT)
+        # The package loads with weights_only=False; refuse files that hold anything but data
+        # (tensors, plain Python values and the numpy scalars of nnU-Net's training log).
+        load_weights(checkpoint, f"segmentation backend '{self.name}'", WEIGHTS_HINT,
+                     numpy_scalars=True)
         threads = int(self.threads or torch.get_num_threads())
         session = _quiet(
             nnInteractiveInferenceSession,
@@ -253,7 +259,8 @@ class NNInteractiveRemote(_PromptedSession):
                     "pip install nninteractive-client==2.6.0 (no torch needed)")
         url = options.get("server_url")
         if not url:
-            return "no server_url given (e.g. server_url=http://host:1527, api_key=... if set)"
+            return ("no server_url given (e.g. server_url=http://host:1527, api_key=... if set); "
+                    "the server is nninteractive-server from the nninteractive package")
         if not str(url).startswith(("http://", "https://")):
             return f"server_url {url} must start with http:// or https://"
         return None

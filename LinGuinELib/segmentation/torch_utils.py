@@ -69,10 +69,33 @@ def weights_backend_problem(packages: tuple[str, ...], options: dict[str, Any], 
     return None
 
 
-def load_weights(path: str | Path, what: str, how_to_get: str) -> Any:
+def numpy_scalar_globals() -> list[Any]:
+    """The numpy types that nnU-Net trainer checkpoints pickle, and nothing more.
+
+    ``nnUNetTrainer.save_checkpoint`` stores the training ``logging`` lists and ``_best_ema``,
+    which hold numpy float32/float64 scalars. Unpickling one needs numpy's scalar constructor
+    (named ``numpy.core.multiarray.scalar`` in files written under numpy 1.x), ``numpy.dtype``
+    and, for files written under numpy 2, the dtype's class. None of these can run code.
+    """
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    allowed: list[Any] = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed += [dtypes.Float32DType, dtypes.Float64DType]
+    return allowed
+
+
+def load_weights(path: str | Path, what: str, how_to_get: str, numpy_scalars: bool = False) -> Any:
     """``torch.load`` with ``weights_only=True``: a weights file can never run code.
 
-    Any failure (missing, truncated, pickled objects) becomes one BackendUnavailableError line.
+    ``numpy_scalars`` also admits the numpy scalar types of ``numpy_scalar_globals`` (nnU-Net
+    checkpoints). Any failure (missing, truncated, other pickled objects) becomes one
+    BackendUnavailableError line.
     """
     import torch
 
@@ -80,7 +103,9 @@ def load_weights(path: str | Path, what: str, how_to_get: str) -> Any:
     if not p.is_file():
         raise BackendUnavailableError(f"{what}: weights file {p} not found ({how_to_get})")
     try:
-        return torch.load(str(p), map_location="cpu", weights_only=True)
+        allowed = numpy_scalar_globals() if numpy_scalars else []
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a bad file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackendUnavailableError(

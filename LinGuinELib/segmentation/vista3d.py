@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from .. import model_dir
 from ..errors import BackendUnavailableError, InputError
 from ..registry import register_segmentation
 from .base import Segmenter, prompt_points
@@ -74,6 +75,7 @@ class Vista3D(Segmenter):
         encoder_embed_dim: int = 48,
         **options: Any,
     ) -> None:
+        weights = model_dir.found(self.name, weights)
         super().__init__(device=device, weights=weights, spacing_mm=spacing_mm, roi=roi,
                          prompt_class=prompt_class, encoder_embed_dim=encoder_embed_dim,
                          **options)
@@ -112,6 +114,7 @@ class Vista3D(Segmenter):
 
     @classmethod
     def unavailable_reason(cls, **options: Any) -> str | None:
+        options = model_dir.fill_options(cls.name, options)
         return weights_backend_problem(("torch", "monai"), options, WEIGHTS_HINT)
 
     def load(self) -> Any:

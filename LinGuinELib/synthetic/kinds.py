@@ -140,9 +140,11 @@ def _site(chest: Chest, kind: LesionKind, rng: np.random.Generator) -> np.ndarra
         x, y = s * rng.uniform(75, 105), rng.uniform(-40, 50)
         z = point[2] - (normal[0] * (x - point[0]) + normal[1] * (y - point[1])) / normal[2]
         c = np.array([x, y, z]) + normal * rng.uniform(-0.3, 0.3) * r
-        return c if float(chest.lung_sdf(*c)) < -(r + 4.0) else None
+        return c if float(chest.lung_sdf(*c)) < -(r + 4.0) and _clear_of_vessels(chest, c, r) else None
     if kind.attachment == "vessel":
-        options = [v for v in chest.vessels if 1.2 <= v[2] <= 4.0]
+        # a vessel thinner than the lesion (at most half its radius): as thick as the lesion,
+        # nothing but its shape tells them apart
+        options = [v for v in chest.vessels if 1.0 <= v[2] <= max(1.0, 0.5 * r)]
         a, b, vr = options[int(rng.integers(len(options)))]
         axis = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
         perp = np.cross(axis, rng.normal(size=3))
@@ -151,8 +153,12 @@ def _site(chest: Chest, kind: LesionKind, rng: np.random.Generator) -> np.ndarra
     c = np.array([s * rng.uniform(60, 115), rng.uniform(-60, 70), rng.uniform(z_lo + r, 80.0)])
     if float(chest.lung_sdf(*c)) > -(r + 6.0):
         return None
-    near = [float(segment_sdf(*c, a, b, vr)) for a, b, vr in chest.vessels if vr >= 1.2]
-    return c if min(near) > r + 1.5 else None
+    return c if _clear_of_vessels(chest, c, r) else None
+
+
+def _clear_of_vessels(chest: Chest, c: np.ndarray, r: float) -> bool:
+    """No vessel of 1.2 mm radius or more within 1.5 mm of a lesion of radius r at c."""
+    return min(float(segment_sdf(*c, a, b, vr)) for a, b, vr in chest.vessels if vr >= 1.2) > r + 1.5
 
 
 def place_lesion(chest: Chest, kind: LesionKind, rng: np.random.Generator) -> _Lesion:

@@ -1,0 +1,136 @@
+"""Intensity levels of a lesion and its surroundings, measured from the image around the prompt.
+
+No HU constant decides where a lesion ends: the threshold is half-way between the lesion's own
+level and that of its surroundings (the iso-level of a partial-volume edge), both read from the
+lesion's radial intensity profile and then from the region found, so solid, part-solid and
+ground-glass lesions, lymph nodes in fat and liver lesions are handled alike.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import ndimage
+
+from ..filtering.components import box_around, edt_mm
+from .roi import SMOOTH_MM, Roi, kernel_l2, ray_profiles
+
+log = logging.getLogger(__name__)
+
+AIR_LIKE_HU = -750.0  # below this: air / aerated lung parenchyma
+SOFT_TISSUE_HU = -300.0  # a lesion darker than its surroundings must itself be at least this dense
+FAT_HU_MAX = -40.0  # fat is below this (about -100 HU); solid tissue, even necrotic, above
+MIN_CONTRAST_HU = 5.0  # below this no edge is trusted, whatever the noise
+MIN_INTERIOR_VOXELS = 20  # fewer voxels beyond the partial-volume rim: a "small" lesion
+
+
+def noise_delta(roi: Roi) -> tuple[float, float]:
+    """(noise sd of the raw image near the seed, smallest trusted step after smoothing)."""
+    noise = 1.4826 * float(np.median(np.abs(roi.raw - roi.smooth)[roi.dist <= 10.0]))
+    # noise left after smoothing (white noise scales with the kernel's L2 norm), three sigma
+    return noise, max(MIN_CONTRAST_HU, 3.0 * noise * kernel_l2(roi.spacing))
+
+
+def shell_quantile(values: np.ndarray, shell: np.ndarray, n_shells: int, q: float) -> np.ndarray:
+    """The q-quantile of ``values`` in each shell 0..n_shells-1 (one sort, no Python loop)."""
+    keep = shell < n_shells
+    v, lab = values[keep], shell[keep]
+    order = np.argsort(v, kind="stable")
+    order = order[np.argsort(lab[order], kind="stable")]
+    counts = np.bincount(lab, minlength=n_shells)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pick = starts + np.round(q * np.maximum(counts - 1, 0)).astype(int)
+    return v[order][np.minimum(pick, len(v) - 1)].astype(float)
+
+
+def plateau(profile: np.ndarray, level: float, start: int, delta: float) -> tuple[int, float]:
+    """First shell from ``start`` where the (sign-normalised) profile, having fallen more than
+    2 delta below ``level``, levels off or turns back up; (index, value) or (-1, nan)."""
+    running = np.minimum.accumulate(profile[start:])
+    for i, value in enumerate(profile[start:]):
+        depth = level - running[i]
+        if depth <= 2 * delta:
+            continue
+        ahead = profile[start + i : start + i + 4]
+        if value - running[i] > max(2 * delta, 0.25 * depth):  # next structure reached
+            return start + i, float(running[i])
+        if ahead.size == 4 and ahead.min() > value - max(0.1 * depth, 0.25 * delta):
+            return start + i, float(running[i])
+    if level - running[-1] > 2 * delta:
+        return profile.size - 1, float(running[-1])
+    return -1, float("nan")
+
+
+def initial_levels(roi: Roi, core: float, bright: bool, delta: float) -> tuple[float, float] | None:
+    """Lesion level and surroundings level from a radial profile around the seed.
+
+    Each 1 mm spherical shell around the seed is summarised by its lower quartile (upper for
+    dark lesions): robust to texture and noise, and it sees the surrounding tissue even when
+    an attached wall fills half the shell. Going outwards, the surroundings are where the
+    profile, having left the core level, levels off (a plateau) or turns back (next structure).
+    A ground-glass plateau that later gives way to aerated lung is part of the lesion (the
+    halo of a part-solid nodule): the lesion level becomes that plateau's.
+    """
+    shell = roi.dist.astype(np.int32)  # 1 mm shells
+    n_shells = int(min(shell.max(), np.min(np.array(roi.smooth.shape) * roi.spacing) / 2))
+    if n_shells < 4:
+        return None
+    sign = 1.0 if bright else -1.0
+    q = 0.25 if bright else 0.75
+    profile = sign * shell_quantile(roi.smooth, shell, n_shells, q)
+    # the innermost shells hold few voxels: a running median keeps their noise from posing as an edge
+    profile = ndimage.median_filter(profile, size=3, mode="nearest")
+    level = sign * core
+    k, background = plateau(profile, level, 0, delta)
+    if k < 0:
+        return None
+    if bright and (AIR_LIKE_HU < background < SOFT_TISSUE_HU or background > FAT_HU_MAX) and k + 1 < n_shells:
+        # a ground-glass halo (part-solid nodule), or a denser core inside a solid tumour: when
+        # aerated lung follows, that plateau is the lesion's and the lung its surroundings
+        # (fat around a lymph node is not: it stays the surroundings)
+        k2, lung = plateau(profile, background, k + 1, delta)
+        lung = min(lung, float(np.min(profile[k + 1 : k2 + 6]))) if k2 >= 0 else lung
+        if k2 >= 0 and lung < AIR_LIKE_HU:
+            level, background = background, lung
+    log.debug("radial profile: core %.0f, level %.0f, surroundings %.0f HU",
+              core, sign * level, sign * background)
+    return sign * level, sign * background
+
+
+def polarity(roi: Roi, core: float, delta: float, in_lung: bool) -> bool:
+    """True when the lesion is brighter than its surroundings.
+
+    In the lung (aerated parenchyma around the prompt) a lesion is denser than its background,
+    whatever its inside looks like (a necrotic centre is darker than the tumour's rim). Elsewhere
+    each ray votes for the larger of its rise and its fall within 20 mm of the seed: texture inside
+    a lesion is small next to the step to the surrounding tissue.
+    """
+    if core < SOFT_TISSUE_HU or in_lung:
+        return True
+    prof = ray_profiles(roi.smooth, roi.seed, roi.spacing, 20.0, order=1)
+    up = (prof - core).max(axis=1)
+    down = (core - prof).max(axis=1)
+    seen = np.maximum(up, down) > delta
+    n_dark = int(np.sum(seen & (up > down)))
+    n_bright = int(np.sum(seen & (down >= up)))
+    log.debug("polarity votes: %d bright, %d dark", n_bright, n_dark)
+    return n_bright >= n_dark
+
+
+def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi) -> tuple[float, float]:
+    """The lesion's typical (median) level and that of the shell just outside it (sign-free)."""
+    inner, outer = roi.spacing.max(), roi.spacing.max() + 3.0
+    box = box_around(lesion, outer, roi.spacing)
+    les, smooth = lesion[box], roi.smooth[box]
+    # the median of the whole lesion, solid and ground-glass parts alike; but a lesion with
+    # hardly any interior beyond the partial-volume rim (one blur width plus half a voxel) is
+    # mostly rim, so its upper quartile stands for it
+    deep = edt_mm(les, roi.spacing) > SMOOTH_MM + 0.5 * roi.spacing.max()
+    quantile = 50 if deep.sum() >= MIN_INTERIOR_VOXELS else 75
+    core = float(np.percentile(smooth[les], quantile))
+    out_dist = edt_mm(~les, roi.spacing)
+    shell = (out_dist > inner) & (out_dist <= outer) & ~region[box]
+    if shell.sum() < 10:
+        shell = (out_dist > 0) & (out_dist <= outer)
+    return core, float(np.median(smooth[shell]))

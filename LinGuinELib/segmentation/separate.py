@@ -1,0 +1,80 @@
+"""Cut what is attached to a lesion: walls (a top-hat with a ball larger than the lesion) and
+vessels (an opening with a ball that fits inside it), each scaled to the lesion's own size."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..filtering.components import box_around, coarse_opening_mm, dilate_mm, edt_mm, erode_mm, fill_holes
+from .roi import Roi, component_near, ray_profiles
+
+log = logging.getLogger(__name__)
+
+SEED_SEARCH_MM = 3.0  # how far a propagated prompt may sit outside the lesion
+BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
+BIG_BALL_GRID = 10  # the big ball rolls on a grid of radius / this (walls need no detail)
+SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
+LEAK_BALL_FACTOR = 0.8  # the same after a leak along vessels (a region reaching the ROI border)
+CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
+STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kept (border detail)
+REGROW_SLACK = 0.5  # voxels (finest axis) regrown beyond the opening, for the staircase
+
+
+def lesion_radius(region: np.ndarray, roi: Roi, sign: float) -> tuple[float, float, np.ndarray]:
+    """(radius, extent, origin): median and 90th-percentile exit distance of rays from the most
+    lesion-like voxel near the prompt. Rays that never leave run along a wall or vessel."""
+    near = np.flatnonzero((region & (roi.dist <= SEED_SEARCH_MM)).ravel())
+    best = near[np.argmax(sign * roi.smooth.ravel()[near])]
+    origin = np.array(np.unravel_index(best, region.shape), dtype=float)
+    inside = ray_profiles(region.astype(np.uint8), origin, roi.spacing, 200.0, order=0)
+    exits = np.where(inside.all(axis=1), inside.shape[1], (inside == 0).argmax(axis=1)) * 0.5
+    finite = exits[exits < 200.0]
+    seen = finite if finite.size >= 0.1 * exits.size else exits
+    radius = float(max(np.median(seen), roi.spacing.max()))
+    # flat lesions lying on a wall are wide: their long extent, counting only rays that leave
+    extent = float(np.percentile(exits[exits <= 3 * radius], 90)) if radius < 200.0 else radius
+    return radius, extent, origin
+
+
+def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
+             small_factor: float = SMALL_BALL_FACTOR) -> tuple[np.ndarray | None, float]:
+    """The lesion within the seed's region and its radius (mm): walls cut off by a top-hat
+    (unless ``walls`` is False: the lung envelope already did), vessels by an opening."""
+    radius, extent, _ = lesion_radius(region, roi, sign)
+    if walls:
+        big = BIG_BALL_FACTOR * max(radius, extent)
+        tophat = region & ~coarse_opening_mm(region, big, roi.spacing, BIG_BALL_GRID)
+        part = component_near(tophat, roi.dist, SEED_SEARCH_MM)
+    else:
+        part = region
+    if part is None:
+        return None, radius
+    sp = roi.spacing
+    # everything below is local to the seed's piece: work in its box (the margin bounds the
+    # regrowth and closing radii below, both at most a multiple of the lesion radius)
+    box = box_around(part, (1.0 + STUB_FRACTION + CLOSE_FRACTION) * small_factor * radius, sp)
+    piece, dist = part[box], roi.dist[box]
+    # the small ball must fit in the lesion itself: size it by the lesion's thickness near the seed
+    depth = edt_mm(piece, sp)
+    thickness = float(depth[dist <= radius].max())
+    small = max(small_factor * min(radius, thickness), 0.5 * sp.min())
+    regrow = (1.0 + STUB_FRACTION) * small + REGROW_SLACK * sp.min()
+    close = max(CLOSE_FRACTION * small, sp.min())
+    # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
+    core = component_near(depth > small, dist, radius)
+    if core is None:
+        core = piece
+    lesion = component_near(piece & dilate_mm(core, regrow, sp), dist, SEED_SEARCH_MM)
+    if lesion is None:
+        return None, radius
+    # a closing bridges the pores of textured (ground-glass) lesions before filling holes
+    closed = erode_mm(dilate_mm(lesion, close, sp), close - 1e-3, sp)
+    if roi.allowed is not None:
+        closed &= roi.allowed[box]
+    out = np.zeros_like(part)
+    out[box] = fill_holes(closed | lesion)
+    log.debug("separate: region %d, part %d, lesion %d, small ball %.1f mm",
+              region.sum(), part.sum(), out.sum(), small)
+    return out, radius
