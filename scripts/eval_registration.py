@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from LinGuinELib.registry import create_backend  # noqa: E402
+from LinGuinELib.synthetic.breathing import invert  # noqa: E402
 
 log = logging.getLogger("eval_registration")
 
@@ -173,23 +174,6 @@ def make_case(
     return target, g, desc
 
 
-def invert_point(g: sitk.Transform, p: np.ndarray, iters: int = 30) -> np.ndarray:
-    """Solve g(q) = p by Newton with a finite-difference Jacobian (g is smooth)."""
-    q = np.asarray(p, dtype=float).copy()
-    for _ in range(iters):
-        gq = np.array(g.TransformPoint(tuple(q)))
-        r = gq - p
-        if np.linalg.norm(r) < 1e-4:
-            break
-        jac = np.empty((3, 3))
-        for k in range(3):
-            dq = q.copy()
-            dq[k] += 0.5
-            jac[:, k] = (np.array(g.TransformPoint(tuple(dq))) - gq) / 0.5
-        q = q - np.linalg.solve(jac, r)
-    return q
-
-
 def lung_points(source: sitk.Image, target: sitk.Image, g: sitk.Transform, n: int,
                 rng: np.random.Generator) -> np.ndarray:
     """``n`` random source points in lung parenchyma whose truth lies inside the target."""
@@ -202,7 +186,7 @@ def lung_points(source: sitk.Image, target: sitk.Image, g: sitk.Transform, n: in
     chosen: list[np.ndarray] = []
     for zyx in cand:
         p = np.array(source.TransformContinuousIndexToPhysicalPoint(tuple(map(float, zyx[::-1]))))
-        q = invert_point(g, p)
+        q = invert(g, p)
         idx = np.array(target.TransformPhysicalPointToContinuousIndex(tuple(q)))
         if np.all(idx > 20) and np.all(idx < np.array(target.GetSize()) - 20):
             chosen.append(p)
@@ -330,7 +314,7 @@ def main() -> int:
                 target_path = str(Path(tmp) / "target.mha")
                 sitk.WriteImage(target, target_path)
                 points = np.vstack([nodule, lung_points(source, target, g, args.points, rng)])
-                truth = np.array([invert_point(g, p) for p in points])
+                truth = np.array([invert(g, p) for p in points])
                 with ctx.Pool(1) as pool:
                     res = pool.apply(run_backend, (args.backend, options, str(source_path),
                                                    target_path, points))
