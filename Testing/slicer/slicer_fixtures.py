@@ -9,6 +9,8 @@ segmentation node must equal the ball voxel for voxel, which checks the RAS <-> 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,14 @@ from vtk.util import numpy_support
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE_DIR = REPO / "LinGuinE"
+
+
+def assert_runs_in_fresh_python(code: str) -> None:
+    """Run ``code`` in a new interpreter (argv[1] = repository, argv[2] = module folder): import
+    effects such as which packages got loaded can only be seen in a process of their own."""
+    done = subprocess.run([sys.executable, "-c", code, str(REPO), str(MODULE_DIR)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @dataclass

@@ -4,7 +4,6 @@ Reload re-imports the sub-packages; everything under LinGuinE/ parses as Python 
 from __future__ import annotations
 
 import ast
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ if not hasattr(sys.modules.get("slicer"), "vtkMRMLScene"):  # conftest imported 
 import numpy as np  # noqa: E402
 import slicer  # noqa: E402
 import vtk  # noqa: E402
-from slicer_fixtures import MODULE_DIR, REPO, segment_array  # noqa: E402
+from slicer_fixtures import MODULE_DIR, assert_runs_in_fresh_python, segment_array  # noqa: E402
 
 from LinGuinELib.config import TrackingConfig, option_specs  # noqa: E402
 from LinGuinELib.errors import InputError  # noqa: E402
@@ -132,9 +131,7 @@ def test_reload_reimports_the_sub_packages():
         "assert all(a is not b for a, b in zip(old, new))\n"
         "assert not [m for m in sys.modules if m.startswith('LinGuinEGui')]\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(REPO), str(MODULE_DIR)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert_runs_in_fresh_python(code)
 
 
 def _py39_problems(path: Path) -> list[str]:

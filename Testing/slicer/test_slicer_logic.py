@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
@@ -14,7 +13,7 @@ if not hasattr(sys.modules.get("slicer"), "vtkMRMLScene"):  # conftest imported 
 import numpy as np  # noqa: E402
 import slicer  # noqa: E402
 import vtk  # noqa: E402
-from slicer_fixtures import MODULE_DIR, REPO, segment_array  # noqa: E402
+from slicer_fixtures import assert_runs_in_fresh_python, segment_array  # noqa: E402
 
 from LinGuinELib.errors import InputError  # noqa: E402
 
@@ -29,9 +28,7 @@ def test_logic_imports_without_qt_or_ctk():
         "bad = [m for m in ('qt', 'ctk', 'PythonQt', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(REPO), str(MODULE_DIR)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert_runs_in_fresh_python(code)
 
 
 def test_logic_imports_before_first_use_install():
@@ -44,9 +41,7 @@ def test_logic_imports_before_first_use_install():
         "from LinGuinELogic.dependencies import backend_choices, missing_requirements\n"
         "assert backend_choices('registration') == [('classical', None)], backend_choices('registration')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(REPO), str(MODULE_DIR)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert_runs_in_fresh_python(code)
 
 
 def _track(study, **kw):
