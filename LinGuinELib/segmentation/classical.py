@@ -76,17 +76,33 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
     """Lesion mask within the ROI and its radius (mm); raises _NoLesion. Fills ``diag``.
 
     ``envelope``: a callable giving the lung envelope (or None), called only when the
-    thresholded region reaches beyond a lesion of ``scale`` mm; it is kept in ``roi.allowed``."""
-    search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
-    core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
+    thresholded region reaches beyond a lesion of ``scale`` mm; it is kept in ``roi.allowed``.
+    The radial profile's readings of the levels are tried in turn until one gives a lesion."""
     noise, delta = noise_delta(roi)
+    core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
     core = float(np.median(roi.smooth[core_ball]))
     bright = polarity(roi, core, delta, in_lung)
-    sign = 1.0 if bright else -1.0
-    levels = initial_levels(roi, core, bright, delta)
-    reach = sign * float(np.percentile(sign * roi.smooth[search], 90))
-    if levels is None:
+    candidates = initial_levels(roi, core, bright, delta)
+    if not candidates:
         raise _NoLesion("no edge around the prompt (uniform surroundings)")
+    for levels in candidates:
+        lesion, lesion_radius = _refine(roi, levels, 1.0 if bright else -1.0, noise, diag, envelope, scale,
+                                        small_factor)
+        if lesion is not None:
+            break
+    else:
+        raise _NoLesion("no region of the lesion class within reach of the prompt")
+    if negatives.size:
+        lesion = _exclude_negatives(lesion, roi, negatives)
+    return lesion, lesion_radius
+
+
+def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, diag: dict, envelope,
+            scale: float, small_factor: float) -> tuple[np.ndarray | None, float]:
+    """Threshold half-way between the levels, grow, separate; re-measure the levels on the region
+    found until the threshold settles. (None, 0) when no lesion is within reach."""
+    search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
+    reach = sign * float(np.percentile(sign * roi.smooth[search], 90))
     lesion, lesion_radius, tried = None, 0.0, []
     for iteration in range(MAX_ITER):
         level, background = levels
@@ -124,10 +140,6 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
         tolerance = 1.0 + 0.02 * abs(levels[0] - levels[1])
         if iteration and min(abs(new - t) for t in tried) < tolerance:
             break  # settled, or cycling between two regions
-    if lesion is None:
-        raise _NoLesion("no region of the lesion class within reach of the prompt")
-    if negatives.size:
-        lesion = _exclude_negatives(lesion, roi, negatives)
     return lesion, lesion_radius
 
 

@@ -62,20 +62,24 @@ def plateau(profile: np.ndarray, level: float, start: int, delta: float) -> tupl
     return -1, float("nan")
 
 
-def initial_levels(roi: Roi, core: float, bright: bool, delta: float) -> tuple[float, float] | None:
-    """Lesion level and surroundings level from a radial profile around the seed.
+def initial_levels(roi: Roi, core: float, bright: bool, delta: float) -> list[tuple[float, float]]:
+    """Candidate (lesion level, surroundings level) pairs from a radial profile around the seed,
+    most likely first; empty when the profile shows no edge.
 
     Each 1 mm spherical shell around the seed is summarised by its lower quartile (upper for
     dark lesions): robust to texture and noise, and it sees the surrounding tissue even when
     an attached wall fills half the shell. Going outwards, the surroundings are where the
     profile, having left the core level, levels off (a plateau) or turns back (next structure).
     A ground-glass plateau that later gives way to aerated lung is part of the lesion (the
-    halo of a part-solid nodule): the lesion level becomes that plateau's.
+    halo of a part-solid nodule): the lesion level becomes that plateau's. The same profile
+    arises where thick slices average a solid lesion with the lung around it (a nodule on the
+    diaphragm dome on 5 mm slices): the plain reading (core against that plateau) is kept as
+    the second candidate.
     """
     shell = roi.dist.astype(np.int32)  # 1 mm shells
     n_shells = int(min(shell.max(), np.min(np.array(roi.smooth.shape) * roi.spacing) / 2))
     if n_shells < 4:
-        return None
+        return []
     sign = 1.0 if bright else -1.0
     q = 0.25 if bright else 0.75
     profile = sign * shell_quantile(roi.smooth, shell, n_shells, q)
@@ -84,7 +88,8 @@ def initial_levels(roi: Roi, core: float, bright: bool, delta: float) -> tuple[f
     level = sign * core
     k, background = plateau(profile, level, 0, delta)
     if k < 0:
-        return None
+        return []
+    candidates = [(sign * level, sign * background)]
     if bright and (AIR_LIKE_HU < background < SOFT_TISSUE_HU or background > FAT_HU_MAX) and k + 1 < n_shells:
         # a ground-glass halo (part-solid nodule), or a denser core inside a solid tumour: when
         # aerated lung follows, that plateau is the lesion's and the lung its surroundings
@@ -92,10 +97,10 @@ def initial_levels(roi: Roi, core: float, bright: bool, delta: float) -> tuple[f
         k2, lung = plateau(profile, background, k + 1, delta)
         lung = min(lung, float(np.min(profile[k + 1 : k2 + 6]))) if k2 >= 0 else lung
         if k2 >= 0 and lung < AIR_LIKE_HU:
-            level, background = background, lung
-    log.debug("radial profile: core %.0f, level %.0f, surroundings %.0f HU",
-              core, sign * level, sign * background)
-    return sign * level, sign * background
+            candidates.insert(0, (sign * background, sign * lung))
+    log.debug("radial profile: core %.0f, candidate (level, surroundings) %s HU", core,
+              [(round(a), round(b)) for a, b in candidates])
+    return candidates
 
 
 def polarity(roi: Roi, core: float, delta: float, in_lung: bool) -> bool:
@@ -123,12 +128,14 @@ def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi) -> tuple[flo
     inner, outer = roi.spacing.max(), roi.spacing.max() + 3.0
     box = box_around(lesion, outer, roi.spacing)
     les, smooth = lesion[box], roi.smooth[box]
-    # the median of the whole lesion, solid and ground-glass parts alike; but a lesion with
-    # hardly any interior beyond the partial-volume rim (one blur width plus half a voxel) is
-    # mostly rim, so its upper quartile stands for it
+    # the median of the lesion's interior (beyond the partial-volume rim: one blur width plus
+    # half a voxel), solid and ground-glass parts alike: the rim's blend with the surroundings
+    # would pull the level, and with it the next threshold, outwards round after round (a small
+    # nodule on thin slices grew 2-3x). A lesion with hardly any interior is all rim: its upper
+    # decile (the blurred peak) stands for it
     deep = edt_mm(les, roi.spacing) > SMOOTH_MM + 0.5 * roi.spacing.max()
-    quantile = 50 if deep.sum() >= MIN_INTERIOR_VOXELS else 75
-    core = float(np.percentile(smooth[les], quantile))
+    core = float(np.median(smooth[deep])) if deep.sum() >= MIN_INTERIOR_VOXELS \
+        else float(np.percentile(smooth[les], 90))
     out_dist = edt_mm(~les, roi.spacing)
     shell = (out_dist > inner) & (out_dist <= outer) & ~region[box]
     if shell.sum() < 10:
