@@ -128,14 +128,19 @@ def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi) -> tuple[flo
     inner, outer = roi.spacing.max(), roi.spacing.max() + 3.0
     box = box_around(lesion, outer, roi.spacing)
     les, smooth = lesion[box], roi.smooth[box]
-    # the median of the lesion's interior (beyond the partial-volume rim: one blur width plus
-    # half a voxel), solid and ground-glass parts alike: the rim's blend with the surroundings
-    # would pull the level, and with it the next threshold, outwards round after round (a small
-    # nodule on thin slices grew 2-3x). A lesion with hardly any interior is all rim: its upper
-    # decile (the blurred peak) stands for it
+    # the median of the whole lesion, solid and ground-glass parts alike, while most of it lies
+    # beyond the partial-volume rim (one blur width plus half a voxel). A lesion that is mostly
+    # rim would pull its median, and with it the next threshold, outwards round after round (a
+    # 5 mm nodule on thin slices grew 2-3x): its interior's median stands for it, or with
+    # hardly any interior its upper decile (the blurred peak)
     deep = edt_mm(les, roi.spacing) > SMOOTH_MM + 0.5 * roi.spacing.max()
-    core = float(np.median(smooth[deep])) if deep.sum() >= MIN_INTERIOR_VOXELS \
-        else float(np.percentile(smooth[les], 90))
+    n_deep = int(deep.sum())
+    if n_deep >= 0.5 * les.sum():
+        core = float(np.median(smooth[les]))
+    elif n_deep >= MIN_INTERIOR_VOXELS:
+        core = float(np.median(smooth[deep]))
+    else:
+        core = float(np.percentile(smooth[les], 90))
     out_dist = edt_mm(~les, roi.spacing)
     shell = (out_dist > inner) & (out_dist <= outer) & ~region[box]
     if shell.sum() < 10:

@@ -19,6 +19,7 @@ SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
 LEAK_BALL_FACTOR = 0.8  # the same after a leak along vessels (a region reaching the ROI border)
 CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
 STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kept (border detail)
+CORE_ELONGATION = 2.0  # an eroded core reaching farther than this * the lesion's thickness runs along a vessel
 REGROW_SLACK = 0.5  # voxels (finest axis) regrown beyond the opening, for the staircase
 
 
@@ -38,6 +39,13 @@ def lesion_radius(region: np.ndarray, roi: Roi, sign: float) -> tuple[float, flo
     return radius, extent, origin
 
 
+def _compact(core: np.ndarray, centre: np.ndarray, spacing: np.ndarray, thickness: float) -> bool:
+    """Does the eroded core stay within a lesion's reach of its deepest point (an ellipsoid up
+    to CORE_ELONGATION : 1 does), rather than running along an attached structure?"""
+    far = float(np.sqrt((((np.argwhere(core) - centre) * spacing) ** 2).sum(axis=1)).max())
+    return far <= CORE_ELONGATION * thickness
+
+
 def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
              small_factor: float = SMALL_BALL_FACTOR) -> tuple[np.ndarray | None, float]:
     """The lesion within the seed's region and its radius (mm): walls cut off by a top-hat
@@ -54,16 +62,25 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
     sp = roi.spacing
     # everything below is local to the seed's piece: work in its box (the margin bounds the
     # regrowth and closing radii below, both at most a multiple of the lesion radius)
-    box = box_around(part, (1.0 + STUB_FRACTION + CLOSE_FRACTION) * small_factor * radius, sp)
+    top_factor = max(small_factor, LEAK_BALL_FACTOR)
+    box = box_around(part, (1.0 + STUB_FRACTION + CLOSE_FRACTION) * top_factor * radius, sp)
     piece, dist = part[box], roi.dist[box]
     # the small ball must fit in the lesion itself: size it by the lesion's thickness near the seed
     depth = edt_mm(piece, sp)
-    thickness = float(depth[dist <= radius].max())
-    small = max(small_factor * min(radius, thickness), 0.5 * sp.min())
+    near = dist <= radius
+    thickness = float(depth[near].max())
+    centre = np.array(np.unravel_index(np.argmax(np.where(near, depth, 0.0)), depth.shape))
+    small = core = None
+    for factor in np.linspace(small_factor, top_factor, 3) if top_factor > small_factor else [small_factor]:
+        small = max(float(factor) * min(radius, thickness), 0.5 * sp.min())
+        # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
+        core = component_near(depth > small, dist, radius)
+        if core is None or _compact(core, centre, sp, thickness):
+            break
+        # the eroded core still runs far beyond the lesion: a vessel (or fissure) at least as
+        # thick as this ball is attached; a ball nearer the lesion's own thickness cuts it
     regrow = (1.0 + STUB_FRACTION) * small + REGROW_SLACK * sp.min()
     close = max(CLOSE_FRACTION * small, sp.min())
-    # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
-    core = component_near(depth > small, dist, radius)
     if core is None:
         core = piece
     lesion = component_near(piece & dilate_mm(core, regrow, sp), dist, SEED_SEARCH_MM)
