@@ -107,9 +107,11 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
     for iteration in range(MAX_ITER):
         level, background = levels
         threshold = 0.5 * (level + background)
-        # the band's ceiling: at first from at least the densest tenth near the prompt (a prompt
-        # in a partial-volume rim underrates the lesion level), later from the region's level
-        top = sign * max(sign * level, sign * reach) if iteration == 0 else level
+        # the band's ceiling: from at least the densest tenth near the prompt, on every round (a
+        # prompt in a partial-volume rim underrates the lesion level, and the solid core of a
+        # part-solid lesion is denser than the lesion's median: a ceiling below it hollowed the
+        # lesion out and let the ring leak along vessels)
+        top = sign * max(sign * level, sign * reach)
         ceiling = 2.0 * top - background
         band = (sign * roi.smooth >= sign * threshold) & (sign * roi.smooth <= sign * ceiling)
         free = component_near(band, roi.dist, SEED_SEARCH_MM)
