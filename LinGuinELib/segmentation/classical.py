@@ -36,7 +36,7 @@ from ..errors import InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
 from .base import Segmenter, prompt_points
-from .levels import AIR_LIKE_HU, initial_levels, noise_delta, polarity, refine_levels
+from .levels import AIR_LIKE_HU, halo_level, initial_levels, noise_delta, polarity, refine_levels
 from .lung_envelope import air_distances, lesion_scale, lung_envelope
 from .roi import Roi, component_near, distance_map, make_roi, open_face_cover
 from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
@@ -85,13 +85,22 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
     candidates = initial_levels(roi, core, bright, delta)
     if not candidates:
         raise _NoLesion("no edge around the prompt (uniform surroundings)")
+    sign = 1.0 if bright else -1.0
     for levels in candidates:
-        lesion, lesion_radius = _refine(roi, levels, 1.0 if bright else -1.0, noise, diag, envelope, scale,
-                                        small_factor)
+        lesion, lesion_radius = _refine(roi, levels, sign, noise, diag, envelope, scale, small_factor)
         if lesion is not None:
             break
     else:
         raise _NoLesion("no region of the lesion class within reach of the prompt")
+    halo = halo_level(lesion, roi, levels) if bright and len(candidates) == 1 else None
+    if halo is not None:
+        # a solid core inside a ground-glass halo: the halo is the lesion's, the lung around it
+        # the surroundings; kept when it holds the core
+        diag_halo = dict(diag)
+        whole, whole_radius = _refine(roi, (halo, levels[1]), sign, noise, diag_halo, envelope, scale, small_factor)
+        if whole is not None and float((whole & lesion).sum()) >= 0.8 * float(lesion.sum()):
+            lesion, lesion_radius = whole, whole_radius
+            diag.update(diag_halo)
     if negatives.size:
         lesion = _exclude_negatives(lesion, roi, negatives)
     return lesion, lesion_radius

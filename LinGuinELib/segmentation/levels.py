@@ -22,7 +22,8 @@ AIR_LIKE_HU = -750.0  # below this: air / aerated lung parenchyma
 SOFT_TISSUE_HU = -300.0  # a lesion darker than its surroundings must itself be at least this dense
 FAT_HU_MAX = -40.0  # fat is below this (about -100 HU); solid tissue, even necrotic, above
 MIN_CONTRAST_HU = 5.0  # below this no edge is trusted, whatever the noise
-MIN_INTERIOR_VOXELS = 20  # fewer voxels beyond the partial-volume rim: a "small" lesion
+MIN_INTERIOR_VOXELS = 20
+HALO_SHARE = 0.5  # a lesion with this much of its near surroundings hazy has a ground-glass halo  # fewer voxels beyond the partial-volume rim: a "small" lesion
 
 
 def noise_delta(roi: Roi) -> tuple[float, float]:
@@ -146,3 +147,25 @@ def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi) -> tuple[flo
     if shell.sum() < 10:
         shell = (out_dist > 0) & (out_dist <= outer)
     return core, float(np.median(smooth[shell]))
+
+
+def halo_level(lesion: np.ndarray, roi: Roi, levels: tuple[float, float]) -> float | None:
+    """The level of a ground-glass halo around a found (bright) lesion, or None.
+
+    The radial profile misses the halo of a part-solid lesion whose solid core lies off-centre
+    (each shell's lower quartile reaches the lung on the near side). Around the core found, the
+    halo shows as a shell (1-4 mm out) mostly between the lung and the threshold: above the
+    quarter-level between lung and lesion, below half-way, and aerated lung beyond it."""
+    level, background = levels
+    threshold = 0.5 * (level + background)
+    quarter = background + 0.25 * (level - background)
+    if background > AIR_LIKE_HU or level < quarter:
+        return None
+    box = box_around(lesion, 4.0 + roi.spacing.max(), roi.spacing)
+    out_dist = edt_mm(~lesion[box], roi.spacing)
+    shell = (out_dist > 1.0) & (out_dist <= 4.0)
+    values = roi.smooth[box][shell]
+    hazy = (values > quarter) & (values < threshold)
+    if values.size < 10 or hazy.mean() < HALO_SHARE:
+        return None
+    return float(np.median(values[hazy]))
