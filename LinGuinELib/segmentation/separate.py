@@ -17,6 +17,7 @@ BIG_BALL_FACTOR = 2.0  # wall-removing ball radius / lesion radius
 BIG_BALL_GRID = 10  # the big ball rolls on a grid of radius / this (walls need no detail)
 SMALL_BALL_FACTOR = 0.5  # vessel-cutting ball radius / lesion radius
 LEAK_BALL_FACTOR = 0.8  # the same after a leak along vessels (a region reaching the ROI border)
+MAX_BALL_FACTOR = 0.9  # the largest vessel-cutting ball tried while the eroded core is not compact
 CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
 STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kept (border detail)
 CORE_ELONGATION = 2.0  # an eroded core reaching farther than this * the lesion's thickness runs along a vessel
@@ -62,7 +63,7 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
     sp = roi.spacing
     # everything below is local to the seed's piece: work in its box (the margin bounds the
     # regrowth and closing radii below, both at most a multiple of the lesion radius)
-    top_factor = max(small_factor, LEAK_BALL_FACTOR)
+    top_factor = max(small_factor, MAX_BALL_FACTOR)
     box = box_around(part, (1.0 + STUB_FRACTION + CLOSE_FRACTION) * top_factor * radius, sp)
     piece, dist = part[box], roi.dist[box]
     # the small ball must fit in the lesion itself: size it by the lesion's thickness near the seed
@@ -71,7 +72,7 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
     thickness = float(depth[near].max())
     centre = np.array(np.unravel_index(np.argmax(np.where(near, depth, 0.0)), depth.shape))
     small = core = None
-    for factor in np.linspace(small_factor, top_factor, 3) if top_factor > small_factor else [small_factor]:
+    for factor in np.linspace(small_factor, top_factor, 4) if top_factor > small_factor else [small_factor]:
         small = max(float(factor) * min(radius, thickness), 0.5 * sp.min())
         # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
         core = component_near(depth > small, dist, radius)
