@@ -166,7 +166,8 @@ def _group_stats(recs: list[dict]) -> dict:
             "bad": flags["bad"], "recall": flags["recall"], "precision": flags["precision"],
             "good_flagged": flags["good_flagged_rate"],
             "vanished": len(gone), "vanished_not_found": sum(r["status"] == "not_found" for r in gone),
-            "present_rejected": sum("candidate_rejected" in r["reasons"].split(";") for r in present)}
+            "present_rejected": sum("candidate_rejected" in r["reasons"].split(";") for r in present),
+            "present_not_found": sum(r["status"] == "not_found" for r in present)}
 
 
 def _codes(record: dict) -> set[str]:
@@ -207,7 +208,8 @@ def kind_tables(records: list[dict]) -> tuple[str, dict]:
             s = _group_stats(sel)
             numbers[f"{key}={value}/{part}"] = s
             van = f"{s['vanished_not_found']}/{s['vanished']}" if s["vanished"] else "-"
-            van += f", {s['present_rejected']} present rejected" if s["present_rejected"] else ""
+            if s["present_not_found"]:
+                van += f", present not_found {s['present_not_found']} ({s['present_rejected']} by the check)"
             lines.append(f"| {key}={value} | {part} | {s['n']} | {_f(s['dice'])} | {_f(s['centre_mm'], 1)} "
                          f"| {_pct(s['within2x'])} | {_pct(s['response'])} ({s['response_agree']}/{s['n_response']}) "
                          f"| {_pct(s['response_vouched'])} ({s['vouched_agree']}/{s['n_vouched']}) | {s['bad']} "
