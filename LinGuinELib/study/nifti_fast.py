@@ -11,7 +11,6 @@ and the caller reads with ITK.
 from __future__ import annotations
 
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,8 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 
+HEAD_CHUNK = 1 << 16  # compressed bytes inflated first: the header and the start of the voxels
+CHUNK = 1 << 22
 # NIfTI datatype code -> numpy type (before byte order).
 NIFTI_TYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4",
                1024: "i8", 1280: "u8"}
@@ -52,32 +53,45 @@ def read_nifti_gz(path: Path) -> sitk.Image | None:
     if not path.name.lower().endswith(".nii.gz"):
         return None
     try:
-        from isal import igzip
+        from isal import isal_zlib
     except ImportError:  # optional (not in Slicer's Python): a plain ITK read is only slower
         return None
     info = sitk.ImageFileReader()
     info.SetFileName(str(path))
     info.ReadImageInformation()
     try:
-        with igzip.open(path, "rb") as fh:
-            header = fh.read(352)
-            layout = _plain_layout(header) if len(header) == 352 else None
+        with open(path, "rb") as fh:
+            inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+            head = inflater.decompress(fh.read(HEAD_CHUNK))
+            layout = _plain_layout(head[:352]) if len(head) >= 352 else None
             if layout is None:
                 return None
             dtype, shape, offset = layout
             if (info.GetDimension() != 3 or info.GetNumberOfComponents() != 1
                     or info.GetPixelID() != SITK_TYPES[dtype.str[1:]] or tuple(info.GetSize()) != shape[::-1]):
                 return None
-            fh.read(offset - 352)  # extensions between the header and the voxels
             voxels = np.empty(shape, dtype=dtype)
-            got = fh.readinto(memoryview(voxels).cast("B"))
-    except (EOFError, OSError, zlib.error) as exc:
+            flat = memoryview(voxels).cast("B")
+            got = _put(flat, 0, memoryview(head)[offset:])
+            del head
+            while got < flat.nbytes and (chunk := fh.read(CHUNK)):
+                got = _put(flat, got, inflater.decompress(chunk))
+            if got < flat.nbytes:
+                got = _put(flat, got, inflater.flush())
+    except (EOFError, OSError, isal_zlib.error) as exc:
         raise InputError(f"{path}: file is truncated or corrupt ({exc})") from None
     if got != voxels.nbytes:
         raise InputError(f"{path}: file is truncated ({offset + got} of {offset + voxels.nbytes} bytes)")
     image = sitk.GetImageFromArray(voxels if dtype.isnative else voxels.astype(dtype.newbyteorder("=")))
-    del voxels
+    del voxels, flat
     image.SetOrigin(info.GetOrigin())
     image.SetSpacing(info.GetSpacing())
     image.SetDirection(info.GetDirection())
     return image
+
+
+def _put(flat: memoryview, at: int, piece: bytes | memoryview) -> int:
+    """Copy ``piece`` into ``flat`` from ``at`` (bytes past the voxels are ignored, as ITK does)."""
+    n = max(0, min(len(piece), flat.nbytes - at))
+    flat[at:at + n] = piece[:n]
+    return at + n
