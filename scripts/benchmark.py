@@ -59,14 +59,17 @@ def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     from LinGuinELib.evaluation.evaluate import evaluate_result
     from LinGuinELib.pipeline import run_tracking
     from LinGuinELib.study.manifest import load_manifest
+    from LinGuinELib.study.preflight import preflight
 
     config = TrackingConfig(registration=args.registration, segmentation=args.segmentation,
                             mode=args.mode, boost=args.boost)
     study = load_manifest(manifest)
+    checked = time.perf_counter()
+    preflight(study, out)  # as `linguine track`: part of the time the user waits
     start = time.perf_counter()
     result, rows = run_tracking(study, out, config)
     wall = time.perf_counter() - start
-    speed = speed_record(result, START, start, time.perf_counter())
+    speed = speed_record(result, START, start, time.perf_counter(), start - checked)
     peak_mb = peak_rss_mb()
     evaluation = evaluate_result(result)
     pairs = [{"lesion": r["lesion"], "scan": r["scan"], "status": r["status"], "dice": r["dice"],
