@@ -260,7 +260,7 @@ def main() -> None:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     (Path(args.work) / f"benchmark_{args.mode}.json").write_text(json.dumps(records, indent=1))
     print(summarise(records))
-    from bench_kinds import cause_table, kind_tables
+    from bench_kinds import cause_table, kind_tables, truth_disagreements
 
     pair_recs = [p for r in records for p in r.get("records", [])]
     table, numbers = kind_tables(pair_recs)
@@ -272,6 +272,7 @@ def main() -> None:
     unreviewed = sum(bool(p["cause"]) and not p["review"] for p in pair_recs)
     print(f"\nResponse disagreements ({sum(bool(p['cause']) for p in pair_recs)}; {unreviewed} without any review "
           f"reason), by cause:\n\n{cause_table(pair_recs)}")
+    print(f"\nTruth near thresholds: {truth_disagreements(pair_recs)}")
     from bench_speed import speed_table
 
     print("\nWhere the time goes (wall; thread-seconds per stage in the JSON):\n" + speed_table(records))
