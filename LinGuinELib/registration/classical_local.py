@@ -40,6 +40,8 @@ MEDIUM = (40.0, 1.0, 2.0, 40, True, 1)
 FINE = (28.0, 1.0, 2.0, 40, False, 1)
 MIN_NCC = 0.5  # a box matching worse than this after alignment (less than a quarter of the variance) holds no estimate
 LESION_MM = 5.0  # fine estimates this far apart cannot both find a small nodule: confidence 0
+UNCHECKED = 0.6  # confidence factor when only one start of the fine box held
+NO_FINE = 0.4  # ... and when neither did (the larger box's estimate is kept): below the 0.5 of the quality flag
 LESION_BALL_MM = 6.0  # always part of a lung point's metric region
 NEAR_LUNG_MM = 8.0  # a point this close to a lung is treated as a lung point
 
@@ -107,11 +109,13 @@ class LocalRefinementMapper(PointMapper):
     def confidence(self, points_lps: np.ndarray) -> np.ndarray:
         """Per point in [0, 1]: how far the local estimates vouch for the mapping.
 
-        1 - (distance between the fine and the check estimate) / LESION_MM, times the local
-        normalised correlation after registration (clipped to [0, 1] over 0.2-0.6). 1: two
-        boxes of different size agree and the aligned images match; 0: they disagree by a
-        small nodule's size, the image content does not match, no local estimate was possible,
-        or the point maps outside the target. NaN when refinement is off (nothing to compare).
+        The product of: 1 - (distance between the fine box's two estimates) / LESION_MM; the
+        fine box's correlation after alignment (0 at 0.2, 1 from 0.6 up); UNCHECKED when only
+        one of its starts held, NO_FINE when neither did. Calibrated on the breathing benchmark
+        so that the quality flag's 0.5 (``quality.image_checks.MIN_CONFIDENCE``) separates
+        estimates whose fine starts agree within 2.5 mm from the rest. 0: no local estimate
+        was possible, the coarse box moved too far, or the point maps outside the target. NaN
+        when refinement is off (nothing to compare).
         """
         pts = self._check(points_lps)
         if not self.refine:
@@ -182,11 +186,11 @@ class LocalRefinementMapper(PointMapper):
             best = max(good, key=lambda f: f[1])  # the first on ties
             mapped, ncc = self._apply(best[0], point), best[1]
             spread = float(np.linalg.norm(self._apply(good[0][0], point) - self._apply(good[-1][0], point)))
-            unchecked = len(good) < 2
-        else:
-            mapped, ncc, spread, unchecked = self._apply(parent[0], point), parent[1], 0.0, True
+            trust = 1.0 if len(good) == 2 else UNCHECKED
+        else:  # the point's own neighbourhood matches nothing: keep the larger box, and say so
+            mapped, ncc, spread, trust = self._apply(parent[0], point), parent[1], 0.0, NO_FINE
         similarity = float(np.clip((ncc - 0.2) / 0.4, 0.0, 1.0))
-        confidence = float(np.clip(1.0 - spread / LESION_MM, 0.0, 1.0)) * similarity * (0.5 if unchecked else 1.0)
+        confidence = float(np.clip(1.0 - spread / LESION_MM, 0.0, 1.0)) * similarity * trust
         if not self._inside_target(mapped):
             confidence = 0.0
         log.debug("local refinement at %s: coarse-global %.2f, fine spread %.2f mm, ncc %.2f, %.2f s",
