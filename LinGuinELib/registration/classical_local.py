@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # (box side mm, block-average voxel mm, lattice step mm, iterations, affine (else translation), levels)
 COARSE = (72.0, 2.0, 4.0, 40, True, 1)
-MEDIUM = (40.0, 1.0, 2.0, 40, True, 1)
+MEDIUM = (40.0, 1.0, 2.5, 30, True, 1)
 FINE = (28.0, 1.0, 2.0, 40, False, 1)
 MIN_NCC = 0.5  # a box matching worse than this after alignment (less than a quarter of the variance) holds no estimate
 LESION_MM = 5.0  # fine estimates this far apart cannot both find a small nodule: confidence 0
