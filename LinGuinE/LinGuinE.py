@@ -6,6 +6,7 @@ It must load on any Slicer 5.x (Python 3.9 included) to say clearly when this Sl
 """
 
 # No "from __future__ import annotations" here: parameterNodeWrapper reads the class annotations.
+import logging
 import os
 import sys
 from typing import Annotated
@@ -43,6 +44,7 @@ else:
 __all__ = ["LinGuinE", "LinGuinELogic", "LinGuinEWidget", "LinGuinETest"]
 
 POLL_MS = 200
+WARM_DELAY_MS = 1500  # the study worker (re)starts once the study and settings have stopped changing
 
 
 class LinGuinE(ScriptedLoadableModule):
@@ -105,6 +107,10 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._pollJob)
+        self._warmTimer = qt.QTimer()
+        self._warmTimer.setSingleShot(True)
+        self._warmTimer.setInterval(WARM_DELAY_MS)
+        self._warmTimer.timeout.connect(self.warmStudy)
 
     # --- set-up ----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -160,6 +166,9 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job.close()
             self._job = None
         self._timer.stop()
+        self._warmTimer.stop()
+        if self.logic is not None:
+            self.logic.closeStudyWorker()
         self.removeObservers()
         if SUPPORTED:
             self.lesionPanel.removeObservers()
@@ -191,6 +200,8 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job = None
             self._timer.stop()
             self.ui.progressBar.hide()
+        self._warmTimer.stop()
+        self.logic.closeStudyWorker()  # its scans are going away
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -239,6 +250,8 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for button in (self.ui.remeasureButton, self.ui.exportButton, self.ui.segmentEditorButton):
             button.enabled = hasResult and not running
         self.ui.resultTableView.setMRMLTableNode(self._parameterNode.tableNode)
+        if not running and self.parent.isEntered:
+            self._warmTimer.start()  # (re)started on every change: the worker follows the settled inputs
 
     # --- settings --------------------------------------------------------------------------
     def startDeviceProbe(self) -> None:
@@ -317,7 +330,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     segmentIds = list(self.ui.segmentPromptSelector.selectedSegmentIDs()) or None
                 prepared = self.logic.prepare(self.studyPanel.selectedNodes(), prompt, segmentIds)
                 environment = self.backendPanel.settings.child_environment(config)
-                self._job = self.logic.startTracking(prepared, config, environment)
+                self._job = self.logic.startTracking(prepared, config, environment, keepStudyOpen=True)
                 self.ui.progressBar.show()
                 self.ui.progressBar.setRange(0, 0)
                 self.ui.statusLabel.text = "Starting the tracking process..."
@@ -326,6 +339,30 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = f"Could not start: {exc}"
         finally:
             self.updateGuiState()
+
+    def warmStudy(self) -> None:
+        """Open the chosen study in the background worker, so that Apply costs only the lesions.
+
+        Runs on the warm timer once the inputs have settled; the logic keeps a worker started for
+        the same volumes and settings, and replaces one started for others. A failure here is only
+        logged: Apply starts the worker itself and reports any problem.
+        """
+        if self._job is not None or not self._parameterNode or not self.parent.isEntered:
+            return
+        nodes = self.studyPanel.selectedNodes()
+        if not nodes:
+            self.logic.closeStudyWorker()
+            return
+        if self.backendPanel.problems():
+            return
+        try:
+            config = self.trackingConfig()
+            worker = self.logic.warmStudy(nodes, config, self.backendPanel.settings.child_environment(config))
+        except Exception as exc:  # a background convenience: Apply says what is wrong
+            logging.info("LinGuinE: the study was not opened in the background: %s", exc)
+            return
+        if not worker.opened:
+            self.ui.statusLabel.text = "Study set: its scans are being registered in the background."
 
     def onCancelButton(self) -> None:
         if self._job is not None:

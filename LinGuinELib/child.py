@@ -28,6 +28,7 @@ import logging
 import os
 import pickle
 import sys
+import threading
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,10 +44,8 @@ def _points(value: Any) -> np.ndarray | None:
 
 def load_child_study(workdir: Path) -> tuple[Any, Any]:
     """(Study, TrackingConfig) from WORKDIR/study.json, scans kept in the order given."""
-    import SimpleITK as sitk
-
     from .config import TrackingConfig
-    from .study.model import Lesion, Scan, Study
+    from .study.model import Scan, Study
 
     spec = json.loads((workdir / "study.json").read_text())
     for module in spec.get("plugins", []):
@@ -54,13 +53,22 @@ def load_child_study(workdir: Path) -> tuple[Any, Any]:
     scans = [Scan(id=s["id"], path=workdir / s["image"],
                   date=dt.date.fromisoformat(s["date"]) if s.get("date") else None,
                   timepoint=s.get("timepoint")) for s in spec["scans"]]
+    config = with_secret_from_environment(TrackingConfig(**spec["config"]))
+    return Study(spec["patient_id"], scans, read_lesions(spec["lesions"], workdir)), config
+
+
+def read_lesions(records: list[dict], workdir: Path) -> list[Any]:
+    """Lesions from their study.json records (mask files relative to WORKDIR)."""
+    import SimpleITK as sitk
+
+    from .study.model import Lesion
+
     lesions = []
-    for les in spec["lesions"]:
+    for les in records:
         mask = sitk.ReadImage(str(workdir / les["mask"])) if les.get("mask") else None
         lesions.append(Lesion(id=les["id"], scan_id=les["scan"], points_lps=_points(les.get("points_lps")),
                               mask=mask, negative_points_lps=_points(les.get("negative_points_lps"))))
-    config = TrackingConfig(**spec["config"])
-    return Study(spec["patient_id"], scans, lesions), with_secret_from_environment(config)
+    return lesions
 
 
 def with_secret_from_environment(config: Any) -> Any:
@@ -81,20 +89,23 @@ def with_secret_from_environment(config: Any) -> Any:
 class JsonProgress:
     """Engine progress events as JSON lines on the protocol stream."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], **extra: Any) -> None:
         self.stream = stream
+        self.extra = extra  # fields added to every progress line (the worker's request id)
+        self._lock = threading.Lock()
 
     def emit(self, record: dict) -> None:
-        self.stream.write(json.dumps(record) + "\n")
-        self.stream.flush()
+        with self._lock:  # whole lines, also when a background thread reports
+            self.stream.write(json.dumps(record) + "\n")
+            self.stream.flush()
 
     def __call__(self, event: Any) -> None:
-        self.emit({"stage": event.stage, "message": event.message, "lesion": event.lesion,
+        self.emit({**self.extra, "stage": event.stage, "message": event.message, "lesion": event.lesion,
                    "scan": event.scan, "done": event.done, "total": event.total,
                    "fraction": round(event.fraction, 4)})
 
 
-def write_result(result: Any, workdir: Path) -> Path:
+def write_result(result: Any, workdir: Path, name: str = RESULT_FILE) -> Path:
     """Pickle the result without voxels or secrets, atomically (a half-written file never counts)."""
     from .config import TrackingConfig
 
@@ -103,11 +114,11 @@ def write_result(result: Any, workdir: Path) -> Path:
     study = dataclasses.replace(result.study, scans=scans, lesions=lesions)
     config = TrackingConfig(**result.config.to_dict())
     slim = dataclasses.replace(result, study=study, config=config)
-    tmp = workdir / (RESULT_FILE + ".partial")
+    tmp = workdir / (name + ".partial")
     with open(tmp, "wb") as f:
         pickle.dump(slim, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, workdir / RESULT_FILE)
-    return workdir / RESULT_FILE
+    os.replace(tmp, workdir / name)
+    return workdir / name
 
 
 def protocol_stream() -> IO[str]:

@@ -12,6 +12,7 @@ Lifecycle (explicit, as nnInteractive's session):
     session.start()                         # returns at once; reading and registering run behind
     result = session.track()                # the study's own lesions
     result = session.add_lesion(lesion)     # every lesion so far, the new one included
+    result = session.track_lesions(lesions) # exactly these; unchanged prompts are not redone
     session.close()                         # waits for a registration in progress, frees it all
 
 or ``with StudySession(study, config) as session: ...`` (start and close). Until ``close``
@@ -26,8 +27,12 @@ import logging
 import time
 from concurrent.futures import wait as wait_futures
 
+import numpy as np
+import SimpleITK as sitk
+
 from .config import TrackingConfig
 from .errors import InputError
+from .geometry import ImageGeometry
 from .propagation.engine import _Run, default_workers
 from .propagation.plan import plan_steps
 from .propagation.progress import CancelCheck, ProgressCallback
@@ -36,6 +41,24 @@ from .registry import backend_class
 from .study.model import Lesion, Study
 
 log = logging.getLogger(__name__)
+
+
+def _same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None) == (b is None) and (a is None or np.array_equal(a, b))
+
+
+def same_prompt(a: Lesion, b: Lesion) -> bool:
+    """Whether two prompts give the same tracking (same scan, points, mask voxels and grid)."""
+    if (a.scan_id, a.mask_path, a.mask_label) != (b.scan_id, b.mask_path, b.mask_label):
+        return False
+    if not (_same_array(a.points_lps, b.points_lps) and _same_array(a.negative_points_lps, b.negative_points_lps)):
+        return False
+    if (a.mask is None) != (b.mask is None):
+        return False
+    if a.mask is None:
+        return True
+    return (ImageGeometry.of(a.mask) == ImageGeometry.of(b.mask)
+            and np.array_equal(sitk.GetArrayViewFromImage(a.mask), sitk.GetArrayViewFromImage(b.mask)))
 
 
 class StudySession:
@@ -61,6 +84,7 @@ class StudySession:
         self.workers = workers
         self.lesions: list[Lesion] = []  # tracked so far, in the order they were added
         self._run: _Run | None = None
+        self.last_reused: list[str] = []  # lesions the last ``track_lesions`` took from earlier work
 
     # Lifecycle
     def start(self) -> StudySession:
@@ -110,6 +134,18 @@ class StudySession:
                    cancel: CancelCheck | None = None) -> TrackingResult:
         """Track one more lesion (a lesion with the id of an earlier one replaces it)."""
         return self._add([lesion], progress, cancel)
+
+    def track_lesions(self, lesions: list[Lesion], progress: ProgressCallback | None = None,
+                      cancel: CancelCheck | None = None) -> TrackingResult:
+        """Exactly these lesions: one tracked before with the same prompt is reused as it was
+        (a panel sends every lesion of its prompt list each time; only new or moved ones cost)."""
+        known = {les.id: les for les in self.lesions}
+        reused = {les.id for les in lesions if les.id in known and same_prompt(known[les.id], les)}
+        todo = [les for les in lesions if les.id not in reused]
+        self.last_reused = sorted(reused)
+        since = time.perf_counter()
+        self._add(todo, progress, cancel)
+        return self._started().result_for(list(lesions), since)
 
     def result(self) -> TrackingResult:
         """Every lesion tracked so far (timings: none, no work is done)."""

@@ -57,3 +57,20 @@ def test_plans():
     chain = plan_steps(ids, "b", "L", "chain")
     assert [(s.from_scan, s.to_scan, s.depth) for s in chain] == [
         ("b", "c", 1), ("c", "d", 2), ("b", "a", 1)]
+
+
+def test_response_near_a_threshold_within_the_measurement_uncertainty_is_marked():
+    from LinGuinELib.measures.response import response_uncertainty
+
+    # the benchmark's schedule on a 7 mL nodule (volumes known to x1.3): +90% is PD by 17 points,
+    # well inside the uncertainty; +10% and -30% are SD whatever the error; CR is not a ratio
+    notes = response_uncertainty([7.0, 7.7, 13.3, 4.9, 0.0], [1.3] * 5)
+    assert notes[0] is None and notes[1] is None and notes[3] is None and notes[4] is None
+    assert notes[2] and "PD" in notes[2]
+    # -68% from baseline: PR by 2 points; and the same change measured exactly (tolerance 1.0) is sure
+    assert "PR" in response_uncertainty([7.0, 2.24], [1.3, 1.3])[1]
+    assert response_uncertainty([7.0, 2.24], [1.0, 1.0])[1] is None
+    # a small nodule on thick slices: a +40% change may be PD (tolerance of the smaller volume)
+    assert response_uncertainty([0.3, 0.42], [1.3, 2.5])[1]
+    # no baseline, or not measured: nothing to say
+    assert response_uncertainty([None, 1.0, None], [1.3] * 3) == [None, None, None]

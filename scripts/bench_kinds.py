@@ -9,9 +9,18 @@ and the CT: density from the lesion's median HU (ground glass below -300 HU, par
 
 Per group, separately for the prompt scan and the propagated scans: median Dice, median centre
 distance, share of volumes within 2x of the truth, response agreement (the README's volumetric
-rules on the true and on the reported volumes, every scan after the first), flag recall and
-precision (bad = Dice < 0.5, volume off > 2x, missed or spurious), vanished lesions not_found
-(and present lesions whose segment was rejected as not the lesion: real ones lost).
+rules on the true and on the reported volumes, every scan after the first; also among the rows
+the product vouches for, i.e. not marked ``response_uncertain``), flag recall and precision
+(bad = Dice < 0.5, volume off > 2x, missed or spurious; the segmentation flag: every reason but
+``response_uncertain``, which speaks of the category, not the segment), vanished lesions
+not_found (and present lesions whose segment was rejected as not the lesion: real ones lost).
+
+Each disagreeing (lesion, scan) gets a cause, by counterfactual: ``vanished_kept`` (the lesion has
+gone, a segment was reported), ``lost`` (present, reported not_found), ``baseline`` (the true
+baseline volume alone would give the true category), ``this_scan`` (this scan's true volume alone
+would), ``earlier_scans`` (the true volumes of the scans before it would: a wrong nadir), else
+``several``; ``near_threshold`` is added when the true ratio itself lies within the measurement
+tolerance of a threshold (a small error flips it).
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from LinGuinELib.measures.response import trajectory_changes
+from LinGuinELib.measures.response import response_uncertainty, trajectory_changes
 from LinGuinELib.quality.scoring import flag_scores, is_bad
+
+UNCERTAIN = "response_uncertain"
 
 SIZE_CLASSES = ((4.0, "4-10mm"), (10.0, "10-30mm"), (30.0, "30-60mm"), (60.0, "60-100mm"))
 
@@ -77,6 +88,32 @@ def lesion_kinds(manifest: Path, study, evaluation_rows: list[dict]) -> dict[str
     return out
 
 
+def _responses(volumes: list) -> list[str]:
+    return [r["response"] for r in trajectory_changes(volumes)]
+
+
+def disagreement_cause(truth: list, pred: list, k: int, tolerance: float = 1.3) -> str:
+    """Why the reported category of scan ``k`` differs from the truth's (see module docstring).
+
+    ``tolerance``: the measurement tolerance used to call the truth itself near a threshold."""
+    want = _responses(truth)[k]
+    first = next((i for i, v in enumerate(pred) if v is not None), None)
+    if truth[k] == 0 and (pred[k] or 0) > 0:
+        cause = "vanished_kept"
+    elif (truth[k] or 0) > 0 and pred[k] == 0:
+        cause = "lost"
+    elif first is not None and _responses([truth[i] if i == first else v for i, v in enumerate(pred)])[k] == want:
+        cause = "baseline"
+    elif _responses([truth[i] if i == k else v for i, v in enumerate(pred)])[k] == want:
+        cause = "this_scan"
+    elif _responses([truth[i] if i < k else v for i, v in enumerate(pred)])[k] == want:
+        cause = "earlier_scans"
+    else:
+        cause = "several"
+    near = response_uncertainty(truth, [tolerance] * len(truth))[k]
+    return cause + (", near_threshold" if near else "")
+
+
 def pair_records(dataset: str, study_id: str, kinds: dict, evaluation_rows: list[dict],
                  trajectory_rows: list[dict]) -> list[dict]:
     """One record per (lesion, scan) with truth, prediction, response and review."""
@@ -90,15 +127,17 @@ def pair_records(dataset: str, study_id: str, kinds: dict, evaluation_rows: list
         pred_v = [traj[(lesion, r["scan"])]["volume_ml"] for r in rows]
         true_resp = trajectory_changes(truth_v)
         pred_resp = trajectory_changes(pred_v)
-        for r, tr, pr in zip(rows, true_resp, pred_resp):
+        for k, (r, tr, pr) in enumerate(zip(rows, true_resp, pred_resp)):
             t = traj[(lesion, r["scan"])]
+            differ = tr["response"] not in ("baseline", "NE") and tr["response"] != pr["response"]
             out.append({"dataset": dataset, "study": study_id, "lesion": lesion, "scan": r["scan"],
                         **{k: v for k, v in kinds[lesion].items() if k != "tissue_contact"},
                         "is_source": bool(r["is_source"]), "status": r["status"],
                         "truth_ml": r["truth_volume_ml"], "pred_ml": r["pred_volume_ml"],
                         "dice": r["dice"], "centre_mm": r["centre_distance_mm"],
                         "true_response": tr["response"], "reported_response": pr["response"],
-                        "review": bool(t["review"]), "reasons": t["review_reasons"]})
+                        "review": bool(t["review"]), "reasons": t["review_reasons"],
+                        "cause": disagreement_cause(truth_v, pred_v, k) if differ else ""})
     return out
 
 
@@ -109,18 +148,43 @@ def _group_stats(recs: list[dict]) -> dict:
     dist = [r["centre_mm"] for r in present if np.isfinite(r["centre_mm"])]
     within = [r["pred_ml"] > 0 and max(r["pred_ml"] / r["truth_ml"], r["truth_ml"] / r["pred_ml"]) <= 2.0
               for r in present]
-    resp = [r["true_response"] == r["reported_response"] for r in recs
-            if r["true_response"] not in ("baseline", "NE")]
-    judged = [(b, r["review"]) for r in recs if (b := is_bad(r["truth_ml"], r["pred_ml"], r["dice"])) is not None]
+    called = [r for r in recs if r["true_response"] not in ("baseline", "NE")]
+    resp = [r["true_response"] == r["reported_response"] for r in called]
+    vouched = [r["true_response"] == r["reported_response"] for r in called if UNCERTAIN not in _codes(r)]
+    judged = [(b, bool(_codes(r) - {UNCERTAIN})) for r in recs
+              if (b := is_bad(r["truth_ml"], r["pred_ml"], r["dice"])) is not None]
     flags = flag_scores(judged)
     return {"n": len(present), "dice": float(np.median(dice)) if dice else math.nan,
             "centre_mm": float(np.median(dist)) if dist else math.nan,
             "within2x": float(np.mean(within)) if within else math.nan,
             "response": float(np.mean(resp)) if resp else math.nan, "n_response": len(resp),
+            "response_agree": int(sum(resp)), "response_vouched": float(np.mean(vouched)) if vouched else math.nan,
+            "n_vouched": len(vouched), "vouched_agree": int(sum(vouched)),
+            "disagree_unreviewed": sum(r["true_response"] != r["reported_response"] and not r["review"]
+                                       for r in called),
+            "reviewed": float(np.mean([r["review"] for r in recs])) if recs else math.nan,
             "bad": flags["bad"], "recall": flags["recall"], "precision": flags["precision"],
             "good_flagged": flags["good_flagged_rate"],
             "vanished": len(gone), "vanished_not_found": sum(r["status"] == "not_found" for r in gone),
-            "present_rejected": sum("candidate_rejected" in r["reasons"].split(";") for r in present)}
+            "present_rejected": sum("candidate_rejected" in r["reasons"].split(";") for r in present),
+            "present_not_found": sum(r["status"] == "not_found" for r in present)}
+
+
+def _codes(record: dict) -> set[str]:
+    return set(filter(None, record["reasons"].split(";")))
+
+
+def cause_table(records: list[dict]) -> str:
+    """Every (lesion, scan) whose reported category differs from the truth's, with its cause."""
+    lines = ["| study | lesion | kind | scan | truth mL | reported mL | true | reported | cause | review reasons |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        if r.get("cause"):
+            kind = f"{r.get('size_class', '')} {r.get('attachment', '')}"
+            lines.append(f"| {r['study']} | {r['lesion']} | {kind} | {r['scan']} | {r['truth_ml']:.2f} "
+                         f"| {r['pred_ml']:.2f} | {r['true_response']} | {r['reported_response']} | {r['cause']} "
+                         f"| {r['reasons'] or '-'} |")
+    return "\n".join(lines)
 
 
 def kind_tables(records: list[dict]) -> tuple[str, dict]:
@@ -132,9 +196,9 @@ def kind_tables(records: list[dict]) -> tuple[str, dict]:
     for key in keys:
         for value in sorted({str(r.get(key, "?")) for r in records}):
             groups.append((key, value, [r for r in records if str(r.get(key, "?")) == value]))
-    head = ("| group | scans | n | median Dice | centre mm | within 2x | response agree | bad | flag recall "
-            "| flag precision | good flagged | vanished not_found |")
-    lines = [head, "|" + "---|" * 12]
+    head = ("| group | scans | n | median Dice | centre mm | within 2x | response agree | agree where vouched "
+            "| bad | flag recall | flag precision | good flagged | vanished not_found |")
+    lines = [head, "|" + "---|" * 13]
     numbers = {}
     for key, value, recs in groups:
         for part, sel in (("prompt", [r for r in recs if r["is_source"]]),
@@ -144,9 +208,11 @@ def kind_tables(records: list[dict]) -> tuple[str, dict]:
             s = _group_stats(sel)
             numbers[f"{key}={value}/{part}"] = s
             van = f"{s['vanished_not_found']}/{s['vanished']}" if s["vanished"] else "-"
-            van += f", {s['present_rejected']} present rejected" if s["present_rejected"] else ""
+            if s["present_not_found"]:
+                van += f", present not_found {s['present_not_found']} ({s['present_rejected']} by the check)"
             lines.append(f"| {key}={value} | {part} | {s['n']} | {_f(s['dice'])} | {_f(s['centre_mm'], 1)} "
-                         f"| {_pct(s['within2x'])} | {_pct(s['response'])} ({s['n_response']}) | {s['bad']} "
+                         f"| {_pct(s['within2x'])} | {_pct(s['response'])} ({s['response_agree']}/{s['n_response']}) "
+                         f"| {_pct(s['response_vouched'])} ({s['vouched_agree']}/{s['n_vouched']}) | {s['bad']} "
                          f"| {_pct(s['recall'])} | {_pct(s['precision'])} | {_pct(s['good_flagged'])} | {van} |")
     return "\n".join(lines), numbers
 

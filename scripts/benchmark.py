@@ -90,16 +90,26 @@ DEFAULT_KINDS = {
 }
 
 
-def real_ct_growth(n_scans: int, vanish: bool, prompt_scan: int = 0) -> list[float] | None:
-    """Volume factors: the real-CT generator's default, the last scan empty with --vanish
-    (unless the prompt is on the last scan)."""
+def real_ct_growth(n_scans: int, vanish: bool, prompt_scan: int = 0, growth: str = "") -> list[float] | None:
+    """Volume factors: ``growth`` when given (comma list, one per scan), else the real-CT
+    generator's default, the last scan empty with --vanish (unless the prompt is on the last scan)."""
     from LinGuinELib.synthetic.from_ct import DEFAULT_GROWTH
 
+    if growth:
+        factors = [float(v) for v in growth.split(",")]
+        if len(factors) != n_scans:
+            sys.exit(f"benchmark: --growth needs {n_scans} factors (one per scan), got {len(factors)}")
+        return factors
     if not vanish or n_scans < 3 or prompt_scan % n_scans == n_scans - 1:
         return None
     seq = [DEFAULT_GROWTH[t % len(DEFAULT_GROWTH)] if t < len(DEFAULT_GROWTH)
            else DEFAULT_GROWTH[1 + (t - 1) % (len(DEFAULT_GROWTH) - 1)] for t in range(n_scans - 1)]
     return [*seq, 0.0]
+
+
+def _growth_tag(args: argparse.Namespace) -> str:
+    """Study folder suffix for a --growth schedule (studies built with another are not reused)."""
+    return "_g" + args.growth.replace(",", "-") if args.growth else ""
 
 
 def _kind_studies(args: argparse.Namespace, work: Path) -> list[tuple[str, Path]]:
@@ -115,15 +125,16 @@ def _kind_studies(args: argparse.Namespace, work: Path) -> list[tuple[str, Path]
     else:
         plan = sorted(DEFAULT_KINDS.items())
     out = []
+    growth = real_ct_growth(args.scans, args.vanish, args.prompt_scan, args.growth)
     for seed in range(args.seed, args.seed + args.repeats):
         for i, (slices, kinds) in enumerate(plan):
-            target = work / f"kinds_{slices:g}mm_{i}_s{seed}_p{args.prompt_scan}"
+            target = work / f"kinds_{slices:g}mm_{i}_s{seed}_p{args.prompt_scan}{_growth_tag(args)}"
             manifest = target / "study.json"
             if not manifest.exists():
                 t = time.perf_counter()
                 manifest = make_kind_study(target, [LesionKind(float(d), a, c, slice_mm=slices) for d, a, c in kinds],
                                            n_scans=args.scans, seed=seed, prompt_scan=args.prompt_scan,
-                                           growth=real_ct_growth(args.scans, args.vanish, args.prompt_scan))
+                                           growth=growth)
                 print(f"built {target.name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
             out.append(("synthetic", Path(manifest)))
     return out
@@ -133,9 +144,10 @@ def _real_ct_studies(args: argparse.Namespace, work: Path, name: str, ct: Path, 
     from LinGuinELib.synthetic import make_study_from_ct
 
     out = []
-    growth = real_ct_growth(args.scans, args.vanish, args.prompt_scan)
+    growth = real_ct_growth(args.scans, args.vanish, args.prompt_scan, args.growth)
     for seed in range(args.seed, args.seed + args.repeats):
         suffix = ("" if args.prompt_scan == 0 else f"_p{args.prompt_scan}") + ("_v" if growth else "")
+        suffix += _growth_tag(args)
         target = work / f"{ct.name.split('.')[0].removesuffix('_ct')}_s{seed}_n{args.scans}{suffix}"
         manifest = target / "study.json"
         if not manifest.exists():
@@ -214,6 +226,8 @@ def main() -> None:
                    help="synthetic lesion kinds: a short list, or every size x attachment x density")
     p.add_argument("--vanish", action=argparse.BooleanOptionalAction, default=True,
                    help="real-CT studies: the lesion has gone on the last scan")
+    p.add_argument("--growth", default="", help="volume factor per scan, e.g. 1,0.4,0.15,0.06,0 (deep response); "
+                   "default 1,1.4,1.9,0.7 then 0 with --vanish")
     p.add_argument("--lidc-only", action="store_true", help="same as --sets lidc")
     p.add_argument("--realistic", action="store_true", help="only a 512x512 phantom study with 3 lesions")
     p.add_argument("--prompt-scan", type=int, default=0, help="index (time order) of the prompted scan")
@@ -243,13 +257,18 @@ def main() -> None:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     (Path(args.work) / f"benchmark_{args.mode}.json").write_text(json.dumps(records, indent=1))
     print(summarise(records))
-    from bench_kinds import kind_tables
+    from bench_kinds import cause_table, kind_tables
 
-    table, numbers = kind_tables([p for r in records for p in r.get("records", [])])
+    pair_recs = [p for r in records for p in r.get("records", [])]
+    table, numbers = kind_tables(pair_recs)
     (Path(args.work) / f"benchmark_{args.mode}_kinds.json").write_text(json.dumps(numbers, indent=1))
     print("\nPer lesion kind (n: lesion-scan pairs with the lesion present; response agreement on every scan "
-          "after the first; bad = Dice < 0.5 or volume off > 2x, missed or spurious):\n")
+          "after the first, and where not marked response_uncertain; bad = Dice < 0.5 or volume off > 2x, "
+          "missed or spurious; flag = any review reason but response_uncertain):\n")
     print(table)
+    unreviewed = sum(bool(p["cause"]) and not p["review"] for p in pair_recs)
+    print(f"\nResponse disagreements ({sum(bool(p['cause']) for p in pair_recs)}; {unreviewed} without any review "
+          f"reason), by cause:\n\n{cause_table(pair_recs)}")
     from bench_speed import speed_table
 
     print("\nWhere the time goes (wall; thread-seconds per stage in the JSON):\n" + speed_table(records))

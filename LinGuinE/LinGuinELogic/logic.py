@@ -39,6 +39,7 @@ from .segmentations import add_lesion_segment, create_segmentation_node
 from .study import StudyVolume, build_scans, list_scene_volumes, study_volumes
 from .tables import fill_plot, fill_table
 from .volumes import load_volume_file, set_timepoint
+from .worker import StudyWorker, WorkerJob, study_key
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class LinGuinELogic(_LogicBase):
     def __init__(self, scene: Any = None) -> None:
         super().__init__()
         self.scene = scene if scene is not None else default_scene()
+        self.studyWorker: StudyWorker | None = None  # the study kept open between runs (see warmStudy)
 
     def _adoptSceneOf(self, nodes: list[Any]) -> None:
         """Work in the scene the input nodes live in (a script may have made its own scene)."""
@@ -144,15 +146,54 @@ class LinGuinELogic(_LogicBase):
 
     def startTracking(self, prepared: PreparedRun, config: TrackingConfig,
                       environment: dict[str, str] | None = None, plugins: list[str] | None = None,
-                      python: str | None = None) -> ChildTracking:
+                      python: str | None = None, keepStudyOpen: bool = False) -> ChildTracking | WorkerJob:
         """Start the engine in a child process; poll the job, then call ``finishTracking``.
 
         ``environment``: extra variables for the child (``LINGUINE_MODEL_DIR``, ``LINGUINE_API_KEY``);
         ``plugins``: modules the child imports first (backends registered outside LinGuinELib).
+        ``keepStudyOpen``: run on the study worker (started now unless ``warmStudy`` started it
+        for these inputs), which stays for the next run; else in a one-shot child.
         """
+        if keepStudyOpen:
+            key = study_key(prepared.volumes, config, environment, plugins)
+            worker = self.studyWorker
+            if worker is None or worker.key != key or not worker.alive or worker.busy:
+                self.closeStudyWorker()
+                try:
+                    worker = StudyWorker.start(prepared.study, config, key, environment, plugins, python,
+                                               warm_from=[les.scan_id for les in prepared.study.lesions])
+                except OSError as exc:  # no worker: this run alone, as before
+                    log.warning("could not start the study worker (%s); tracking in a one-shot process", exc)
+                    return ChildTracking.start(prepared, config, environment, plugins, python)
+                self.studyWorker = worker
+            return worker.submit(prepared, config)
         return ChildTracking.start(prepared, config, environment, plugins, python)
 
-    def finishTracking(self, job: ChildTracking) -> TrackOutput:
+    def warmStudy(self, volumeNodes: list[Any], config: TrackingConfig, environment: dict[str, str] | None = None,
+                  plugins: list[str] | None = None, python: str | None = None,
+                  warmFrom: list[str] | None = None) -> StudyWorker:
+        """Open the study in the background worker: scans read and pairs registered before any
+        lesion comes (from the scans ``warmFrom``, default the first). A worker already open for
+        the same volumes, voxels and settings is kept; any other is stopped and replaced."""
+        self._adoptSceneOf(list(volumeNodes))
+        volumes = study_volumes(self.scene, list(volumeNodes))
+        key = study_key(volumes, config, environment, plugins)
+        worker = self.studyWorker
+        if worker is not None and worker.key == key and worker.alive:
+            return worker
+        self.closeStudyWorker()
+        scans, _ = build_scans(volumes)
+        self.studyWorker = StudyWorker.start(Study("LinGuinE-study", scans, []), config, key, environment,
+                                             plugins, python, warm_from=warmFrom)
+        return self.studyWorker
+
+    def closeStudyWorker(self) -> None:
+        """Stop the study worker, if any (module cleanup, scene close, other inputs)."""
+        worker, self.studyWorker = self.studyWorker, None
+        if worker is not None:
+            worker.close()
+
+    def finishTracking(self, job: ChildTracking | WorkerJob) -> TrackOutput:
         """Main thread: the finished job's result -> nodes (all or none); the job's files are removed."""
         try:
             if job.cancelled:

@@ -2,10 +2,18 @@
 
 Column names are the library's ``TRAJECTORY_COLUMNS`` so the table, the CSV export and the CLI
 agree. Text columns are strings; the rest are doubles with NaN for "not measured".
+
+Rows that need review read "review" in the Review column, and every cell of such a row shows
+why in its tooltip. A table node has no per-cell tooltip: Slicer's table model (qMRMLTableModel)
+gives each cell its column's tooltip (title, unit, description, column properties) and sets it
+again whenever it reloads the node. So the reasons are added to the cells of each table view
+showing the table, after every reload of its model (see ``_watch_views``); the column
+descriptions say what the review columns mean.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -23,6 +31,15 @@ TITLES = {
     "response": ("Response", ""),
     "review": ("Review", ""), "review_reasons": ("Review reasons", ""), "review_details": ("Why review", ""),
 }
+# Column tooltips (Slicer shows a column's description in the tooltip of each of its cells).
+DESCRIPTIONS = {
+    "review": "'review' when this result needs a look before it is used; hover the row to see why",
+    "review_reasons": "codes of the reasons for review (LinGuinELib.quality.reasons)",
+    "review_details": "why this result needs review, with the numbers behind each reason",
+}
+REVIEW_TIP = "Needs review"
+TIP_PROPERTY = "LinGuinEReviewTips"  # a view already watched
+PENDING_PROPERTY = "LinGuinEReviewTipsPending"  # its tooltips are due on the next event-loop turn
 PLOT_X = "days_from_first"
 PLOT_Y = "volume_ml"
 
@@ -68,9 +85,77 @@ def fill_table(table_node: Any, rows: list[dict], columns: tuple[str, ...] | Non
         table_node.SetColumnTitle(name, title)
         if unit:
             table_node.SetColumnUnitLabel(name, unit)
+        if name in DESCRIPTIONS:
+            table_node.SetColumnDescription(name, DESCRIPTIONS[name])
     table_node.SetUseColumnTitleAsColumnHeader(True)
     table_node.SetLocked(True)  # edits happen on segments, then "Re-measure"
     table_node.Modified()
+    if "review" in columns:
+        _watch_views()
+
+
+def review_tooltip(row: dict) -> str:
+    """What the cells of a row show on hover when it needs review (plain text; "" when it does not)."""
+    flagged = row.get("review")
+    if not (flagged is True or flagged == "review"):
+        return ""
+    why = row.get("review_details") or row.get("review_reasons") or "see the review columns"
+    return f"{REVIEW_TIP}: {why}"
+
+
+def _watch_views() -> None:
+    """Slicer with a GUI: make every table view add the review tooltips after each model reload.
+
+    qMRMLTableModel rebuilds its items' tooltips in updateModelFromMRML (on every node Modified,
+    and when a view is given a node), which emits dataChanged; the tooltips are then set on the
+    next turn of the event loop, once however many cells changed. Headless (slicer-core, no Qt)
+    this does nothing.
+    """
+    try:
+        import qt
+        import slicer
+    except ImportError:
+        return
+    if getattr(slicer, "app", None) is None or not hasattr(slicer, "util"):
+        return
+    for view in slicer.util.findChildren(className="qMRMLTableView"):
+        if view.property(TIP_PROPERTY):
+            _set_view_tooltips(view)
+            continue
+        view.setProperty(TIP_PROPERTY, True)
+
+        def later(*_args, view=view):
+            if not view.property(PENDING_PROPERTY):
+                view.setProperty(PENDING_PROPERTY, True)
+                qt.QTimer.singleShot(0, lambda: _set_view_tooltips(view))
+
+        view.tableModel().connect("dataChanged(QModelIndex,QModelIndex)", later)
+        _set_view_tooltips(view)
+
+
+def _set_view_tooltips(view: Any) -> None:
+    """Put each flagged row's reasons in front of its cells' column tooltips, in one table view."""
+    try:
+        view.setProperty(PENDING_PROPERTY, False)
+        node = view.mrmlTableNode()
+    except (RuntimeError, ValueError):  # the view was deleted before the event loop came round
+        return
+    table = node.GetTable() if node is not None else None
+    if table is None or table.GetColumnByName("review") is None:
+        return
+    model = view.tableModel()
+    col_offset = 1 if node.GetUseFirstColumnAsRowHeader() else 0
+    row_offset = 0 if node.GetUseColumnTitleAsColumnHeader() else 1
+    for r, row in enumerate(table_rows(node)):
+        tip = review_tooltip(row)
+        if not tip:
+            continue
+        text = f"<b>{html.escape(tip)}</b>"
+        for c in range(col_offset, table.GetNumberOfColumns()):
+            at = (r + row_offset, c - col_offset)
+            item = model.item(at[1], at[0]) if view.transposed() else model.item(*at)
+            if item is not None and not item.toolTip().startswith(text):
+                item.setToolTip(f"{text}<hr>{item.toolTip()}")
 
 
 def table_rows(table_node: Any) -> list[dict]:

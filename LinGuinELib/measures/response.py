@@ -55,3 +55,42 @@ def trajectory_changes(volumes: list[float | None]) -> list[dict]:
         nadir = min(nadir, volume)
         out.append(row)
     return out
+
+
+def _near(ratio: float, threshold: float, tolerance: float) -> bool:
+    """Whether a measured ratio lies within a measurement tolerance (a factor) of a threshold."""
+    return threshold / tolerance < ratio < threshold * tolerance
+
+
+def response_uncertainty(volumes: list[float | None], tolerances: list[float]) -> list[str | None]:
+    """Per scan (time order): why its response category cannot be vouched for, else None.
+
+    ``tolerances``: per scan, the factor by which its volume may differ from the truth on its own
+    (``quality.growth.measurement_tolerance``); a ratio between two scans is known to within the
+    larger of the two. A category is uncertain when the ratio that decides it lies within that
+    factor of a threshold: change from the nadir against PD, else change from the baseline
+    against PR. A vanished lesion (0) and a lesion seen again after it vanished are decided by
+    whether it is there, not by a ratio (the candidate check and the flag speak for those).
+    """
+    out: list[str | None] = []
+    base = nadir = None  # (index, volume)
+    pd, pr = 1 + PD_CHANGE_PCT / 100, 1 + PR_CHANGE_PCT / 100
+    for k, volume in enumerate(volumes):
+        note = None
+        if volume is not None and base is not None and volume > 0 and nadir[1] > 0:
+            tol_n = max(tolerances[k], tolerances[nadir[0]])
+            tol_b = max(tolerances[k], tolerances[base[0]])
+            r_n, r_b = volume / nadir[1], volume / base[1]
+            if _near(r_n, pd, tol_n):
+                note = (f"{100 * (r_n - 1):+.0f}% from the nadir, PD from {PD_CHANGE_PCT:+.0f}%, "
+                        f"volumes known to x{tol_n:.2f}")
+            elif r_n < pd and _near(r_b, pr, tol_b):
+                note = (f"{100 * (r_b - 1):+.0f}% from baseline, PR from {PR_CHANGE_PCT:+.0f}%, "
+                        f"volumes known to x{tol_b:.2f}")
+        out.append(note)
+        if volume is not None:
+            if base is None:
+                base = nadir = (k, volume)
+            elif volume < nadir[1]:
+                nadir = (k, volume)
+    return out

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ..geometry import lps_to_ras
 from ..propagation.result import TrackingResult
-from ..quality import assess_volumes, codes, details
+from ..quality import Finding, Reason, assess_volumes, codes, details
+from ..quality.growth import measurement_tolerance
 from ..study.timepoints import days_from_first
-from .response import trajectory_changes
+from .response import response_uncertainty, trajectory_changes
 from .shape import lesion_measures
 
 TRAJECTORY_COLUMNS = (
@@ -52,12 +53,18 @@ def trajectory_rows(result: TrackingResult) -> list[dict]:
 
 def _add_review(result: TrackingResult, lesion, rows: list[dict], days: list) -> None:
     """``review`` (bool), ``review_reasons`` (codes) and ``review_details`` (text) per row:
-    the engine's per-scan findings plus those of the volume trajectory."""
+    the engine's per-scan findings, those of the volume trajectory, and a response category
+    decided within the measurement's uncertainty."""
     scans = result.study.scans
     found = [r["status"] in ("prompt", "found") and bool(r["volume_ml"]) for r in rows]
     voxel = [max(result.references[s.id].GetSpacing()) for s in scans]
     prompt = [s.id for s in scans].index(lesion.scan_id)
-    temporal = assess_volumes([r["volume_ml"] for r in rows], days, found, prompt, voxel)
+    volumes = [r["volume_ml"] for r in rows]
+    temporal = assess_volumes(volumes, days, found, prompt, voxel)
+    tolerance = [measurement_tolerance(v or 0.0, s) for v, s in zip(volumes, voxel)]
+    for extra, note in zip(temporal, response_uncertainty(volumes, tolerance)):
+        if note:
+            extra.append(Finding(Reason.RESPONSE_UNCERTAIN, note))
     for row, scan, extra in zip(rows, scans, temporal):
         findings = list(result.get(lesion.id, scan.id).findings) + extra
         row.update(review=bool(findings), review_reasons=codes(findings), review_details=details(findings))

@@ -34,10 +34,10 @@ import SimpleITK as sitk
 from ..config import TrackingConfig
 from ..errors import Cancelled, InputError
 from ..filtering import keep_nearest_component
-from ..geometry import ImageGeometry, inside_image
+from ..geometry import ImageGeometry, inside_image, voxel_volume_ml
 from ..prompt import mask_centre_lps
 from ..quality import Finding, Reason, scan_checks
-from ..quality.match import LesionReference, candidate_match
+from ..quality.match import LesionReference, candidate_match, unlike_prompt
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
 from ..segmentation.base import Segmenter
@@ -306,16 +306,20 @@ class _Run:
             self.lesion_refs[lesion.id] = LesionReference.from_prompt(image, result.mask, centre)
         return result
 
-    def plausible(self, lesion: Lesion, image: sitk.Image, mask: MaskCrop, mapped: np.ndarray,
-                  to_scan: str) -> tuple[bool, dict[str, float]]:
-        """Whether a found segment can be the lesion of the prompt scan (see quality.match)."""
+    def plausible(self, lesion: Lesion, image: sitk.Image, result: LesionScanResult,
+                  prompt: LesionScanResult | None) -> tuple[bool, dict[str, float], list[str]]:
+        """Whether a found segment (``result``, its checks done) can be the lesion of the prompt
+        scan, the match signals, and how it looks unlike the prompt's lesion (see quality.match)."""
         reference = self.lesion_refs.get(lesion.id)
-        if reference is None or mask.empty:
-            return True, {}
-        a, b = self.days.get(lesion.scan_id), self.days.get(to_scan)
+        if reference is None or result.mask.empty or prompt is None:
+            return True, {}, []
+        a, b = self.days.get(lesion.scan_id), self.days.get(result.scan_id)
         with self.timed("quality"):
-            match = candidate_match(reference, image, mask, mapped, None if a is None or b is None else b - a)
-        return bool(match.pop("plausible")), match
+            unlike = unlike_prompt(result.findings, result.signals, prompt.findings, prompt.signals,
+                                   max(image.GetSpacing()), max(self.image(lesion.scan_id).GetSpacing()))
+            match = candidate_match(reference, image, result.mask, result.propagated_point_lps,
+                                    None if a is None or b is None else b - a, unlike)
+        return bool(match.pop("plausible")), match, unlike
 
     def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),
               segmented: bool = True, point: np.ndarray | None = None,
@@ -330,6 +334,14 @@ class _Run:
                 point_lps=point if point is not None else result.propagated_point_lps,
                 confidence=confidence, diagnostics=diagnostics if isinstance(diagnostics, dict) else None,
                 prompt_signals=prompt.signals if prompt is not None else None)
+
+    def _set_mask(self, result: LesionScanResult, crop: MaskCrop, image: sitk.Image, confidence: float,
+                  prompt: LesionScanResult | None) -> None:
+        """Give a propagated result its mask, status, centre and checks."""
+        result.mask = crop
+        result.status = "found" if not crop.empty else "not_found"
+        result.centre_lps = mask_centre_lps(crop, image) if not crop.empty else None
+        self.check(result, image, confidence, prompt=prompt)
 
     def anchor(self, lesion: Lesion, scan_id: str) -> np.ndarray:
         """The point a step starts from: the mask centre there, else the point that reached it."""
@@ -353,21 +365,21 @@ class _Run:
                 boosted = self.segment_at(image, mask_centre_lps(mask, image)[None])
                 mask = boosted if boosted.any() else mask
             crop = MaskCrop.from_full(mask)
-            ok, match = self.plausible(lesion, image, crop, mapped, step.to_scan)
+            prompt = self.results.get((lesion.id, lesion.scan_id))
+            self._set_mask(result, crop, image, confidence, prompt)
+            ok, match, unlike = self.plausible(lesion, image, result, prompt)
             if not ok:
                 log.info("lesion %s on %s: the segment at the mapped point (%d voxels) is not the lesion "
-                         "(inside %.2f, coverage %.2f): not found", lesion.id, step.to_scan, crop.voxel_count,
-                         match["candidate_inside"], match["candidate_coverage"])
-                crop = MaskCrop(crop.shape_zyx)
-            result.status = "found" if not crop.empty else "not_found"
-            result.mask = crop
-            result.centre_lps = mask_centre_lps(crop, image) if not crop.empty else None
-            self.check(result, image, confidence, prompt=self.results.get((lesion.id, lesion.scan_id)))
-            result.signals.update(match)
-            if not ok:
+                         "(inside %.2f, coverage %.2f, unlike %s): not found", lesion.id, step.to_scan,
+                         crop.voxel_count, match["candidate_inside"], match["candidate_coverage"], unlike or "-")
+                seen = {f"candidate_{k}": v for k, v in result.signals.items() if k != "registration_confidence"}
+                self._set_mask(result, MaskCrop(crop.shape_zyx), image, confidence, prompt)
+                result.signals.update(seen, candidate_ml=crop.voxel_count * voxel_volume_ml(image))
                 result.findings.append(Finding(Reason.CANDIDATE_REJECTED, (
                     f"{100 * match['candidate_inside']:.0f}% of it where the lesion can be, "
-                    f"{100 * match['candidate_coverage']:.0f}% of the lesion's place covered")))
+                    f"{100 * match['candidate_coverage']:.0f}% of the lesion's place covered"
+                    + (f", unlike the lesion: {', '.join(unlike)}" if unlike else ""))))
+            result.signals.update(match)
         self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}",
                     lesion=lesion.id, scan=step.to_scan)
         return result

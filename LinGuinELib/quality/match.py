@@ -1,18 +1,29 @@
 """Can a segment found on a follow-up be the lesion seen on the prompt scan?
 
 A lesion that has gone leaves the mapped point in lung next to whatever was beside it (a vessel,
-the pleura, the mediastinum); a point-prompted segmenter then returns that structure. The prompt
-scan says where the lesion was and how big it was: its mask, carried to the follow-up by the
-registration's shift of its centre, is the *expected region*, and the same mask widened by the
-radius it could have gained since (fastest plausible growth, see ``growth``) plus a registration
-allowance is where the lesion can be. A candidate is rejected (the result becomes ``not_found``)
-when it reaches out of where the lesion can be AND covers little of the expected region: a
-vessel, wall or organ passing by. A lesion that shrank stays inside the widened region (kept);
-one that leaked into a neighbour still covers its own region (kept, and the flag looks at it).
+the pleura, the mediastinum, a fissure) or in its own faded place; a point-prompted segmenter then
+returns that structure or a fragment. The prompt scan says where the lesion was, how big and what
+it looked like: its mask, carried to the follow-up by the registration's shift of its centre, is
+the *expected region*, and the same mask widened by the radius it could have gained since
+(fastest plausible growth, see ``growth``) plus a registration allowance is where the lesion can be.
+
+Three pieces of evidence, each of which a real lesion can show on its own, count against a
+candidate:
+- *away*: much of it lies where the lesion cannot be (a structure passing by, or a leak);
+- *little*: it covers little of the expected region (the lesion has gone, or shrank a lot);
+- *unlike*: it does not look like the lesion did on the prompt scan: an image finding (not
+  compact, a thin part, a weak edge, an open outline, outside the lung) the prompt's segment did
+  not have, or a compactness clearly below the prompt's (beyond the grid's half-voxel
+  quantisation of both).
+Two of them reject it (the result becomes ``not_found``, flagged ``candidate_rejected``). A lesion
+that shrank stays inside and keeps its look (kept, however small); one that leaked still covers
+its place (kept unless it also stops looking like itself; the flag looks at it); a lesion that
+shrank a lot *and* changed its look is rejected, and the flag asks the user to confirm it has gone.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +33,35 @@ from scipy import ndimage
 from ..geometry import index_zyx_to_physical, physical_to_continuous_index_zyx, voxel_volume_ml
 from ..propagation.result import MaskCrop
 from .growth import equivalent_radius_mm, max_growth
+from .image_checks import MIN_COMPACTNESS
+from .reasons import Finding, Reason
 
 REGISTRATION_ALLOWANCE_MM = 4.0  # a propagated centre lands within a few mm (README: ~1-3 mm)
 MAX_RADIUS_GAIN = 1.0  # widened region: at most one more lesion radius (8x the volume)
 MIN_INSIDE = 0.8  # candidate share inside the widened region, below which it is suspect
 MIN_COVERAGE = 0.25  # share of the expected region covered, below which it is suspect
 MAX_SAMPLES = 300_000  # voxels sampled to measure the coverage (strided beyond)
+# Image findings that describe what a segment looks like (not where it is or how it was found).
+LOOK_REASONS = (Reason.NOT_COMPACT, Reason.THIN_PART, Reason.WEAK_EDGE, Reason.OPEN_BOUNDARY, Reason.OUTSIDE_LUNG)
+
+
+def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_findings: list[Finding],
+                  prompt_signals: dict[str, float], spacing_mm: float, prompt_spacing_mm: float) -> list[str]:
+    """Ways a candidate looks less like a lesion than the prompt's segment did (reason codes).
+
+    A look finding the prompt did not have counts; so does a compactness below the prompt's by
+    more than the quantisation of the widest inscribed ball (half a voxel, the largest spacing,
+    over each segment's radius) when both are below ``MIN_COMPACTNESS``.
+    """
+    had = {f.reason for f in prompt_findings}
+    out = [f.reason.value for f in findings if f.reason in LOOK_REASONS and f.reason not in had]
+    c, cp = signals.get("compactness", math.nan), prompt_signals.get("compactness", math.nan)
+    r, rp = signals.get("radius_mm", math.nan), prompt_signals.get("radius_mm", math.nan)
+    if Reason.NOT_COMPACT.value not in out and c < MIN_COMPACTNESS and r > 0 and rp > 0:
+        slack = 0.5 * spacing_mm / r + 0.5 * prompt_spacing_mm / rp
+        if c < cp - slack:
+            out.append(Reason.NOT_COMPACT.value)
+    return out
 
 
 @dataclass
@@ -65,9 +99,11 @@ class LesionReference:
 
 
 def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCrop,
-                    mapped_lps: np.ndarray, days: float | None) -> dict[str, float]:
-    """``inside`` (share of the candidate where the lesion can be), ``coverage`` (share of the
-    expected region it covers) and ``plausible`` (1.0 / 0.0) for a candidate mask on ``image``."""
+                    mapped_lps: np.ndarray, days: float | None, unlike: list[str] = ()) -> dict[str, float]:
+    """``candidate_inside`` (share of the candidate where the lesion can be), ``candidate_coverage``
+    (share of the expected region it covers), ``candidate_unlike`` (how many ways it looks unlike
+    the prompt's lesion: ``unlike``, from ``unlike_prompt``) and ``plausible`` (1.0 / 0.0: fewer
+    than two pieces of evidence against it) for a candidate mask on ``image``."""
     gain = min(max_growth(days) ** (1 / 3) - 1, MAX_RADIUS_GAIN)
     reach = reference.radius_mm * gain + REGISTRATION_ALLOWANCE_MM
     shift = reference.centre_lps - np.asarray(mapped_lps, float)
@@ -91,5 +127,6 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
         coverage = float(hits.mean())
     else:
         coverage = 1.0  # a lesion smaller than a voxel here: nothing to compare
-    plausible = inside >= MIN_INSIDE or coverage >= MIN_COVERAGE
-    return {"candidate_inside": inside, "candidate_coverage": coverage, "plausible": float(plausible)}
+    against = int(inside < MIN_INSIDE) + int(coverage < MIN_COVERAGE) + int(bool(unlike))
+    return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
+            "plausible": float(against < 2)}

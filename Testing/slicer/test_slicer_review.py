@@ -29,3 +29,24 @@ def test_review_rows_marked_with_reasons():
     assert back[1]["review_reasons"] == "growth_too_fast"
     assert "x9.0" in back[1]["review_details"]
     assert node.GetColumnTitle("review_details") == "Why review"
+
+
+def test_review_reasons_reach_the_cell_tooltips():
+    """Headless half of the tooltip: the text each flagged row's cells get and the column
+    descriptions Slicer puts in every cell's tooltip. Setting it on the Qt items of a table view
+    (``_set_view_tooltips``) needs Slicer's GUI: checked by reading qMRMLTableModel only."""
+    from LinGuinELogic.tables import DESCRIPTIONS, REVIEW_TIP, fill_table, review_tooltip, table_rows
+
+    scene = slicer.vtkMRMLScene()
+    node = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    base = {c: None for c in TRAJECTORY_COLUMNS}
+    why = "the response category rests on a volume change within the measurement's own uncertainty (+90%)"
+    rows = [dict(base, lesion="L1", scan="T0", review=False, review_reasons="", review_details=""),
+            dict(base, lesion="L1", scan="T2", review=True, review_reasons="response_uncertain", review_details=why)]
+    fill_table(node, rows)  # headless: no table view to decorate, and no error
+    back = table_rows(node)
+    assert [review_tooltip(r) for r in back] == ["", f"{REVIEW_TIP}: {why}"]
+    assert review_tooltip(rows[1]) == review_tooltip(back[1])
+    for name, text in DESCRIPTIONS.items():
+        assert node.GetColumnDescription(name) == text
+    assert "hover" in node.GetColumnDescription("review")
