@@ -39,7 +39,7 @@ COARSE = (72.0, 2.0, 4.0, 40, True, 1)
 MEDIUM = (40.0, 1.0, 2.5, 30, True, 1)
 FINE = (28.0, 1.0, 2.0, 40, False, 1)
 MIN_NCC = 0.5  # a box matching worse than this after alignment (less than a quarter of the variance) holds no estimate
-LESION_MM = 5.0  # fine estimates this far apart cannot both find a small nodule: confidence 0
+AGREE_MM = 2.0  # fine starts this far apart (a 5-10 mm nodule's centre tolerance): confidence 0.5; twice: 0
 UNCHECKED = 0.6  # confidence factor when only one start of the fine box held
 NO_FINE = 0.4  # ... and when neither did (the larger box's estimate is kept): below the 0.5 of the quality flag
 LESION_BALL_MM = 6.0  # always part of a lung point's metric region
@@ -109,13 +109,14 @@ class LocalRefinementMapper(PointMapper):
     def confidence(self, points_lps: np.ndarray) -> np.ndarray:
         """Per point in [0, 1]: how far the local estimates vouch for the mapping.
 
-        The product of: 1 - (distance between the fine box's two estimates) / LESION_MM; the
+        The product of: 1 - (distance between the fine box's two estimates) / (2 AGREE_MM); the
         fine box's correlation after alignment (0 at 0.2, 1 from 0.6 up); UNCHECKED when only
-        one of its starts held, NO_FINE when neither did. Calibrated on the breathing benchmark
-        so that the quality flag's 0.5 (``quality.image_checks.MIN_CONFIDENCE``) separates
-        estimates whose fine starts agree within 2.5 mm from the rest. 0: no local estimate
-        was possible, the coarse box moved too far, or the point maps outside the target. NaN
-        when refinement is off (nothing to compare).
+        one of its starts held, NO_FINE when neither did. So the quality flag's 0.5
+        (``quality.image_checks.MIN_CONFIDENCE``) flags points whose two fine starts land more
+        than AGREE_MM apart or whose neighbourhood matches nothing; on the breathing benchmark
+        that caught every landmark off by more than 2 mm (README). 0: no local estimate was
+        possible, the coarse box moved too far, or the point maps outside the target. NaN when
+        refinement is off (nothing to compare).
         """
         pts = self._check(points_lps)
         if not self.refine:
@@ -190,7 +191,7 @@ class LocalRefinementMapper(PointMapper):
         else:  # the point's own neighbourhood matches nothing: keep the larger box, and say so
             mapped, ncc, spread, trust = self._apply(parent[0], point), parent[1], 0.0, NO_FINE
         similarity = float(np.clip((ncc - 0.2) / 0.4, 0.0, 1.0))
-        confidence = float(np.clip(1.0 - spread / LESION_MM, 0.0, 1.0)) * similarity * trust
+        confidence = float(np.clip(1.0 - 0.5 * spread / AGREE_MM, 0.0, 1.0)) * similarity * trust
         if not self._inside_target(mapped):
             confidence = 0.0
         log.debug("local refinement at %s: coarse-global %.2f, fine spread %.2f mm, ncc %.2f, %.2f s",
