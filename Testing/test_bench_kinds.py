@@ -41,3 +41,13 @@ def test_agreement_where_vouched_and_flag_scores_leave_out_response_uncertain():
     assert (s["vouched_agree"], s["n_vouched"]) == (1, 2)
     assert s["bad"] == 1 and s["recall"] == 1.0 and s["good_flagged"] == 0.0
     assert s["disagree_unreviewed"] == 0
+
+
+def test_the_two_truths_are_compared():
+    from bench_kinds import truth_disagreements
+
+    recs = [dict(_rec(84.4, 92.7, "PD", "PD"), study="mass", lesion="L1", scan="T2", expected_response="SD"),
+            dict(_rec(64.9, 67.0, "SD", "SD"), study="mass", lesion="L1", scan="T1", expected_response="SD"),
+            dict(_rec(48.4, 50.4, "baseline", "baseline"), study="mass", lesion="L1", scan="T0",
+                 expected_response="baseline")]
+    assert truth_disagreements(recs) == "1 of 2 categories differ between the two truths (mass L1 T2: PD / SD)"

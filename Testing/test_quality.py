@@ -206,3 +206,43 @@ def test_fragment_where_a_lesion_was_is_rejected_but_a_lesion_that_shrank_a_lot_
     leak[20, 39:42, 45:75] = True
     kept, unlike = _judge(prompt_img, lesion, _with(arr, img, leak, 30), leak)
     assert kept["plausible"] == 1.0, (kept, unlike)
+
+
+@register_segmentation("test-near-bright")
+class NearBrightSegmenter(Segmenter):
+    """Everything denser than lung within 7 mm of the prompt: on a lesion that has gone from a
+    fissure, the piece of fissure where it was (a segmenter that always returns something)."""
+
+    def segment(self, image, positive_lps, negative_lps=None):
+        arr = sitk.GetArrayViewFromImage(image)
+        from LinGuinELib.geometry import index_zyx_to_physical
+
+        zyx = np.argwhere(arr > -500)
+        near = np.linalg.norm(index_zyx_to_physical(image, zyx) - positive_lps[0], axis=1) <= 7.0
+        out = np.zeros(arr.shape, bool)
+        out[tuple(zyx[near].T)] = True
+        return out
+
+
+def test_engine_reports_a_fragment_of_fissure_where_a_lesion_was_as_not_found(tmp_path):
+    folder = tmp_path / "study"
+    shifts = [(0, 0, 0), (2, -1, 2)]
+    manifest = fx.write_ball_study(folder, [(6,), (0,)], shifts, [(0.0, 0.0, 0.0)],
+                                   dates=["2024-01-01", "2024-03-01"])
+    for sid, shift in zip(("T0", "T1"), shifts):  # a 1 mm fissure through the lesion's centre
+        img = sitk.ReadImage(str(folder / f"{sid}.mha"))
+        arr = sitk.GetArrayFromImage(img)
+        sheet = arr[:, 20 + shift[1], :]
+        sheet[sheet < 0] = -100
+        out = sitk.GetImageFromArray(arr)
+        out.CopyInformation(img)
+        for key in img.GetMetaDataKeys():
+            out.SetMetaData(key, img.GetMetaData(key))
+        sitk.WriteImage(out, str(folder / f"{sid}.mha"))
+    config = TrackingConfig(registration="test-shift", segmentation="test-near-bright")
+    result = run_study(manifest, tmp_path / "out", config)
+    gone = result.get("L1", "T1")
+    assert result.get("L1", "T0").status == "prompt" and not result.get("L1", "T0").findings
+    assert gone.status == "not_found" and gone.mask.empty, gone.signals
+    assert Reason.CANDIDATE_REJECTED in _reasons(gone.findings)
+    assert gone.signals["candidate_ml"] > 0 and gone.signals["candidate_unlike"] >= 1

@@ -72,6 +72,8 @@ def lesion_kinds(manifest: Path, study, evaluation_rows: list[dict]) -> dict[str
         info = listed.get(lesion.id, {})
         detail = info.get("kind_detail") or {}
         kind = {"size_class": size_class(vol), "label": info.get("kind", "")}
+        if info.get("expected_volume_ml") and doc.get("scans"):  # the generator's own volumes, by scan id
+            kind["expected_ml"] = dict(zip([sc["id"] for sc in doc["scans"]], info["expected_volume_ml"]))
         if detail.get("attachment") and detail.get("density"):
             kind.update(attachment=detail["attachment"], density=detail["density"])
             if detail.get("slice_class"):
@@ -127,15 +129,18 @@ def pair_records(dataset: str, study_id: str, kinds: dict, evaluation_rows: list
         pred_v = [traj[(lesion, r["scan"])]["volume_ml"] for r in rows]
         true_resp = trajectory_changes(truth_v)
         pred_resp = trajectory_changes(pred_v)
-        for k, (r, tr, pr) in enumerate(zip(rows, true_resp, pred_resp)):
+        expected = kinds[lesion].get("expected_ml") or {}
+        exp_resp = trajectory_changes([expected.get(r["scan"]) for r in rows]) if expected else [{}] * len(rows)
+        for k, (r, tr, pr, er) in enumerate(zip(rows, true_resp, pred_resp, exp_resp)):
             t = traj[(lesion, r["scan"])]
             differ = tr["response"] not in ("baseline", "NE") and tr["response"] != pr["response"]
             out.append({"dataset": dataset, "study": study_id, "lesion": lesion, "scan": r["scan"],
-                        **{k: v for k, v in kinds[lesion].items() if k != "tissue_contact"},
+                        **{k: v for k, v in kinds[lesion].items() if k not in ("tissue_contact", "expected_ml")},
                         "is_source": bool(r["is_source"]), "status": r["status"],
                         "truth_ml": r["truth_volume_ml"], "pred_ml": r["pred_volume_ml"],
                         "dice": r["dice"], "centre_mm": r["centre_distance_mm"],
                         "true_response": tr["response"], "reported_response": pr["response"],
+                        "expected_response": er.get("response", ""),
                         "review": bool(t["review"]), "reasons": t["review_reasons"],
                         "cause": disagreement_cause(truth_v, pred_v, k) if differ else ""})
     return out
@@ -175,16 +180,29 @@ def _codes(record: dict) -> set[str]:
 
 
 def cause_table(records: list[dict]) -> str:
-    """Every (lesion, scan) whose reported category differs from the truth's, with its cause."""
-    lines = ["| study | lesion | kind | scan | truth mL | reported mL | true | reported | cause | review reasons |",
+    """Every (lesion, scan) whose reported category differs from the truth's, with its cause; the
+    category from the generator's own volumes (before voxelisation) is shown when it differs."""
+    lines = ["| study | lesion | kind | scan | truth mL | reported mL | true (generator's) | reported | cause "
+             "| review reasons |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         if r.get("cause"):
             kind = f"{r.get('size_class', '')} {r.get('attachment', '')}"
+            truth = r["true_response"] + (f" ({r['expected_response']})" if r.get("expected_response")
+                                          not in ("", r["true_response"]) else "")
             lines.append(f"| {r['study']} | {r['lesion']} | {kind} | {r['scan']} | {r['truth_ml']:.2f} "
-                         f"| {r['pred_ml']:.2f} | {r['true_response']} | {r['reported_response']} | {r['cause']} "
+                         f"| {r['pred_ml']:.2f} | {truth} | {r['reported_response']} | {r['cause']} "
                          f"| {r['reasons'] or '-'} |")
     return "\n".join(lines)
+
+
+def truth_disagreements(records: list[dict]) -> str:
+    """How often the two truths (voxelised labels, generator's volumes) give different categories."""
+    both = [r for r in records if r.get("expected_response") and r["true_response"] not in ("baseline", "NE")]
+    differ = [r for r in both if r["expected_response"] != r["true_response"]]
+    text = ", ".join(f"{r['study']} {r['lesion']} {r['scan']}: {r['true_response']} / {r['expected_response']}"
+                     for r in differ)
+    return f"{len(differ)} of {len(both)} categories differ between the two truths" + (f" ({text})" if text else "")
 
 
 def kind_tables(records: list[dict]) -> tuple[str, dict]:

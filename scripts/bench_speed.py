@@ -4,10 +4,11 @@
     python scripts/bench_speed.py STUDY.json [--repeats 3]          # the `linguine track` pipeline
     python scripts/bench_speed.py STUDY.json --session              # warm, then add each lesion
 
-Each run is a fresh child process (imports and peak memory are its own). The pipeline run
-reports its stage breakdown: start-up (imports, manifest), tracking (with the wall time during
-which a registration or a segmentation ran), writing, and the share of the total spent outside
-registration and segmentation. ``scripts/benchmark.py`` prints the same breakdown for every
+Each run is a fresh child process (imports and peak memory are its own). The pipeline run does
+what `linguine track` does (manifest, preflight, track, write) and reports its stage breakdown:
+start-up (imports, manifest), preflight (OUT and file checks, the prompted scans read), tracking
+(with the wall time during which a registration or a segmentation ran), writing, and the share of
+the total spent outside registration and segmentation. ``scripts/benchmark.py`` prints the same breakdown for every
 study it tracks (``speed_record`` / ``speed_table`` below). Timings on a shared machine are
 noisy: compare runs made back to back, and read the CPU seconds next to the wall.
 """
@@ -34,13 +35,16 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def speed_record(result, started: float, tracking_started: float, finished: float) -> dict:
-    """Stage breakdown of one pipeline run (perf_counter stamps: process start, tracking start, end)."""
+def speed_record(result, started: float, tracking_started: float, finished: float,
+                 preflight_s: float = 0.0) -> dict:
+    """Stage breakdown of one pipeline run (perf_counter stamps: process start, tracking start, end;
+    ``preflight_s``: the part of start -> tracking spent in ``preflight``)."""
     total = finished - started
     method = result.walls.get("registration_or_segmentation", float("nan"))
     return {
         "total_s": total,
-        "startup_s": tracking_started - started,
+        "startup_s": tracking_started - started - preflight_s,
+        "preflight_s": preflight_s,
         "track_s": result.walls.get("track", float("nan")),
         "write_s": result.walls.get("write", float("nan")),
         "registration_or_segmentation_s": method,
@@ -53,11 +57,12 @@ def speed_record(result, started: float, tracking_started: float, finished: floa
 
 def speed_table(records: list[dict]) -> str:
     """Markdown table of ``speed_record``s (``study`` and ``speed`` keys)."""
-    lines = ["| study | total s | start-up s | tracking s | writing s | reg.+seg. wall s | outside reg.+seg. "
-             "| CPU s | peak MB |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| study | total s | start-up s | preflight s | tracking s | writing s | reg.+seg. wall s "
+             "| outside reg.+seg. | CPU s | peak MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         s = r["speed"]
-        lines.append(f"| {r['study']} | {s['total_s']:.1f} | {s['startup_s']:.1f} | {s['track_s']:.1f} "
+        lines.append(f"| {r['study']} | {s['total_s']:.1f} | {s['startup_s']:.1f} | {s.get('preflight_s', 0):.1f} "
+                     f"| {s['track_s']:.1f} "
                      f"| {s['write_s']:.1f} | {s['registration_or_segmentation_s']:.1f} "
                      f"| {100 * s['outside_share']:.0f}% | {s['cpu_s']:.1f} | {s['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
@@ -68,11 +73,15 @@ def pipeline_worker(manifest: Path, out: Path) -> dict:
     from LinGuinELib.config import TrackingConfig
     from LinGuinELib.pipeline import run_tracking
     from LinGuinELib.study.manifest import load_manifest
+    from LinGuinELib.study.preflight import preflight
 
     study = load_manifest(manifest)
+    checked = time.perf_counter()
+    preflight(study, out)
     tracking_started = time.perf_counter()
     result, _ = run_tracking(study, out, TrackingConfig())
-    return {"study": study.patient_id, "speed": speed_record(result, START, tracking_started, time.perf_counter())}
+    speed = speed_record(result, START, tracking_started, time.perf_counter(), tracking_started - checked)
+    return {"study": study.patient_id, "speed": speed}
 
 
 def session_worker(manifest: Path) -> dict:

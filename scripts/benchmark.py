@@ -59,14 +59,17 @@ def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     from LinGuinELib.evaluation.evaluate import evaluate_result
     from LinGuinELib.pipeline import run_tracking
     from LinGuinELib.study.manifest import load_manifest
+    from LinGuinELib.study.preflight import preflight
 
     config = TrackingConfig(registration=args.registration, segmentation=args.segmentation,
                             mode=args.mode, boost=args.boost)
     study = load_manifest(manifest)
+    checked = time.perf_counter()
+    preflight(study, out)  # as `linguine track`: part of the time the user waits
     start = time.perf_counter()
     result, rows = run_tracking(study, out, config)
     wall = time.perf_counter() - start
-    speed = speed_record(result, START, start, time.perf_counter())
+    speed = speed_record(result, START, start, time.perf_counter(), start - checked)
     peak_mb = peak_rss_mb()
     evaluation = evaluate_result(result)
     pairs = [{"lesion": r["lesion"], "scan": r["scan"], "status": r["status"], "dice": r["dice"],
@@ -257,7 +260,7 @@ def main() -> None:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     (Path(args.work) / f"benchmark_{args.mode}.json").write_text(json.dumps(records, indent=1))
     print(summarise(records))
-    from bench_kinds import cause_table, kind_tables
+    from bench_kinds import cause_table, kind_tables, truth_disagreements
 
     pair_recs = [p for r in records for p in r.get("records", [])]
     table, numbers = kind_tables(pair_recs)
@@ -269,6 +272,7 @@ def main() -> None:
     unreviewed = sum(bool(p["cause"]) and not p["review"] for p in pair_recs)
     print(f"\nResponse disagreements ({sum(bool(p['cause']) for p in pair_recs)}; {unreviewed} without any review "
           f"reason), by cause:\n\n{cause_table(pair_recs)}")
+    print(f"\nTruth near thresholds: {truth_disagreements(pair_recs)}")
     from bench_speed import speed_table
 
     print("\nWhere the time goes (wall; thread-seconds per stage in the JSON):\n" + speed_table(records))

@@ -43,6 +43,7 @@ from ..registry import create_backend
 from ..segmentation.base import Segmenter
 from ..study.images import read_image
 from ..study.model import Lesion, Study
+from ..study.preflight import check_pixels
 from ..study.timepoints import days_from_first
 from .plan import Step, plan_steps
 from .progress import CancelCheck, ProgressCallback, ProgressEvent
@@ -224,7 +225,10 @@ class _Run:
         # One read at a time: a reader briefly holds about twice the image (the decompressed file
         # and the image), so two at once would set the run's peak memory; the other threads register.
         with self._read_lock, self.timed("load"):
-            return read_image(scan.path)
+            image = read_image(scan.path)
+            if scan_id in self.study.unchecked_scans:  # what preflight refuses in the scans it reads
+                check_pixels(scan.id, scan.path, image)
+            return image
 
     def image(self, scan_id: str) -> sitk.Image:
         return self.wait(self.image_future(scan_id))

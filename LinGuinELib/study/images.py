@@ -9,6 +9,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import ImageGeometry
 from .integrity import check_complete, check_geometry
+from .nifti_fast import read_nifti_gz
 
 MIN_SIZE = 4  # voxels per axis: fewer is a slice or a stub, not a CT volume to track in
 
@@ -58,7 +59,9 @@ def read_image(path: Path, series_uid: str | None = None, files: list[str] | Non
             image = reader.Execute()
         else:
             check_complete(path)
-            image = sitk.ReadImage(str(path))
+            image = read_nifti_gz(path)  # ITK's grid, voxels inflated about twice as fast
+            if image is None:
+                image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise InputError(f"{path}: cannot read image ({first[:160]})") from None

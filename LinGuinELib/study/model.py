@@ -55,6 +55,8 @@ class Study:
     scans: list[Scan]
     lesions: list[Lesion] = field(default_factory=list)
     source: Path | None = None  # manifest file or folder the study came from
+    # Scans that preflight left for the engine to read: their voxels are checked when read.
+    unchecked_scans: set[str] = field(default_factory=set)
 
     def scan(self, scan_id: str) -> Scan:
         for s in self.scans:

@@ -1,9 +1,11 @@
 """Checks before any tracking work, so that bad input or a bad OUT costs seconds, not minutes.
 
 ``preflight(study, out)``: OUT allowed by the data-safety policy and writable with room to
-spare, every image read in full (voxels, not just the header: a truncated file is an error
-naming it, and the engine reuses what was read), no constant (empty) scan, every prompt on
-finite voxels.
+spare, every image file's header readable and its data complete (a truncated file is an error
+naming it), the prompted scans read in full (the engine reuses them) with every prompt on finite
+voxels. The other scans are read by the engine while it registers (reading them all first left a
+core idle and the method waiting); ``check_pixels`` refuses a constant (empty) or non-finite scan
+as it is read, still before anything is written. ``read_all=True`` reads every scan here instead.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..outputs.safety import check_out
-from .images import read_image
+from .images import read_geometry, read_image
+from .integrity import check_complete
 from .model import Study
 
 log = logging.getLogger(__name__)
@@ -53,27 +56,40 @@ def output_bytes(study: Study) -> int:
     return int(BASE_BYTES + BYTES_PER_VOXEL * voxels * 2)
 
 
-def load_pixels(study: Study) -> None:
-    """Read every scan in full (kept on the scan for the engine) and refuse empty ones.
+def load_pixels(study: Study, scan_ids: set[str] | None = None) -> None:
+    """Read these scans (default: all) in full, kept on the scan for the engine; refuse empty ones.
 
     Two files at a time: decompression is most of a read and SimpleITK releases the GIL.
     """
-    unread = [scan for scan in study.scans if scan.image is None]
+    chosen = [scan for scan in study.scans if scan_ids is None or scan.id in scan_ids]
+    unread = [scan for scan in chosen if scan.image is None]
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="linguine-read") as pool:
         for scan, image in zip(unread, pool.map(lambda s: read_image(s.path), unread)):
             scan.image = image
+    for scan in chosen:
+        check_pixels(scan.id, scan.path, scan.image)
+
+
+def check_pixels(scan_id: str, path: Path | None, image: sitk.Image) -> None:
+    """Refuse a scan with no finite voxel or one value everywhere; warn about NaN/inf voxels."""
+    arr = sitk.GetArrayViewFromImage(image)
+    finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
+    values = arr[finite] if finite is not None else arr
+    if values.size == 0:
+        raise InputError(f"scan '{scan_id}' ({path}): no finite voxel")
+    lo, hi = values.min(), values.max()
+    if lo == hi:
+        raise InputError(f"scan '{scan_id}' ({path}): every voxel is {lo:g}; an empty image, not a CT")
+    if finite is not None and not finite.all():
+        log.warning("scan %s: %.1f%% of its voxels are not finite (NaN/inf)", scan_id, 100.0 * (1 - finite.mean()))
+
+
+def check_files(study: Study) -> None:
+    """Header and completeness of every scan file not in memory (cheap: no voxels are read)."""
     for scan in study.scans:
-        arr = sitk.GetArrayViewFromImage(scan.image)
-        finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
-        values = arr[finite] if finite is not None else arr
-        if values.size == 0:
-            raise InputError(f"scan '{scan.id}' ({scan.path}): no finite voxel")
-        lo, hi = values.min(), values.max()
-        if lo == hi:
-            raise InputError(f"scan '{scan.id}' ({scan.path}): every voxel is {lo:g}; an empty image, not a CT")
-        if finite is not None and not finite.all():
-            log.warning("scan %s: %.1f%% of its voxels are not finite (NaN/inf)", scan.id,
-                        100.0 * (1 - finite.mean()))
+        if scan.image is None and scan.path is not None and Path(scan.path).is_file():
+            check_complete(scan.path)
+            read_geometry(scan.path)
 
 
 def check_prompt_voxels(study: Study) -> None:
@@ -106,9 +122,15 @@ def _refuse(lesion, what: str) -> None:
     raise InputError(f"lesion '{lesion.id}': its prompt on scan '{lesion.scan_id}' {what}")
 
 
-def preflight(study: Study, out: Path, kind: str = "track") -> Path:
-    """Every check before the work: OUT (policy, writable, space), images, prompts. Writes nothing."""
+def preflight(study: Study, out: Path, kind: str = "track", read_all: bool = False) -> Path:
+    """Every check before the work: OUT (policy, writable, space), files, prompts. Writes nothing.
+
+    Reads the prompted scans (``read_all``: every scan); the engine reads the others, checked
+    with ``check_pixels`` (they are listed in ``study.unchecked_scans``).
+    """
     target = check_out(out, study_inputs(study), kind, need_bytes=output_bytes(study))
-    load_pixels(study)
+    check_files(study)
+    load_pixels(study, None if read_all else {les.scan_id for les in study.lesions})
+    study.unchecked_scans = {scan.id for scan in study.scans if scan.image is None}
     check_prompt_voxels(study)
     return target
