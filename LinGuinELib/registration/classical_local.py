@@ -158,6 +158,12 @@ class LocalRefinementMapper(PointMapper):
             self._lungs = (lungs, near)
         return self._lungs
 
+    def prepare(self) -> None:
+        """The source's lung masks, which the first point in the lungs would compute."""
+        if self.refine and self.lung_aware:
+            with self._lock:
+                self._lung_masks()
+
     def _in_lung(self, point: np.ndarray) -> bool:
         near = self._lung_masks()[1]
         idx = near.TransformPhysicalPointToIndex(tuple(map(float, point)))
