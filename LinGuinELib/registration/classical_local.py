@@ -175,7 +175,7 @@ class LocalRefinementMapper(PointMapper):
         lung = self.lung_aware and self._in_lung(point)
         start_transform = self.lung_transform if lung and self.lung_transform is not None else self.global_transform
         first = self._stage(point, affine_from(start_transform, point), COARSE, lung)
-        if first is None or first[1] < MIN_NCC:
+        if first is None:  # a poor match here is still the best start the smaller boxes have
             return coarse, 0.0
         a = self._apply(first[0], point)
         if np.linalg.norm(a - coarse) > self.max_correction_mm:
