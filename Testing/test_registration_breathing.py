@@ -147,3 +147,27 @@ def test_breathing_case_truth_is_consistent(phantom: sitk.Image) -> None:
     back = np.array([case.g_in.TransformPoint(tuple(q)) for q in truth[ok]])
     np.testing.assert_allclose(back, points[ok], atol=1e-3)
     assert np.linalg.norm(truth[ok] - points[ok], axis=1).max() > 5.0  # the lungs moved
+
+
+def test_changed_neighbourhood_keeps_the_larger_box_and_lowers_confidence(phantom: sitk.Image, moved) -> None:
+    """Around one point the target's content is replaced (a new opacity, say): the fine box there
+    matches nothing, so it must not move the point; the larger boxes still see the anatomy around
+    it. Its confidence falls below the quality flag's threshold, the untouched points' does not."""
+    from LinGuinELib.quality.image_checks import MIN_CONFIDENCE
+
+    target, g = moved
+    points = _lung_points(phantom)
+    truth = np.array([_invert(g, p) for p in points])
+    arr = sitk.GetArrayFromImage(target).astype(np.float32)
+    zyx = np.stack(np.meshgrid(*[np.arange(n) for n in arr.shape], indexing="ij"), axis=-1)
+    centre = np.array(target.TransformPhysicalPointToContinuousIndex(tuple(truth[0])))[::-1]
+    inside = np.sum(((zyx - centre) * np.array(target.GetSpacing())[::-1]) ** 2, axis=-1) < 17.0**2
+    rng = np.random.default_rng(1)
+    arr[inside] = ndimage.gaussian_filter(rng.normal(-300.0, 250.0, arr.shape), 1.0)[inside]
+    changed = sitk.GetImageFromArray(arr)
+    changed.CopyInformation(target)
+    mapper = ClassicalRegistration().register(phantom, sitk.Cast(changed, sitk.sitkInt16))
+    errors = np.linalg.norm(mapper.map_points(points) - truth, axis=1)
+    conf = mapper.confidence(points)
+    assert errors[0] < 3.0, errors
+    assert conf[0] < MIN_CONFIDENCE <= conf[1:].min(), conf

@@ -243,3 +243,33 @@ def test_lidc_nodule_tre_below_2mm() -> None:
     mapper = ClassicalRegistration().register(source, target)
     error = float(np.linalg.norm(mapper.map_points(centre[None])[0] - truth))
     assert error < 2.0, error
+
+
+def test_half_thorax_field_of_view_against_full_one(phantom: sitk.Image, moved) -> None:
+    """A target reconstructed around one lung only: its body centroid lies ~40 mm to the side.
+
+    The global stage must still start on the right anatomy (an exhaustive translation search,
+    not centroids), in both directions."""
+    target, g = moved
+    half = target[: target.GetWidth() * 11 // 20, :, :]
+    points = _points_inside(phantom)
+    truth = np.array([_invert(g, p) for p in points])
+    idx = np.array([half.TransformPhysicalPointToContinuousIndex(tuple(t)) for t in truth])
+    keep = np.all((idx > 4) & (idx < np.array(half.GetSize()) - 5), axis=1)
+    assert keep.sum() >= 2
+    forward = ClassicalRegistration(refine=False).register(phantom, half).map_points(points[keep])
+    assert np.linalg.norm(forward - truth[keep], axis=1).max() < 4.0
+    backward = ClassicalRegistration(refine=False).register(half, phantom).map_points(truth[keep])
+    assert np.linalg.norm(backward - points[keep], axis=1).max() < 4.0
+
+
+def test_translation_search_finds_a_known_shift(phantom: sitk.Image) -> None:
+    from LinGuinELib.registration.classical_global import OUTSIDE, body_mask, prepare
+    from LinGuinELib.registration.classical_search import best_translation
+
+    shift = np.array([-36.0, 20.0, -45.0])
+    moved = sitk.Image(phantom)
+    moved.SetOrigin(tuple(np.array(phantom.GetOrigin()) + shift))
+    small, valid, other, _ = prepare(phantom, moved, 4.0)
+    found, score = best_translation(small, body_mask(small, valid), other, None, OUTSIDE)
+    assert np.linalg.norm(found - shift) < 4.0 and score > 0.9, (found, score)

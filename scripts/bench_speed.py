@@ -3,6 +3,7 @@
 
     python scripts/bench_speed.py STUDY.json [--repeats 3]          # the `linguine track` pipeline
     python scripts/bench_speed.py STUDY.json --session              # warm, then add each lesion
+    python scripts/bench_speed.py STUDY.json --study-worker         # the same through the Slicer panel's worker
 
 Each run is a fresh child process (imports and peak memory are its own). The pipeline run does
 what `linguine track` does (manifest, preflight, track, write) and reports its stage breakdown:
@@ -113,14 +114,82 @@ def session_worker(manifest: Path) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
+def study_worker_run(manifest: Path) -> dict:
+    """The Slicer panel's path: ``python -m LinGuinELib.worker`` opened on the study, then the lesions
+    sent one more at a time (every lesion so far, as the panel does); walls as the panel sees them,
+    process start, pipes and result pickles included."""
+    import os
+    import tempfile
+
+    from LinGuinELib.config import TrackingConfig
+    from LinGuinELib.study.manifest import load_manifest
+
+    study = load_manifest(manifest)
+    folder = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+    scans = [{"id": s.id, "image": str(Path(s.path).resolve()), "date": s.date.isoformat() if s.date else None,
+              "timepoint": s.timepoint} for s in study.scans]
+    (folder / "study.json").write_text(json.dumps({"patient_id": study.patient_id, "scans": scans, "lesions": [],
+                                                   "config": TrackingConfig().to_dict(), "plugins": []}))
+    records = []
+    for les in study.lesions:
+        record = {"id": les.id, "scan": les.scan_id}
+        if les.points_lps is not None:
+            record["points_lps"] = les.points_lps.tolist()
+        if les.mask_path is not None:
+            record["mask"] = str(Path(les.mask_path).resolve())
+        records.append(record)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    with open(folder / "worker.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "LinGuinELib.worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=str(folder))
+
+    def until(ident: int, stages: set[str]) -> dict:
+        for line in proc.stdout:
+            answer = json.loads(line)
+            if answer.get("id") == ident and answer["stage"] in stages:
+                return answer
+        sys.exit((folder / "worker.log").read_text()[-3000:])
+
+    def send(command: dict) -> None:
+        proc.stdin.write(json.dumps(command) + "\n")
+        proc.stdin.flush()
+
+    send({"cmd": "open", "id": 0, "workdir": str(folder),
+          "warm_from": list(dict.fromkeys(les.scan_id for les in study.lesions))})
+    until(0, {"opened"})
+    warm = until(0, {"warm"})
+    warm_s = time.perf_counter() - started
+    added = []
+    for k in range(len(records)):
+        t = time.perf_counter()
+        send({"cmd": "track", "id": k + 1, "lesions": records[:k + 1]})
+        answer = until(k + 1, {"result", "error"})
+        added.append({"lesion": records[k]["id"], "wall_s": time.perf_counter() - t,
+                      "register_calls": answer.get("register_calls"), "reused": answer.get("reused")})
+    status = Path(f"/proc/{proc.pid}/status")
+    peak = next((int(x.split()[1]) / 1024 for x in status.read_text().splitlines() if x.startswith("VmHWM:")),
+                float("nan")) if status.exists() else float("nan")
+    send({"cmd": "close", "id": -1})
+    proc.wait(60)
+    return {"study": study.patient_id, "warm_s": warm_s, "warm_register_calls": warm["register_calls"],
+            "added": added, "worker_peak_rss_mb": peak}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("manifest", type=Path)
     p.add_argument("--out", type=Path, default=None, help="OUT folder (default: next to the manifest)")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--session", action="store_true", help="warm a session, then add each lesion")
+    p.add_argument("--study-worker", action="store_true",
+                   help="open the study in the Slicer panel's worker process, then send each lesion")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.study_worker:
+        for _ in range(args.repeats):
+            print(json.dumps(study_worker_run(args.manifest)))
+        return
     if args.worker:
         out = args.out or args.manifest.parent / "result_speed"
         print(json.dumps(session_worker(args.manifest) if args.session else pipeline_worker(args.manifest, out)))

@@ -79,6 +79,19 @@ def summary(errors: np.ndarray) -> dict:
             "under_2.5mm": round(float((e < 2.5).mean()), 3)}
 
 
+def calibration(conf: np.ndarray, errors: np.ndarray) -> list[dict]:
+    """Per candidate threshold: share of landmarks flagged, and how many large errors are flagged."""
+    out = []
+    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
+        low = conf < threshold
+        out.append({"threshold": threshold, "flagged": round(float(low.mean()), 3),
+                    "over_2mm": int((errors > 2).sum()), "over_2mm_flagged": int(((errors > 2) & low).sum()),
+                    "over_3mm": int((errors > 3).sum()), "over_3mm_flagged": int(((errors > 3) & low).sum()),
+                    "error_mean_flagged": round(float(errors[low].mean()), 2) if low.any() else None,
+                    "error_mean_kept": round(float(errors[~low].mean()), 2) if (~low).any() else None})
+    return out
+
+
 def run(args, options: dict, run_backend) -> dict:
     """All cases, both directions; returns the report (also logged)."""
     cache = args.cache or Path(args.tmp)
@@ -129,14 +142,14 @@ def run(args, options: dict, run_backend) -> dict:
     conf = np.array([c for r in rows for c in r["confidence"][int(r["lesion_error"] is not None):]], float)
     errs = np.array([e for r in rows for e in r["landmark_errors"]])
     if conf.size == errs.size and conf.size and np.isfinite(conf).any():
-        low = conf < 0.5
-        report["confidence"] = {"low_fraction": round(float(low.mean()), 3),
-                                "error_mean_low": round(float(errs[low].mean()), 2) if low.any() else None,
-                                "error_mean_high": round(float(errs[~low].mean()), 2) if (~low).any() else None,
-                                "errors_over_3mm_low_confidence": int(((errs > 3) & low).sum()),
-                                "errors_over_3mm": int((errs > 3).sum())}
-    for key in ("landmarks_forward", "landmarks_reverse", "lesions_both", "confidence"):
+        report["confidence"] = calibration(conf, errs)
+    report["cases"] = [{"ct": r["ct"], "case": r["case"], "direction": r["direction"], "half_fov": r["half_fov"],
+                        **summary(r["landmark_errors"]), "lesion": r["lesion_error"], "global_cpu_s": r["global_cpu_s"],
+                        "point_cpu_s": r["point_cpu_s_mean"]} for r in rows]
+    for key in ("landmarks_forward", "landmarks_reverse", "lesions_both"):
         log.info("%s: %s", key, report.get(key))
+    for row in report.get("confidence", []):
+        log.info("confidence < %.2f: %s", row["threshold"], row)
     log.info("global stage: wall max %.1f s, cpu median %.1f s; refinement cpu mean %.3f s per point",
              report["global_s_max"], report["global_cpu_s_median"], report["point_cpu_s_mean"])
     return report

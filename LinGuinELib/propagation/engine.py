@@ -245,6 +245,7 @@ class _Run:
         src, tgt = source.result(), target.result()
         with self.timed("registration"):
             mapper = self.registration.register(src, tgt)
+            mapper.prepare()  # per-pair set-up now, on the pool, not on the first lesion's step
         with self._lock:
             self.register_calls += 1
         return mapper

@@ -28,6 +28,10 @@ class PointMapper(ABC):
         the quality flag then relies on the other signals."""
         return np.full(len(np.asarray(points_lps, dtype=float).reshape(-1, 3)), np.nan)
 
+    def prepare(self) -> None:
+        """Work the mapper would otherwise do on its first point (the engine calls this on its
+        pool right after registering, so a study kept open has it done before any lesion comes)."""
+
 
 class Registration(ABC):
     """A registration backend. Subclasses are registered with ``register_registration``."""

@@ -3,8 +3,8 @@
 LinGuinE only moves lesion centres, so a dense whole-volume deformable registration is not
 needed. ``register`` estimates one affine on heavily downsampled images (a few seconds,
 ``classical_global``); the returned mapper refines that estimate around each point it is asked
-about, in boxes of a few centimetres at near-native resolution, checks the estimates of two box
-sizes against each other, and caches the answer (``classical_local``). Every metric is evaluated
+about, in shrinking boxes of a few centimetres at near-native resolution, checks the last box
+from two starts, and caches the answer (``classical_local``). Every metric is evaluated
 at every voxel of an image-derived lattice: the same inputs give the same mapping bit for bit,
 with any thread count.
 
@@ -58,8 +58,8 @@ class ClassicalRegistration(Registration):
     Options:
         global_spacing_mm: voxel size of the global affine stage (default 4.0; smaller is
             slower and rarely better, as the local stage does the fine work).
-        local_box_mm: side of the smallest (fine) box refined around each point (default 40.0);
-            a 72 mm box starts it and a 56 mm box checks it.
+        local_box_mm: side of the last (fine) box refined around each point (default 28.0):
+            72 mm and 40 mm affine boxes lead to it, and it is checked by starting it twice.
         refine: run the local stage (default True); False maps through the global affine.
         lung_aware: for points in or next to a lung, align only the lung (plus 12 mm around the
             point) so that the point follows the lung sliding along the chest wall (default True).
@@ -76,7 +76,7 @@ class ClassicalRegistration(Registration):
         self,
         device: str = "cpu",
         global_spacing_mm: float = 4.0,
-        local_box_mm: float = 40.0,
+        local_box_mm: float = 28.0,
         refine: bool = True,
         lung_aware: bool = True,
         max_correction_mm: float = 25.0,

@@ -1,17 +1,22 @@
-"""Local stage of the classical registration: multi-scale local affines around each point.
+"""Local stage of the classical registration: a cascade of shrinking boxes around each point.
 
-For a point p the global affine is refined in three boxes centred on p (native-resolution crops,
-block-averaged, sampled on a regular lattice: deterministic, no seed):
+For a point p the global (or lungs-only) affine is refined in boxes centred on p
+(native-resolution crops, block-averaged, sampled on a regular lattice: deterministic, no seed):
 
-1. ``coarse``: a large box on a coarse lattice, started from the global affine: the smooth,
-   robust estimate A;
-2. ``fine`` and ``check``: a small and a medium box, each started from A, giving B and C.
+1. ``COARSE``: a 72 mm affine on a 4 mm lattice, started from the global affine (its moving
+   crop reaches 12 mm further: it catches up with breathing motion the global affine misses);
+2. ``MEDIUM``: a 40 mm affine started from 1;
+3. ``FINE``: a ``local_box_mm`` (28 mm) translation started from 2, and the same box started
+   from 1 as an independent check.
 
-When B and C agree (within ``AGREE_MM``) the point goes to B; otherwise one of them jumped to a
-neighbouring structure and the smoother A is kept. For a point in or next to a lung, every box
-is restricted to the lung (plus a ball around the point, so the lesion itself always counts):
-the lung slides along the chest wall when breathing, and a point in the lung must follow the
-lung, not the ribs.
+Smaller boxes follow non-rigid motion more closely but may jump to a neighbouring structure
+when the box holds little that matches. A box whose normalised correlation after alignment is
+below ``MIN_NCC`` is not trusted and its parent's estimate is kept. When the two fine estimates
+converge to different places the one that matches the fine box better is kept (both optimise the
+same metric on the same box) and the confidence drops with their distance. For a point in or
+next to a lung, every box is restricted to the lung (plus a ball around the point, so the lesion
+itself always counts): the lung slides along the chest wall when breathing, and a point in the
+lung must follow the lung, not the ribs.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ from .classical_global import PADDING_HU, affine_from, as_float_clamped, lung_ma
 
 log = logging.getLogger(__name__)
 
-# (box side mm, block-average voxel mm, lattice step mm, iterations) per stage
-COARSE = (72.0, 2.0, 4.0, 60)
-FINE = (40.0, 1.0, 2.0, 40)
-CHECK = (56.0, 1.5, 3.0, 40)
-AGREE_MM = 2.0  # fine and check estimates further apart than this: keep the coarse one
-LESION_MM = 5.0  # estimates this far apart cannot both find a small nodule: confidence 0
+# (box side mm, block-average voxel mm, lattice step mm, iterations, affine (else translation), levels)
+COARSE = (72.0, 2.0, 4.0, 40, True, 1)
+MEDIUM = (40.0, 1.0, 2.5, 30, True, 1)
+FINE = (28.0, 1.0, 2.0, 40, False, 1)
+MIN_NCC = 0.5  # a box matching worse than this after alignment (less than a quarter of the variance) holds no estimate
+AGREE_MM = 2.0  # fine starts this far apart (a 5-10 mm nodule's centre tolerance): confidence 0.5; twice: 0
+UNCHECKED = 0.6  # confidence factor when only one start of the fine box held
+NO_FINE = 0.4  # ... and when neither did (the larger box's estimate is kept): below the 0.5 of the quality flag
 LESION_BALL_MM = 6.0  # always part of a lung point's metric region
 NEAR_LUNG_MM = 8.0  # a point this close to a lung is treated as a lung point
 
@@ -80,7 +87,7 @@ class LocalRefinementMapper(PointMapper):
     """
 
     def __init__(self, source: sitk.Image, target: sitk.Image, global_transform: sitk.AffineTransform,
-                 refine: bool = True, local_box_mm: float = 40.0, max_correction_mm: float = 25.0,
+                 refine: bool = True, local_box_mm: float = 28.0, max_correction_mm: float = 25.0,
                  threads: int = 1, lung_aware: bool = True,
                  lung_transform: sitk.AffineTransform | None = None) -> None:
         self.source = source
@@ -95,7 +102,6 @@ class LocalRefinementMapper(PointMapper):
         self._cache: dict[tuple[float, float, float], tuple[np.ndarray, float]] = {}
         self._lock = threading.Lock()
         self._lungs: tuple[sitk.Image, sitk.Image] | None = None
-        self.estimates: dict[tuple, tuple] = {}  # diagnostics: (coarse, fine, check) per point
 
     def map_points(self, points_lps: np.ndarray) -> np.ndarray:
         return np.array([self._map_one(p)[0] for p in self._check(points_lps)]).reshape(-1, 3)
@@ -103,11 +109,14 @@ class LocalRefinementMapper(PointMapper):
     def confidence(self, points_lps: np.ndarray) -> np.ndarray:
         """Per point in [0, 1]: how far the local estimates vouch for the mapping.
 
-        1 - (distance between the fine and the check estimate) / LESION_MM, times the local
-        normalised correlation after registration (clipped to [0, 1] over 0.2-0.6). 1: two
-        boxes of different size agree and the aligned images match; 0: they disagree by a
-        small nodule's size, the image content does not match, no local estimate was possible,
-        or the point maps outside the target. NaN when refinement is off (nothing to compare).
+        The product of: 1 - (distance between the fine box's two estimates) / (2 AGREE_MM); the
+        fine box's correlation after alignment (0 at 0.2, 1 from 0.6 up); UNCHECKED when only
+        one of its starts held, NO_FINE when neither did. So the quality flag's 0.5
+        (``quality.image_checks.MIN_CONFIDENCE``) flags points whose two fine starts land more
+        than AGREE_MM apart or whose neighbourhood matches nothing; on the breathing benchmark
+        that caught every landmark off by more than 2 mm (README). 0: no local estimate was
+        possible, the coarse box moved too far, or the point maps outside the target. NaN when
+        refinement is off (nothing to compare).
         """
         pts = self._check(points_lps)
         if not self.refine:
@@ -149,6 +158,12 @@ class LocalRefinementMapper(PointMapper):
             self._lungs = (lungs, near)
         return self._lungs
 
+    def prepare(self) -> None:
+        """The source's lung masks, which the first point in the lungs would compute."""
+        if self.refine and self.lung_aware:
+            with self._lock:
+                self._lung_masks()
+
     def _in_lung(self, point: np.ndarray) -> bool:
         near = self._lung_masks()[1]
         idx = near.TransformPhysicalPointToIndex(tuple(map(float, point)))
@@ -160,30 +175,38 @@ class LocalRefinementMapper(PointMapper):
         lung = self.lung_aware and self._in_lung(point)
         start_transform = self.lung_transform if lung and self.lung_transform is not None else self.global_transform
         first = self._stage(point, affine_from(start_transform, point), COARSE, lung)
-        if first is None:
+        if first is None:  # a poor match here is still the best start the smaller boxes have
             return coarse, 0.0
-        a = np.array(first[0].TransformPoint(tuple(map(float, point))))
+        a = self._apply(first[0], point)
         if np.linalg.norm(a - coarse) > self.max_correction_mm:
             log.warning("local refinement moved %.1f mm (> %.1f), global estimate kept",
                         np.linalg.norm(a - coarse), self.max_correction_mm)
             return coarse, 0.0
+        medium = self._stage(point, first[0], MEDIUM, lung)
+        parent = medium if medium is not None and medium[1] >= MIN_NCC else first
         fine_stage = (self.local_box_mm,) + FINE[1:]
-        fine = self._stage(point, first[0], fine_stage, lung)
-        check = self._stage(point, first[0], CHECK, lung)
-        if fine is None or check is None:
-            return a, 0.0
-        b = np.array(fine[0].TransformPoint(tuple(map(float, point))))
-        c = np.array(check[0].TransformPoint(tuple(map(float, point))))
-        spread = float(np.linalg.norm(b - c))
-        similarity = float(np.clip((fine[1] - 0.2) / 0.4, 0.0, 1.0))
-        confidence = float(np.clip(1.0 - spread / LESION_MM, 0.0, 1.0)) * similarity
-        mapped = b if spread <= AGREE_MM else a
+        fines = [self._stage(point, parent[0], fine_stage, lung)]
+        if parent is medium:  # the same box started from the coarse estimate: does it land there too?
+            fines.append(self._stage(point, first[0], fine_stage, lung))
+        good = [f for f in fines if f is not None and f[1] >= MIN_NCC]
+        if good:
+            best = max(good, key=lambda f: f[1])  # the first on ties
+            mapped, ncc = self._apply(best[0], point), best[1]
+            spread = float(np.linalg.norm(self._apply(good[0][0], point) - self._apply(good[-1][0], point)))
+            trust = 1.0 if len(good) == 2 else UNCHECKED
+        else:  # the point's own neighbourhood matches nothing: keep the larger box, and say so
+            mapped, ncc, spread, trust = self._apply(parent[0], point), parent[1], 0.0, NO_FINE
+        similarity = float(np.clip((ncc - 0.2) / 0.4, 0.0, 1.0))
+        confidence = float(np.clip(1.0 - 0.5 * spread / AGREE_MM, 0.0, 1.0)) * similarity * trust
         if not self._inside_target(mapped):
             confidence = 0.0
-        log.debug("local refinement at %s: A-global %.2f, B-C %.2f mm, ncc %.2f, %.2f s", point.round(1),
-                  np.linalg.norm(a - coarse), spread, fine[1], time.perf_counter() - start)
-        self.estimates[tuple(round(float(v), 3) for v in point)] = (a, b, c)
+        log.debug("local refinement at %s: coarse-global %.2f, fine spread %.2f mm, ncc %.2f, %.2f s",
+                  point.round(1), np.linalg.norm(a - coarse), spread, ncc, time.perf_counter() - start)
         return mapped, confidence
+
+    @staticmethod
+    def _apply(transform: sitk.Transform, point: np.ndarray) -> np.ndarray:
+        return np.array(transform.TransformPoint(tuple(map(float, point))))
 
     def _inside_target(self, point: np.ndarray) -> bool:
         idx = np.array(self.target.TransformPhysicalPointToContinuousIndex(tuple(map(float, point))))
@@ -192,14 +215,17 @@ class LocalRefinementMapper(PointMapper):
         near = np.clip(np.round(idx).astype(int), 0, np.array(self.target.GetSize()) - 1)
         return float(self.target[tuple(int(v) for v in near)]) > PADDING_HU
 
-    def _stage(self, point: np.ndarray, initial: sitk.AffineTransform, stage: tuple, lung: bool
-               ) -> tuple[sitk.AffineTransform, float] | None:
-        """Affine optimised in a box around ``point``; (transform, local correlation) or None."""
-        box_mm, voxel_mm, step_mm, iterations = stage
+    def _stage(self, point: np.ndarray, initial: sitk.Transform, stage: tuple, lung: bool
+               ) -> tuple[sitk.Transform, float] | None:
+        """``initial`` refined in a box around ``point``: (transform, correlation after alignment) or None.
+
+        An affine stage returns an affine; a translation stage returns ``initial`` followed by
+        the optimised translation (the linear part of the larger box is kept)."""
+        box_mm, voxel_mm, step_mm, iterations, affine, levels = stage
         half = 0.5 * box_mm
         guess = np.array(initial.TransformPoint(tuple(map(float, point))))
         fixed_crop = _crop(self.source, point, half + voxel_mm)
-        moving_crop = _crop(self.target, guess, half + (20.0 if stage is COARSE else 8.0))
+        moving_crop = _crop(self.target, guess, half + (12.0 if stage is COARSE else 8.0))
         if fixed_crop is None or moving_crop is None:
             log.debug("point %s: local box outside an image", point)
             return None
@@ -226,9 +252,13 @@ class LocalRefinementMapper(PointMapper):
             return None  # featureless or nearly empty box (air, padding): nothing to align
         fixed_mask = sitk.GetImageFromArray(mask.astype(np.uint8))
         fixed_mask.CopyInformation(fixed)
-        local = sitk.AffineTransform(initial)
-        levels = ([2, 1], [2.0 * step_mm, 0.0]) if stage is COARSE else ([1], [0.0])
-        reg = method(iterations, 2.0, *levels, self.threads, fixed_mask)
+        pyramid = ([2, 1], [2.0 * step_mm, 0.0]) if levels > 1 else ([1], [0.0])
+        reg = method(iterations, 2.0, *pyramid, self.threads, fixed_mask)
+        if affine:
+            local = sitk.AffineTransform(initial)
+        else:
+            local = sitk.TranslationTransform(3)
+            reg.SetMovingInitialTransform(initial)
         reg.SetInitialTransform(local, inPlace=True)
         try:
             reg.Execute(as_float_clamped(fixed), as_float_clamped(moving))
@@ -236,4 +266,5 @@ class LocalRefinementMapper(PointMapper):
             log.debug("local refinement failed at %s: %s", point, exc)
             return None
         log.debug("stage %s: %d iterations, metric %.3f", stage, reg.GetOptimizerIteration(), reg.GetMetricValue())
-        return local, float(np.sqrt(max(0.0, -reg.GetMetricValue())))
+        found = local if affine else sitk.CompositeTransform([initial, local])
+        return found, float(np.sqrt(max(0.0, -reg.GetMetricValue())))
