@@ -10,8 +10,8 @@ For a point p the global (or lungs-only) affine is refined in boxes centred on p
    from 1 as an independent check.
 
 Smaller boxes follow non-rigid motion more closely but may jump to a neighbouring structure
-when the box holds little that matches. A box whose normalised correlation after alignment is
-below ``MIN_NCC`` is not trusted and its parent's estimate is kept. When the two fine estimates
+when the box holds little that matches. A medium or fine box whose normalised correlation after
+alignment is below ``MIN_NCC`` is not trusted and its parent's estimate is kept. When the two fine estimates
 converge to different places the one that matches the fine box better is kept (both optimise the
 same metric on the same box) and the confidence drops with their distance. For a point in or
 next to a lung, every box is restricted to the lung (plus a ball around the point, so the lesion
