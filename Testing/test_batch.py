@@ -154,7 +154,10 @@ def test_interrupted_batch_resumes_without_loss_or_duplicates(dataset, tmp_path)
 
 
 def _finished(out: Path) -> set[str]:
-    return {p.name for p in out.iterdir() if (p / "run.json").is_file()} if out.exists() else set()
+    """Patients whose output is in place (a hidden ``.<id>.partial-*`` folder is still being written)."""
+    if not out.exists():
+        return set()
+    return {p.name for p in out.iterdir() if not p.name.startswith(".") and (p / "run.json").is_file()}
 
 
 @pytest.mark.slow

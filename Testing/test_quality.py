@@ -246,3 +246,17 @@ def test_engine_reports_a_fragment_of_fissure_where_a_lesion_was_as_not_found(tm
     assert gone.status == "not_found" and gone.mask.empty, gone.signals
     assert Reason.CANDIDATE_REJECTED in _reasons(gone.findings)
     assert gone.signals["candidate_ml"] > 0 and gone.signals["candidate_unlike"] >= 1
+
+
+def test_a_candidate_filling_most_of_the_lesions_place_is_kept_even_leaking_and_unlike():
+    from LinGuinELib.quality.match import rejects
+
+    # measured cases (inside, coverage, unlike): a 9 mm nodule on a vessel, still there (x0.7),
+    # segmented with 2.3 mL of its vessel: half of it away, not compact, but it fills its place
+    assert not rejects(0.48, 0.81, 1)
+    # the same nodule gone: the vessel alone crosses its place
+    assert rejects(0.65, 0.31, 1) and rejects(0.15, 0.30, 1)
+    # a fragment of wall or fissure inside the old place; a structure passing by
+    assert rejects(1.00, 0.13, 3) and rejects(0.50, 0.10, 0)
+    # one piece of evidence alone: a lesion that shrank a lot, or one that grew out of its place
+    assert not rejects(1.00, 0.10, 0) and not rejects(0.60, 0.40, 0) and not rejects(1.00, 0.40, 1)

@@ -15,10 +15,11 @@ candidate:
   compact, a thin part, a weak edge, an open outline, outside the lung) the prompt's segment did
   not have, or a compactness clearly below the prompt's (beyond the grid's half-voxel
   quantisation of both).
-Two of them reject it (the result becomes ``not_found``, flagged ``candidate_rejected``). A lesion
-that shrank stays inside and keeps its look (kept, however small); one that leaked still covers
-its place (kept unless it also stops looking like itself; the flag looks at it); a lesion that
-shrank a lot *and* changed its look is rejected, and the flag asks the user to confirm it has gone.
+Two of them reject it (the result becomes ``not_found``, flagged ``candidate_rejected``), unless
+it fills most of the lesion's place: then the lesion is there, perhaps leaking into a neighbour
+(kept; the flag looks at it). A lesion that shrank stays inside and keeps its look (kept, however
+small); a lesion that shrank a lot *and* changed its look is rejected, and the flag asks the user
+to confirm it has gone.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ REGISTRATION_ALLOWANCE_MM = 4.0  # a propagated centre lands within a few mm (RE
 MAX_RADIUS_GAIN = 1.0  # widened region: at most one more lesion radius (8x the volume)
 MIN_INSIDE = 0.8  # candidate share inside the widened region, below which it is suspect
 MIN_COVERAGE = 0.25  # share of the expected region covered, below which it is suspect
+OCCUPIED = 0.5  # share of the expected region covered from which the lesion is there (most of its place)
 MAX_SAMPLES = 300_000  # voxels sampled to measure the coverage (strided beyond)
 # Image findings that describe what a segment looks like (not where it is or how it was found).
 LOOK_REASONS = (Reason.NOT_COMPACT, Reason.THIN_PART, Reason.WEAK_EDGE, Reason.OPEN_BOUNDARY, Reason.OUTSIDE_LUNG)
@@ -127,6 +129,12 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
         coverage = float(hits.mean())
     else:
         coverage = 1.0  # a lesion smaller than a voxel here: nothing to compare
-    against = int(inside < MIN_INSIDE) + int(coverage < MIN_COVERAGE) + int(bool(unlike))
     return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
-            "plausible": float(against < 2)}
+            "plausible": float(not rejects(inside, coverage, len(unlike)))}
+
+
+def rejects(inside: float, coverage: float, unlike: int) -> bool:
+    """The decision of ``candidate_match`` from its evidence (see the module docstring)."""
+    if coverage >= OCCUPIED:
+        return False
+    return int(inside < MIN_INSIDE) + int(coverage < MIN_COVERAGE) + int(unlike > 0) >= 2
