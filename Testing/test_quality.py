@@ -89,6 +89,27 @@ def test_empty_prompt_and_far_point_flagged():
     assert Reason.POINT_FAR in _reasons(far)
 
 
+def test_low_registration_confidence_flags_small_lesions_and_unvouched_points_only():
+    """A few mm of registration doubt matter for a 8 mm nodule, not inside a 30 mm mass; a point
+    nothing vouches for (confidence 0) is flagged whatever the size."""
+    img, arr = _chest(shape=(40, 60, 60))
+    small, large = _ball(arr.shape, (20, 30, 38), 4), _ball(arr.shape, (20, 30, 38), 15)
+    arr[large] = 30
+    img2 = sitk.GetImageFromArray(arr.astype(np.int16))
+    img2.CopyInformation(img)
+    centre = np.array([38.0, 30.0, 20.0])
+
+    def flagged(mask, confidence):
+        radius = float((3 * mask.sum() / (4 * np.pi)) ** (1 / 3))
+        _, found = scan_checks(img2, MaskCrop.from_full(mask), is_prompt=False, point_lps=centre,
+                               confidence=confidence, prompt_signals={"radius_mm": radius})
+        return Reason.LOW_REGISTRATION_CONFIDENCE in _reasons(found)
+
+    assert flagged(small, 0.3) and not flagged(small, 0.8)
+    assert not flagged(large, 0.3) and flagged(large, 0.0)
+    assert flagged(np.zeros(arr.shape, bool), 0.3)  # nothing segmented: nothing holds the point
+
+
 def test_candidate_match_rejects_a_passing_vessel_keeps_a_shrunk_lesion():
     img, arr = _chest(shape=(40, 80, 80))
     centre_zyx = (20, 40, 45)

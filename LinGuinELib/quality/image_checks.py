@@ -44,6 +44,12 @@ MIN_VOLUME_ML = 4.0 / 3.0 * math.pi * 1.5**3 / 1000.0  # a 3 mm nodule
 MIN_VOXELS = 8
 POINT_FAR_MM = 5.0  # plus half the segment's radius: how far a propagated point may sit
 MIN_CONFIDENCE = 0.5
+# A confidence in (0, MIN_CONFIDENCE) stands for a mapping off by a few mm (the classical backend:
+# its two fine estimates 2-4 mm apart). A lesion whose radius is this many times that holds such a
+# point well inside, so the segment is the lesion's whatever the few mm: no flag then (the
+# point-distance check still catches a point that did land off it). 0 (nothing vouches) always flags.
+LOW_CONFIDENCE_ERROR_MM = 4.0
+CONFIDENT_RADIUS_FACTOR = 2.5
 PROMPT_CONTRAST_FRACTION = 1 / 3  # a follow-up edge weaker than this share of the prompt's is weak
 MAX_THIN_PART = 0.25  # share of a segment thinner than half its thickest part (vessel, pleura)
 MIN_COMPACTNESS = 0.5  # radius of the widest ball inside / radius of the sphere of its volume
@@ -125,6 +131,14 @@ def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
     return contrast, open_fraction, noise
 
 
+def _low_confidence(confidence: float, radius_mm: float) -> bool:
+    """Is the registration's own doubt about this point a doubt about the result? (see
+    ``CONFIDENT_RADIUS_FACTOR``; ``radius_mm``: the smaller of this segment's and the prompt's)."""
+    if not np.isfinite(confidence) or confidence >= MIN_CONFIDENCE:
+        return False
+    return confidence <= 0.0 or radius_mm < CONFIDENT_RADIUS_FACTOR * LOW_CONFIDENCE_ERROR_MM
+
+
 def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
                 point_lps: np.ndarray | None = None, confidence: float = math.nan,
                 diagnostics: dict[str, Any] | None = None,
@@ -136,17 +150,17 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     """
     findings: list[Finding] = []
     signals: dict[str, float] = {"registration_confidence": float(confidence)}
-    if np.isfinite(confidence) and confidence < MIN_CONFIDENCE:
-        findings.append(Finding(Reason.LOW_REGISTRATION_CONFIDENCE, f"confidence {confidence:.2f}"))
     count = mask.voxel_count
+    prompt_signals = prompt_signals or {}
+    volume = count * voxel_volume_ml(image)
+    radius = equivalent_radius_mm(volume)
+    if _low_confidence(confidence, min(radius, prompt_signals.get("radius_mm", radius))):
+        findings.append(Finding(Reason.LOW_REGISTRATION_CONFIDENCE, f"confidence {confidence:.2f}"))
     if count == 0:
         if is_prompt:
             findings.append(Finding(Reason.EMPTY_PROMPT))
         return signals, findings
-    volume = count * voxel_volume_ml(image)
-    radius = equivalent_radius_mm(volume)
     signals["radius_mm"] = radius
-    prompt_signals = prompt_signals or {}
     if volume < MIN_VOLUME_ML or count < MIN_VOXELS:
         findings.append(Finding(Reason.TINY_SEGMENT, f"{volume * 1000:.0f} mm3, {count} voxels"))
     spacing = np.array(image.GetSpacing()[::-1], float)
