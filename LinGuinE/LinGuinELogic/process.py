@@ -64,25 +64,31 @@ def python_executable() -> str:
     return sys.executable
 
 
-def write_child_study(study: Any, config: TrackingConfig, folder: Path, plugins: list[str]) -> None:
-    """The prepared study as files the child reads (see LinGuinELib/child.py)."""
-    scans, lesions = [], []
-    for k, scan in enumerate(study.scans):
-        name = f"scan{k:03d}.nrrd"
-        sitk.WriteImage(scan.image, str(folder / name), False)
-        scans.append({"id": scan.id, "image": name, "date": scan.date.isoformat() if scan.date else None,
-                      "timepoint": scan.timepoint})
-    for k, lesion in enumerate(study.lesions):
+def lesion_records(lesions: list, folder: Path, prefix: str = "") -> list:
+    """The lesions' prompts as JSON records for the child; mask prompts written into ``folder``."""
+    records = []
+    for k, lesion in enumerate(lesions):
         record: dict[str, Any] = {"id": lesion.id, "scan": lesion.scan_id}
         if lesion.points_lps is not None:
             record["points_lps"] = lesion.points_lps.tolist()
         if lesion.negative_points_lps is not None:
             record["negative_points_lps"] = lesion.negative_points_lps.tolist()
         if lesion.mask is not None:
-            record["mask"] = f"mask{k:03d}.nrrd"
+            record["mask"] = f"{prefix}mask{k:03d}.nrrd"
             sitk.WriteImage(lesion.mask, str(folder / record["mask"]), True)
-        lesions.append(record)
-    spec = {"patient_id": study.patient_id, "scans": scans, "lesions": lesions,
+        records.append(record)
+    return records
+
+
+def write_child_study(study: Any, config: TrackingConfig, folder: Path, plugins: list[str]) -> None:
+    """The prepared study as files the child reads (see LinGuinELib/child.py)."""
+    scans = []
+    for k, scan in enumerate(study.scans):
+        name = f"scan{k:03d}.nrrd"
+        sitk.WriteImage(scan.image, str(folder / name), False)
+        scans.append({"id": scan.id, "image": name, "date": scan.date.isoformat() if scan.date else None,
+                      "timepoint": scan.timepoint})
+    spec = {"patient_id": study.patient_id, "scans": scans, "lesions": lesion_records(study.lesions, folder),
             "config": config.to_dict(), "plugins": list(plugins)}
     (folder / "study.json").write_text(json.dumps(spec))
 

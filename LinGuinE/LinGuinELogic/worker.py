@@ -24,13 +24,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import SimpleITK as sitk
-
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.propagation.progress import ProgressEvent
 from LinGuinELib.study.model import Study
 
-from .process import _RUNNING, ChildTracking, kill_tree, library_root, python_executable, write_child_study
+from .process import (
+    _RUNNING,
+    ChildTracking,
+    kill_tree,
+    lesion_records,
+    library_root,
+    python_executable,
+    write_child_study,
+)
 from .volumes import world_ijk_to_ras
 
 log = logging.getLogger(__name__)
@@ -49,21 +55,6 @@ def study_key(volumes: list[Any], config: TrackingConfig, environment: dict[str,
         parts.append([volume.scan_id, node.GetID(), image.GetMTime() if image is not None else 0,
                       world_ijk_to_ras(node).round(6).tolist(), volume.timepoint.text])
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _lesion_records(study: Any, folder: Path, request: int) -> list[dict]:
-    records = []
-    for k, lesion in enumerate(study.lesions):
-        record: dict[str, Any] = {"id": lesion.id, "scan": lesion.scan_id}
-        if lesion.points_lps is not None:
-            record["points_lps"] = lesion.points_lps.tolist()
-        if lesion.negative_points_lps is not None:
-            record["negative_points_lps"] = lesion.negative_points_lps.tolist()
-        if lesion.mask is not None:
-            record["mask"] = f"request{request:03d}-mask{k:03d}.nrrd"
-            sitk.WriteImage(lesion.mask, str(folder / record["mask"]), True)
-        records.append(record)
-    return records
 
 
 class StudyWorker:
@@ -162,7 +153,7 @@ class StudyWorker:
         job = WorkerJob(self, prepared, config)
         self.job = job
         request = self._next_id
-        records = _lesion_records(prepared.study, self.folder, request)
+        records = lesion_records(prepared.study.lesions, self.folder, f"request{request:03d}-")
         if self.send({"cmd": "track", "lesions": records}) is None:
             job.fall_back()
         else:
