@@ -281,3 +281,16 @@ def test_a_candidate_filling_most_of_the_lesions_place_is_kept_even_leaking_and_
     assert rejects(1.00, 0.13, 3) and rejects(0.50, 0.10, 0)
     # one piece of evidence alone: a lesion that shrank a lot, or one that grew out of its place
     assert not rejects(1.00, 0.10, 0) and not rejects(0.60, 0.40, 0) and not rejects(1.00, 0.40, 1)
+
+
+def test_console_table_shows_review_reasons_and_fits_long_ids(capsys):
+    from LinGuinELib.cli.track import print_table
+
+    base = {"when": "2023-01-09", "status": "found", "volume_ml": 1.5, "longest_axial_diameter_mm": 14.0,
+            "response": "SD", "review": False, "review_reasons": ""}
+    rows = [{**base, "lesion": "right-lower-lobe-nodule", "scan": "T0"},
+            {**base, "lesion": "L2", "scan": "T1", "review": True, "review_reasons": "weak_edge;open_boundary"}]
+    print_table(rows)
+    head, long_row, flagged = capsys.readouterr().out.splitlines()
+    assert long_row.index("T0") == head.index("scan")  # a long id does not push the columns
+    assert flagged.endswith("review: weak_edge, open_boundary") and "review" not in long_row

@@ -65,16 +65,21 @@ def load_study(args: argparse.Namespace):
 
 def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = None,
                 extra_name: str = "") -> None:
+    """The trajectory on the console; a row that needs a look ends with ``review:`` and its reasons
+    (the same codes as ``trajectory.csv``), so no doubtful volume is printed as plain fact."""
+    lw = max([8] + [len(r["lesion"]) + 2 for r in rows])
     w = max([10] + [len(r["scan"]) + 2 for r in rows])
-    head = f"{'lesion':<8}{'scan':<{w}}{'when':<12}{'status':<14}{'vol mL':>8}{'LD mm':>8}{'resp':>10}"
+    head = f"{'lesion':<{lw}}{'scan':<{w}}{'when':<12}{'status':<14}{'vol mL':>8}{'LD mm':>8}{'resp':>10}"
     print(head + (f"{extra_name:>8}" if extra else ""))
     for r in rows:
         vol = "" if r["volume_ml"] is None else f"{r['volume_ml']:.2f}"
         ld = "" if r["longest_axial_diameter_mm"] is None else f"{r['longest_axial_diameter_mm']:.1f}"
-        line = (f"{r['lesion']:<8}{r['scan']:<{w}}{r['when']:<12}{r['status']:<14}{vol:>8}{ld:>8}"
+        line = (f"{r['lesion']:<{lw}}{r['scan']:<{w}}{r['when']:<12}{r['status']:<14}{vol:>8}{ld:>8}"
                 f"{r['response']:>10}")
         if extra:
             line += f"{extra.get((r['lesion'], r['scan']), ''):>8}"
+        if r.get("review"):
+            line += "  review: " + r.get("review_reasons", "").replace(";", ", ")
         print(line)
 
 
