@@ -46,6 +46,16 @@ def _wait(job, timeout=120):
     return events
 
 
+def _wait_for_grandchild(job, pid_file, timeout=60) -> int:
+    """Poll ``job`` until the never-ending test backend has written its process id; return it."""
+    deadline = time.time() + timeout
+    while not pid_file.is_file() or not pid_file.read_text():
+        assert time.time() < deadline and not job.finished, job.log_tail()
+        job.poll()
+        time.sleep(0.05)
+    return int(pid_file.read_text())
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -113,12 +123,7 @@ def test_cancel_kills_the_process_tree_within_two_seconds(ball_study, tmp_path):
     config = TrackingConfig(registration="slicer-test-never-ends", segmentation="slicer-test-bright")
     job = logic.startTracking(prepared, config, _environment(tmp_path, **{SLEEPER_PID_ENV: str(pid_file)}),
                               PLUGINS)
-    deadline = time.time() + 60
-    while not pid_file.is_file() or not pid_file.read_text():
-        assert time.time() < deadline and not job.finished, job.log_tail()
-        job.poll()
-        time.sleep(0.05)
-    grandchild = int(pid_file.read_text())
+    grandchild = _wait_for_grandchild(job, pid_file)
     assert _alive(grandchild) and not job.finished
     started = time.perf_counter()
     job.cancel()

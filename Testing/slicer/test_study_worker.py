@@ -15,7 +15,7 @@ import pytest
 if not hasattr(sys.modules.get("slicer"), "vtkMRMLScene"):  # conftest imported it if it could
     pytest.skip("slicer-core is not installed (bash scripts/install_slicer_core.sh)", allow_module_level=True)
 
-from test_child_process import PLUGINS, _alive, _environment, _wait  # noqa: E402
+from test_child_process import PLUGINS, _alive, _environment, _wait, _wait_for_grandchild  # noqa: E402
 
 from LinGuinELib.config import TrackingConfig  # noqa: E402
 
@@ -128,12 +128,7 @@ def test_cancel_kills_the_worker_and_nothing_reaches_the_scene(ball_study, tmp_p
     try:
         job = logic.startTracking(logic.prepare(ball_study.volumes, ball_study.points), config, environment,
                                   PLUGINS, keepStudyOpen=True)
-        deadline = time.time() + 60
-        while not pid_file.is_file() or not pid_file.read_text():
-            assert time.time() < deadline and not job.finished, job.log_tail()
-            job.poll()
-            time.sleep(0.05)
-        grandchild = int(pid_file.read_text())
+        grandchild = _wait_for_grandchild(job, pid_file)
         job.cancel()
         assert job.finished and job.cancelled and job.error is None
         deadline = time.time() + 2.0
