@@ -30,7 +30,15 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from .base import PointMapper
-from .classical_global import PADDING_HU, affine_from, as_float_clamped, lung_mask, method, pinned_threads
+from .classical_global import (
+    PADDING_HU,
+    affine_from,
+    as_float_clamped,
+    lung_mask,
+    method,
+    pinned_threads,
+    shrink_factors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +83,8 @@ def _box_grid(reference: sitk.Image, center: np.ndarray, side_mm: float, step_mm
 
 
 def _shrink(image: sitk.Image, voxel_mm: float) -> sitk.Image:
-    factors = [max(1, int(round(voxel_mm / s))) for s in image.GetSpacing()]
+    """Block-average to about ``voxel_mm`` (no clamping: the box keeps its own intensities)."""
+    factors = shrink_factors(image, voxel_mm)
     return sitk.BinShrink(image, factors) if max(factors) > 1 else image
 
 
