@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import resource
 import subprocess
 import sys
@@ -75,12 +77,26 @@ def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     pairs = [{"lesion": r["lesion"], "scan": r["scan"], "status": r["status"], "dice": r["dice"],
               "centre_mm": r["centre_distance_mm"], "outcome": r["outcome"]} for r in evaluation]
     kinds = lesion_kinds(manifest, study, evaluation)
-    print(json.dumps({"study": study.patient_id, "dataset": args.dataset, "wall_s": wall, "peak_rss_mb": peak_mb,
+    found = re.search(r"_s(\d+)", manifest.parent.name)
+    seed = int(found[1]) if found else None
+    print(json.dumps({"study": study.patient_id, "dataset": args.dataset, "seed": seed, "wall_s": wall,
+                      "peak_rss_mb": peak_mb,
                       "timings_s": result.timings, "scans": len(study.scans),
                       "size": list(result.references[study.scans[0].id].GetSize()),
                       "lesions": len(study.lesions), "pairs": pairs,
-                      "records": pair_records(args.dataset, study.patient_id, kinds, evaluation, rows),
+                      "records": _with_signals(pair_records(args.dataset, study.patient_id, kinds, evaluation, rows),
+                                               result, seed),
                       "speed": speed}))
+
+
+def _with_signals(records: list[dict], result, seed: int | None) -> list[dict]:
+    """Each record with its study's seed and the quality signals measured on its scan (to study
+    the flag's checks)."""
+    for rec in records:
+        rec["seed"] = seed
+        sig = result.get(rec["lesion"], rec["scan"]).signals
+        rec["signals"] = {k: float(v) for k, v in sig.items() if np.isfinite(v)}
+    return records
 
 
 # Synthetic lesion kinds of the default run: (diameter mm, attachment, density); one study each
@@ -260,7 +276,7 @@ def main() -> None:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     (Path(args.work) / f"benchmark_{args.mode}.json").write_text(json.dumps(records, indent=1))
     print(summarise(records))
-    from bench_kinds import cause_table, kind_tables, truth_disagreements
+    from bench_kinds import cause_table, kind_tables, pooled_table, truth_disagreements
 
     pair_recs = [p for r in records for p in r.get("records", [])]
     table, numbers = kind_tables(pair_recs)
@@ -273,6 +289,8 @@ def main() -> None:
     print(f"\nResponse disagreements ({sum(bool(p['cause']) for p in pair_recs)}; {unreviewed} without any review "
           f"reason), by cause:\n\n{cause_table(pair_recs)}")
     print(f"\nTruth near thresholds: {truth_disagreements(pair_recs)}")
+    print(f"\nPer seed and pooled (propagated scans; 95% Wilson intervals; load {os.getloadavg()[0]:.1f}):\n\n"
+          + pooled_table(pair_recs))
     from bench_speed import speed_table
 
     print("\nWhere the time goes (wall; thread-seconds per stage in the JSON):\n" + speed_table(records))
