@@ -92,3 +92,50 @@ def test_aerated_lung_segmented_where_the_lesion_was_is_rejected_even_filling_it
     remnant[nodule] = -550
     match, unlike = _judge(prompt, nodule, remnant, nodule)
     assert "faint" not in unlike and match["plausible"] == 1.0, (match, unlike)
+
+
+def _absence(prompt_arr, nodule, arr, mapped_lps=CENTRE_LPS):
+    from LinGuinELib.quality.absence import absence_signals
+
+    p_img, img = _image(prompt_arr), _image(arr)
+    p_sig, _ = scan_checks(p_img, MaskCrop.from_full(nodule), is_prompt=True)
+    ref = LesionReference.from_prompt(p_img, MaskCrop.from_full(nodule), CENTRE_LPS)
+    return absence_signals(ref, p_img, img, mapped_lps, p_sig["level_hu"], p_sig["lung_level_hu"])
+
+
+def _vessels(shape, seed=1):
+    """Lung with a few vessels crossing near the lesion (the surroundings the check compares)."""
+    arr = _lung(shape, seed)
+    for zy, r in (((14, 30), 1.5), ((26, 50), 2.0), ((20, 54), 1.2), ((10, 44), 1.8)):
+        arr[_tube_x(shape, zy, r, 0, shape[2])] = 40
+    return arr
+
+
+def test_a_disappearance_is_confident_only_where_the_surroundings_match_and_the_place_is_empty():
+    from LinGuinELib.quality import Reason
+    from LinGuinELib.quality.absence import settle_absence
+    from LinGuinELib.quality.reasons import Finding
+
+    shape = (40, 80, 80)
+    base = _vessels(shape)
+    nodule = _ball(shape, CENTRE_ZYX, 5)
+    prompt = base.copy()
+    prompt[nodule] = 30
+    doubts = [Finding(Reason.CANDIDATE_REJECTED, "a fragment"), Finding(Reason.LOW_REGISTRATION_CONFIDENCE)]
+    later = _vessels(shape, seed=2)  # the same anatomy, new noise; the nodule has gone
+    gone = _absence(prompt, nodule, later)
+    assert gone["absence_context_ncc"] > 0.8 and gone["absence_empty"] > 0.95, gone
+    assert settle_absence(doubts, gone) == []
+    # still there (shrunk to half its radius would be kept by the candidate check; here the segmenter
+    # returned nothing): the place is not empty, so the user is asked to look
+    stays = later.copy()
+    stays[_ball(shape, CENTRE_ZYX, 4)] = 30
+    kept = _absence(prompt, nodule, stays)
+    assert kept["absence_empty"] < 0.8, kept
+    assert Reason.ABSENCE_UNCONFIRMED in {f.reason for f in settle_absence([], kept)}
+    # looked in the wrong place (registration 9 mm off in y): the surroundings do not match
+    off = _absence(prompt, nodule, later, CENTRE_LPS + [0.0, 9.0, 0.0])
+    assert off["absence_context_ncc"] < 0.5, off
+    settled = settle_absence(doubts, off)
+    assert {f.reason for f in settled} == {Reason.CANDIDATE_REJECTED, Reason.LOW_REGISTRATION_CONFIDENCE,
+                                           Reason.ABSENCE_UNCONFIRMED}

@@ -29,6 +29,7 @@ class Reason(str, Enum):
     POINT_FAR = "point_far"
     CANDIDATE_REJECTED = "candidate_rejected"
     LOW_REGISTRATION_CONFIDENCE = "low_registration_confidence"
+    ABSENCE_UNCONFIRMED = "absence_unconfirmed"
     RESPONSE_UNCERTAIN = "response_uncertain"
 
 
@@ -50,6 +51,8 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.CANDIDATE_REJECTED: "a structure at the propagated point was not taken as the lesion (it lies "
                                "where the lesion cannot be): check that the lesion has gone",
     Reason.LOW_REGISTRATION_CONFIDENCE: "the registration cannot vouch for where it put the lesion here",
+    Reason.ABSENCE_UNCONFIRMED: "reported gone, but its surroundings do not match the prompt scan's or its place "
+                                "is not empty: check that the lesion has really gone",
     Reason.RESPONSE_UNCERTAIN: "the response category rests on a volume change within the measurement's own "
                                "uncertainty of a threshold: the neighbouring category is as likely",
 }
