@@ -70,7 +70,7 @@ def test_a_piece_of_vessel_where_a_juxtavascular_nodule_was_is_rejected():
     gone[tube] = 40
     piece = tube & (np.indices(base.shape)[2] >= 39) & (np.indices(base.shape)[2] < 51)  # the segmenter's cut
     match, unlike = _judge(prompt, nodule, gone, piece)
-    assert "elongated" in unlike and match["plausible"] == 0.0, (match, unlike)
+    assert "shape_changed" in unlike and match["plausible"] == 0.0, (match, unlike)
     # the same nodule shrunk to a third of its volume, still round: kept
     small = _ball(base.shape, CENTRE_ZYX, 3.2)
     shrunk = gone.copy()
@@ -139,3 +139,27 @@ def test_a_disappearance_is_confident_only_where_the_surroundings_match_and_the_
     settled = settle_absence(doubts, off)
     assert {f.reason for f in settled} == {Reason.CANDIDATE_REJECTED, Reason.LOW_REGISTRATION_CONFIDENCE,
                                            Reason.ABSENCE_UNCONFIRMED}
+
+
+def test_a_lesion_cut_to_one_thick_slice_is_flagged_shape_changed_but_not_an_oval_prompt():
+    from LinGuinELib.quality import Reason
+
+    rng = np.random.default_rng(3)
+    spacing = (0.7, 0.7, 5.0)
+    arr = -850 + 20 * rng.standard_normal((12, 90, 90))
+    zz, yy, xx = np.indices(arr.shape)
+    r2 = ((zz - 6) * 5.0) ** 2 + ((yy - 45) * 0.7) ** 2 + ((xx - 45) * 0.7) ** 2
+    lesion = r2 <= 8.0**2  # a 16 mm nodule: three or four 5 mm slices
+    arr[lesion] = 30
+    img = _image(arr, spacing)
+    p_sig, p_find = scan_checks(img, MaskCrop.from_full(lesion), is_prompt=True)
+    assert Reason.SHAPE_CHANGED not in {f.reason for f in p_find}
+    same = scan_checks(img, MaskCrop.from_full(lesion), is_prompt=False, prompt_signals=p_sig)[1]
+    assert Reason.SHAPE_CHANGED not in {f.reason for f in same}
+    cut = lesion & (zz == 6)  # the segment kept one slice of it (an envelope cut at the dome)
+    found = scan_checks(img, MaskCrop.from_full(cut), is_prompt=False, prompt_signals=p_sig)[1]
+    assert Reason.SHAPE_CHANGED in {f.reason for f in found}, found
+    # an oval lesion on the prompt scan (3:1), segmented whole: nothing to compare with, no flag
+    oval = ((zz - 6) * 5.0 / 3) ** 2 + ((yy - 45) * 0.7) ** 2 + ((xx - 45) * 0.7 / 3) ** 2 <= 8.0**2
+    assert Reason.SHAPE_CHANGED not in {f.reason for f in scan_checks(img, MaskCrop.from_full(oval),
+                                                                         is_prompt=True)[1]}

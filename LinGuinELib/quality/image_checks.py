@@ -13,6 +13,7 @@ Measured from the image around the mask (learned segmenters report nothing about
   a 3:1 ellipsoid, ~0.35 for a vessel tree or a sheet of diaphragm);
 - open boundary: the share of that ring denser than half-way from lung to lesion (the outline
   cuts through tissue like the lesion's: an attached wall or vessel, or a leak);
+- shape change: much flatter or longer than the same lesion's segment on the prompt scan;
 - scan edge, distance from the propagated point, the registration's own confidence, and the
   segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
   ``roi_border_contact`` means its region reached the border of its region of interest).
@@ -53,6 +54,11 @@ CONFIDENT_RADIUS_FACTOR = 2.5
 PROMPT_CONTRAST_FRACTION = 1 / 3  # a follow-up edge weaker than this share of the prompt's is weak
 MAX_THIN_PART = 0.25  # share of a segment thinner than half its thickest part (vessel, pleura)
 MIN_COMPACTNESS = 0.5  # radius of the widest ball inside / radius of the sphere of its volume
+# A lesion keeps its shape between scans: a follow-up segment whose elongation (see ``elongation``)
+# reaches ELONGATED and SHAPE_CHANGE times the prompt segment's was cut (one slice of a lesion on
+# thick slices), grew along a vessel or sheet, or is a piece of one (round lesions measure 1.1-1.9).
+ELONGATED = 2.5
+SHAPE_CHANGE = 1.75
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
 
 
@@ -201,6 +207,9 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         findings.append(Finding(Reason.WEAK_EDGE, f"{contrast:.0f} HU"))
     if np.isfinite(thin) and thin > MAX_THIN_PART:
         findings.append(Finding(Reason.THIN_PART, f"{100 * thin:.0f}% of the segment"))
+    shape, was = signals["elongation"], prompt_signals.get("elongation", math.nan)
+    if np.isfinite(was) and shape >= max(ELONGATED, SHAPE_CHANGE * was):
+        findings.append(Finding(Reason.SHAPE_CHANGED, f"elongation {shape:.1f}, {was:.1f} on the prompt scan"))
     if np.isfinite(compact) and compact < MIN_COMPACTNESS:
         findings.append(Finding(Reason.NOT_COMPACT, f"widest ball {inscribed:.0f} mm across, "
                                                     f"{compact:.2f} of the radius of its volume"))

@@ -14,9 +14,9 @@ candidate:
 - *unlike*: it does not look like the lesion did on the prompt scan: an image finding (not
   compact, a thin part, a weak edge, an open outline, outside the lung) the prompt's segment did
   not have, a compactness clearly below the prompt's (beyond the grid's half-voxel
-  quantisation of both), or a shape drawn out along one axis (a piece of vessel) or flattened
-  along one (a piece of pleura or fissure) where the prompt's lesion was round: its elongation
-  (``image_checks.elongation``) at least ``ELONGATED`` and ``ELONGATION_GAIN`` times the prompt's.
+  quantisation of both); ``shape_changed`` among those findings is a segment drawn out along
+  one axis (a piece of vessel) or flattened along one (a piece of pleura or fissure) where the
+  prompt's lesion was round.
 Two of them reject it (the result becomes ``not_found``, flagged ``candidate_rejected``), unless
 it fills most of the lesion's place: then the lesion is there, perhaps leaking into a neighbour
 (kept; the flag looks at it). A lesion that shrank stays inside and keeps its look (kept, however
@@ -46,15 +46,13 @@ REGISTRATION_ALLOWANCE_MM = 4.0  # a propagated centre lands within a few mm (RE
 MAX_RADIUS_GAIN = 1.0  # widened region: at most one more lesion radius (8x the volume)
 MIN_INSIDE = 0.8  # candidate share inside the widened region, below which it is suspect
 MIN_COVERAGE = 0.25  # share of the expected region covered, below which it is suspect
-ELONGATED = 3.0  # longest / shortest principal spread: a 3:1 ellipsoid, a tube piece or a sheet
-ELONGATION_GAIN = 2.0  # ... and this many times the prompt lesion's own
 OCCUPIED = 0.5  # share of the expected region covered from which the lesion is there (most of its place)
 MAX_SAMPLES = 300_000  # voxels sampled to measure the coverage (strided beyond)
 # Image findings that describe what a segment looks like (not where it is or how it was found).
-ELONGATED_CODE = "elongated"  # the two ways of looking unlike that are not review reasons of their own
-FAINT = "faint"
+FAINT = "faint"  # a way of looking unlike that is not a review reason of its own
 FAINT_FRACTION = 0.25
-LOOK_REASONS = (Reason.NOT_COMPACT, Reason.THIN_PART, Reason.WEAK_EDGE, Reason.OPEN_BOUNDARY, Reason.OUTSIDE_LUNG)
+LOOK_REASONS = (Reason.NOT_COMPACT, Reason.THIN_PART, Reason.WEAK_EDGE, Reason.OPEN_BOUNDARY, Reason.OUTSIDE_LUNG,
+                Reason.SHAPE_CHANGED)
 
 
 def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_findings: list[Finding],
@@ -63,8 +61,8 @@ def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_fin
 
     A look finding the prompt did not have counts; so does a compactness below the prompt's by
     more than the quantisation of the widest inscribed ball (half a voxel, the largest spacing,
-    over each segment's radius) when both are below ``MIN_COMPACTNESS``; so does an elongation
-    (tube or sheet) where the prompt's was round, and a faint interior (see ``FAINT``).
+    over each segment's radius) when both are below ``MIN_COMPACTNESS``; so does a faint
+    interior (see ``is_faint``).
     """
     had = {f.reason for f in prompt_findings}
     out = [f.reason.value for f in findings if f.reason in LOOK_REASONS and f.reason not in had]
@@ -74,9 +72,6 @@ def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_fin
         slack = 0.5 * spacing_mm / r + 0.5 * prompt_spacing_mm / rp
         if c < cp - slack:
             out.append(Reason.NOT_COMPACT.value)
-    e, ep = signals.get("elongation", math.nan), prompt_signals.get("elongation", math.nan)
-    if e >= max(ELONGATED, ELONGATION_GAIN * ep):
-        out.append(ELONGATED_CODE)
     if is_faint(signals, prompt_signals):
         out.append(FAINT)
     return out

@@ -24,6 +24,7 @@ class Reason(str, Enum):
     WEAK_EDGE = "weak_edge"
     THIN_PART = "thin_part"
     NOT_COMPACT = "not_compact"
+    SHAPE_CHANGED = "shape_changed"
     REGION_BORDER = "region_border"
     IMAGE_EDGE = "image_edge"
     POINT_FAR = "point_far"
@@ -45,6 +46,8 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.WEAK_EDGE: "little intensity difference between the segment and its surroundings",
     Reason.THIN_PART: "a thin part (a vessel, a sheet along the pleura) makes up much of the segment",
     Reason.NOT_COMPACT: "the segment is not lesion-shaped: thin or branching throughout (vessels, diaphragm, wall)",
+    Reason.SHAPE_CHANGED: "much flatter or longer than the same lesion on the prompt scan: cut to fewer slices, "
+                          "or grown along a vessel or the pleura",
     Reason.REGION_BORDER: "the segment reaches the border of the segmenter's region (possibly cut or leaking)",
     Reason.IMAGE_EDGE: "the segment touches the edge of the scan: the lesion may extend beyond it",
     Reason.POINT_FAR: "the propagated point is far from the segment (it may be another structure)",
