@@ -343,8 +343,7 @@ class _Run:
             unlike = unlike_prompt(result.findings, result.signals, prompt.findings, prompt.signals,
                                    max(image.GetSpacing()), max(self.image(lesion.scan_id).GetSpacing()))
             match = candidate_match(reference, image, result.mask, result.propagated_point_lps,
-                                    None if a is None or b is None else b - a, unlike,
-                                    tuple(prompt.signals.get(k, float("nan")) for k in ("level_hu", "lung_level_hu")))
+                                    None if a is None or b is None else b - a, unlike)
         return bool(match.pop("plausible")), match, unlike
 
     def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),

@@ -122,15 +122,11 @@ class LesionReference:
 
 
 def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCrop,
-                    mapped_lps: np.ndarray, days: float | None, unlike: list[str] = (),
-                    levels_hu: tuple[float, float] = (math.nan, math.nan)) -> dict[str, float]:
+                    mapped_lps: np.ndarray, days: float | None, unlike: list[str] = ()) -> dict[str, float]:
     """``candidate_inside`` (share of the candidate where the lesion can be), ``candidate_coverage``
     (share of the expected region it covers), ``candidate_unlike`` (how many ways it looks unlike
     the prompt's lesion: ``unlike``, from ``unlike_prompt``) and ``plausible`` (1.0 / 0.0: fewer
-    than two pieces of evidence against it) for a candidate mask on ``image``; with the prompt
-    lesion's (lesion, lung) ``levels_hu``, also ``candidate_left_out``: the share of the expected
-    region denser than half-way from lung to lesion but outside the candidate (lesion tissue
-    the segment left out)."""
+    than two pieces of evidence against it) for a candidate mask on ``image``."""
     gain = min(max_growth(days) ** (1 / 3) - 1, MAX_RADIUS_GAIN)
     reach = reference.radius_mm * gain + REGISTRATION_ALLOWANCE_MM
     shift = reference.centre_lps - np.asarray(mapped_lps, float)
@@ -152,13 +148,9 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
         hits = np.zeros(len(inner), bool)
         hits[ok] = mask.array[tuple(inner[ok].T)]
         coverage = float(hits.mean())
-        lesion, lung = levels_hu
-        hu = sitk.GetArrayViewFromImage(image)[tuple(grid[expected].T)]
-        left_out = float(np.mean(~hits & (hu > 0.5 * (lesion + lung)))) if lesion > lung else math.nan
     else:
-        coverage, left_out = 1.0, math.nan  # a lesion smaller than a voxel here: nothing to compare
+        coverage = 1.0  # a lesion smaller than a voxel here: nothing to compare
     return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
-            "candidate_left_out": left_out,
             "plausible": float(not rejects(inside, coverage, len(unlike), FAINT in unlike))}
 
 
