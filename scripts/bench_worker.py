@@ -147,7 +147,7 @@ def segmenter_calls(manifest: Path) -> dict:
     with StudySession(study, TrackingConfig()) as session:
         result = session.track()
         clicks = {les.id: les.points_lps[0] for les in study.lesions}
-        points = [(sid, res.propagated_point_lps if res.propagated_point_lps is not None else clicks[lid])
+        points = [(lid, sid, res.propagated_point_lps if res.propagated_point_lps is not None else clicks[lid])
                   for (lid, sid), res in result.results.items()]
     with StudySession(dataclasses.replace(study, lesions=[])) as session:  # new images, new segmenter
         session.wait_warm()
@@ -155,11 +155,11 @@ def segmenter_calls(manifest: Path) -> dict:
         rounds = []
         for _ in range(3):
             row = {}
-            for sid, point in points:
+            for lid, sid, point in points:
                 image = run.image(sid)
                 t, c = time.perf_counter(), time.thread_time()
                 run.segmenter.segment(image, np.asarray(point)[None])
-                row[sid] = [round(time.perf_counter() - t, 3), round(time.thread_time() - c, 3)]
+                row[f"{lid}@{sid}"] = [round(time.perf_counter() - t, 3), round(time.thread_time() - c, 3)]
             rounds.append(row)
     return {"study": study.patient_id, "wall_and_cpu_s_per_round": rounds, "load": os.getloadavg()[0]}
 
