@@ -6,10 +6,8 @@ through the pair's registration (computed once per pair, shared by all lesions),
 mapped point, keep the component nearest the point, optionally boost, and record the centre
 for chained steps. Masks stay on each scan's own grid: nothing is resampled.
 
-Both cores work: pairs are registered on a small thread pool while the calling thread segments,
-and one more thread reads the scans, all of them, in the order the plan needs them (a pair whose
-scan was still being read held a core idle while the other registrations were done). Every
-global registration of the plan is submitted up front; each step's point
+Both cores work: scans are read and pairs registered on a small thread pool while the calling
+thread segments. Every global registration of the plan is submitted up front; each step's point
 mapping (the local refinement) as soon as its starting point is known: all at once in direct
 mode, depth by depth in chain mode, so a chain stays causal. Segmentation stays on the calling
 thread, in the plan's order, so a run is bit-identical to a serial one (``workers=0``) whenever
@@ -113,6 +111,7 @@ class _Clock:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self.spans: list[tuple[str, float, float]] = []
 
     @contextmanager
@@ -147,9 +146,8 @@ class _Clock:
 class _Run:
     """Loaded scans, registered pairs and backends of one study; ``execute`` tracks lesions.
 
-    Registrations are futures on a thread pool (``workers`` threads; 0 = run each task at once
-    on the calling thread), scans futures on one reader thread (inline with ``workers=0``). They
-    are kept between calls until ``close``.
+    Scans and registrations are futures on a thread pool (``workers`` threads; 0 = run each
+    task at once on the calling thread). They are kept between calls until ``close``.
     """
 
     def __init__(self, study: Study, config: TrackingConfig, progress: ProgressCallback | None = None,
@@ -165,6 +163,7 @@ class _Run:
         self.days = dict(zip([s.id for s in study.scans], days_from_first(study.scans)))
         self.register_calls = 0  # registrations run (tests check that pairs are reused)
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self.done = 0
         self.total = 1
         with self.timed("backends"):
@@ -177,10 +176,6 @@ class _Run:
         self.workers = workers
         self.pool: ThreadPoolExecutor | _Inline = (
             ThreadPoolExecutor(workers, thread_name_prefix="linguine") if workers > 0 else _Inline())
-        # One read at a time: a reader briefly holds about twice the image (the decompressed file
-        # and the image), so two at once would set the run's peak memory.
-        self.reader: ThreadPoolExecutor | _Inline = (
-            ThreadPoolExecutor(1, thread_name_prefix="linguine-read") if workers > 0 else _Inline())
         if workers > 0:
             _pin_sitk_threads(True)
         self._closed = False
@@ -192,7 +187,6 @@ class _Run:
         self._closed = True
         try:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            self.reader.shutdown(wait=True, cancel_futures=True)
         finally:
             if self.workers > 0:
                 _pin_sitk_threads(False)
@@ -221,14 +215,16 @@ class _Run:
     # Scans and pairs: futures, submitted once, in the order they are first needed.
     def image_future(self, scan_id: str) -> Future:
         if scan_id not in self.images:
-            self.images[scan_id] = self.reader.submit(self._load, scan_id)
+            self.images[scan_id] = self.pool.submit(self._load, scan_id)
         return self.images[scan_id]
 
     def _load(self, scan_id: str) -> sitk.Image:
         scan = self.study.scan(scan_id)
         if scan.image is not None:
             return scan.image
-        with self.timed("load"):
+        # One read at a time: a reader briefly holds about twice the image (the decompressed file
+        # and the image), so two at once would set the run's peak memory; the other threads register.
+        with self._read_lock, self.timed("load"):
             image = read_image(scan.path)
             if scan_id in self.study.unchecked_scans:  # what preflight refuses in the scans it reads
                 check_pixels(scan.id, scan.path, image)
