@@ -125,7 +125,10 @@ def test_a_disappearance_is_confident_only_where_the_surroundings_match_and_the_
     later = _vessels(shape, seed=2)  # the same anatomy, new noise; the nodule has gone
     gone = _absence(prompt, nodule, later)
     assert gone["absence_context_ncc"] > 0.8 and gone["absence_empty"] > 0.95, gone
-    assert settle_absence(doubts, gone) == []
+    assert settle_absence(doubts, {**gone, "registration_confidence": 0.3}) == []
+    # ... but a registration that vouches for nothing (confidence 0) stays a doubt
+    assert [f.reason for f in settle_absence(doubts, {**gone, "registration_confidence": 0.0})] == \
+        [Reason.LOW_REGISTRATION_CONFIDENCE]
     # still there (shrunk to half its radius would be kept by the candidate check; here the segmenter
     # returned nothing): the place is not empty, so the user is asked to look
     stays = later.copy()

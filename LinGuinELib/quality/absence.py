@@ -14,8 +14,9 @@ Two measurements that do not depend on the lesion being there can:
 - *empty*: the share of the lesion's own place (the prompt mask carried by that shift) that is
   aerated, below half-way from the lung's level to the lesion's: nothing like the lesion is left.
 
-Both high: a confident disappearance, the row is not flagged (a rejected candidate and a low
-registration confidence stay in the result's signals and the log, not among its review reasons).
+Both high: a confident disappearance, the row is not flagged (a rejected candidate and a low but
+non-zero registration confidence stay in the result's signals and the log, not among its review
+reasons; a confidence of 0, nothing vouching for the point, stays a reason).
 Either low (or not measurable): a doubtful one, flagged ``absence_unconfirmed`` with the numbers
 beside the other reasons, and the user confirms by eye.
 """
@@ -36,9 +37,6 @@ CONTEXT_GAP_MM = 3.0  # the rim next to the lesion (partial volume, a faded remn
 CONTEXT_MM = 12.0
 MIN_CONTEXT_NCC = 0.5
 MIN_EMPTY = 0.8
-# Reasons a confident disappearance does not need: the check that rejected what was left, and the
-# registration doubt that the disappearance itself causes.
-ABSENCE_DOUBTS = (Reason.CANDIDATE_REJECTED, Reason.LOW_REGISTRATION_CONFIDENCE)
 
 
 def _grid(reference: LesionReference, image: sitk.Image, mapped_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,10 +85,12 @@ def confident_absence(signals: dict[str, float]) -> bool:
 
 
 def settle_absence(findings: list[Finding], signals: dict[str, float]) -> list[Finding]:
-    """The findings of a ``not_found`` result: without ``ABSENCE_DOUBTS`` when the disappearance is
+    """The findings of a ``not_found`` result: without the doubts a disappearance causes when it is
     confident, else with ``absence_unconfirmed`` and the measurements added."""
     if confident_absence(signals):
-        return [f for f in findings if f.reason not in ABSENCE_DOUBTS]
+        vouched = signals.get("registration_confidence", math.nan) > 0  # 0: nothing vouches, still a doubt
+        return [f for f in findings if f.reason is not Reason.CANDIDATE_REJECTED
+                and (f.reason is not Reason.LOW_REGISTRATION_CONFIDENCE or not vouched)]
     note = (f"surroundings correlate {signals.get('absence_context_ncc', math.nan):.2f} with the prompt scan's "
             f"(from {MIN_CONTEXT_NCC}), its place {100 * signals.get('absence_empty', math.nan):.0f}% aerated "
             f"(from {100 * MIN_EMPTY:.0f}%)")
