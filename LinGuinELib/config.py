@@ -5,6 +5,10 @@ Each field of ``TrackingConfig`` carries its default, its choices or bounds and 
 settings (``LinGuinE/LinGuinELogic/settings.py``) and ``LinGuinELogic.track(**overrides)`` are
 derived from these fields, and ``__post_init__`` validates every one of them the same way, so a
 new option is one field here plus the code that uses it.
+
+Each field also declares the first stage of the work it feeds (``STAGES``): a study kept open
+(``session.StudySession``) keeps what was computed before that stage when the option changes,
+e.g. its scans and registered pairs when only a segmentation option changed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ MODES = ("direct", "chain")
 DEVICE_PATTERN = r"cpu|cuda(:\d+)?"
 # Backend option keys whose values are secrets: never written to run.json, the scene or a log.
 SECRET_OPTION_KEYS = frozenset({"api_key", "token", "password"})
+# The stages of the work, each fed by the ones before it: the pair registrations (and the points
+# mapped through them), the per-lesion tracking (plan, segmentation, filtering, boost, quality
+# checks), and what is only written or shown from a result. A setting changes its stage and every
+# later one; what an earlier stage computed stays valid.
+STAGES = ("registration", "segmentation", "output")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class OptionSpec:
     maximum: float | None = None
     pattern: str | None = None  # a str value must match it in full
     flag: str = ""  # command-line flag; dict options take KEY=VALUE and may repeat
+    stage: str = STAGES[0]  # the first stage (of ``STAGES``) whose work depends on this option
 
     def check(self, value: Any) -> Any:
         """The value, validated (and a whole float made float); InputError names the option."""
@@ -74,24 +84,28 @@ def option(default: Any, help: str, **spec: Any) -> Any:
 class TrackingConfig:
     """How to track; recorded in run.json (without secrets)."""
 
-    registration: str = option(DEFAULT_BACKEND, "registration backend, as listed by `linguine backends`")
-    segmentation: str = option(DEFAULT_BACKEND, "point-prompted segmentation backend")
+    registration: str = option(DEFAULT_BACKEND, "registration backend, as listed by `linguine backends`",
+                               stage="registration")
+    segmentation: str = option(DEFAULT_BACKEND, "point-prompted segmentation backend", stage="segmentation")
+    # the pairs a lesion needs differ, but a pair's registration does not depend on the mode
     mode: str = option("direct", "direct: the prompt scan to every other scan (the paper's default); "
                                  "chain: scan to the next scan in time, re-centred on each new mask",
-                       choices=MODES)
-    boost: bool = option(False, "re-prompt the segmenter at the centre of its first mask on each scan")
+                       choices=MODES, stage="segmentation")
+    boost: bool = option(False, "re-prompt the segmenter at the centre of its first mask on each scan",
+                         stage="segmentation")
+    # both backends are built for the device: registration is the first stage it feeds
     device: str = option("cpu", "cpu or cuda[:N] (learned backends; classical ones always use the CPU)",
-                         pattern=DEVICE_PATTERN)
+                         pattern=DEVICE_PATTERN, stage="registration")
     search_radius_mm: float = option(
         10.0, "keep a component not containing the mapped point only if its nearest voxel lies within "
               "this distance (mm); beyond it the lesion is reported not_found",
-        minimum=0.5, maximum=100.0)
+        minimum=0.5, maximum=100.0, stage="segmentation")
     registration_options: dict[str, Any] = option(
         {}, "registration backend option KEY=VALUE, e.g. weights=/path/unigradicon.trch",
-        flag="--registration-option")
+        flag="--registration-option", stage="registration")
     segmentation_options: dict[str, Any] = option(
         {}, "segmentation backend option KEY=VALUE, e.g. model_dir=/path/nnInteractive_v1.0",
-        flag="--segmentation-option")
+        flag="--segmentation-option", stage="segmentation")
 
     def __post_init__(self) -> None:
         for spec in option_specs():
@@ -127,3 +141,11 @@ def option_specs() -> list[OptionSpec]:
         flag = meta.pop("flag", "--" + f.name.replace("_", "-"))
         specs.append(OptionSpec(f.name, kind, default, flag=flag, **meta))
     return specs
+
+
+def first_changed_stage(old: TrackingConfig, new: TrackingConfig) -> str | None:
+    """The earliest stage fed by an option that differs between the configs (secrets compared
+    too: another API key may give other results); None when they are the same."""
+    a, b = old.to_dict(secrets=True), new.to_dict(secrets=True)
+    changed = {spec.stage for spec in option_specs() if a[spec.name] != b[spec.name]}
+    return next((stage for stage in STAGES if stage in changed), None)

@@ -13,6 +13,7 @@ Lifecycle (explicit, as nnInteractive's session):
     result = session.track()                # the study's own lesions
     result = session.add_lesion(lesion)     # every lesion so far, the new one included
     result = session.track_lesions(lesions) # exactly these; unchanged prompts are not redone
+    session.reconfigure(other_config)       # redoes only what the changed settings feed
     session.close()                         # waits for a registration in progress, frees it all
 
 or ``with StudySession(study, config) as session: ...`` (start and close). Until ``close``
@@ -30,7 +31,7 @@ from concurrent.futures import wait as wait_futures
 import numpy as np
 import SimpleITK as sitk
 
-from .config import TrackingConfig
+from .config import TrackingConfig, first_changed_stage
 from .errors import InputError
 from .geometry import ImageGeometry
 from .propagation.engine import _Run, default_workers
@@ -87,16 +88,43 @@ class StudySession:
         self.last_reused: list[str] = []  # lesions the last ``track_lesions`` took from earlier work
 
     # Lifecycle
-    def start(self) -> StudySession:
-        """Create the backends and start reading and registering in the background."""
+    def start(self, scans_from: _Run | None = None) -> StudySession:
+        """Create the backends and start reading and registering in the background (the scans
+        ``scans_from`` has read are taken from it)."""
         if self._run is None:
             workers = self.workers
             if workers is None:  # a backend that takes every core per pair still warms up behind
                 concurrent = backend_class("registration", self.config.registration).concurrent_pairs
                 workers = default_workers() if concurrent else 1
             self._run = _Run(self.study, self.config, workers=workers)
+            if scans_from is not None:
+                self._run.adopt_scans(scans_from)
             self._run.warm(self.warm_pairs())
         return self
+
+    def reconfigure(self, config: TrackingConfig) -> str | None:
+        """Other settings for the open study; returns the first stage they change (None: none).
+
+        What a stage before it computed is kept (``config.STAGES``): the scans always; the
+        registered pairs and mapped points unless a registration setting changed; the lesions'
+        results only when nothing but output settings changed (else the next ``track_lesions``
+        tracks every lesion again, on the kept pairs). Results equal a fresh session's.
+        """
+        stage = first_changed_stage(self.config, config)
+        self.config = config
+        if stage is None or self._run is None:
+            return stage
+        if stage == "registration":
+            old, self._run = self._run, None
+            old.close()  # waits for a registration in progress; its scans stay loaded
+            self.start(scans_from=old)
+        else:
+            self._run.retune(config, keep_results=stage == "output")
+            self._run.warm(self.warm_pairs())  # another mode may need other pairs
+        if stage != "output":
+            self.lesions = []
+        log.info("session %s: settings changed from the %s stage on", self.study.patient_id, stage)
+        return stage
 
     def close(self) -> None:
         """Free scans, registrations and backends (waits for a registration in progress)."""

@@ -4,7 +4,8 @@ The Slicer module starts this worker as soon as the user has chosen the study's 
 reads the scans and registers their pairs in the background (``StudySession``), then tracks
 whatever lesions it is sent: each new lesion costs only its local refinement and segmentation,
 and a lesion sent again with the same prompt costs nothing. One process per open study; the
-parent starts a new one when the scans or the settings change, and kills it to cancel.
+parent starts a new one when the scans change, sends other settings to the one it has (only what
+they feed is redone), and kills it to cancel.
 
 Commands, one JSON object per line on stdin, each with an ``id`` echoed in every answer:
 
@@ -12,11 +13,19 @@ Commands, one JSON object per line on stdin, each with an ``id`` echoed in every
         DIR/study.json as for ``LinGuinELib.child`` (its lesions are ignored). Answers
         {"stage": "opened", "pairs": N} at once and {"stage": "warm", "register_calls": N}
         once the background registrations are done.
-    {"cmd": "track", "id": 2, "lesions": [record, ...]}
-        records as in study.json (mask files relative to DIR). Answers progress lines, then
+    {"cmd": "track", "id": 2, "lesions": [record, ...], "config": TrackingConfig.to_dict()}
+        records as in study.json (mask files relative to DIR); "config" (optional) as for
+        "configure", applied first, so a run never uses settings it was not sent with. Answers
+        progress lines, then
         {"stage": "result", "path": "result-2.pickle", "register_calls": N, "reused": [lesion id, ...]}:
         the ``TrackingResult`` of exactly these lesions, written as ``child.write_result`` does.
-    {"cmd": "close", "id": 3}
+    {"cmd": "configure", "id": 3, "config": TrackingConfig.to_dict()}
+        other settings for the open study (secrets come from the environment, as at "open").
+        Answers {"stage": "configured", "redone": S, "register_calls": N}: S is the first stage
+        the change feeds (``config.STAGES``; null: no change). The scans stay loaded; the pairs
+        stay registered unless S is "registration", and then a "warm" answer with this id
+        follows once they are registered again; lesions are tracked again unless S is "output".
+    {"cmd": "close", "id": 4}
         answers {"stage": "closed"} and exits 0; so does the end of stdin (the parent has gone).
 
 Bad input answers {"stage": "error", "input": true, "message": ...} and the worker carries on;
@@ -33,7 +42,14 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from .child import JsonProgress, load_child_study, protocol_stream, read_lesions, write_result
+from .child import (
+    JsonProgress,
+    load_child_study,
+    protocol_stream,
+    read_lesions,
+    with_secret_from_environment,
+    write_result,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +61,7 @@ class Worker:
         self.out = out
         self.session: Any = None
         self.workdir: Path | None = None
+        self.warming: Any = None  # the command whose warm-up is awaited
 
     def handle(self, command: dict) -> bool:
         """Run one command; False when the worker should stop."""
@@ -58,7 +75,9 @@ class Worker:
         if kind == "open" and command.get("workdir"):
             self.open(ident, Path(command["workdir"]), command.get("warm_from") or None)
         elif kind == "track" and isinstance(command.get("lesions"), list):
-            self.track(ident, command["lesions"])
+            self.track(ident, command["lesions"], command.get("config"))
+        elif kind == "configure" and isinstance(command.get("config"), dict):
+            self.configure(ident, command["config"])
         else:
             raise InputError(f"not a command: {json.dumps(command)[:200]}")
         return True
@@ -73,23 +92,52 @@ class Worker:
         self.session, self.workdir = session, workdir
         pairs = session.warm_pairs()
         self.out.emit({"id": ident, "stage": "opened", "pairs": len(pairs)})
-        threading.Thread(target=self._announce_warm, args=(ident, session), daemon=True).start()
+        self._announce_warm(ident)
 
-    def _announce_warm(self, ident: Any, session: Any) -> None:
+    def _announce_warm(self, ident: Any) -> None:
+        """Answer "warm" with this id once the session's pairs are registered (in a thread)."""
+        self.warming = ident
+        threading.Thread(target=self._wait_warm, args=(ident, self.session), daemon=True).start()
+
+    def _wait_warm(self, ident: Any, session: Any) -> None:
         try:
             session.wait_warm()
         except Exception as exc:  # a failed pair shows again, with its reason, when a lesion needs it
             log.warning("background registration failed: %s", exc)
             return
-        if session is self.session:
+        if session is self.session and self.warming == ident:  # no other warm-up since
             self.out.emit({"id": ident, "stage": "warm", "register_calls": session.register_calls})
 
-    def track(self, ident: Any, records: list[dict]) -> None:
+    def _reconfigure(self, values: Any) -> str | None:
+        """The open session under the settings ``values`` (a config dict); the stage redone."""
+        from .config import TrackingConfig
+        from .errors import InputError
+
+        if self.session is None:
+            raise InputError("no study is open: send 'open' first")
+        if not isinstance(values, dict):
+            raise InputError("config must be a JSON object of tracking options")
+        try:
+            config = with_secret_from_environment(TrackingConfig(**values))
+        except TypeError as exc:  # an unknown option name
+            raise InputError(f"config: {exc}") from None
+        return self.session.reconfigure(config)
+
+    def configure(self, ident: Any, values: dict) -> None:
+        redone = self._reconfigure(values)
+        self.out.emit({"id": ident, "stage": "configured", "redone": redone,
+                       "register_calls": self.session.register_calls})
+        if redone == "registration":
+            self._announce_warm(ident)
+
+    def track(self, ident: Any, records: list[dict], config: dict | None = None) -> None:
         from .errors import InputError
 
         if self.session is None or self.workdir is None:
             raise InputError("no study is open: send 'open' first")
         lesions = read_lesions(records, self.workdir)
+        if config is not None and self._reconfigure(config) == "registration":
+            self._announce_warm(ident)
         self.out.extra = {"id": ident}
         try:
             result = self.session.track_lesions(lesions, progress=self.out)

@@ -30,7 +30,9 @@ def test_help_imports_no_command():
 def test_track_imports_only_track():
     modules = _imported_after(["-q", "track", "study.json", "--out", "o"])
     assert "LinGuinELib.cli.track" in modules
-    assert not [m for m in modules if m.split(".")[0] in HEAVY]
+    # Not even scipy or the pipeline: the study is read on a thread while they are imported.
+    assert not [m for m in modules if m.split(".")[0] in HEAVY + ("scipy", "slicerio", "cc3d")]
+    assert "LinGuinELib.pipeline" not in modules
     others = {f"LinGuinELib.cli.{n}" for n in SUBCOMMANDS} - {"LinGuinELib.cli.track", "LinGuinELib.cli.options"}
     assert not others & set(modules)
 
@@ -50,3 +52,15 @@ def test_every_command_listed_and_each_parses_its_own_options():
         assert name in help_text
     args = build_parser(["track", "s.json", "--out", "o"]).parse_args(["track", "s.json", "--out", "o"])
     assert args.command == "track" and args.out == Path("o")
+
+
+def test_track_reports_a_bad_option_before_a_bad_study(tmp_path, capsys):
+    """The study is loaded on a thread meanwhile, but the option check's error still comes first."""
+    from LinGuinELib.cli.main import main
+
+    out = tmp_path / "o"
+    assert main(["track", str(tmp_path / "missing.json"), "--out", str(out), "--segmentation-option", "nope=1"]) == 2
+    assert "--segmentation-option nope" in capsys.readouterr().err
+    assert main(["track", str(tmp_path / "missing.json"), "--out", str(out)]) == 2
+    assert "missing.json" in capsys.readouterr().err
+    assert not out.exists()

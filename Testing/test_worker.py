@@ -120,3 +120,39 @@ def test_worker_exits_when_its_parent_closes_the_pipe(study, tmp_path):
         if worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
+
+
+def test_worker_takes_other_settings_redoing_only_what_they_feed(study, tmp_path):
+    """A segmentation-only change keeps the registered pairs (counted); a registration change
+    registers again; the results equal a fresh run with the new settings."""
+    write_spec(tmp_path, study, TrackingConfig())
+    worker = WorkerProcess(tmp_path)
+    records = [lesion_record(les) for les in study.lesions]
+    try:
+        worker.ask({"cmd": "open", "workdir": str(tmp_path), "warm_from": [study.lesions[0].scan_id]}, {"opened"})
+        assert worker.until(1, {"warm"})[-1]["register_calls"] == 3
+        assert worker.ask({"cmd": "track", "lesions": records[:1]}, {"result", "error"})[-1]["stage"] == "result"
+        boosted = TrackingConfig(boost=True, search_radius_mm=6.0)
+        configured = worker.ask({"cmd": "configure", "config": boosted.to_dict()}, {"configured", "error"})[-1]
+        assert configured == {"id": 3, "stage": "configured", "redone": "segmentation", "register_calls": 3}
+        answer = worker.ask({"cmd": "track", "lesions": records}, {"result", "error"})[-1]
+        assert answer["stage"] == "result" and answer["reused"] == [], answer
+        assert answer["register_calls"] == 3, "a segmentation-only change registered the pairs again"
+        with open(tmp_path / answer["path"], "rb") as f:
+            assert_same(pickle.load(f), track(study, boosted))
+        other = TrackingConfig(registration_options={"local_box_mm": 32.0})
+        configured = worker.ask({"cmd": "configure", "config": other.to_dict()}, {"configured", "error"})[-1]
+        assert configured["redone"] == "registration"
+        assert worker.until(configured["id"], {"warm"})[-1]["register_calls"] == 3  # the new backend's own
+        answer = worker.ask({"cmd": "track", "lesions": records}, {"result", "error"})[-1]
+        assert answer["stage"] == "result" and answer["register_calls"] == 3, answer
+        with open(tmp_path / answer["path"], "rb") as f:
+            assert_same(pickle.load(f), track(study, other))
+        bad = worker.ask({"cmd": "configure", "config": {"boost": "yes"}}, {"configured", "error"})[-1]
+        assert bad["stage"] == "error" and bad["input"] and "boost" in bad["message"]
+        assert worker.ask({"cmd": "close"}, {"closed"})
+        assert worker.process.wait(30) == 0
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()

@@ -152,10 +152,11 @@ class LinGuinELogic(_LogicBase):
         ``environment``: extra variables for the child (``LINGUINE_MODEL_DIR``, ``LINGUINE_API_KEY``);
         ``plugins``: modules the child imports first (backends registered outside LinGuinELib).
         ``keepStudyOpen``: run on the study worker (started now unless ``warmStudy`` started it
-        for these inputs), which stays for the next run; else in a one-shot child.
+        for these volumes; it takes ``config`` whatever settings it had), which stays for the next
+        run; else in a one-shot child.
         """
         if keepStudyOpen:
-            key = study_key(prepared.volumes, config, environment, plugins)
+            key = study_key(prepared.volumes, environment, plugins)
             worker = self.studyWorker
             if worker is None or worker.key != key or not worker.alive or worker.busy:
                 self.closeStudyWorker()
@@ -174,12 +175,14 @@ class LinGuinELogic(_LogicBase):
                   warmFrom: list[str] | None = None) -> StudyWorker:
         """Open the study in the background worker: scans read and pairs registered before any
         lesion comes (from the scans ``warmFrom``, default the first). A worker already open for
-        the same volumes, voxels and settings is kept; any other is stopped and replaced."""
+        the same volumes and voxels is kept and sent ``config`` (it redoes only what changed
+        settings feed); any other is stopped and replaced."""
         self._adoptSceneOf(list(volumeNodes))
         volumes = study_volumes(self.scene, list(volumeNodes))
-        key = study_key(volumes, config, environment, plugins)
+        key = study_key(volumes, environment, plugins)
         worker = self.studyWorker
         if worker is not None and worker.key == key and worker.alive:
+            worker.configure(config)
             return worker
         self.closeStudyWorker()
         scans, _ = build_scans(volumes)

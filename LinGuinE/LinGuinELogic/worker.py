@@ -4,7 +4,9 @@
 ``python -m LinGuinELib.worker``, which reads them and registers the pairs in the background
 while the user places points. ``submit`` sends the lesions of a run and returns a
 ``WorkerJob`` with the same face as ``ChildTracking`` (poll, cancel, error, result, close), so
-the widget's QTimer drives both alike. Commands go to the worker's stdin (a pipe); its answers
+the widget's QTimer drives both alike. Other settings go to the same worker (``configure``, and
+with each run), which redoes only what they feed: a segmentation-only change keeps the scans and
+the registered pairs. Commands go to the worker's stdin (a pipe); its answers
 go to a file read by ``poll``, so nothing blocks when no one reads. A worker that dies in the
 middle of a run is replaced, for that run, by a one-shot ``ChildTracking``: the user gets the
 result, only slower. Cancel kills the worker; the next run starts a new one. No Qt here.
@@ -24,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from LinGuinELib.config import TrackingConfig
+from LinGuinELib.config import TrackingConfig, first_changed_stage
 from LinGuinELib.propagation.progress import ProgressEvent
 from LinGuinELib.study.model import Study
 
@@ -44,11 +46,11 @@ log = logging.getLogger(__name__)
 CLOSE_WAIT_S = 2.0
 
 
-def study_key(volumes: list[Any], config: TrackingConfig, environment: dict[str, str] | None,
-              plugins: list[str] | None) -> str:
-    """What the worker's study depends on: the volumes (node, voxels' modification time, grid,
-    timepoint), the settings, the child's environment and plugins. Kept as a digest (no secrets)."""
-    parts: list[Any] = [config.to_dict(), sorted((environment or {}).items()), list(plugins or [])]
+def study_key(volumes: list[Any], environment: dict[str, str] | None, plugins: list[str] | None) -> str:
+    """What the worker process depends on: the volumes (node, voxels' modification time, grid,
+    timepoint), the child's environment (model folder, API key) and plugins; not the settings,
+    which the worker takes as they change. Kept as a digest (no secrets)."""
+    parts: list[Any] = [sorted((environment or {}).items()), list(plugins or [])]
     for volume in volumes:
         node = volume.node
         image = node.GetImageData()
@@ -58,16 +60,20 @@ def study_key(volumes: list[Any], config: TrackingConfig, environment: dict[str,
 
 
 class StudyWorker:
-    """One open study in a child process; ``key`` says which inputs it was started for."""
+    """One open study in a child process; ``key`` says which inputs it was started for, ``config``
+    the settings it was last sent."""
 
-    def __init__(self, key: str, folder: Path, process: subprocess.Popen, relaunch: dict) -> None:
+    def __init__(self, key: str, config: TrackingConfig, folder: Path, process: subprocess.Popen,
+                 relaunch: dict) -> None:
         self.key = key
+        self.config = config
         self.folder = folder
         self.process = process
         self.relaunch = relaunch  # how to start a one-shot child if this worker dies mid-run
         self.opened = False
         self.warm = False
         self.register_calls = 0
+        self.warm_request = 1  # the command whose "warm" answer counts (open, or a registration change)
         self.job: WorkerJob | None = None
         self._offset = 0
         self._next_id = 1
@@ -99,7 +105,7 @@ class StudyWorker:
             raise
         log.info("study worker in process %d", process.pid)
         relaunch = {"environment": environment, "plugins": plugins, "python": python}
-        worker = cls(key, folder, process, relaunch)
+        worker = cls(key, config, folder, process, relaunch)
         known = [s.id for s in study.scans]
         worker.send({"cmd": "open", "workdir": str(folder),
                      "warm_from": [s for s in (warm_from or []) if s in known]})
@@ -144,20 +150,41 @@ class StudyWorker:
             if stage == "opened":
                 self.opened = True
             elif stage == "warm":
-                self.warm, self.register_calls = True, int(answer.get("register_calls", 0))
+                if answer.get("id") == self.warm_request:
+                    self.warm, self.register_calls = True, int(answer.get("register_calls", 0))
+            elif stage == "configured":
+                self.register_calls = int(answer.get("register_calls", 0))
             elif self.job is not None and answer.get("id") == self.job.request:
                 self.job.answer(answer)
+            elif stage == "error":  # settings sent ahead of a run: that run sends them again and fails
+                log.warning("the study worker refused a command: %s", answer.get("message"))
+
+    def _settings_sent(self, config: TrackingConfig, request: int) -> None:
+        """Note the settings of a command sent; a registration change makes the study cold again."""
+        if first_changed_stage(self.config, config) == "registration":
+            self.warm, self.warm_request = False, request
+        self.config = config
+
+    def configure(self, config: TrackingConfig) -> None:
+        """Other settings for the open study (nothing is sent when they are the same): the worker
+        redoes only what they feed, and registers again in the background if that is needed."""
+        if first_changed_stage(self.config, config) is None:
+            return
+        request = self.send({"cmd": "configure", "config": config.to_dict()})
+        if request is not None:
+            self._settings_sent(config, request)
 
     def submit(self, prepared: Any, config: TrackingConfig) -> WorkerJob:
-        """Track the prepared run's lesions here (its scans must be this worker's study)."""
+        """Track the prepared run's lesions here with ``config`` (its scans must be this worker's)."""
         job = WorkerJob(self, prepared, config)
         self.job = job
         request = self._next_id
         records = lesion_records(prepared.study.lesions, self.folder, f"request{request:03d}-")
-        if self.send({"cmd": "track", "lesions": records}) is None:
+        if self.send({"cmd": "track", "lesions": records, "config": config.to_dict()}) is None:
             job.fall_back()
         else:
             job.request = request
+            self._settings_sent(config, request)
         return job
 
     def log_tail(self, count: int = 12) -> list[str]:

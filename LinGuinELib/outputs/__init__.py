@@ -1,5 +1,5 @@
-"""The outputs stage: labelmaps, Slicer segmentations, trajectory table and plot, run record."""
+"""The outputs stage: labelmaps, Slicer segmentations, trajectory table and plot, run record.
 
-from .writer import TRACKING_TAG, write_outputs
-
-__all__ = ["TRACKING_TAG", "write_outputs"]
+Import the modules themselves (``outputs.writer``, ``outputs.safety``, ...): this package imports
+none of them, so that checking OUT (``safety``) does not pull in the writers' dependencies.
+"""

@@ -22,21 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from .. import __version__
 from ..measures.trajectory import TRAJECTORY_COLUMNS, trajectory_rows
 from ..propagation.result import MaskCrop, TrackingResult
 from .colors import lesion_color
+from .gzipped import write_nifti_gz
 from .nrrd_text import write_segmentation_file
 from .plot import plot_trajectory
 from .safety import staged_output, unique_names
 
 TRACKING_TAG = "LinGuinE.TrackingID"
 # gzip level of the image outputs: level 1 is several times faster than the default 9 and, on
-# label images (long runs of zeros), barely larger.
+# label images (long runs of zeros), barely larger (gzipped.py: ISA-L, smaller still).
 COMPRESSION_LEVEL = 1
-# Files are written by this many threads (zlib and SimpleITK release the GIL).
+# Files are written by this many threads (the compressors release the GIL).
 WRITE_THREADS = max(2, min(4, os.cpu_count() or 2))
 _PACKAGES = ("numpy", "scipy", "SimpleITK", "connected-components-3d", "slicerio", "torch",
              "icon_registration", "unigradicon", "nnInteractive", "monai")
@@ -102,8 +102,8 @@ def write_segmentation(result: TrackingResult, scan_id: str, path: Path) -> None
 
 
 def write_labelmap(result: TrackingResult, scan_id: str, path: Path) -> None:
-    """OUT/labels/<scan>.nii.gz (uint16, value k = k-th lesion)."""
-    sitk.WriteImage(result.labelmap(scan_id), str(path), True, COMPRESSION_LEVEL)
+    """OUT/labels/<scan>.nii.gz (uint16, value k = k-th lesion; as ``sitk.WriteImage`` writes it)."""
+    write_nifti_gz(result.label_array(scan_id), result.references[scan_id], path, COMPRESSION_LEVEL)
 
 
 def _csv_value(v: Any) -> Any:

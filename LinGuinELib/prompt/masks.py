@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import index_zyx_to_physical, same_grid
@@ -53,6 +52,8 @@ def read_prompt_mask(path: Path, geometry, label: int | None = None) -> sitk.Ima
 
 def check_spread(binary: np.ndarray, image, where: str) -> None:
     """Refuse a mask whose separate pieces lie farther apart than one lesion can span."""
+    from scipy import ndimage  # here: a manifest of clicks is read without importing scipy
+
     labels, n = ndimage.label(binary, structure=np.ones((3, 3, 3)))
     if n < 2:
         return

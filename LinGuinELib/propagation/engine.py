@@ -65,6 +65,10 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_WORKERS))
 
 
+def _segmenter(config: TrackingConfig) -> Segmenter:
+    return create_backend("segmentation", config.segmentation, device=config.device, **config.segmentation_options)
+
+
 class _Inline:
     """An executor that runs each task when it is submitted: the serial reference."""
 
@@ -169,8 +173,7 @@ class _Run:
         with self.timed("backends"):
             self.registration: Registration = create_backend(
                 "registration", config.registration, device=config.device, **config.registration_options)
-            self.segmenter: Segmenter = create_backend(
-                "segmentation", config.segmentation, device=config.device, **config.segmentation_options)
+            self.segmenter: Segmenter = _segmenter(config)
         if workers is None:
             workers = default_workers() if self.registration.concurrent_pairs else 0
         self.workers = workers
@@ -179,6 +182,22 @@ class _Run:
         if workers > 0:
             _pin_sitk_threads(True)
         self._closed = False
+
+    def retune(self, config: TrackingConfig, keep_results: bool) -> None:
+        """Settings that leave the registrations valid (see ``config.STAGES``): scans and pairs are
+        kept; the segmenter is rebuilt and the lesions' results dropped, unless ``keep_results``."""
+        self.config = config
+        if not keep_results:
+            self.segmenter.close()
+            self.segmenter = _segmenter(config)
+            self.results.clear()
+            self.lesion_refs.clear()
+
+    def adopt_scans(self, other: _Run) -> None:
+        """Take the scans ``other`` has read (the same study under other registration settings)."""
+        for scan_id, future in other.images.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.images.setdefault(scan_id, future)
 
     def close(self) -> None:
         """Stop the pool (waits for a registration in progress), free the backends."""

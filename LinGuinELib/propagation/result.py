@@ -103,15 +103,18 @@ class TrackingResult:
     def get(self, lesion_id: str, scan_id: str) -> LesionScanResult:
         return self.results[(lesion_id, scan_id)]
 
-    def labelmap(self, scan_id: str) -> sitk.Image:
-        """uint16 labelmap on the scan's own grid; value k = k-th lesion of the study (1-based).
+    def label_array(self, scan_id: str) -> np.ndarray:
+        """uint16 (z, y, x) labels on the scan's own grid; value k = k-th lesion of the study (1-based).
 
         Where two lesions overlap, the later lesion in the study's order wins.
         """
-        ref = self.references[scan_id]
-        label = np.zeros(ref.GetSize()[::-1], dtype=np.uint16)
+        label = np.zeros(self.references[scan_id].GetSize()[::-1], dtype=np.uint16)
         for k, lesion in enumerate(self.study.lesions, start=1):
             crop = self.results[(lesion.id, scan_id)].mask
             if not crop.empty:
                 label[crop.slices()][crop.array] = k
-        return mask_to_image(label, ref, np.uint16)
+        return label
+
+    def labelmap(self, scan_id: str) -> sitk.Image:
+        """``label_array`` as an image on the scan's grid."""
+        return mask_to_image(self.label_array(scan_id), self.references[scan_id], np.uint16)

@@ -1,6 +1,7 @@
 """The panel's study worker, a real long-lived child process (slicer-core; this interpreter stands
 in for PythonSlicer): opened when the study is set, it registers the pairs before any lesion; one
-more lesion reuses them; results equal an in-process run; other inputs replace it; a worker that
+more lesion reuses them; results equal an in-process run; other settings go to the same worker
+(a segmentation-only change keeps its registrations); other volumes replace it; a worker that
 dies mid-run falls back to a one-shot child; cleanup leaves no process."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _wait_warm(worker, timeout=60):
         assert worker.alive, worker.log_tail()
         worker.poll()
         time.sleep(0.05)
-    assert worker.warm, "the study worker did not finish its background registrations"
+    assert worker.warm, ("the study worker did not finish its background registrations", worker.log_tail())
 
 
 def _one_point_list(study, label):
@@ -74,6 +75,22 @@ def test_worker_warms_then_each_lesion_reuses_the_pairs(ball_study, tmp_path):
         assert worker.alive, "the worker stays for the next lesion"
         here = logic.track(volumeNodes=ball_study.volumes, promptNode=points, **FAST)
         assert table_rows(there.tableNode) == table_rows(here.tableNode)
+        # Other segmentation settings: the same worker, the same two registrations, a fresh run's table.
+        boosted = TrackingConfig(**FAST, boost=True, search_radius_mm=6.0)
+        assert logic.warmStudy(ball_study.volumes, boosted, environment, PLUGINS) is worker
+        job = logic.startTracking(logic.prepare(ball_study.volumes, points), boosted, environment, PLUGINS,
+                                  keepStudyOpen=True)
+        _wait(job)
+        assert job.error is None, job.error
+        assert job.process is worker.process and job.reply["register_calls"] == 2 and job.reply["reused"] == []
+        there = logic.finishTracking(job)
+        here = logic.track(volumeNodes=ball_study.volumes, promptNode=points, config=boosted)
+        assert table_rows(there.tableNode) == table_rows(here.tableNode)
+        # Other registration settings: the same worker registers again (its answer says so).
+        other = TrackingConfig(**FAST, device="cuda")  # the test backends take it and ignore it
+        assert logic.warmStudy(ball_study.volumes, other, environment, PLUGINS) is worker and not worker.warm
+        _wait_warm(worker)
+        assert worker.register_calls == 2 and worker.config == other
         # Other voxels are other inputs: the worker is replaced, the old process stops.
         import slicer.util
 
