@@ -3,6 +3,7 @@
 
     python scripts/bench_worker.py STUDY.json [--change boost=true] [--repeats 2]
     python scripts/bench_worker.py STUDY.json --segmenter-calls     # first vs later calls per scan
+    python scripts/bench_worker.py STUDY.json --panel               # the panel's path (needs slicer-core)
 
 Default: starts ``python -m LinGuinELib.worker`` on the study (scans given by path, as the panel's
 temporary copies would be), waits for the warm-up, sends the lesions one more at a time (each
@@ -12,7 +13,11 @@ settings (what the panel did before: warm-up and every lesion again). Walls incl
 pipes and result pickles. ``--segmenter-calls`` times, in this process and with nothing else
 running, each scan's segmenter call at the lesions' mapped points three times over: whether a
 scan's first call costs more than the later ones (per-scan set-up worth warming). Prints JSON
-lines and the load average; compare only runs made back to back.
+lines and the load average; compare only runs made back to back. ``--panel`` runs what the panel
+does on real MRML (slicer-core, this interpreter standing in for PythonSlicer): the volumes loaded
+into a scene, ``warmStudy`` (its time on the main thread: converting and writing the volumes), then
+one Apply per lesion with every lesion so far (prepare on the main thread, the worker's run polled,
+the result added to the scene).
 """
 
 from __future__ import annotations
@@ -142,7 +147,7 @@ def segmenter_calls(manifest: Path) -> dict:
     with StudySession(study, TrackingConfig()) as session:
         result = session.track()
         clicks = {les.id: les.points_lps[0] for les in study.lesions}
-        points = [(sid, res.propagated_point_lps if res.propagated_point_lps is not None else clicks[lid])
+        points = [(lid, sid, res.propagated_point_lps if res.propagated_point_lps is not None else clicks[lid])
                   for (lid, sid), res in result.results.items()]
     with StudySession(dataclasses.replace(study, lesions=[])) as session:  # new images, new segmenter
         session.wait_warm()
@@ -150,13 +155,57 @@ def segmenter_calls(manifest: Path) -> dict:
         rounds = []
         for _ in range(3):
             row = {}
-            for sid, point in points:
+            for lid, sid, point in points:
                 image = run.image(sid)
                 t, c = time.perf_counter(), time.thread_time()
                 run.segmenter.segment(image, np.asarray(point)[None])
-                row[sid] = [round(time.perf_counter() - t, 3), round(time.thread_time() - c, 3)]
+                row[f"{lid}@{sid}"] = [round(time.perf_counter() - t, 3), round(time.thread_time() - c, 3)]
             rounds.append(row)
     return {"study": study.patient_id, "wall_and_cpu_s_per_round": rounds, "load": os.getloadavg()[0]}
+
+
+def panel_run(manifest: Path) -> dict:
+    """The panel's path on real MRML: warmStudy, then one Apply per added lesion."""
+    sys.path.insert(0, str(REPO / "LinGuinE"))
+    from LinGuinELogic import LinGuinELogic
+
+    from LinGuinELib.config import TrackingConfig
+    from LinGuinELib.geometry import lps_to_ras
+    from LinGuinELib.study.manifest import load_manifest
+
+    study = load_manifest(manifest)
+    logic = LinGuinELogic()
+    nodes = {s.id: logic.loadVolume(Path(s.path).resolve(), s.id) for s in study.scans}
+    points = logic.scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "lesions")
+    config, out = TrackingConfig(), {"study": study.patient_id, "load_before": os.getloadavg()[0], "applies": []}
+    t = time.perf_counter()
+    worker = logic.warmStudy(list(nodes.values()), config, warmFrom=[les.scan_id for les in study.lesions])
+    out["warm_study_main_thread_s"] = round(time.perf_counter() - t, 2)
+    while not worker.warm:
+        if not worker.alive:
+            sys.exit("\n".join(worker.log_tail()))
+        worker.poll()
+        time.sleep(0.05)
+    out["warm_s"] = round(time.perf_counter() - t, 2)
+    for lesion in study.lesions:
+        index = points.AddControlPoint(*lps_to_ras(lesion.points_lps[0]), lesion.id)
+        points.SetNthControlPointAssociatedNodeID(index, nodes[lesion.scan_id].GetID())
+        t = time.perf_counter()
+        job = logic.startTracking(logic.prepare(list(nodes.values()), points), config, keepStudyOpen=True)
+        started = time.perf_counter() - t
+        while not job.finished:
+            job.poll()
+            time.sleep(0.05)
+        if job.error:
+            sys.exit(job.error)
+        t_add = time.perf_counter()
+        logic.finishTracking(job)
+        out["applies"].append({"lesion": lesion.id, "main_thread_start_s": round(started, 2),
+                               "add_to_scene_s": round(time.perf_counter() - t_add, 2),
+                               "wall_s": round(time.perf_counter() - t, 2), "reused": job.reply.get("reused")})
+    logic.closeStudyWorker()
+    out["load_after"] = os.getloadavg()[0]
+    return out
 
 
 def main() -> None:
@@ -165,11 +214,16 @@ def main() -> None:
     p.add_argument("--change", default="boost=true", help="the setting changed, NAME=JSON (default boost=true)")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--segmenter-calls", action="store_true", help="first vs later segmenter calls per scan")
+    p.add_argument("--panel", action="store_true", help="the panel's path on real MRML (needs slicer-core)")
     args = p.parse_args()
     name, _, value = args.change.partition("=")
     for _ in range(args.repeats):
-        record = segmenter_calls(args.manifest) if args.segmenter_calls else worker_run(
-            args.manifest, {name: json.loads(value)})
+        if args.panel:
+            record = panel_run(args.manifest)
+        elif args.segmenter_calls:
+            record = segmenter_calls(args.manifest)
+        else:
+            record = worker_run(args.manifest, {name: json.loads(value)})
         print(json.dumps(record), flush=True)
 
 

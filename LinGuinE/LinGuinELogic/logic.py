@@ -124,15 +124,16 @@ class LinGuinELogic(_LogicBase):
 
     # --- tracking --------------------------------------------------------------------------
     def prepare(self, volumeNodes: list[Any], promptNode: Any, segmentIds: list[str] | None = None,
-                name: str = "LinGuinE") -> PreparedRun:
-        """Main thread: volumes -> in-memory LPS images, prompt node -> lesions."""
+                name: str = "LinGuinE", voxels: bool = False) -> PreparedRun:
+        """Main thread: volumes -> scans (grids; in-memory LPS images only with ``voxels``, which the
+        engine needs in this process: a child process reads the volumes' own files), prompt node -> lesions."""
         if promptNode is None:
             raise InputError("promptNode is None: place a point per lesion or pick a segmentation")
         if not volumeNodes:
             raise InputError("volumeNodes is empty: give the study's volumes (or a sequence)")
         self._adoptSceneOf([*volumeNodes, promptNode])
         volumes = study_volumes(self.scene, list(volumeNodes))
-        scans, inputs = build_scans(volumes)
+        scans, inputs = build_scans(volumes, voxels)
         if promptNode.IsA("vtkMRMLSegmentationNode"):
             prompts = lesions_from_segments(self.scene, promptNode, inputs, segmentIds)
         elif promptNode.IsA("vtkMRMLMarkupsNode"):
@@ -161,8 +162,8 @@ class LinGuinELogic(_LogicBase):
             if worker is None or worker.key != key or not worker.alive or worker.busy:
                 self.closeStudyWorker()
                 try:
-                    worker = StudyWorker.start(prepared.study, config, key, environment, plugins, python,
-                                               warm_from=[les.scan_id for les in prepared.study.lesions])
+                    worker = StudyWorker.start(prepared.study, prepared.volumes, config, key, environment, plugins,
+                                               python, warm_from=[les.scan_id for les in prepared.study.lesions])
                 except OSError as exc:  # no worker: this run alone, as before
                     log.warning("could not start the study worker (%s); tracking in a one-shot process", exc)
                     return ChildTracking.start(prepared, config, environment, plugins, python)
@@ -185,9 +186,9 @@ class LinGuinELogic(_LogicBase):
             worker.configure(config)
             return worker
         self.closeStudyWorker()
-        scans, _ = build_scans(volumes)
-        self.studyWorker = StudyWorker.start(Study("LinGuinE-study", scans, []), config, key, environment,
-                                             plugins, python, warm_from=warmFrom)
+        scans, _ = build_scans(volumes, voxels=False)
+        self.studyWorker = StudyWorker.start(Study("LinGuinE-study", scans, []), volumes, config, key,
+                                             environment, plugins, python, warm_from=warmFrom)
         return self.studyWorker
 
     def closeStudyWorker(self) -> None:
@@ -226,7 +227,7 @@ class LinGuinELogic(_LogicBase):
         config = (config or TrackingConfig()).with_overrides(**overrides)
         if in_application():
             ensure_requirements(prompt=False)
-        prepared = self.prepare(volumeNodes, promptNode, segmentIds, name)
+        prepared = self.prepare(volumeNodes, promptNode, segmentIds, name, voxels=not childProcess)
         if not childProcess:
             return self.addResultToScene(run_engine(prepared.study, config, progress), prepared)
         job = self.startTracking(prepared, config, plugins=plugins)

@@ -4,8 +4,8 @@ Why a process: Slicer's embedded Python keeps the GIL on the main thread while Q
 worker thread inside Slicer advances only in GIL-free C calls; a child process runs at full speed,
 can be killed at any point (Cancel) and cannot take Slicer down when a backend crashes.
 
-``ChildTracking.start`` writes the prepared study (images as uncompressed NRRD, prompts as
-``study.json``) into a private temporary folder and starts ``python -m LinGuinELib.child``.
+``ChildTracking.start`` writes the prepared study (each volume's voxels raw beside a detached
+NRRD header, prompts as ``study.json``) into a private temporary folder and starts ``python -m LinGuinELib.child``.
 The child's stdout (JSON progress lines) and stderr (log) go to files in that folder, so
 nothing blocks when no one reads them; the widget's QTimer calls ``poll()``, which returns the
 progress events that arrived since the last call. No Qt here: tests drive the same object.
@@ -32,6 +32,8 @@ import SimpleITK as sitk
 
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.propagation.progress import ProgressEvent
+
+from .volumes import write_volume_nrrd
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +82,15 @@ def lesion_records(lesions: list, folder: Path, prefix: str = "") -> list:
     return records
 
 
-def write_child_study(study: Any, config: TrackingConfig, folder: Path, plugins: list[str]) -> None:
-    """The prepared study as files the child reads (see LinGuinELib/child.py)."""
+def write_child_study(study: Any, volumes: list, config: TrackingConfig, folder: Path, plugins: list[str]) -> None:
+    """The prepared study as files the child reads (see LinGuinELib/child.py); the voxels come from
+    ``volumes``, the study's scans in the same order (their in-memory images are not needed)."""
     scans = []
-    for k, scan in enumerate(study.scans):
-        name = f"scan{k:03d}.nrrd"
-        sitk.WriteImage(scan.image, str(folder / name), False)
+    for k, (scan, volume) in enumerate(zip(study.scans, volumes)):
+        if scan.id != volume.scan_id:
+            raise ValueError(f"scan {scan.id} is not volume {volume.scan_id}: the study and its volumes differ")
+        name = f"scan{k:03d}.nhdr"
+        write_volume_nrrd(volume.node, folder / name)
         scans.append({"id": scan.id, "image": name, "date": scan.date.isoformat() if scan.date else None,
                       "timepoint": scan.timepoint})
     spec = {"patient_id": study.patient_id, "scans": scans, "lesions": lesion_records(study.lesions, folder),
@@ -133,7 +138,7 @@ class ChildTracking:
         """Write the study and start the child; ``environment`` adds variables (model folder, API key)."""
         folder = Path(tempfile.mkdtemp(prefix="LinGuinE-run-"))
         try:
-            write_child_study(prepared.study, config, folder, plugins or [])
+            write_child_study(prepared.study, prepared.volumes, config, folder, plugins or [])
             env = dict(os.environ)
             env.update(environment or {})
             env["PYTHONPATH"] = os.pathsep.join(p for p in (library_root(), env.get("PYTHONPATH", "")) if p)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 import slicer
 import vtk
 from vtk.util import numpy_support
@@ -26,11 +25,11 @@ from .scene import SEQUENCE_ITEM_ATTRIBUTE
 
 @dataclass
 class ScanInput:
-    """One input volume as the engine sees it: its scan id, node and in-memory image."""
+    """One input volume as the engine sees it: its scan id, node and grid."""
 
     scan_id: str
     node: Any
-    image: sitk.Image
+    image: Any  # its grid: a sitk.Image or an ImageGeometry (only the grid's getters are used)
     proxy_id: str = ""  # sequence items: the browser's proxy node showing them
     item: int | None = None  # sequence items: index in the sequence
     shown: bool = False  # sequence items: the browser shows this one now

@@ -1,9 +1,9 @@
 """The study as Slicer holds it: volume nodes (or a sequence's items), each with a timepoint.
 
 ``study_volumes`` turns what the user selected into ``StudyVolume`` records in time order;
-``build_scans`` converts them to the library's ``Scan`` objects with in-memory images (main
-thread only). Scan ids come from volume names, made file-safe and unique, because they name
-the exported files and the table rows.
+``build_scans`` converts them to the library's ``Scan`` objects, with in-memory images when the
+engine runs in this process (main thread only). Scan ids come from volume names, made file-safe
+and unique, because they name the exported files and the table rows.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from LinGuinELib.study.model import Scan
 from LinGuinELib.study.timepoints import sort_scans
 
 from .prompts import ScanInput, safe_id
-from .volumes import Timepoint, scene_volumes, sequence_items, volume_timepoint, volume_to_sitk
+from .volumes import Timepoint, scene_volumes, sequence_items, volume_geometry, volume_timepoint, volume_to_sitk
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +118,15 @@ def list_scene_volumes(scene: Any) -> list[StudyVolume]:
         return volumes
 
 
-def build_scans(volumes: list[StudyVolume]) -> tuple[list[Scan], list[ScanInput]]:
-    """Library scans with in-memory LPS images, and the lookup the prompt adapters use."""
+def build_scans(volumes: list[StudyVolume], voxels: bool = True) -> tuple[list[Scan], list[ScanInput]]:
+    """Library scans, and the lookup the prompt adapters use. With ``voxels`` the scans hold
+    in-memory LPS images (two copies of every volume); without, only their grids (for a child
+    process, which gets the voxels as files: ``process.write_child_study``)."""
     scans, inputs = [], []
     for volume in volumes:
-        image = volume_to_sitk(volume.node)
         scan = _scan_stub(volume)
-        scan.image = image
+        scan.image = volume_to_sitk(volume.node) if voxels else None
+        grid = scan.image if voxels else volume_geometry(volume.node)
         scans.append(scan)
-        inputs.append(ScanInput(volume.scan_id, volume.node, image, volume.proxy_id, volume.item, volume.shown))
+        inputs.append(ScanInput(volume.scan_id, volume.node, grid, volume.proxy_id, volume.item, volume.shown))
     return scans, inputs

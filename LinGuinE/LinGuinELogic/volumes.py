@@ -2,13 +2,16 @@
 
 The conversion happens on the main thread (only it may touch MRML); the images then go to the
 worker. MRML geometry is RAS; SimpleITK's is LPS: this module is where the flip happens.
+``write_volume_nrrd`` hands a volume to a child process in one pass over its voxels.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,16 +53,50 @@ def world_ijk_to_ras(node: Any) -> np.ndarray:
     return matrix
 
 
-def volume_array_zyx(node: Any) -> np.ndarray:
-    """The voxels as a (z, y, x) numpy array (a copy, safe to hand to another thread)."""
+def _voxels(node: Any) -> np.ndarray:
+    """The volume's voxels, x fastest, as a view of VTK's buffer (main thread only)."""
     image = node.GetImageData()
     if image is None or image.GetPointData().GetScalars() is None:
         raise InputError(f"volume '{node.GetName()}' has no voxels")
     if image.GetNumberOfScalarComponents() != 1:
         raise InputError(f"volume '{node.GetName()}' is not a scalar volume")
-    dims = image.GetDimensions()
-    flat = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
+    return numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
+
+
+def volume_array_zyx(node: Any) -> np.ndarray:
+    """The voxels as a (z, y, x) numpy array (a copy, safe to hand to another thread)."""
+    flat = _voxels(node)
+    dims = node.GetImageData().GetDimensions()
     return flat.reshape(dims[2], dims[1], dims[0]).copy()
+
+
+# numpy's voxel types as NRRD names them
+_NRRD_TYPES = {"int8": "signed char", "uint8": "uchar", "int16": "short", "uint16": "ushort", "int32": "int",
+               "uint32": "uint", "int64": "longlong", "uint64": "ulonglong", "float32": "float", "float64": "double"}
+
+
+def write_volume_nrrd(node: Any, path: Path) -> None:
+    """The volume for a child process: a detached NRRD header ``path`` (.nhdr: world LPS grid, as
+    ``volume_to_sitk`` gives it) beside the raw voxels written straight from VTK's buffer, so the
+    main thread makes one pass over them (no copy into an image, no encoder)."""
+    flat = _voxels(node)
+    kind = _NRRD_TYPES.get(flat.dtype.name)
+    if kind is None:
+        raise InputError(f"volume '{node.GetName()}' has voxels of type {flat.dtype.name}, not a scalar CT type")
+    grid = volume_geometry(node)
+    axes = np.array(grid.direction).reshape(3, 3) * np.array(grid.spacing)  # column j: axis j, spacing long
+
+    def vector(values: Any) -> str:
+        return "(" + ",".join(repr(float(v)) for v in values) + ")"
+
+    raw = Path(path).with_suffix(".raw")
+    flat.tofile(str(raw))
+    lines = ["NRRD0004", f"type: {kind}", "dimension: 3", "space: left-posterior-superior",
+             "sizes: " + " ".join(str(n) for n in grid.size),
+             "space directions: " + " ".join(vector(axes[:, j]) for j in range(3)),
+             "kinds: domain domain domain", f"endian: {sys.byteorder}", "encoding: raw",
+             f"space origin: {vector(grid.origin)}", f"data file: {raw.name}"]
+    Path(path).write_text("\n".join(lines) + "\n")
 
 
 def geometry_from_matrix(image: sitk.Image, ijk_to_ras: np.ndarray) -> sitk.Image:

@@ -1,6 +1,6 @@
 """The study kept open in a long-lived child process, so that one more lesion costs seconds.
 
-``StudyWorker.start`` writes the study's scans once (as ``ChildTracking`` does) and starts
+``StudyWorker.start`` writes the study's volumes once (as ``ChildTracking`` does) and starts
 ``python -m LinGuinELib.worker``, which reads them and registers the pairs in the background
 while the user places points. ``submit`` sends the lesions of a run and returns a
 ``WorkerJob`` with the same face as ``ChildTracking`` (poll, cancel, error, result, close), so
@@ -80,13 +80,14 @@ class StudyWorker:
         _RUNNING.add(self)
 
     @classmethod
-    def start(cls, study: Any, config: TrackingConfig, key: str, environment: dict[str, str] | None = None,
-              plugins: list[str] | None = None, python: str | None = None,
-              warm_from: list[str] | None = None) -> StudyWorker:
-        """Write the scans, start the worker and open the study (returns at once)."""
+    def start(cls, study: Any, volumes: list, config: TrackingConfig, key: str,
+              environment: dict[str, str] | None = None, plugins: list[str] | None = None,
+              python: str | None = None, warm_from: list[str] | None = None) -> StudyWorker:
+        """Write the volumes (the study's scans, same order), start the worker and open the study
+        (returns once the files are written)."""
         folder = Path(tempfile.mkdtemp(prefix="LinGuinE-study-"))
         try:
-            write_child_study(Study(study.patient_id, study.scans, []), config, folder, plugins or [])
+            write_child_study(Study(study.patient_id, study.scans, []), volumes, config, folder, plugins or [])
             env = dict(os.environ)
             env.update(environment or {})
             env["PYTHONPATH"] = os.pathsep.join(p for p in (library_root(), env.get("PYTHONPATH", "")) if p)

@@ -390,11 +390,13 @@ def test_batch_errors_name_the_problem(ball_study):
 
 
 @pytest.mark.lidc
-def test_real_ct_geometry_and_prompt_through_slicer(lidc_dir):
-    """A real chest CT read by Slicer's reader reaches the engine with SimpleITK's own geometry."""
+def test_real_ct_geometry_and_prompt_through_slicer(lidc_dir, tmp_path):
+    """A real chest CT read by Slicer's reader reaches the engine (in this process, or as the files
+    a tracking process reads) with SimpleITK's own geometry."""
     import SimpleITK as sitk
     from LinGuinELogic import LinGuinELogic
     from LinGuinELogic.scene import headless_scene
+    from LinGuinELogic.volumes import write_volume_nrrd
 
     from LinGuinELib.geometry import index_zyx_to_physical, lps_to_ras
 
@@ -407,14 +409,15 @@ def test_real_ct_geometry_and_prompt_through_slicer(lidc_dir):
     index = points.AddControlPoint(*lps_to_ras(centre_lps), "nodule")
     points.SetNthControlPointAssociatedNodeID(index, ct.GetID())
 
-    prepared = logic.prepare([ct, ct_again], points)
-    ours = prepared.study.scans[0].image
+    prepared = logic.prepare([ct, ct_again], points, voxels=True)
+    write_volume_nrrd(ct, tmp_path / "ct0.nhdr")  # what a tracking process reads instead
     theirs = sitk.ReadImage(str(lidc_dir / "LIDC-IDRI-0001_ct.nii.gz"))
-    assert ours.GetSize() == theirs.GetSize()
-    assert np.allclose(ours.GetOrigin(), theirs.GetOrigin(), atol=1e-3)
-    assert np.allclose(ours.GetSpacing(), theirs.GetSpacing(), atol=1e-5)
-    assert np.allclose(ours.GetDirection(), theirs.GetDirection(), atol=1e-6)
-    assert np.array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs))
+    for ours in (prepared.study.scans[0].image, sitk.ReadImage(str(tmp_path / "ct0.nhdr"))):
+        assert ours.GetSize() == theirs.GetSize()
+        assert np.allclose(ours.GetOrigin(), theirs.GetOrigin(), atol=1e-3)
+        assert np.allclose(ours.GetSpacing(), theirs.GetSpacing(), atol=1e-5)
+        assert np.allclose(ours.GetDirection(), theirs.GetDirection(), atol=1e-6)
+        assert np.array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs))
     lesion = prepared.study.lesions[0]
     assert lesion.scan_id == "ct0"
     assert np.allclose(lesion.points_lps[0], centre_lps, atol=1e-6)
