@@ -178,6 +178,19 @@ def _exclude_negatives(lesion: np.ndarray, roi: Roi, negatives: np.ndarray) -> n
     return kept if kept is not None else np.zeros_like(lesion)
 
 
+def _deepest_in(envelope: np.ndarray, roi: Roi) -> np.ndarray | None:
+    """The image index of the densest voxel inside the envelope by more than the image's blur
+    (clear of the wall's partial volume), within SEED_SEARCH_MM of the envelope's edge nearest
+    the seed, if it is denser than aerated lung; else None."""
+    blur = 2.0 * SMOOTH_MM + 0.5 * float(roi.spacing.max())
+    near = (roi.dist <= SEED_SEARCH_MM + blur) & (edt_mm(envelope, roi.spacing) > blur)
+    near &= roi.smooth >= AIR_LIKE_HU
+    if not near.any():
+        return None
+    best = np.array(np.unravel_index(int(np.argmax(np.where(near, roi.smooth, -np.inf))), near.shape))
+    return roi.lo + best * roi.step + (roi.step - 1) / 2
+
+
 def _start_seed(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> np.ndarray:
     """The prompt, or the densest voxel within reach when the prompt sits in air / lung."""
     roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
@@ -282,8 +295,13 @@ class ClassicalSegmenter(Segmenter):
 
     @staticmethod
     def _segment_point(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray, neg: np.ndarray,
-                       out: np.ndarray, diag: dict) -> None:
-        """Segment around one seed, the ROI sized by the lesion's scale and grown while needed."""
+                       out: np.ndarray, diag: dict, moved: bool = False) -> None:
+        """Segment around one seed, the ROI sized by the lesion's scale and grown while needed.
+
+        A prompt whose region lies mostly outside the lung envelope (in the wall) is tried once
+        more from the densest point well inside the envelope within SEED_SEARCH_MM of its edge,
+        when one is denser than lung: a propagated point may land a few mm into the wall beside
+        its lesion."""
         seed = _start_seed(array, spacing, seed)
         dist, hits = air_distances(array, spacing, seed)
         scale = lesion_scale(dist)
@@ -321,6 +339,11 @@ class ClassicalSegmenter(Segmenter):
             if envelope is not None:
                 envelope_fraction = float((lesion & envelope).sum()) / max(float(lesion.sum()), 1.0)
                 if envelope_fraction < MIN_ENVELOPE_FRACTION:
+                    inner = None if moved else _deepest_in(envelope, roi)
+                    if inner is not None:
+                        diag.update(_empty_diagnostics())
+                        ClassicalSegmenter._segment_point(array, spacing, inner, neg, out, diag, moved=True)
+                        return
                     diag["envelope_fraction"] = round(envelope_fraction, 3)
                     raise _NoLesion(f"region lies {100 * (1 - envelope_fraction):.0f}% outside the lung envelope")
             cover = open_face_cover(lesion, roi)
