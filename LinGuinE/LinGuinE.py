@@ -361,7 +361,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except Exception as exc:  # a background convenience: Apply says what is wrong
             logging.info("LinGuinE: the study was not opened in the background: %s", exc)
             return
-        if not worker.opened:
+        if not worker.warm:  # a new study, or other registration settings
             self.ui.statusLabel.text = "Study set: its scans are being registered in the background."
 
     def onCancelButton(self) -> None:

@@ -183,6 +183,7 @@ class LinGuinELogic(_LogicBase):
         key = study_key(volumes, environment, plugins)
         worker = self.studyWorker
         if worker is not None and worker.key == key and worker.alive:
+            worker.poll()  # its answers so far: opened, warm
             worker.configure(config)
             return worker
         self.closeStudyWorker()

@@ -115,7 +115,6 @@ class _Clock:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._read_lock = threading.Lock()
         self.spans: list[tuple[str, float, float]] = []
 
     @contextmanager
