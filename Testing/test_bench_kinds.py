@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from bench_kinds import _group_stats, _responses, disagreement_cause  # noqa: E402
+from bench_kinds import _group_stats, _responses, disagreement_cause, pooled_table, wilson  # noqa: E402
 
 TRUTH = [7.0, 9.8, 13.3, 4.9, 0.0]  # the benchmark's schedule: x1.4, x1.9, x0.7, gone
 
@@ -51,3 +51,20 @@ def test_the_two_truths_are_compared():
             dict(_rec(48.4, 50.4, "baseline", "baseline"), study="mass", lesion="L1", scan="T0",
                  expected_response="baseline")]
     assert truth_disagreements(recs) == "1 of 2 categories differ between the two truths (mass L1 T2: PD / SD)"
+
+
+def test_pooled_rates_come_with_wilson_intervals_per_seed_and_pooled():
+    lo, hi = wilson(1, 3)
+    assert 0.05 < lo < 0.07 and 0.78 < hi < 0.80  # 1/3: 6-79%, not a rate yet
+    lo, hi = wilson(27, 30)
+    assert 0.73 < lo < 0.75 and hi < 0.97
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+    recs = []
+    for seed in (0, 1):
+        recs += [{**_rec(1.0, 0.3, "SD", "PR", "weak_edge", dice=0.3), "seed": seed, "is_source": False},
+                 {**_rec(1.0, 1.0, "SD", "SD"), "seed": seed, "is_source": False},
+                 {**_rec(0.0, 0.0, "CR", "CR"), "seed": seed, "is_source": False, "status": "not_found"}]
+    rows = pooled_table(recs).splitlines()
+    assert rows[2].startswith("| seed 0 | 1/1 (100%") and rows[-1].startswith("| pooled | 2/2 (100%")
+    cells = rows[-1].split("|")
+    assert cells[3].startswith(" 0/4 (0%") and cells[4].startswith(" 2/2 (100%") and cells[5].startswith(" 4/6")

@@ -30,7 +30,7 @@ def test_help_imports_no_command():
 def test_track_imports_only_track():
     modules = _imported_after(["-q", "track", "study.json", "--out", "o"])
     assert "LinGuinELib.cli.track" in modules
-    # Not even scipy or the pipeline: the study is read on a thread while they are imported.
+    # Not even scipy or the pipeline: they load after the study and OUT are checked.
     assert not [m for m in modules if m.split(".")[0] in HEAVY + ("scipy", "slicerio", "cc3d")]
     assert "LinGuinELib.pipeline" not in modules
     others = {f"LinGuinELib.cli.{n}" for n in SUBCOMMANDS} - {"LinGuinELib.cli.track", "LinGuinELib.cli.options"}
@@ -55,7 +55,7 @@ def test_every_command_listed_and_each_parses_its_own_options():
 
 
 def test_track_reports_a_bad_option_before_a_bad_study(tmp_path, capsys):
-    """The study is loaded on a thread meanwhile, but the option check's error still comes first."""
+    """Option errors first, then the study's; neither imports the pipeline."""
     from LinGuinELib.cli.main import main
 
     out = tmp_path / "o"

@@ -241,3 +241,46 @@ def _f(v: float, digits: int = 3) -> str:
 
 def _pct(v: float) -> str:
     return "-" if not np.isfinite(v) else f"{100 * v:.0f}%"
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a rate k/n (NaN when n = 0): honest at small counts and near 0 or 1."""
+    if n == 0:
+        return math.nan, math.nan
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _rate(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} ({100 * k / n:.0f}%, {100 * lo:.0f}-{100 * hi:.0f})" if n else "-"
+
+
+def pooled_counts(records: list[dict]) -> dict[str, tuple[int, int]]:
+    """(count, of) for the issue's four goals on the propagated scans: bad results flagged, good
+    results flagged, vanished lesions not_found, response categories agreeing with the truth's."""
+    prop = [r for r in records if not r["is_source"]]
+    judged = [(b, bool(_codes(r) - {UNCERTAIN})) for r in prop
+              if (b := is_bad(r["truth_ml"], r["pred_ml"], r["dice"])) is not None]
+    gone = [r for r in prop if r["truth_ml"] == 0]
+    called = [r for r in prop if r["true_response"] not in ("baseline", "NE")]
+    return {"bad flagged": (sum(b and f for b, f in judged), sum(b for b, _ in judged)),
+            "good flagged": (sum(f and not b for b, f in judged), sum(not b for b, _ in judged)),
+            "vanished not_found": (sum(r["status"] == "not_found" for r in gone), len(gone)),
+            "response agrees": (sum(r["true_response"] == r["reported_response"] for r in called), len(called))}
+
+
+def pooled_table(records: list[dict]) -> str:
+    """One row per seed and one for all seeds pooled: count/of (rate, 95% Wilson interval)."""
+    seeds = sorted({r.get("seed") for r in records}, key=lambda s: (s is None, s))
+    rows = [(f"seed {s}", [r for r in records if r.get("seed") == s]) for s in seeds]
+    if len(rows) > 1:
+        rows.append(("pooled", records))
+    names = list(pooled_counts([]))
+    lines = ["| seeds | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, recs in rows:
+        counts = pooled_counts(recs)
+        lines.append(f"| {label} | " + " | ".join(_rate(*counts[n]) for n in names) + " |")
+    return "\n".join(lines)

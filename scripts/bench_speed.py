@@ -4,15 +4,20 @@
     python scripts/bench_speed.py STUDY.json [--repeats 3]          # the `linguine track` pipeline
     python scripts/bench_speed.py STUDY.json --session              # warm, then add each lesion
     python scripts/bench_speed.py STUDY.json --study-worker         # the same through the Slicer panel's worker
+    python scripts/bench_speed.py STUDY.json --cli                  # `linguine -q track` itself, by stage
 
 Each run is a fresh child process (imports and peak memory are its own). The pipeline run does
 what `linguine track` does (manifest, preflight, track, write) and reports its stage breakdown:
-start-up (imports; the manifest and preflight run meanwhile on a thread), preflight (what of the
-OUT and file checks and the prompted scans' read the imports did not hide), tracking
+start-up (imports, manifest), preflight (OUT and file checks, the prompted scans read), tracking
 (with the wall time during which a registration or a segmentation ran), writing, and the share of
 the total spent outside registration and segmentation. ``scripts/benchmark.py`` prints the same breakdown for every
 study it tracks (``speed_record`` / ``speed_table`` below). Timings on a shared machine are
 noisy: compare runs made back to back, and read the CPU seconds next to the wall.
+
+``--cli`` runs the command itself (``linguine -q track STUDY --out OUT``) in the child and gives wall
+and CPU seconds (all threads) of its start-up (until tracking starts), tracking and writing. It hooks
+only the progress bar and the pipeline's writer, so any version of the command can be timed alike:
+``--code CHECKOUT`` times another checkout's ``LinGuinELib`` (e.g. main before a change), back to back.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 from pathlib import Path
 
 START = time.perf_counter()
+CPU_START = time.process_time()
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -73,24 +79,76 @@ def speed_table(records: list[dict]) -> str:
 
 
 def pipeline_worker(manifest: Path, out: Path) -> dict:
-    """What `linguine track STUDY --out OUT` does, timed: the manifest read and checked on a
-    thread while the pipeline is imported (``preflight_s``: the part of that the import did not hide)."""
+    """What `linguine track STUDY --out OUT` does, timed."""
     from LinGuinELib.config import TrackingConfig
     from LinGuinELib.registry import check_config_options
     from LinGuinELib.study.manifest import load_manifest
-    from LinGuinELib.study.preflight import preflight_in_background
+    from LinGuinELib.study.preflight import preflight
 
-    checked = preflight_in_background(lambda: load_manifest(manifest), out)
     config = TrackingConfig()
     check_config_options(config)
-    from LinGuinELib.pipeline import run_tracking
+    study = load_manifest(manifest)
+    checked = time.perf_counter()
+    preflight(study, out)
+    preflight_s = time.perf_counter() - checked
+    from LinGuinELib.pipeline import run_tracking  # as the command: after the checks
 
-    imported = time.perf_counter()
-    study = checked.result()
     tracking_started = time.perf_counter()
     result, _ = run_tracking(study, out, config)
-    speed = speed_record(result, START, tracking_started, time.perf_counter(), tracking_started - imported)
+    speed = speed_record(result, START, tracking_started, time.perf_counter(), preflight_s)
     return {"study": study.patient_id, "speed": speed}
+
+
+def cli_worker(manifest: Path, out: Path) -> dict:
+    """`linguine -q track` in this process, stamped when tracking starts (the progress bar is made)
+    and when writing starts (the pipeline calls its writer)."""
+    import contextlib
+    import io
+
+    from LinGuinELib.cli import options
+
+    stamps: dict[str, tuple[float, float]] = {}
+    bar_class = options.TqdmProgress
+
+    class StampedBar(bar_class):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs) -> None:
+            stamps["tracking"] = (time.perf_counter(), time.process_time())
+            pipeline = sys.modules["LinGuinELib.pipeline"]
+            write = pipeline.write_outputs
+
+            def stamped_write(*a, **k):
+                stamps["writing"] = (time.perf_counter(), time.process_time())
+                return write(*a, **k)
+
+            pipeline.write_outputs = stamped_write
+            super().__init__(*args, **kwargs)
+
+    options.TqdmProgress = StampedBar
+    from LinGuinELib.cli.main import main as linguine
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = linguine(["-q", "track", str(manifest), "--out", str(out)])
+    if code:
+        sys.exit(f"linguine track exited {code}")
+    marks = [(START, CPU_START), stamps["tracking"], stamps["writing"], (time.perf_counter(), time.process_time())]
+    stages = {name: {"wall_s": b[0] - a[0], "cpu_s": b[1] - a[1]}
+              for name, a, b in zip(("startup", "tracking", "writing"), marks, marks[1:])}
+    stages["total"] = {"wall_s": marks[-1][0] - START, "cpu_s": marks[-1][1] - CPU_START}
+    import LinGuinELib
+
+    return {"study": str(manifest), "code": str(Path(LinGuinELib.__file__).parents[1]), "cli": stages,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def cli_table(records: list[dict]) -> str:
+    """Markdown table of ``cli_worker`` records: wall / CPU seconds per stage."""
+    names = ("startup", "tracking", "writing", "total")
+    lines = ["| study | " + " | ".join(f"{n} s (wall / CPU)" for n in names) + " | peak MB |",
+             "|---|---|---|---|---|---|"]
+    for r in records:
+        cells = " | ".join(f"{r['cli'][n]['wall_s']:.2f} / {r['cli'][n]['cpu_s']:.2f}" for n in names)
+        lines.append(f"| {Path(r['study']).parent.name} | {cells} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
 
 
 def session_worker(manifest: Path) -> dict:
@@ -192,6 +250,9 @@ def main() -> None:
     p.add_argument("--session", action="store_true", help="warm a session, then add each lesion")
     p.add_argument("--study-worker", action="store_true",
                    help="open the study in the Slicer panel's worker process, then send each lesion")
+    p.add_argument("--cli", action="store_true", help="time `linguine -q track` itself, stage by stage")
+    p.add_argument("--code", type=Path, default=None,
+                   help="with --cli: time the LinGuinELib of this checkout (default: this one)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.study_worker:
@@ -200,11 +261,17 @@ def main() -> None:
         return
     if args.worker:
         out = args.out or args.manifest.parent / "result_speed"
+        if args.cli:
+            if args.code:
+                sys.path.insert(0, str(args.code.resolve()))
+            print(json.dumps(cli_worker(args.manifest, out)))
+            return
         print(json.dumps(session_worker(args.manifest) if args.session else pipeline_worker(args.manifest, out)))
         return
     records = []
     for _ in range(args.repeats):
         cmd = [sys.executable, __file__, str(args.manifest), "--worker"] + (["--session"] if args.session else [])
+        cmd += (["--cli"] if args.cli else []) + (["--code", str(args.code)] if args.code else [])
         cmd += ["--out", str(args.out)] if args.out else []
         began = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -212,10 +279,12 @@ def main() -> None:
         if proc.returncode != 0:
             sys.exit(proc.stderr[-3000:])
         records.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        if not args.session:
+        if not args.session and not args.cli:
             records[-1]["speed"]["process_s"] = process_s
         print(json.dumps(records[-1]), file=sys.stderr)
-    if not args.session:
+    if args.cli:
+        print(cli_table(records))
+    elif not args.session:
         print(speed_table(records))
 
 

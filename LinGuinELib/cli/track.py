@@ -1,8 +1,4 @@
-"""`linguine track STUDY --out OUT`: track the lesions of one study.
-
-Start-up: the study is loaded and checked (``preflight``: the prompted scans are read) on a
-background thread while this one imports the tracking pipeline; neither waits for the other.
-"""
+"""`linguine track STUDY --out OUT`: track the lesions of one study."""
 
 from __future__ import annotations
 
@@ -14,7 +10,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..registry import check_config_options
 from ..study.manifest import load_folder, load_manifest
-from ..study.preflight import preflight_in_background
+from ..study.preflight import preflight
 from .options import TqdmProgress, add_tracking_options, config_from_args, out_path
 
 log = logging.getLogger(__name__)
@@ -88,17 +84,14 @@ def print_table(rows: list[dict], extra: dict[tuple[str, str], str] | None = Non
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    checked = preflight_in_background(lambda: load_study(args), args.out)
-    # Meanwhile, here: the checks that import the backends, and the pipeline (scipy, the writers).
-    # Their errors still come first, as when the study was loaded after them.
     check_config_options(config)
     if args.dicom:
         from ..outputs.dicom_seg import require_dicom_packages
 
         require_dicom_packages()
-    from ..pipeline import run_tracking
-
-    study = checked.result()
+    study = load_study(args)
+    preflight(study, args.out)
+    from ..pipeline import run_tracking  # after the checks: bad input fails before scipy & co. load
     if args.dicom and not any(s.dicom_files for s in study.scans):
         print("linguine: --dicom: no scan was read from DICOM, so no SEG/SR can reference one; "
               "writing the other outputs only", file=sys.stderr)

@@ -37,6 +37,7 @@ from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image, voxel_volume_ml
 from ..prompt import mask_centre_lps
 from ..quality import Finding, Reason, scan_checks
+from ..quality.absence import absence_signals, settle_absence
 from ..quality.match import LesionReference, candidate_match, unlike_prompt
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
@@ -403,6 +404,12 @@ class _Run:
                     f"{100 * match['candidate_coverage']:.0f}% of the lesion's place covered"
                     + (f", unlike the lesion: {', '.join(unlike)}" if unlike else ""))))
             result.signals.update(match)
+            if result.status == "not_found" and prompt is not None and self.lesion_refs.get(lesion.id) is not None:
+                with self.timed("quality"):  # a confident disappearance, or one to confirm (quality.absence)
+                    levels = [prompt.signals.get(k, float("nan")) for k in ("level_hu", "lung_level_hu")]
+                    result.signals.update(absence_signals(self.lesion_refs[lesion.id], self.image(lesion.scan_id),
+                                                          image, mapped, *levels))
+                    result.findings = settle_absence(result.findings, result.signals)
         self.report("segment", f"{lesion.id}: {step.from_scan} -> {step.to_scan}: {result.status}",
                     lesion=lesion.id, scan=step.to_scan)
         return result

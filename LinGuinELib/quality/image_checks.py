@@ -13,6 +13,7 @@ Measured from the image around the mask (learned segmenters report nothing about
   a 3:1 ellipsoid, ~0.35 for a vessel tree or a sheet of diaphragm);
 - open boundary: the share of that ring denser than half-way from lung to lesion (the outline
   cuts through tissue like the lesion's: an attached wall or vessel, or a leak);
+- shape change: much flatter or longer than the same lesion's segment on the prompt scan;
 - scan edge, distance from the propagated point, the registration's own confidence, and the
   segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
   ``roi_border_contact`` means its region reached the border of its region of interest).
@@ -53,6 +54,11 @@ CONFIDENT_RADIUS_FACTOR = 2.5
 PROMPT_CONTRAST_FRACTION = 1 / 3  # a follow-up edge weaker than this share of the prompt's is weak
 MAX_THIN_PART = 0.25  # share of a segment thinner than half its thickest part (vessel, pleura)
 MIN_COMPACTNESS = 0.5  # radius of the widest ball inside / radius of the sphere of its volume
+# A lesion keeps its shape between scans: a follow-up segment whose elongation (see ``elongation``)
+# reaches ELONGATED and SHAPE_CHANGE times the prompt segment's was cut (one slice of a lesion on
+# thick slices), grew along a vessel or sheet, or is a piece of one (round lesions measure 1.1-1.9).
+ELONGATED = 2.5
+SHAPE_CHANGE = 1.75
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
 
 
@@ -112,8 +118,21 @@ def _shape(mask: np.ndarray, spacing: np.ndarray) -> tuple[float, float]:
     return float(1.0 - swept[1:-1, 1:-1, 1:-1][mask].mean()), 2 * ball
 
 
-def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
-    """(edge contrast HU, open-boundary fraction, lung noise SD) from rings around the mask."""
+def elongation(mask: np.ndarray, spacing: np.ndarray) -> float:
+    """Spread along the segment's longest principal axis over its shortest (standard deviations,
+    each voxel counted as a uniform box so that a one-slice segment is not infinitely flat):
+    about 1 for a nodule, >= 3 for a piece of vessel (a tube) or of pleura or fissure (a sheet)."""
+    idx = np.argwhere(mask)
+    if len(idx) < 2:
+        return math.nan
+    cov = np.cov((idx * spacing).T) + np.diag(spacing**2 / 12.0)
+    var = np.linalg.eigvalsh(cov)
+    return float(np.sqrt(var[-1] / max(var[0], 1e-9)))
+
+
+def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(edge contrast HU, open-boundary fraction, lung noise SD, lesion level HU, lung level HU)
+    from the mask's interior and rings around it."""
     interior = ndimage.binary_erosion(mask)
     inside = hu[interior] if interior.sum() >= MIN_VOXELS else hu[mask]
     level_in = float(np.median(inside))
@@ -121,14 +140,14 @@ def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
     ring = ndimage.binary_dilation(d1) & ~d1  # skip the partial-volume voxel next to the mask
     out = hu[ring]
     if out.size == 0:
-        return math.nan, math.nan, math.nan
+        return math.nan, math.nan, math.nan, level_in, math.nan
     lung = out[out < level_in - 200.0]
     lung = lung[lung < LUNG_HU] if (lung < LUNG_HU).sum() >= 10 else lung
     lung_level = float(np.median(lung)) if lung.size >= 10 else DEFAULT_LUNG_LEVEL_HU
     noise = float(1.4826 * np.median(np.abs(lung - np.median(lung)))) if lung.size >= 10 else math.nan
     contrast = level_in - float(np.median(out))
     open_fraction = float(np.mean(out > 0.5 * (level_in + lung_level))) if level_in > lung_level else 1.0
-    return contrast, open_fraction, noise
+    return contrast, open_fraction, noise, level_in, lung_level
 
 
 def _low_confidence(confidence: float, radius_mm: float) -> bool:
@@ -170,12 +189,14 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     margin = np.ceil((ENVELOPE_BALL_FACTOR * max(radius, 2.0) + 6.0) / spacing).astype(int) + 2
     box, sub = _grown(mask, margin)
     hu = sitk.GetArrayViewFromImage(image)[box].astype(np.float32)
-    contrast, open_fraction, noise = _edge(hu, sub)
+    contrast, open_fraction, noise, level, lung_level = _edge(hu, sub)
     outside = _outside_lung_fraction(hu, sub, spacing, radius)
     thin, inscribed = _shape(mask.array, spacing)
     compact = inscribed / radius if radius > 0 else math.nan
     signals.update(edge_contrast_hu=contrast, open_boundary=open_fraction, outside_lung=outside, thin_part=thin,
-                   compactness=compact)
+                   compactness=compact, level_hu=level, lung_level_hu=lung_level,
+                   densest_tenth_hu=float(np.percentile(hu[sub], 90)),
+                   elongation=elongation(mask.array, spacing))
     if outside > MAX_OUTSIDE_LUNG:
         findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
     if open_fraction > MAX_OPEN_BOUNDARY:
@@ -186,6 +207,9 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         findings.append(Finding(Reason.WEAK_EDGE, f"{contrast:.0f} HU"))
     if np.isfinite(thin) and thin > MAX_THIN_PART:
         findings.append(Finding(Reason.THIN_PART, f"{100 * thin:.0f}% of the segment"))
+    shape, was = signals["elongation"], prompt_signals.get("elongation", math.nan)
+    if np.isfinite(was) and shape >= max(ELONGATED, SHAPE_CHANGE * was):
+        findings.append(Finding(Reason.SHAPE_CHANGED, f"elongation {shape:.1f}, {was:.1f} on the prompt scan"))
     if np.isfinite(compact) and compact < MIN_COMPACTNESS:
         findings.append(Finding(Reason.NOT_COMPACT, f"widest ball {inscribed:.0f} mm across, "
                                                     f"{compact:.2f} of the radius of its volume"))

@@ -13,13 +13,18 @@ candidate:
 - *little*: it covers little of the expected region (the lesion has gone, or shrank a lot);
 - *unlike*: it does not look like the lesion did on the prompt scan: an image finding (not
   compact, a thin part, a weak edge, an open outline, outside the lung) the prompt's segment did
-  not have, or a compactness clearly below the prompt's (beyond the grid's half-voxel
-  quantisation of both).
+  not have, a compactness clearly below the prompt's (beyond the grid's half-voxel
+  quantisation of both); ``shape_changed`` among those findings is a segment drawn out along
+  one axis (a piece of vessel) or flattened along one (a piece of pleura or fissure) where the
+  prompt's lesion was round.
 Two of them reject it (the result becomes ``not_found``, flagged ``candidate_rejected``), unless
 it fills most of the lesion's place: then the lesion is there, perhaps leaking into a neighbour
 (kept; the flag looks at it). A lesion that shrank stays inside and keeps its look (kept, however
 small); a lesion that shrank a lot *and* changed its look is rejected, and the flag asks the user
-to confirm it has gone.
+to confirm it has gone. One thing rejects a candidate on its own, wherever it lies: it is
+*faint*, even its densest tenth within a quarter of the way from the lung's density to the
+lesion's on the prompt scan (aerated lung segmented along a wall is not tissue, let alone the
+lesion).
 """
 
 from __future__ import annotations
@@ -44,7 +49,10 @@ MIN_COVERAGE = 0.25  # share of the expected region covered, below which it is s
 OCCUPIED = 0.5  # share of the expected region covered from which the lesion is there (most of its place)
 MAX_SAMPLES = 300_000  # voxels sampled to measure the coverage (strided beyond)
 # Image findings that describe what a segment looks like (not where it is or how it was found).
-LOOK_REASONS = (Reason.NOT_COMPACT, Reason.THIN_PART, Reason.WEAK_EDGE, Reason.OPEN_BOUNDARY, Reason.OUTSIDE_LUNG)
+FAINT = "faint"  # a way of looking unlike that is not a review reason of its own
+FAINT_FRACTION = 0.25
+LOOK_REASONS = (Reason.NOT_COMPACT, Reason.THIN_PART, Reason.WEAK_EDGE, Reason.OPEN_BOUNDARY, Reason.OUTSIDE_LUNG,
+                Reason.SHAPE_CHANGED)
 
 
 def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_findings: list[Finding],
@@ -53,7 +61,8 @@ def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_fin
 
     A look finding the prompt did not have counts; so does a compactness below the prompt's by
     more than the quantisation of the widest inscribed ball (half a voxel, the largest spacing,
-    over each segment's radius) when both are below ``MIN_COMPACTNESS``.
+    over each segment's radius) when both are below ``MIN_COMPACTNESS``; so does a faint
+    interior (see ``is_faint``).
     """
     had = {f.reason for f in prompt_findings}
     out = [f.reason.value for f in findings if f.reason in LOOK_REASONS and f.reason not in had]
@@ -63,7 +72,19 @@ def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_fin
         slack = 0.5 * spacing_mm / r + 0.5 * prompt_spacing_mm / rp
         if c < cp - slack:
             out.append(Reason.NOT_COMPACT.value)
+    if is_faint(signals, prompt_signals):
+        out.append(FAINT)
     return out
+
+
+def is_faint(signals: dict[str, float], prompt_signals: dict[str, float]) -> bool:
+    """Whether even the densest tenth of a segment lies within the first ``FAINT_FRACTION`` of the
+    way from the lung's level to the prompt lesion's (HU; the densest tenth, not the median, so that
+    a small lesion blurred by thick slices still counts as tissue; a quarter, not half, so that a
+    ground-glass remnant of a solid lesion is kept for the user to judge)."""
+    level, lesion = signals.get("densest_tenth_hu", math.nan), prompt_signals.get("level_hu", math.nan)
+    lung = prompt_signals.get("lung_level_hu", math.nan)
+    return bool(lesion > lung and level < lung + FAINT_FRACTION * (lesion - lung))
 
 
 @dataclass
@@ -130,11 +151,13 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
     else:
         coverage = 1.0  # a lesion smaller than a voxel here: nothing to compare
     return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
-            "plausible": float(not rejects(inside, coverage, len(unlike)))}
+            "plausible": float(not rejects(inside, coverage, len(unlike), FAINT in unlike))}
 
 
-def rejects(inside: float, coverage: float, unlike: int) -> bool:
+def rejects(inside: float, coverage: float, unlike: int, faint: bool = False) -> bool:
     """The decision of ``candidate_match`` from its evidence (see the module docstring)."""
+    if faint:
+        return True
     if coverage >= OCCUPIED:
         return False
     return int(inside < MIN_INSIDE) + int(coverage < MIN_COVERAGE) + int(unlike > 0) >= 2

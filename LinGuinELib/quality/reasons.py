@@ -24,11 +24,13 @@ class Reason(str, Enum):
     WEAK_EDGE = "weak_edge"
     THIN_PART = "thin_part"
     NOT_COMPACT = "not_compact"
+    SHAPE_CHANGED = "shape_changed"
     REGION_BORDER = "region_border"
     IMAGE_EDGE = "image_edge"
     POINT_FAR = "point_far"
     CANDIDATE_REJECTED = "candidate_rejected"
     LOW_REGISTRATION_CONFIDENCE = "low_registration_confidence"
+    ABSENCE_UNCONFIRMED = "absence_unconfirmed"
     RESPONSE_UNCERTAIN = "response_uncertain"
 
 
@@ -44,12 +46,16 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.WEAK_EDGE: "little intensity difference between the segment and its surroundings",
     Reason.THIN_PART: "a thin part (a vessel, a sheet along the pleura) makes up much of the segment",
     Reason.NOT_COMPACT: "the segment is not lesion-shaped: thin or branching throughout (vessels, diaphragm, wall)",
+    Reason.SHAPE_CHANGED: "much flatter or longer than the same lesion on the prompt scan: cut to fewer slices, "
+                          "or grown along a vessel or the pleura",
     Reason.REGION_BORDER: "the segment reaches the border of the segmenter's region (possibly cut or leaking)",
     Reason.IMAGE_EDGE: "the segment touches the edge of the scan: the lesion may extend beyond it",
     Reason.POINT_FAR: "the propagated point is far from the segment (it may be another structure)",
     Reason.CANDIDATE_REJECTED: "a structure at the propagated point was not taken as the lesion (it lies "
                                "where the lesion cannot be): check that the lesion has gone",
     Reason.LOW_REGISTRATION_CONFIDENCE: "the registration cannot vouch for where it put the lesion here",
+    Reason.ABSENCE_UNCONFIRMED: "reported gone, but its surroundings do not match the prompt scan's or its place "
+                                "is not empty: check that the lesion has really gone",
     Reason.RESPONSE_UNCERTAIN: "the response category rests on a volume change within the measurement's own "
                                "uncertainty of a threshold: the neighbouring category is as likely",
 }

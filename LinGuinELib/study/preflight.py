@@ -11,9 +11,7 @@ as it is read, still before anything is written. ``read_all=True`` reads every s
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -137,24 +135,3 @@ def preflight(study: Study, out: Path, kind: str = "track", read_all: bool = Fal
     check_prompt_voxels(study)
     return target
 
-
-def preflight_in_background(load: Callable[[], Study], out: Path, kind: str = "track") -> Future:
-    """``load()`` then ``preflight`` on a daemon thread; the future's result is the checked study.
-
-    Reading the prompted scans is mostly inflating them, which runs without the GIL, while the
-    caller imports what tracking needs (scipy and the backends: a few tenths of a second on one
-    core) on the other core. A daemon thread: an error or Ctrl-C in the caller does not wait for
-    the read, and nothing is written before ``preflight`` returns.
-    """
-    future: Future = Future()
-
-    def work() -> None:
-        try:
-            study = load()
-            preflight(study, out, kind)
-            future.set_result(study)
-        except BaseException as exc:  # handed to the caller with the result
-            future.set_exception(exc)
-
-    threading.Thread(target=work, name="linguine-preflight", daemon=True).start()
-    return future

@@ -1,0 +1,97 @@
+"""Is a lesion reported ``not_found`` confidently gone, or does the user need to look?
+
+A radiologist reading a complete response needs to know whether to trust it. Two things can make
+``not_found`` wrong: the product looked in the wrong place (registration), or the lesion is still
+there in a form the segmenter or the candidate check did not accept. On a lesion that has really
+gone, the registration's own confidence at its centre falls by construction (its local match
+compares the lesion on one scan with lung on the other), so it cannot vouch for the absence.
+Two measurements that do not depend on the lesion being there can:
+
+- *context*: the neighbourhood of the lesion's place (a shell from ``CONTEXT_GAP_MM`` to
+  ``CONTEXT_MM`` outside the prompt lesion's outline: vessels, fissures, the wall), compared
+  between the prompt scan and this one through the registration's shift; a high correlation
+  means the product looked where the lesion was;
+- *empty*: the share of the lesion's own place (the prompt mask carried by that shift) that is
+  aerated, below half-way from the lung's level to the lesion's: nothing like the lesion is left.
+
+Both high: a confident disappearance, the row is not flagged (a rejected candidate and a low but
+non-zero registration confidence stay in the result's signals and the log, not among its review
+reasons; a confidence of 0, nothing vouching for the point, stays a reason).
+Either low (or not measurable): a doubtful one, flagged ``absence_unconfirmed`` with the numbers
+beside the other reasons, and the user confirms by eye.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from ..geometry import index_zyx_to_physical, physical_to_continuous_index_zyx
+from .match import MAX_SAMPLES, LesionReference
+from .reasons import Finding, Reason
+
+CONTEXT_GAP_MM = 3.0  # the rim next to the lesion (partial volume, a faded remnant) is left out
+CONTEXT_MM = 12.0
+MIN_CONTEXT_NCC = 0.5
+MIN_EMPTY = 0.8
+
+
+def _grid(reference: LesionReference, image: sitk.Image, mapped_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel indices (z, y, x) of a box around the lesion's place on ``image`` (strided to at most
+    ``MAX_SAMPLES``) and their physical points carried back to the prompt scan."""
+    spacing = np.array(image.GetSpacing()[::-1], float)
+    shape = np.array(image.GetSize()[::-1])
+    centre = physical_to_continuous_index_zyx(image, np.asarray(mapped_lps, float)[None])[0]
+    half = np.ceil((reference.extent_mm + CONTEXT_MM + spacing.max()) / spacing).astype(int)
+    lo = np.maximum(np.floor(centre).astype(int) - half, 0)
+    hi = np.minimum(np.floor(centre).astype(int) + half + 1, shape)
+    stride = max(1, int(np.ceil((np.prod(np.maximum(hi - lo, 1)) / MAX_SAMPLES) ** (1 / 3))))
+    axes = [np.arange(a, b, stride) for a, b in zip(lo, hi)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    back = index_zyx_to_physical(image, grid) + (reference.centre_lps - np.asarray(mapped_lps, float))
+    return grid, back
+
+
+def absence_signals(reference: LesionReference, prompt_image: sitk.Image, image: sitk.Image,
+                    mapped_lps: np.ndarray, lesion_hu: float, lung_hu: float) -> dict[str, float]:
+    """``absence_context_ncc`` and ``absence_empty`` (see the module docstring) for the lesion's
+    place on ``image``; ``lesion_hu`` / ``lung_hu``: the prompt segment's levels."""
+    grid, back = _grid(reference, image, mapped_lps)
+    dist = reference.distance_at(back)
+    hu = sitk.GetArrayViewFromImage(image)[tuple(grid.T)].astype(float)
+    place = dist <= 0
+    cut = 0.5 * (lesion_hu + lung_hu) if np.isfinite(lesion_hu) and np.isfinite(lung_hu) and lesion_hu > lung_hu \
+        else -400.0
+    empty = float(np.mean(hu[place] < cut)) if place.any() else math.nan
+    shell = (dist > CONTEXT_GAP_MM) & (dist <= CONTEXT_MM)
+    ncc = math.nan
+    if shell.sum() >= 50:
+        idx = physical_to_continuous_index_zyx(prompt_image, back[shell])
+        before = ndimage.map_coordinates(sitk.GetArrayViewFromImage(prompt_image).astype(np.float32), idx.T,
+                                         order=1, mode="nearest")
+        after = hu[shell]
+        sd = before.std() * after.std()
+        ncc = float(np.mean((before - before.mean()) * (after - after.mean())) / sd) if sd > 0 else math.nan
+    return {"absence_context_ncc": ncc, "absence_empty": empty}
+
+
+def confident_absence(signals: dict[str, float]) -> bool:
+    """Whether both measurements vouch for the disappearance."""
+    return bool(signals.get("absence_context_ncc", math.nan) >= MIN_CONTEXT_NCC
+                and signals.get("absence_empty", math.nan) >= MIN_EMPTY)
+
+
+def settle_absence(findings: list[Finding], signals: dict[str, float]) -> list[Finding]:
+    """The findings of a ``not_found`` result: without the doubts a disappearance causes when it is
+    confident, else with ``absence_unconfirmed`` and the measurements added."""
+    if confident_absence(signals):
+        vouched = signals.get("registration_confidence", math.nan) > 0  # 0: nothing vouches, still a doubt
+        return [f for f in findings if f.reason is not Reason.CANDIDATE_REJECTED
+                and (f.reason is not Reason.LOW_REGISTRATION_CONFIDENCE or not vouched)]
+    note = (f"surroundings correlate {signals.get('absence_context_ncc', math.nan):.2f} with the prompt scan's "
+            f"(from {MIN_CONTEXT_NCC}), its place {100 * signals.get('absence_empty', math.nan):.0f}% aerated "
+            f"(from {100 * MIN_EMPTY:.0f}%)")
+    return [*findings, Finding(Reason.ABSENCE_UNCONFIRMED, note)]

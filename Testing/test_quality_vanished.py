@@ -1,0 +1,168 @@
+"""Vanished lesions: what is left where a lesion was (a piece of vessel, of pleura, aerated lung) is
+rejected, and a lesion that is still there, however small, is kept."""
+
+import numpy as np
+import SimpleITK as sitk
+
+from LinGuinELib.propagation.result import MaskCrop
+from LinGuinELib.quality import scan_checks
+from LinGuinELib.quality.image_checks import elongation
+from LinGuinELib.quality.match import LesionReference, candidate_match, unlike_prompt
+
+CENTRE_LPS = np.array([45.0, 40.0, 20.0])  # (x, y, z) of voxel (20, 40, 45) on 1 mm voxels
+CENTRE_ZYX = (20, 40, 45)
+
+
+def _lung(shape=(40, 80, 80), seed=0):
+    rng = np.random.default_rng(seed)
+    return -850 + 20 * rng.standard_normal(shape)
+
+
+def _image(arr, spacing=(1.0, 1.0, 1.0)):
+    img = sitk.GetImageFromArray(arr.astype(np.int16))
+    img.SetSpacing(spacing)
+    return img
+
+
+def _ball(shape, centre_zyx, r):
+    zz, yy, xx = np.indices(shape)
+    return (zz - centre_zyx[0]) ** 2 + (yy - centre_zyx[1]) ** 2 + (xx - centre_zyx[2]) ** 2 <= r**2
+
+
+def _tube_x(shape, zyx, radius, x0, x1):
+    """A vessel along x at (z, y) = zyx[:2], from x0 to x1."""
+    zz, yy, xx = np.indices(shape)
+    return ((zz - zyx[0]) ** 2 + (yy - zyx[1]) ** 2 <= radius**2) & (xx >= x0) & (xx < x1)
+
+
+def _judge(prompt_arr, prompt_mask, arr, cand, days=90.0):
+    """candidate_match with the look comparison the engine makes (image checks of both)."""
+    p_img, img = _image(prompt_arr), _image(arr)
+    p_sig, p_find = scan_checks(p_img, MaskCrop.from_full(prompt_mask), is_prompt=True)
+    c_sig, c_find = scan_checks(img, MaskCrop.from_full(cand), is_prompt=False, point_lps=CENTRE_LPS,
+                                prompt_signals=p_sig)
+    unlike = unlike_prompt(c_find, c_sig, p_find, p_sig, 1.0, 1.0)
+    ref = LesionReference.from_prompt(p_img, MaskCrop.from_full(prompt_mask), CENTRE_LPS)
+    return candidate_match(ref, img, MaskCrop.from_full(cand), CENTRE_LPS, days, unlike), unlike
+
+
+def test_elongation_tells_nodules_from_tubes_and_sheets_on_thin_and_thick_slices():
+    shape = (40, 80, 80)
+    assert elongation(_ball(shape, CENTRE_ZYX, 5), np.ones(3)) < 1.2
+    assert elongation(_tube_x(shape, CENTRE_ZYX, 1.5, 40, 52), np.ones(3)) > 3.0
+    sheet = np.zeros(shape, bool)
+    sheet[12:28, 40, 37:53] = True  # one voxel thick, 16 x 16 mm
+    assert elongation(sheet, np.ones(3)) > 3.0
+    # a 7 mm nodule on 5 mm slices spans two slices: still round, not a sheet
+    thick = np.zeros((8, 80, 80), bool)
+    thick[3:5] = _ball((2, 80, 80), (0.5, 40, 45), 5)  # 5 voxels of 0.7 mm: 3.5 mm radius
+    assert elongation(thick, np.array([5.0, 0.7, 0.7])) < 2.0
+
+
+def test_a_piece_of_vessel_where_a_juxtavascular_nodule_was_is_rejected():
+    base = _lung()
+    tube = _tube_x(base.shape, (20, 43), 1.6, 0, 80)  # a vessel passes along the nodule's side
+    nodule = _ball(base.shape, CENTRE_ZYX, 4.5)
+    prompt = base.copy()
+    prompt[tube] = 40
+    prompt[nodule] = 30
+    gone = base.copy()
+    gone[tube] = 40
+    piece = tube & (np.indices(base.shape)[2] >= 39) & (np.indices(base.shape)[2] < 51)  # the segmenter's cut
+    match, unlike = _judge(prompt, nodule, gone, piece)
+    assert "shape_changed" in unlike and match["plausible"] == 0.0, (match, unlike)
+    # the same nodule shrunk to a third of its volume, still round: kept
+    small = _ball(base.shape, CENTRE_ZYX, 3.2)
+    shrunk = gone.copy()
+    shrunk[small] = 30
+    match, unlike = _judge(prompt, nodule, shrunk, small)
+    assert not unlike and match["plausible"] == 1.0, (match, unlike)
+
+
+def test_aerated_lung_segmented_where_the_lesion_was_is_rejected_even_filling_its_place():
+    base = _lung()
+    nodule = _ball(base.shape, CENTRE_ZYX, 4)
+    prompt = base.copy()
+    prompt[nodule] = 20
+    faint = nodule.copy()  # the segmenter returned lung where the nodule was (e.g. along a wall)
+    match, unlike = _judge(prompt, nodule, base, faint)
+    assert match["candidate_coverage"] > 0.5 and "faint" in unlike and match["plausible"] == 0.0, (match, unlike)
+    # a ground-glass remnant, fainter than the nodule but clearly denser than lung: kept
+    remnant = base.copy()
+    remnant[nodule] = -550
+    match, unlike = _judge(prompt, nodule, remnant, nodule)
+    assert "faint" not in unlike and match["plausible"] == 1.0, (match, unlike)
+
+
+def _absence(prompt_arr, nodule, arr, mapped_lps=CENTRE_LPS):
+    from LinGuinELib.quality.absence import absence_signals
+
+    p_img, img = _image(prompt_arr), _image(arr)
+    p_sig, _ = scan_checks(p_img, MaskCrop.from_full(nodule), is_prompt=True)
+    ref = LesionReference.from_prompt(p_img, MaskCrop.from_full(nodule), CENTRE_LPS)
+    return absence_signals(ref, p_img, img, mapped_lps, p_sig["level_hu"], p_sig["lung_level_hu"])
+
+
+def _vessels(shape, seed=1):
+    """Lung with a few vessels crossing near the lesion (the surroundings the check compares)."""
+    arr = _lung(shape, seed)
+    for zy, r in (((14, 30), 1.5), ((26, 50), 2.0), ((20, 54), 1.2), ((10, 44), 1.8)):
+        arr[_tube_x(shape, zy, r, 0, shape[2])] = 40
+    return arr
+
+
+def test_a_disappearance_is_confident_only_where_the_surroundings_match_and_the_place_is_empty():
+    from LinGuinELib.quality import Reason
+    from LinGuinELib.quality.absence import settle_absence
+    from LinGuinELib.quality.reasons import Finding
+
+    shape = (40, 80, 80)
+    base = _vessels(shape)
+    nodule = _ball(shape, CENTRE_ZYX, 5)
+    prompt = base.copy()
+    prompt[nodule] = 30
+    doubts = [Finding(Reason.CANDIDATE_REJECTED, "a fragment"), Finding(Reason.LOW_REGISTRATION_CONFIDENCE)]
+    later = _vessels(shape, seed=2)  # the same anatomy, new noise; the nodule has gone
+    gone = _absence(prompt, nodule, later)
+    assert gone["absence_context_ncc"] > 0.8 and gone["absence_empty"] > 0.95, gone
+    assert settle_absence(doubts, {**gone, "registration_confidence": 0.3}) == []
+    # ... but a registration that vouches for nothing (confidence 0) stays a doubt
+    assert [f.reason for f in settle_absence(doubts, {**gone, "registration_confidence": 0.0})] == \
+        [Reason.LOW_REGISTRATION_CONFIDENCE]
+    # still there (shrunk to half its radius would be kept by the candidate check; here the segmenter
+    # returned nothing): the place is not empty, so the user is asked to look
+    stays = later.copy()
+    stays[_ball(shape, CENTRE_ZYX, 4)] = 30
+    kept = _absence(prompt, nodule, stays)
+    assert kept["absence_empty"] < 0.8, kept
+    assert Reason.ABSENCE_UNCONFIRMED in {f.reason for f in settle_absence([], kept)}
+    # looked in the wrong place (registration 9 mm off in y): the surroundings do not match
+    off = _absence(prompt, nodule, later, CENTRE_LPS + [0.0, 9.0, 0.0])
+    assert off["absence_context_ncc"] < 0.5, off
+    settled = settle_absence(doubts, off)
+    assert {f.reason for f in settled} == {Reason.CANDIDATE_REJECTED, Reason.LOW_REGISTRATION_CONFIDENCE,
+                                           Reason.ABSENCE_UNCONFIRMED}
+
+
+def test_a_lesion_cut_to_one_thick_slice_is_flagged_shape_changed_but_not_an_oval_prompt():
+    from LinGuinELib.quality import Reason
+
+    rng = np.random.default_rng(3)
+    spacing = (0.7, 0.7, 5.0)
+    arr = -850 + 20 * rng.standard_normal((12, 90, 90))
+    zz, yy, xx = np.indices(arr.shape)
+    r2 = ((zz - 6) * 5.0) ** 2 + ((yy - 45) * 0.7) ** 2 + ((xx - 45) * 0.7) ** 2
+    lesion = r2 <= 8.0**2  # a 16 mm nodule: three or four 5 mm slices
+    arr[lesion] = 30
+    img = _image(arr, spacing)
+    p_sig, p_find = scan_checks(img, MaskCrop.from_full(lesion), is_prompt=True)
+    assert Reason.SHAPE_CHANGED not in {f.reason for f in p_find}
+    same = scan_checks(img, MaskCrop.from_full(lesion), is_prompt=False, prompt_signals=p_sig)[1]
+    assert Reason.SHAPE_CHANGED not in {f.reason for f in same}
+    cut = lesion & (zz == 6)  # the segment kept one slice of it (an envelope cut at the dome)
+    found = scan_checks(img, MaskCrop.from_full(cut), is_prompt=False, prompt_signals=p_sig)[1]
+    assert Reason.SHAPE_CHANGED in {f.reason for f in found}, found
+    # an oval lesion on the prompt scan (3:1), segmented whole: nothing to compare with, no flag
+    oval = ((zz - 6) * 5.0 / 3) ** 2 + ((yy - 45) * 0.7) ** 2 + ((xx - 45) * 0.7 / 3) ** 2 <= 8.0**2
+    assert Reason.SHAPE_CHANGED not in {f.reason for f in scan_checks(img, MaskCrop.from_full(oval),
+                                                                         is_prompt=True)[1]}
