@@ -245,3 +245,27 @@ def test_lidc_main_nodule(seg, patient):
     # its volume, 0.66 of the consensus before issue 9's level and ceiling changes, is now 0.75
     assert dice(mask, truth) >= 0.74
     assert 0.5 <= mask.sum() / truth.sum() <= 2.0
+
+
+def _ball_mask(shape, centre, radius):
+    grid = np.indices(shape).astype(float)
+    return sum((g - c) ** 2 for g, c in zip(grid, centre)) <= radius**2
+
+
+def test_eroded_core_shape_tells_a_vessel_from_a_flat_lesion():
+    """separate._compact: a plate (two long axes) is a lesion, a ball with a tube running out of
+    it is a nodule on a vessel, a sheet reaching far beyond the lesion's size is a wall layer."""
+    from LinGuinELib.segmentation.separate import _compact
+
+    sp = np.ones(3)
+    shape = (40, 80, 80)
+    centre = np.array([20.0, 40.0, 40.0])
+    grid = np.indices(shape).astype(float)
+    disc = (np.abs(grid[0] - 20) <= 1) & ((grid[1] - 40) ** 2 + (grid[2] - 40) ** 2 <= 12**2)
+    assert _compact(disc, centre, sp, ball=2.0, size=14.0)  # 12 mm wide, 1 mm thick core
+    tube = (np.abs(grid[0] - 20) <= 1) & (np.abs(grid[1] - 40) <= 1) & (grid[2] >= 40)
+    nodule = _ball_mask(shape, centre, 3.0) | tube  # a 3 mm core with a 40 mm vessel
+    assert not _compact(nodule, centre, sp, ball=2.0, size=14.0)
+    assert _compact(_ball_mask(shape, centre, 3.0), centre, sp, ball=2.0, size=5.0)
+    sheet = np.abs(grid[0] - 20) <= 1  # the whole plane: far beyond a 5 mm lesion
+    assert not _compact(sheet, centre, sp, ball=0.5, size=5.0)

@@ -4,7 +4,8 @@ Everything patient-specific is measured from the image, in physical mm (anisotro
 thick slices behave alike):
 
 1. Seed: nothing denser than lung parenchyma within ``SEED_SEARCH_MM`` gives an empty mask; a
-   prompt in aerated lung next to a lesion starts from the densest voxel nearby.
+   prompt in aerated lung next to a lesion starts from the densest voxel nearby, one in the air
+   of a cavity (tissue all round at about the same distance) from the cavity's wall.
 2. Scale: rays from the seed measure how far aerated lung is (:mod:`.lung_envelope`). That sizes
    the region of interest (ROI) before any threshold, so a 10 cm tumour gets a ROI that holds it
    and a 5 mm nodule a small, fast one; the ROI still grows while the lesion reaches its border.
@@ -33,12 +34,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..filtering.components import edt_mm
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
 from .base import Segmenter, prompt_points
 from .levels import AIR_LIKE_HU, halo_level, initial_levels, noise_delta, polarity, refine_levels
-from .lung_envelope import air_distances, lesion_scale, lung_envelope
-from .roi import Roi, component_near, distance_map, make_roi, open_face_cover
+from .lung_envelope import air_distances, cavity_wall, lesion_scale, lung_envelope
+from .roi import SMOOTH_MM, Roi, component_near, distance_map, make_roi, open_face_cover
 from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,18 @@ def _reaches_out(free: np.ndarray, roi: Roi, scale: float) -> bool:
     if any(np.take(free, end, axis=axis).any() for axis in range(3) for end in (0, -1)):
         return True
     return float(free.sum()) * float(np.prod(roi.spacing)) > 4.0 / 3.0 * np.pi * (2.0 * scale) ** 3
+
+
+def _clear_of_tissue(roi: Roi) -> np.ndarray:
+    """Voxels lighter than fat and farther from anything as dense as fat than the image's blur.
+
+    For a lesion lighter than fat (ground glass), whose band reaches the wall only through a
+    denser spot: the envelope is there to keep out wall tissue, but its closing ball also cuts
+    the lesion's base where it meets the wall. Wall tissue is fat or denser; the mix of wall and
+    lung that the slice thickness and smoothing make next to it lies within the blur of it. What
+    lies beyond is neither, so the envelope need not hold it back."""
+    blur = 2.0 * SMOOTH_MM + 0.5 * float(roi.spacing.max())
+    return edt_mm(roi.smooth < BELOW_FAT_HU, roi.spacing) > blur
 
 
 def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
@@ -129,6 +143,8 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         if (free is not None and roi.allowed is None and envelope is not None and ceiling > BELOW_FAT_HU
                 and _reaches_out(free, roi, scale)):
             roi.allowed = envelope()
+            if roi.allowed is not None and level < BELOW_FAT_HU:
+                roi.allowed = roi.allowed | _clear_of_tissue(roi)
         region = free if roi.allowed is None or free is None else component_near(
             free & roi.allowed, roi.dist, SEED_SEARCH_MM)
         lesion_new, radius = separate(region, roi, sign, small_factor=small_factor) if region is not None \
@@ -162,12 +178,30 @@ def _exclude_negatives(lesion: np.ndarray, roi: Roi, negatives: np.ndarray) -> n
     return kept if kept is not None else np.zeros_like(lesion)
 
 
+def _deepest_in(envelope: np.ndarray, roi: Roi) -> np.ndarray | None:
+    """The image index of the densest voxel inside the envelope by more than the image's blur
+    (clear of the wall's partial volume), within SEED_SEARCH_MM of the envelope's edge nearest
+    the seed, if it is denser than aerated lung; else None."""
+    blur = 2.0 * SMOOTH_MM + 0.5 * float(roi.spacing.max())
+    near = (roi.dist <= SEED_SEARCH_MM + blur) & (edt_mm(envelope, roi.spacing) > blur)
+    near &= roi.smooth >= AIR_LIKE_HU
+    if not near.any():
+        return None
+    best = np.array(np.unravel_index(int(np.argmax(np.where(near, roi.smooth, -np.inf))), near.shape))
+    return roi.lo + best * roi.step + (roi.step - 1) / 2
+
+
 def _start_seed(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> np.ndarray:
     """The prompt, or the densest voxel within reach when the prompt sits in air / lung."""
     roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
     search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
     if float(roi.smooth[search].max()) < AIR_LIKE_HU:
-        raise _NoLesion("nothing denser than lung parenchyma near the prompt")
+        wall = cavity_wall(array, spacing, seed)
+        if wall is None:
+            raise _NoLesion("nothing denser than lung parenchyma near the prompt")
+        seed = wall  # the prompt lies in a cavity: start from its wall
+        roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
+        search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
     core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
     at_seed = roi.smooth[tuple(np.clip(np.round(roi.seed).astype(int), 0, np.array(roi.smooth.shape) - 1))]
     if float(np.median(roi.smooth[core_ball])) >= AIR_LIKE_HU and at_seed >= AIR_LIKE_HU:
@@ -261,8 +295,13 @@ class ClassicalSegmenter(Segmenter):
 
     @staticmethod
     def _segment_point(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray, neg: np.ndarray,
-                       out: np.ndarray, diag: dict) -> None:
-        """Segment around one seed, the ROI sized by the lesion's scale and grown while needed."""
+                       out: np.ndarray, diag: dict, moved: bool = False) -> None:
+        """Segment around one seed, the ROI sized by the lesion's scale and grown while needed.
+
+        A prompt whose region lies mostly outside the lung envelope (in the wall) is tried once
+        more from the densest point well inside the envelope within SEED_SEARCH_MM of its edge,
+        when one is denser than lung: a propagated point may land a few mm into the wall beside
+        its lesion."""
         seed = _start_seed(array, spacing, seed)
         dist, hits = air_distances(array, spacing, seed)
         scale = lesion_scale(dist)
@@ -295,9 +334,16 @@ class ClassicalSegmenter(Segmenter):
                 lesion, radius = _segment_in_roi(roi, negs, True, diag)
                 diag["leak_retry"] = True
             envelope = cache[0] if cache else None
+            if envelope is not None and roi.allowed is not None:
+                envelope = roi.allowed
             if envelope is not None:
                 envelope_fraction = float((lesion & envelope).sum()) / max(float(lesion.sum()), 1.0)
                 if envelope_fraction < MIN_ENVELOPE_FRACTION:
+                    inner = None if moved else _deepest_in(envelope, roi)
+                    if inner is not None:
+                        diag.update(_empty_diagnostics())
+                        ClassicalSegmenter._segment_point(array, spacing, inner, neg, out, diag, moved=True)
+                        return
                     diag["envelope_fraction"] = round(envelope_fraction, 3)
                     raise _NoLesion(f"region lies {100 * (1 - envelope_fraction):.0f}% outside the lung envelope")
             cover = open_face_cover(lesion, roi)

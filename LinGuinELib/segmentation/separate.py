@@ -20,7 +20,7 @@ LEAK_BALL_FACTOR = 0.8  # the same after a leak along vessels (a region reaching
 MAX_BALL_FACTOR = 0.9  # the largest vessel-cutting ball tried while the eroded core is not compact
 CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-glass lesions
 STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kept (border detail)
-CORE_ELONGATION = 2.0  # an eroded core reaching farther than this * the lesion's thickness runs along a vessel
+CORE_ELONGATION = 2.0  # an eroded core reaching farther than this * its middle half-axis runs along a vessel
 REGROW_SLACK = 0.5  # voxels (finest axis) regrown beyond the opening, for the staircase
 
 
@@ -40,11 +40,28 @@ def lesion_radius(region: np.ndarray, roi: Roi, sign: float) -> tuple[float, flo
     return radius, extent, origin
 
 
-def _compact(core: np.ndarray, centre: np.ndarray, spacing: np.ndarray, thickness: float) -> bool:
-    """Does the eroded core stay within a lesion's reach of its deepest point (an ellipsoid up
-    to CORE_ELONGATION : 1 does), rather than running along an attached structure?"""
-    far = float(np.sqrt((((np.argwhere(core) - centre) * spacing) ** 2).sum(axis=1)).max())
-    return far <= CORE_ELONGATION * thickness
+def _compact(core: np.ndarray, centre: np.ndarray, spacing: np.ndarray, ball: float, size: float) -> bool:
+    """Does the eroded core stay within a lesion's reach of its deepest point, rather than run
+    along an attached structure?
+
+    A tube (a vessel: one long axis, two short) is what the opening must cut; a plate (a flat
+    lesion spread on the pleura or a fissure: two long axes, one short) is the lesion itself. So
+    the reach is measured against the core's middle half-axis (plus the ball eroded from it), not
+    its thinnest: an ellipsoid up to CORE_ELONGATION : 1 in its long axis passes, and so does a
+    flat disc; a nodule with a vessel running out of it does not. The half-axis is read from the
+    covariance of the core's voxels (a solid ellipsoid's variance along an axis is a^2/5); an
+    attached tube only lowers it (its voxels add no spread across it). A sheet that runs on far
+    beyond the lesion (the pleura's partial-volume layer on thick slices) is no lesion either:
+    the core must also stay within CORE_ELONGATION times the lesion's ``size`` (its thickness, or
+    its extent along the rays from the seed that leave it)."""
+    pts = (np.argwhere(core) - centre) * spacing
+    far = float(np.sqrt((pts**2).sum(axis=1)).max())
+    if far > CORE_ELONGATION * size:
+        return False
+    if len(pts) < 4:
+        return True
+    middle = float(np.sqrt(5.0 * max(np.linalg.eigvalsh(np.cov(pts.T))[1], 0.0)))
+    return far <= CORE_ELONGATION * (middle + ball)
 
 
 def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
@@ -76,7 +93,7 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
         small = max(float(factor) * min(radius, thickness), 0.5 * sp.min())
         # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
         core = component_near(depth > small, dist, radius)
-        if core is None or _compact(core, centre, sp, thickness):
+        if core is None or _compact(core, centre, sp, small, max(thickness, extent)):
             break
         # the eroded core still runs far beyond the lesion: a vessel (or fissure) at least as
         # thick as this ball is attached; a ball nearer the lesion's own thickness cuts it

@@ -1,8 +1,9 @@
 """Lung lesions of every kind users bring, with exact truth: single scans and longitudinal studies.
 
 A kind is a size (4 mm to 10 cm), an attachment (isolated, on a vessel, on the chest wall, the
-mediastinum, the diaphragm or a fissure) and a density (solid, part-solid, ground glass), seen on
-slices 0.6-5 mm thick. Lesions are drawn analytically into :class:`.chest.Chest` and sampled on
+mediastinum, the diaphragm, the corner where diaphragm and chest wall meet, or a fissure), a density
+(solid, part-solid, ground glass) and a shape (round, flat, spiculated, cavitating: :mod:`.shapes`),
+seen on slices 0.6-5 mm thick. Lesions are drawn analytically into :class:`.chest.Chest` and sampled on
 fine sub-slices that are then averaged into each thick slice (partial volume, as a scanner
 integrates its slice profile); the truth is the lesion's averaged occupancy >= 0.5 and its exact
 volume the occupancy's sum. Large pleural-based tumours (``invade_mm`` > 0) extend a few mm into
@@ -27,10 +28,11 @@ from ..errors import InputError
 from .chest import Chest, segment_sdf, soft
 from .manifest import SynthLesion, lesion_centre_zyx, prompt_index_of, synthesize_study
 from .phantom import _smooth_texture
+from .shapes import CAVITY_HU, SHAPES, cavity, flat_axes, frame_with_normal, normal_half_axis, spicules
 
 log = logging.getLogger(__name__)
 
-ATTACHMENTS = ("isolated", "vessel", "chest_wall", "mediastinum", "diaphragm", "fissure")
+ATTACHMENTS = ("isolated", "vessel", "chest_wall", "mediastinum", "diaphragm", "fissure", "costophrenic")
 DENSITIES = ("solid", "part_solid", "ground_glass")
 SIZE_CLASSES = ((4.0, "4-10mm"), (10.0, "10-30mm"), (30.0, "30-60mm"), (60.0, "60-100mm"))
 FINE_Z_MM = 1.0  # sub-slice spacing at most: thick slices are averages of these
@@ -47,12 +49,15 @@ class LesionKind:
     density: str = "solid"
     slice_mm: float = 1.0
     invade_mm: float = 0.0  # how far a pleural-based tumour extends into the wall
+    shape: str = "round"
 
     def __post_init__(self) -> None:
         if self.attachment not in ATTACHMENTS:
             raise InputError(f"attachment must be one of {ATTACHMENTS}, not {self.attachment!r}")
         if self.density not in DENSITIES:
             raise InputError(f"density must be one of {DENSITIES}, not {self.density!r}")
+        if self.shape not in SHAPES:
+            raise InputError(f"shape must be one of {SHAPES}, not {self.shape!r}")
         if not 3.0 <= self.diameter_mm <= 110.0 or not 0.5 <= self.slice_mm <= 6.0:
             raise InputError("diameter_mm must be 3-110 and slice_mm 0.5-6")
 
@@ -67,8 +72,9 @@ class LesionKind:
 
     @property
     def label(self) -> str:
-        """``size/attachment/density``: the grouping key of the per-kind tables."""
-        return f"{self.size_class}/{self.attachment}/{self.density}"
+        """``size/attachment/density`` (``/shape`` unless round): the grouping key of the per-kind tables."""
+        base = f"{self.size_class}/{self.attachment}/{self.density}"
+        return base if self.shape == "round" else f"{base}/{self.shape}"
 
     def detail(self) -> dict:
         return {**asdict(self), "size_class": self.size_class, "slice_class": self.slice_class,
@@ -85,6 +91,8 @@ class _Lesion:
     waves: np.ndarray  # (k, 4): direction frequency (3) and phase of the surface's undulation
     hu: float
     core: tuple[np.ndarray, float] | None  # solid core of a part-solid lesion
+    spikes: tuple = ()  # (start, end, radius) capsules of a spiculated lesion
+    cavity: tuple[np.ndarray, float] | None = None  # air cavity of a cavitating lesion
 
     @property
     def radius(self) -> float:
@@ -100,10 +108,13 @@ class _Lesion:
         sdf = (q - 1.0) * float(np.mean(self.axes)) - 0.07 * self.radius * wave
         for c, r in self.lobes:
             sdf = np.minimum(sdf, np.sqrt((X - c[0]) ** 2 + (Y - c[1]) ** 2 + (Z - c[2]) ** 2) - r)
+        for a, b, r in self.spikes:
+            sdf = np.minimum(sdf, segment_sdf(X, Y, Z, a, b, r))
         return sdf
 
     def box_mm(self) -> tuple[np.ndarray, np.ndarray]:
-        extent = 1.35 * float(self.axes.max()) + 2.0
+        extent = max([1.35 * float(self.axes.max())] + [float(np.linalg.norm(b - self.centre)) + r
+                                                         for _, b, r in self.spikes]) + 2.0
         return self.centre - extent, self.centre + extent
 
 
@@ -117,8 +128,11 @@ def _active_boundary(chest: Chest, p: np.ndarray) -> str:
 def _site(chest: Chest, kind: LesionKind, rng: np.random.Generator) -> np.ndarray | None:
     """A lesion centre for ``kind`` (None: try again)."""
     r = 0.5 * kind.diameter_mm
+    rn = normal_half_axis(kind.shape, r)  # the lesion's reach along the surface's normal
     s = float(rng.choice([-1.0, 1.0]))
     z_lo = max(chest.dome) + 10.0
+    if kind.attachment == "costophrenic":
+        return _corner_site(chest, r, rn, s, rng)
     if kind.attachment in ("chest_wall", "mediastinum", "diaphragm"):
         if kind.attachment == "diaphragm":
             start = np.array([s * rng.uniform(75, 110), rng.uniform(-40, 40), z_lo + 30.0])
@@ -134,12 +148,12 @@ def _site(chest: Chest, kind: LesionKind, rng: np.random.Generator) -> np.ndarra
         if b is None or _active_boundary(chest, b + chest.lung_normal(b)) != kind.attachment:
             return None
         inset = rng.uniform(0.4, 0.6) if kind.diameter_mm >= 30 else rng.uniform(0.6, 0.85)
-        return b - chest.lung_normal(b) * inset * r
+        return b - chest.lung_normal(b) * inset * rn
     if kind.attachment == "fissure":
         point, normal = chest.fissure[int(s > 0)]
         x, y = s * rng.uniform(75, 105), rng.uniform(-40, 50)
         z = point[2] - (normal[0] * (x - point[0]) + normal[1] * (y - point[1])) / normal[2]
-        c = np.array([x, y, z]) + normal * rng.uniform(-0.3, 0.3) * r
+        c = np.array([x, y, z]) + normal * rng.uniform(-0.3, 0.3) * rn
         return c if float(chest.lung_sdf(*c)) < -(r + 4.0) and _clear_of_vessels(chest, c, r) else None
     if kind.attachment == "vessel":
         # a vessel thinner than the lesion (at most half its radius): as thick as the lesion,
@@ -154,6 +168,19 @@ def _site(chest: Chest, kind: LesionKind, rng: np.random.Generator) -> np.ndarra
     if float(chest.lung_sdf(*c)) > -(r + 6.0):
         return None
     return c if _clear_of_vessels(chest, c, r) else None
+
+
+def _corner_site(chest: Chest, r: float, rn: float, s: float, rng: np.random.Generator) -> np.ndarray | None:
+    """A centre in the costophrenic angle: the lesion touches both the diaphragm and the chest wall."""
+    start = np.array([s * rng.uniform(95, 125), rng.uniform(-40, 30), max(chest.dome) + 5.0])
+    b = chest.boundary_point(start, np.array([s, rng.normal(0, 0.2), -1.0]))
+    if b is None:
+        return None
+    c = b - chest.lung_normal(b) * rng.uniform(0.6, 0.85) * rn
+    wall = -float(chest.inner_wall(c[1]) - chest.wall_depth(c[0], c[1]))
+    dome = -float(chest.diaphragm_sdf(c[0], c[2]))
+    ok = float(chest.lung_sdf(*c)) < 0 and wall < 0.9 * rn and dome < 0.9 * rn
+    return c if ok else None
 
 
 def _clear_of_vessels(chest: Chest, c: np.ndarray, r: float) -> bool:
@@ -183,7 +210,26 @@ def place_lesion(chest: Chest, kind: LesionKind, rng: np.random.Generator) -> _L
     if kind.density == "part_solid":
         rc = r * rng.uniform(0.35, 0.55)
         core = (c + rng.normal(size=3) * 0.15 * r, rc)
-    return _Lesion(kind, c, axes, rot, lobes, waves, hu, core)
+    les = _Lesion(kind, c, axes, rot, lobes, waves, hu, core)
+    if kind.shape == "flat":  # a plate on its surface: short axis along the surface's normal
+        les.axes = flat_axes(r) * rng.uniform(0.9, 1.1, 3)
+        les.axes *= r / np.cbrt(np.prod(les.axes))
+        les.rot = frame_with_normal(_surface_normal(chest, kind, c, rng), rng)
+        les.lobes = []
+    elif kind.shape == "spiculated":
+        les.spikes = tuple(spicules(c, r, rng))
+    elif kind.shape == "cavitating":
+        les.cavity = cavity(c, r, rng)
+    return les
+
+
+def _surface_normal(chest: Chest, kind: LesionKind, c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The normal of the surface a lesion at c lies on (a random one for a free lesion)."""
+    if kind.attachment == "fissure":
+        return chest.fissure[int(c[0] > 0)][1]
+    if kind.attachment in ("isolated", "vessel"):
+        return rng.normal(size=3)
+    return chest.lung_normal(c)
 
 
 def _lesion_layers(les: _Lesion, X, Y, Z, h: float, lung, chest: Chest, background, texture):
@@ -197,6 +243,10 @@ def _lesion_layers(les: _Lesion, X, Y, Z, h: float, lung, chest: Chest, backgrou
         if les.radius >= 15.0:  # large tumours: a darker, necrotic-looking centre
             d = np.sqrt((X - les.centre[0]) ** 2 + (Y - les.centre[1]) ** 2 + (Z - les.centre[2]) ** 2)
             hu = hu - 25.0 * np.exp(-((d / (0.45 * les.radius)) ** 2))
+        if les.cavity is not None:
+            cc, rc = les.cavity
+            air = soft(np.sqrt((X - cc[0]) ** 2 + (Y - cc[1]) ** 2 + (Z - cc[2]) ** 2) - rc, h)
+            hu = hu * (1 - air) + CAVITY_HU * air
     else:
         # ground glass: hazy tissue with texture that keeps the vessels crossing it
         hu = np.maximum(les.hu + 45.0 * texture, background)
@@ -290,7 +340,9 @@ def render_case(kind: LesionKind, seed: int = 0, pixel_mm: float = 0.7, half_mm:
     image = sitk.GetImageFromArray(_scanner(hu, pixel_mm, kind.slice_mm, rng))
     image.SetSpacing((pixel_mm, pixel_mm, kind.slice_mm))
     image.SetOrigin(tuple(float(v) for v in lo))
-    truth = occ >= 0.5
+    # a nodule thinner than the slice may fill no voxel half-way (it straddles two slices): its
+    # truth is then the voxels at least half as full as the fullest
+    truth = occ >= min(0.5, 0.5 * float(occ.max()))
     if not truth.any():
         raise InputError(f"{kind.label}: lesion vanished at this resolution; try another seed")
     volume = float(occ.sum()) * pixel_mm * pixel_mm * kind.slice_mm / 1000.0
