@@ -183,61 +183,26 @@ def session_worker(manifest: Path) -> dict:
 def study_worker_run(manifest: Path) -> dict:
     """The Slicer panel's path: ``python -m LinGuinELib.worker`` opened on the study, then the lesions
     sent one more at a time (every lesion so far, as the panel does); walls as the panel sees them,
-    process start, pipes and result pickles included."""
-    import os
+    process start, pipes and result pickles included. The worker is driven by ``bench_worker.py``'s."""
     import tempfile
+
+    from bench_worker import open_worker, study_records
 
     from LinGuinELib.config import TrackingConfig
     from LinGuinELib.study.manifest import load_manifest
 
     study = load_manifest(manifest)
-    folder = Path(tempfile.mkdtemp(prefix="bench-worker-"))
-    scans = [{"id": s.id, "image": str(Path(s.path).resolve()), "date": s.date.isoformat() if s.date else None,
-              "timepoint": s.timepoint} for s in study.scans]
-    (folder / "study.json").write_text(json.dumps({"patient_id": study.patient_id, "scans": scans, "lesions": [],
-                                                   "config": TrackingConfig().to_dict(), "plugins": []}))
-    records = []
-    for les in study.lesions:
-        record = {"id": les.id, "scan": les.scan_id}
-        if les.points_lps is not None:
-            record["points_lps"] = les.points_lps.tolist()
-        if les.mask_path is not None:
-            record["mask"] = str(Path(les.mask_path).resolve())
-        records.append(record)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    started = time.perf_counter()
-    with open(folder / "worker.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "LinGuinELib.worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=str(folder))
-
-    def until(ident: int, stages: set[str]) -> dict:
-        for line in proc.stdout:
-            answer = json.loads(line)
-            if answer.get("id") == ident and answer["stage"] in stages:
-                return answer
-        sys.exit((folder / "worker.log").read_text()[-3000:])
-
-    def send(command: dict) -> None:
-        proc.stdin.write(json.dumps(command) + "\n")
-        proc.stdin.flush()
-
-    send({"cmd": "open", "id": 0, "workdir": str(folder),
-          "warm_from": list(dict.fromkeys(les.scan_id for les in study.lesions))})
-    until(0, {"opened"})
-    warm = until(0, {"warm"})
-    warm_s = time.perf_counter() - started
+    records = study_records(study)
+    worker, warm_s, warm = open_worker(study, TrackingConfig(), Path(tempfile.mkdtemp(prefix="bench-worker-")))
     added = []
     for k in range(len(records)):
-        t = time.perf_counter()
-        send({"cmd": "track", "id": k + 1, "lesions": records[:k + 1]})
-        answer = until(k + 1, {"result", "error"})
-        added.append({"lesion": records[k]["id"], "wall_s": time.perf_counter() - t,
+        wall, answer = worker.timed({"cmd": "track", "lesions": records[:k + 1]}, {"result", "error"})
+        added.append({"lesion": records[k]["id"], "wall_s": wall,
                       "register_calls": answer.get("register_calls"), "reused": answer.get("reused")})
-    status = Path(f"/proc/{proc.pid}/status")
+    status = Path(f"/proc/{worker.proc.pid}/status")
     peak = next((int(x.split()[1]) / 1024 for x in status.read_text().splitlines() if x.startswith("VmHWM:")),
                 float("nan")) if status.exists() else float("nan")
-    send({"cmd": "close", "id": -1})
-    proc.wait(60)
+    worker.close()
     return {"study": study.patient_id, "warm_s": warm_s, "warm_register_calls": warm["register_calls"],
             "added": added, "worker_peak_rss_mb": peak}
 

@@ -74,7 +74,8 @@ class Worker:
         self.log.close()
 
 
-def _records(study) -> list[dict]:
+def study_records(study) -> list[dict]:
+    """The study's lesions as the worker's ``track`` command takes them (the panel sends the same)."""
     records = []
     for les in study.lesions:
         record = {"id": les.id, "scan": les.scan_id}
@@ -86,7 +87,7 @@ def _records(study) -> list[dict]:
     return records
 
 
-def _open(study, config, folder: Path) -> tuple[Worker, float, dict]:
+def open_worker(study, config, folder: Path) -> tuple[Worker, float, dict]:
     """A worker opened on the study with ``config``; (worker, seconds to warm, warm answer)."""
     scans = [{"id": s.id, "image": str(Path(s.path).resolve()), "date": s.date.isoformat() if s.date else None,
               "timepoint": s.timepoint} for s in study.scans]
@@ -105,12 +106,12 @@ def worker_run(manifest: Path, change: dict) -> dict:
     from LinGuinELib.study.manifest import load_manifest
 
     study = load_manifest(manifest)
-    records = _records(study)
+    records = study_records(study)
     base, changed = TrackingConfig(), TrackingConfig(**change)
     out: dict = {"study": study.patient_id, "change": change, "stage": first_changed_stage(base, changed),
                  "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
-        worker, out["warm_s"], warm = _open(study, base, Path(tmp))
+        worker, out["warm_s"], warm = open_worker(study, base, Path(tmp))
         out["warm_register_calls"] = warm["register_calls"]
         out["added"] = []
         for k in range(len(records)):
@@ -126,7 +127,7 @@ def worker_run(manifest: Path, change: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
         # before: a new worker for the new settings, warmed, then every lesion again
         t = time.perf_counter()
-        worker, _, warm = _open(study, changed, Path(tmp))
+        worker, _, warm = open_worker(study, changed, Path(tmp))
         wall, answer = worker.timed({"cmd": "track", "lesions": records}, {"result", "error"})
         out["restart_then_track_s"] = round(time.perf_counter() - t, 2)
         out["restart_register_calls"] = answer["register_calls"]
