@@ -34,10 +34,11 @@ import SimpleITK as sitk
 from .config import TrackingConfig, first_changed_stage
 from .errors import InputError
 from .geometry import ImageGeometry
-from .propagation.engine import _Run, default_workers
+from .propagation.engine import _Run
 from .propagation.plan import plan_steps
 from .propagation.progress import CancelCheck, ProgressCallback
 from .propagation.result import TrackingResult
+from .propagation.threads import default_workers
 from .registry import backend_class
 from .study.model import Lesion, Study
 

@@ -18,13 +18,10 @@ the backends are deterministic. ``_Run`` keeps its scans and registered pairs be
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
 from itertools import groupby
 from typing import Any
 
@@ -49,102 +46,16 @@ from ..study.timepoints import days_from_first
 from .plan import Step, plan_steps
 from .progress import CancelCheck, ProgressCallback, ProgressEvent
 from .result import LesionScanResult, MaskCrop, TrackingResult
+from .threads import Inline, StageClock, default_workers, pin_sitk_threads
 
 log = logging.getLogger(__name__)
 
-MAX_WORKERS = 8
 # Stages whose wall time is "the method" (what the rest of the pipeline is compared with).
 METHOD_STAGES = ("registration", "segmentation", "filtering")
 
 
-def default_workers() -> int:
-    """Threads for reading and registering: one per core this process may use (at most 8)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_WORKERS))
-
-
 def _segmenter(config: TrackingConfig) -> Segmenter:
     return create_backend("segmentation", config.segmentation, device=config.device, **config.segmentation_options)
-
-
-class _Inline:
-    """An executor that runs each task when it is submitted: the serial reference."""
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as exc:  # re-raised by future.result(), as from a thread
-            future.set_exception(exc)
-        return future
-
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        pass
-
-
-_pin_lock = threading.Lock()
-_pin_count = 0
-_pin_saved = 0
-
-
-def _pin_sitk_threads(on: bool) -> None:
-    """Hold SimpleITK's process-wide default thread count at 1 while registrations run concurrently.
-
-    A backend that sets and restores that global around its own work (the classical one does,
-    for bit-for-bit reproducibility) would otherwise restore it under a registration still
-    running in another thread; with the global held at 1, every interleaving leaves it at 1.
-    Concurrency comes from running pairs side by side, one thread each.
-    """
-    global _pin_count, _pin_saved
-    with _pin_lock:
-        if on:
-            if _pin_count == 0:
-                _pin_saved = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-            _pin_count += 1
-        else:
-            _pin_count -= 1
-            if _pin_count == 0:
-                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(_pin_saved)
-
-
-class _Clock:
-    """Seconds per stage summed over threads, and the wall time during which stages ran."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.spans: list[tuple[str, float, float]] = []
-
-    @contextmanager
-    def timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.spans.append((stage, start, time.perf_counter()))
-
-    def totals(self, since: float) -> dict[str, float]:
-        out: dict[str, float] = {}
-        with self._lock:
-            for stage, start, end in self.spans:
-                if end > since:
-                    out[stage] = out.get(stage, 0.0) + end - max(start, since)
-        return out
-
-    def covered(self, stages: tuple[str, ...], since: float) -> float:
-        """Wall seconds after ``since`` during which at least one of ``stages`` ran."""
-        with self._lock:
-            spans = sorted((max(a, since), b) for st, a, b in self.spans if st in stages and b > since)
-        total, reach = 0.0, since
-        for a, b in spans:
-            if b > reach:
-                total += b - max(a, reach)
-                reach = b
-        return total
 
 
 class _Run:
@@ -158,7 +69,7 @@ class _Run:
                  cancel: CancelCheck | None = None, workers: int | None = None) -> None:
         self.study, self.config = study, config
         self.progress, self.cancel = progress, cancel
-        self.clock = _Clock()
+        self.clock = StageClock()
         self.images: dict[str, Future] = {}
         self.mappers: dict[tuple[str, str], Future] = {}
         self.mapped: dict[tuple[str, str, tuple[float, ...]], Future] = {}
@@ -177,10 +88,10 @@ class _Run:
         if workers is None:
             workers = default_workers() if self.registration.concurrent_pairs else 0
         self.workers = workers
-        self.pool: ThreadPoolExecutor | _Inline = (
-            ThreadPoolExecutor(workers, thread_name_prefix="linguine") if workers > 0 else _Inline())
+        self.pool: ThreadPoolExecutor | Inline = (
+            ThreadPoolExecutor(workers, thread_name_prefix="linguine") if workers > 0 else Inline())
         if workers > 0:
-            _pin_sitk_threads(True)
+            pin_sitk_threads(True)
         self._closed = False
 
     def retune(self, config: TrackingConfig, keep_results: bool) -> None:
@@ -208,7 +119,7 @@ class _Run:
             self.pool.shutdown(wait=True, cancel_futures=True)
         finally:
             if self.workers > 0:
-                _pin_sitk_threads(False)
+                pin_sitk_threads(False)
             self.segmenter.close()
 
     def timed(self, stage: str):
