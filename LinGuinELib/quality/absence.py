@@ -29,8 +29,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..geometry import index_zyx_to_physical, physical_to_continuous_index_zyx
-from .match import MAX_SAMPLES, LesionReference
+from ..geometry import physical_to_continuous_index_zyx
+from .match import LesionReference
 from .reasons import Finding, Reason
 
 CONTEXT_GAP_MM = 3.0  # the rim next to the lesion (partial volume, a faded remnant) is left out
@@ -39,27 +39,11 @@ MIN_CONTEXT_NCC = 0.5
 MIN_EMPTY = 0.8
 
 
-def _grid(reference: LesionReference, image: sitk.Image, mapped_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Voxel indices (z, y, x) of a box around the lesion's place on ``image`` (strided to at most
-    ``MAX_SAMPLES``) and their physical points carried back to the prompt scan."""
-    spacing = np.array(image.GetSpacing()[::-1], float)
-    shape = np.array(image.GetSize()[::-1])
-    centre = physical_to_continuous_index_zyx(image, np.asarray(mapped_lps, float)[None])[0]
-    half = np.ceil((reference.extent_mm + CONTEXT_MM + spacing.max()) / spacing).astype(int)
-    lo = np.maximum(np.floor(centre).astype(int) - half, 0)
-    hi = np.minimum(np.floor(centre).astype(int) + half + 1, shape)
-    stride = max(1, int(np.ceil((np.prod(np.maximum(hi - lo, 1)) / MAX_SAMPLES) ** (1 / 3))))
-    axes = [np.arange(a, b, stride) for a, b in zip(lo, hi)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    back = index_zyx_to_physical(image, grid) + (reference.centre_lps - np.asarray(mapped_lps, float))
-    return grid, back
-
-
 def absence_signals(reference: LesionReference, prompt_image: sitk.Image, image: sitk.Image,
                     mapped_lps: np.ndarray, lesion_hu: float, lung_hu: float) -> dict[str, float]:
     """``absence_context_ncc`` and ``absence_empty`` (see the module docstring) for the lesion's
     place on ``image``; ``lesion_hu`` / ``lung_hu``: the prompt segment's levels."""
-    grid, back = _grid(reference, image, mapped_lps)
+    grid, back = reference.place_grid(image, mapped_lps, CONTEXT_MM + max(image.GetSpacing()))
     dist = reference.distance_at(back)
     hu = sitk.GetArrayViewFromImage(image)[tuple(grid.T)].astype(float)
     place = dist <= 0
@@ -70,8 +54,12 @@ def absence_signals(reference: LesionReference, prompt_image: sitk.Image, image:
     ncc = math.nan
     if shell.sum() >= 50:
         idx = physical_to_continuous_index_zyx(prompt_image, back[shell])
-        before = ndimage.map_coordinates(sitk.GetArrayViewFromImage(prompt_image).astype(np.float32), idx.T,
-                                         order=1, mode="nearest")
+        # only the box the points reach (with the interpolation's neighbour), not a copy of the scan
+        size = np.array(prompt_image.GetSize()[::-1])
+        lo = np.clip(np.floor(idx.min(0)).astype(int), 0, size - 1)
+        hi = np.clip(np.floor(idx.max(0)).astype(int) + 2, lo + 1, size)
+        box = sitk.GetArrayViewFromImage(prompt_image)[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        before = ndimage.map_coordinates(box.astype(np.float32), (idx - lo).T, order=1, mode="nearest")
         after = hu[shell]
         sd = before.std() * after.std()
         ncc = float(np.mean((before - before.mean()) * (after - after.mean())) / sd) if sd > 0 else math.nan

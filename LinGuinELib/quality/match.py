@@ -93,7 +93,7 @@ class LesionReference:
 
     sdf: np.ndarray
     box_lo: np.ndarray  # (z, y, x) of the box in the prompt image
-    geometry: sitk.Image  # a 1-voxel image carrying the prompt scan's geometry
+    geometry: sitk.Image  # the prompt scan (for its geometry)
     centre_lps: np.ndarray
     radius_mm: float  # of the sphere of the lesion's volume
     extent_mm: float  # farthest lesion voxel from the centre
@@ -120,6 +120,21 @@ class LesionReference:
         idx = physical_to_continuous_index_zyx(self.geometry, points_lps) - self.box_lo
         return ndimage.map_coordinates(self.sdf, idx.T, order=1, mode="constant", cval=1e6)
 
+    def place_grid(self, image: sitk.Image, mapped_lps: np.ndarray, margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
+        """Voxel indices (z, y, x) of a box on ``image`` around the lesion's place at ``mapped_lps``
+        (its extent plus ``margin_mm``; strided to at most ``MAX_SAMPLES`` voxels), and their points
+        carried back to the prompt scan by the shift of its centre (for ``distance_at``)."""
+        mapped = np.asarray(mapped_lps, float)
+        spacing = np.array(image.GetSpacing()[::-1], float)
+        centre = np.floor(physical_to_continuous_index_zyx(image, mapped[None])[0]).astype(int)
+        half = np.ceil((self.extent_mm + margin_mm) / spacing).astype(int)
+        lo = np.maximum(centre - half, 0)
+        hi = np.minimum(centre + half + 1, np.array(image.GetSize()[::-1]))
+        stride = max(1, int(np.ceil((np.prod(np.maximum(hi - lo, 1)) / MAX_SAMPLES) ** (1 / 3))))
+        axes = [np.arange(a, b, stride) for a, b in zip(lo, hi)]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        return grid, index_zyx_to_physical(image, grid) + (self.centre_lps - mapped)
+
 
 def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCrop,
                     mapped_lps: np.ndarray, days: float | None, unlike: list[str] = ()) -> dict[str, float]:
@@ -133,15 +148,8 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
     cand = mask.nonzero_zyx()
     inside = float(np.mean(reference.distance_at(index_zyx_to_physical(image, cand) + shift) <= reach))
     # the expected region on this scan's grid: voxels of a box around it with distance <= 0
-    spacing = np.array(image.GetSpacing()[::-1], float)
-    centre = physical_to_continuous_index_zyx(image, np.asarray(mapped_lps, float)[None])[0]
-    half = np.ceil((reference.extent_mm + 2 * spacing.max()) / spacing).astype(int)
-    lo = np.maximum(np.floor(centre).astype(int) - half, 0)
-    hi = np.minimum(np.floor(centre).astype(int) + half + 1, mask.shape_zyx)
-    stride = max(1, int(np.ceil((np.prod(np.maximum(hi - lo, 1)) / MAX_SAMPLES) ** (1 / 3))))
-    axes = [np.arange(a, b, stride) for a, b in zip(lo, hi)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    expected = reference.distance_at(index_zyx_to_physical(image, grid) + shift) <= 0
+    grid, back = reference.place_grid(image, mapped_lps, 2 * max(image.GetSpacing()))
+    expected = reference.distance_at(back) <= 0
     if expected.any():
         inner = grid[expected] - np.array(mask.offset_zyx)
         ok = np.all((inner >= 0) & (inner < mask.array.shape), axis=1)
