@@ -60,6 +60,15 @@ class WorkerProcess:
     def ask(self, command: dict, stages: set[str]) -> list[dict]:
         return self.until(self.send(command), stages)
 
+    def __enter__(self) -> WorkerProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """A test that failed half-way leaves no worker behind."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
 
 def write_spec(folder: Path, study, config: TrackingConfig) -> None:
     spec = {"patient_id": study.patient_id, "lesions": [], "config": config.to_dict(), "plugins": [],
@@ -72,8 +81,7 @@ def test_worker_adds_lesions_on_warm_pairs_as_a_fresh_run_would(study, tmp_path)
     first, second = study.lesions
     config = TrackingConfig()
     write_spec(tmp_path, study, config)
-    worker = WorkerProcess(tmp_path)
-    try:
+    with WorkerProcess(tmp_path) as worker:
         opened = worker.ask({"cmd": "open", "workdir": str(tmp_path), "warm_from": [first.scan_id]},
                             {"opened", "error"})
         assert opened[-1] == {"id": 1, "stage": "opened", "pairs": 3}
@@ -103,32 +111,22 @@ def test_worker_adds_lesions_on_warm_pairs_as_a_fresh_run_would(study, tmp_path)
         assert again[-1]["stage"] == "result" and again[-1]["reused"] == [second.id]
         assert worker.ask({"cmd": "close"}, {"closed"})
         assert worker.process.wait(30) == 0
-    finally:
-        if worker.process.poll() is None:
-            worker.process.kill()
-            worker.process.wait()
 
 
 def test_worker_exits_when_its_parent_closes_the_pipe(study, tmp_path):
     write_spec(tmp_path, study, TrackingConfig())
-    worker = WorkerProcess(tmp_path)
-    try:
+    with WorkerProcess(tmp_path) as worker:
         worker.ask({"cmd": "open", "workdir": str(tmp_path)}, {"opened"})
         worker.process.stdin.close()  # the parent has gone (Slicer closed or crashed)
         assert worker.process.wait(60) == 0
-    finally:
-        if worker.process.poll() is None:
-            worker.process.kill()
-            worker.process.wait()
 
 
 def test_worker_takes_other_settings_redoing_only_what_they_feed(study, tmp_path):
     """A segmentation-only change keeps the registered pairs (counted); a registration change
     registers again; the results equal a fresh run with the new settings."""
     write_spec(tmp_path, study, TrackingConfig())
-    worker = WorkerProcess(tmp_path)
     records = [lesion_record(les) for les in study.lesions]
-    try:
+    with WorkerProcess(tmp_path) as worker:
         worker.ask({"cmd": "open", "workdir": str(tmp_path), "warm_from": [study.lesions[0].scan_id]}, {"opened"})
         assert worker.until(1, {"warm"})[-1]["register_calls"] == 3
         assert worker.ask({"cmd": "track", "lesions": records[:1]}, {"result", "error"})[-1]["stage"] == "result"
@@ -152,7 +150,3 @@ def test_worker_takes_other_settings_redoing_only_what_they_feed(study, tmp_path
         assert bad["stage"] == "error" and bad["input"] and "boost" in bad["message"]
         assert worker.ask({"cmd": "close"}, {"closed"})
         assert worker.process.wait(30) == 0
-    finally:
-        if worker.process.poll() is None:
-            worker.process.kill()
-            worker.process.wait()
