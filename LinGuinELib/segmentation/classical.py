@@ -142,8 +142,12 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         # (ground glass) cannot reach them, and needs no envelope
         if (free is not None and roi.allowed is None and envelope is not None and ceiling > BELOW_FAT_HU
                 and _reaches_out(free, roi, scale)):
-            roi.allowed = envelope()
-            if roi.allowed is not None and level < BELOW_FAT_HU:
+            # a solid lesion's edge level is that of the wall's own partial volume with the lung:
+            # the envelope is drawn there. A lesion lighter than fat has its edge below that mix
+            # (the envelope stays at the air level, and what is clear of tissue is let back in)
+            solid = level >= BELOW_FAT_HU
+            roi.allowed = envelope(threshold if solid else AIR_LIKE_HU)
+            if roi.allowed is not None and not solid:
                 roi.allowed = roi.allowed | _clear_of_tissue(roi)
         region = free if roi.allowed is None or free is None else component_near(
             free & roi.allowed, roi.dist, SEED_SEARCH_MM)
@@ -318,9 +322,10 @@ class ClassicalSegmenter(Segmenter):
             negs = roi.to_roi(neg) if len(neg) else neg
             cache: list = []
 
-            def envelope_of(roi=roi, cache=cache):
+            def envelope_of(level, roi=roi, cache=cache):
+                # once per ROI, at the edge level of the first reading that needs it
                 if not cache:
-                    cache.append(lung_envelope(roi, scale, hits))
+                    cache.append(lung_envelope(roi, scale, hits, level))
                 return cache[0]
 
             try:

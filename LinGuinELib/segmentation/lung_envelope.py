@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from ..filtering.components import coarse_opening_mm, dilate_mm, opening_mm
 from .levels import AIR_LIKE_HU
-from .roi import DIRECTIONS, SMOOTH_MM, Roi
+from .roi import DIRECTIONS, SMOOTH_MM, Roi, distance_map
 
 ENVELOPE_FACTOR = 2.5  # closing ball radius / lesion scale: the ball must span the lesion's dent
 SCALE_QUANTILE = 30  # percentile of the ray distances to lung (rays that find it): robust to the
@@ -83,42 +83,70 @@ def lesion_scale(dist: np.ndarray) -> float | None:
     return float(np.percentile(dist[np.isfinite(dist)], SCALE_QUANTILE))
 
 
-def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray) -> np.ndarray | None:
-    """The lung around the lesion (the air components the rays reached near the lesion's scale),
-    closed with a ball of ENVELOPE_FACTOR * scale and grown by the smoothing's reach.
+def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray,
+                  level_hu: float = AIR_LIKE_HU) -> np.ndarray | None:
+    """The lung around the lesion (the lung components the rays reached near the lesion's scale),
+    closed with a ball of ENVELOPE_FACTOR * scale; None when no such lung lies in the ROI.
 
-    None when no such air lies in the ROI.
+    The lung is what lies below ``level_hu``: the lesion's own edge level (half-way between it and
+    the lung), so that the envelope's surface and the lesion's edge are the same iso-surface of the
+    partial volume. Read at the air level instead, a wall that runs along the slices (the
+    diaphragm's dome on 5 mm slices) leaves the slice it crosses half-aerated, not lung, and the
+    envelope cut away the slice in which the lesion meets the wall.
+
+    Slices thicker than the closing's grid are cut into sub-slices (intensities interpolated
+    between slice centres) for the closing, and a voxel is in the envelope when most of it is: a
+    ball sampled only at slice centres fits into a lesion's bottom slice, where it rests on a wall
+    along the slices, as if that slice were a dent a ball can enter, and cut it away.
     """
+    hits = hits_image_zyx[np.all(np.isfinite(hits_image_zyx), axis=1)]
+    pts = roi.to_roi(hits) if len(hits) else np.zeros((0, 3))
+    r = max(ENVELOPE_FACTOR * scale_mm, 2.0 * float(roi.spacing.max()))
+    k = int(np.ceil(roi.spacing[0] / max(r / CLOSING_GRID, float(roi.spacing[1:].min())) - 1e-6))
+    if k <= 1:
+        return _envelope(roi.smooth, roi.spacing, roi.seed, roi.dist, pts, scale_mm, r, level_hu)
+    n = roi.smooth.shape[0]
+    centres = (np.arange(n * k) + 0.5) / k - 0.5  # sub-slice centres in slice indices
+    lo = np.clip(np.floor(centres), 0, n - 1).astype(int)
+    w = np.clip(centres - lo, 0.0, 1.0)[:, None, None].astype(np.float32)
+    fine = roi.smooth[lo] * (1 - w) + roi.smooth[np.minimum(lo + 1, n - 1)] * w
+    to_fine, shift = np.array([k, 1.0, 1.0]), np.array([(k - 1) / 2, 0.0, 0.0])
+    spacing, seed = roi.spacing / to_fine, roi.seed * to_fine + shift
+    env = _envelope(fine, spacing, seed, distance_map(fine.shape, seed, spacing), pts * to_fine + shift,
+                    scale_mm, r, level_hu)
+    return None if env is None else env.reshape(n, k, *env.shape[1:]).mean(axis=1) > 0.5
+
+
+def _envelope(smooth: np.ndarray, spacing: np.ndarray, seed: np.ndarray, dist: np.ndarray, hits: np.ndarray,
+              scale_mm: float, r: float, level_hu: float) -> np.ndarray | None:
+    """:func:`lung_envelope` on one grid (``hits``: continuous indices on it; ``dist``: mm from the seed)."""
     # aerated lung holds parenchyma (about -850 HU); air outside the body is about -1000
-    air = (roi.smooth < AIR_LIKE_HU) & (roi.smooth > OUTSIDE_AIR_HU)
+    air = (smooth < max(level_hu, AIR_LIKE_HU)) & (smooth > OUTSIDE_AIR_HU)
     # the partial-volume rim along the skin is thin: lung is not
-    air = opening_mm(air, max(MIN_LUNG_MM, float(roi.spacing.min())), roi.spacing)
+    air = opening_mm(air, max(MIN_LUNG_MM, float(spacing.min())), spacing)
     if not air.any():
         return None
     labels = cc3d.connected_components(air, connectivity=26)
-    hits = hits_image_zyx[np.all(np.isfinite(hits_image_zyx), axis=1)]
-    pts = np.round(roi.to_roi(hits)).astype(int) if len(hits) else np.zeros((0, 3), int)
-    ok = np.all((pts >= 0) & (pts < np.array(air.shape)), axis=1)
-    near = pts[ok]
-    d = np.sqrt((((near - roi.seed) * roi.spacing) ** 2).sum(axis=1)) if len(near) else np.zeros(0)
+    pts = np.round(hits).astype(int)
+    near = pts[np.all((pts >= 0) & (pts < np.array(air.shape)), axis=1)]
+    d = np.sqrt((((near - seed) * spacing) ** 2).sum(axis=1)) if len(near) else np.zeros(0)
     near = near[d <= 2.0 * scale_mm + 3.0]
     ids = np.unique(labels[tuple(near.T)]) if len(near) else np.zeros(0, int)
     ids = ids[ids > 0]
     if not ids.size:
         return None
-    r = max(ENVELOPE_FACTOR * scale_mm, 2.0 * float(roi.spacing.max()))
     # only near the lesion (it reaches about twice its scale from the seed), plus the ball's reach
-    half = np.ceil((ENVELOPE_REACH * scale_mm + r + 5.0) / roi.spacing).astype(int)
-    centre = np.round(roi.seed).astype(int)
+    half = np.ceil((ENVELOPE_REACH * scale_mm + r + 5.0) / spacing).astype(int)
+    centre = np.round(seed).astype(int)
     box = tuple(slice(max(c - h, 0), min(c + h + 1, n)) for c, h, n in zip(centre, half, air.shape))
     lung = np.isin(labels[box], ids)
     # closing = complement of the opening of the complement; on a grid of r / CLOSING_GRID with
     # the border extended (the anatomy continues beyond the box)
-    closed = ~coarse_opening_mm(~lung, r, roi.spacing, CLOSING_GRID)
+    closed = ~coarse_opening_mm(~lung, r, spacing, CLOSING_GRID)
     # the ball cuts a lesion's base where it meets the wall by about scale^2 / (2 r), and the
-    # air threshold lies inside the pleura by about the smoothing: give that much back (the
-    # sheet of wall it adds, only near the lesion, is cut by the opening that follows)
+    # air level lies inside the pleura by about the smoothing: give that much back (the sheet of
+    # wall it adds, only near the lesion, is cut by the opening that follows)
     margin = scale_mm**2 / (2.0 * r) + 0.5 * SMOOTH_MM
     out = np.zeros(air.shape, dtype=bool)
-    out[box] = closed | (dilate_mm(closed, margin, roi.spacing) & (roi.dist[box] <= 1.5 * scale_mm + margin))
+    out[box] = closed | (dilate_mm(closed, margin, spacing) & (dist[box] <= 1.5 * scale_mm + margin))
     return out
