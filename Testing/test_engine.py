@@ -54,6 +54,12 @@ def test_lesion_leaving_the_image_is_reported_not_dropped(tmp_path):
     m = fx.write_ball_study(tmp_path / "s", [(4,), (4,)], shifts, [(12.0, 0.0, 0.0)])
     result = track(load_manifest(m), _config())
     assert result.get("L1", "T1").status == "outside_image"
+    # nothing was measured there: the row says why, in words, and asks for a look
+    from LinGuinELib.measures.trajectory import trajectory_rows
+
+    row = next(r for r in trajectory_rows(result) if (r["lesion"], r["scan"]) == ("L1", "T1"))
+    assert row["review"] and "point_outside_image" in row["review_reasons"].split(";")
+    assert "outside this scan" in row["review_details"] and row["response"] == "NE"
 
 
 def test_cancel_stops(manifest):

@@ -29,6 +29,8 @@ class Reason(str, Enum):
     IMAGE_EDGE = "image_edge"
     POINT_FAR = "point_far"
     CANDIDATE_REJECTED = "candidate_rejected"
+    SMALL_REMNANT = "small_remnant"
+    POINT_OUTSIDE_IMAGE = "point_outside_image"
     LOW_REGISTRATION_CONFIDENCE = "low_registration_confidence"
     ABSENCE_UNCONFIRMED = "absence_unconfirmed"
     RESPONSE_UNCERTAIN = "response_uncertain"
@@ -53,6 +55,10 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.POINT_FAR: "the propagated point is far from the segment (it may be another structure)",
     Reason.CANDIDATE_REJECTED: "a structure at the propagated point was not taken as the lesion (it lies "
                                "where the lesion cannot be): check that the lesion has gone",
+    Reason.SMALL_REMNANT: "what was found covers little of the lesion's place on the prompt scan: what is left of "
+                          "it, or a neighbouring structure (a vessel) where it has gone",
+    Reason.POINT_OUTSIDE_IMAGE: "the registration put the lesion outside this scan: the scan does not cover it, "
+                                "or the registration failed here (nothing was measured)",
     Reason.LOW_REGISTRATION_CONFIDENCE: "the registration cannot vouch for where it put the lesion here",
     Reason.ABSENCE_UNCONFIRMED: "reported gone, but its surroundings do not match the prompt scan's or its place "
                                 "is not empty: check that the lesion has really gone",
