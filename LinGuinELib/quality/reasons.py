@@ -32,6 +32,7 @@ class Reason(str, Enum):
     SMALL_REMNANT = "small_remnant"
     POINT_OUTSIDE_IMAGE = "point_outside_image"
     LOW_REGISTRATION_CONFIDENCE = "low_registration_confidence"
+    REGISTRATION_DOUBTFUL = "registration_doubtful"
     ABSENCE_UNCONFIRMED = "absence_unconfirmed"
     RESPONSE_UNCERTAIN = "response_uncertain"
 
@@ -60,6 +61,8 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.POINT_OUTSIDE_IMAGE: "the registration put the lesion outside this scan: the scan does not cover it, "
                                 "or the registration failed here (nothing was measured)",
     Reason.LOW_REGISTRATION_CONFIDENCE: "the registration cannot vouch for where it put the lesion here",
+    Reason.REGISTRATION_DOUBTFUL: "the registration of this scan could not vouch for most of the other lesions "
+                                  "carried with it (it may have failed): check this one's place too",
     Reason.ABSENCE_UNCONFIRMED: "reported gone, but its surroundings do not match the prompt scan's or its place "
                                 "is not empty: check that the lesion has really gone",
     Reason.RESPONSE_UNCERTAIN: "the response category rests on a volume change within the measurement's own "
