@@ -44,10 +44,18 @@ def test_empty_mask_measures_zero():
 
 
 def test_response_thresholds():
-    rows = trajectory_changes([1.0, 1.5, 0.3, 0.6, 0.0, 0.2, None])
+    rows = trajectory_changes([10.0, 15.0, 3.0, 9.0, 0.0, 0.2, None])
     assert [r["response"] for r in rows] == ["baseline", "SD", "PR", "PD", "CR", "PD", "NE"]
     assert rows[1]["change_from_baseline_pct"] == 50.0
-    assert abs(rows[3]["change_from_nadir_pct"] - 100.0) < 1e-9
+    assert abs(rows[3]["change_from_nadir_pct"] - 200.0) < 1e-9
+
+
+def test_progression_needs_five_mm_more_as_recist_does():
+    # doubling from the nadir: a 26 mm lesion gains 7 mm of diameter (PD), an 8 mm nodule 2 mm (SD)
+    assert [r["response"] for r in trajectory_changes([9.0, 18.0])] == ["baseline", "PD"]
+    assert [r["response"] for r in trajectory_changes([0.3, 0.6])] == ["baseline", "SD"]
+    # the small nodule is PD once its diameter is 5 mm more: 8.3 -> 13.3 mm is x4.1 in volume
+    assert [r["response"] for r in trajectory_changes([0.3, 1.25])] == ["baseline", "PD"]
 
 
 def test_plans():
@@ -70,7 +78,9 @@ def test_response_near_a_threshold_within_the_measurement_uncertainty_is_marked(
     # -68% from baseline: PR by 2 points; and the same change measured exactly (tolerance 1.0) is sure
     assert "PR" in response_uncertainty([7.0, 2.24], [1.3, 1.3])[1]
     assert response_uncertainty([7.0, 2.24], [1.0, 1.0])[1] is None
-    # a small nodule on thick slices: a +40% change may be PD (tolerance of the smaller volume)
-    assert response_uncertainty([0.3, 0.42], [1.3, 2.5])[1]
+    # a small nodule on thick slices: even x2.5 on its +40% cannot make its diameter 5 mm more: SD for sure;
+    # the same nodule's x4 is PD by 4.9 mm against 5: within its uncertainty
+    assert response_uncertainty([0.3, 0.42], [1.3, 2.5])[1] is None
+    assert "PD" in response_uncertainty([0.3, 1.2], [1.3, 1.3])[1]
     # no baseline, or not measured: nothing to say
     assert response_uncertainty([None, 1.0, None], [1.3] * 3) == [None, None, None]

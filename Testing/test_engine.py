@@ -54,6 +54,25 @@ def test_lesion_leaving_the_image_is_reported_not_dropped(tmp_path):
     m = fx.write_ball_study(tmp_path / "s", [(4,), (4,)], shifts, [(12.0, 0.0, 0.0)])
     result = track(load_manifest(m), _config())
     assert result.get("L1", "T1").status == "outside_image"
+    # nothing was measured there: the row says why, in words, and asks for a look
+    from LinGuinELib.measures.trajectory import trajectory_rows
+
+    row = next(r for r in trajectory_rows(result) if (r["lesion"], r["scan"]) == ("L1", "T1"))
+    assert row["review"] and "point_outside_image" in row["review_reasons"].split(";")
+    assert "outside this scan" in row["review_details"] and row["response"] == "NE"
+
+
+def test_a_lesion_whose_scan_sent_the_others_outside_is_flagged_registration_doubtful(tmp_path):
+    from LinGuinELib.measures.trajectory import trajectory_rows
+
+    centres = [(12.0, -10.0, 0.0), (12.0, 10.0, 0.0), (-12.0, 0.0, 0.0)]
+    m = fx.write_ball_study(tmp_path / "s", [(4, 4, 4)] * 2, [(0, 0, 0), (30, 0, 0)], centres)
+    result = track(load_manifest(m), _config())
+    assert [result.get(f"L{k}", "T1").status for k in (1, 2, 3)] == ["outside_image", "outside_image", "found"]
+    rows = {(r["lesion"], r["scan"]): r for r in trajectory_rows(result)}
+    assert "registration_doubtful" in rows[("L3", "T1")]["review_reasons"].split(";")
+    assert "L1, L2" in rows[("L3", "T1")]["review_details"]
+    assert not any("registration_doubtful" in rows[(f"L{k}", "T0")]["review_reasons"] for k in (1, 2, 3))
 
 
 def test_cancel_stops(manifest):

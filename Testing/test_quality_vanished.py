@@ -166,3 +166,23 @@ def test_a_lesion_cut_to_one_thick_slice_is_flagged_shape_changed_but_not_an_ova
     oval = ((zz - 6) * 5.0 / 3) ** 2 + ((yy - 45) * 0.7) ** 2 + ((xx - 45) * 0.7 / 3) ** 2 <= 8.0**2
     assert Reason.SHAPE_CHANGED not in {f.reason for f in scan_checks(img, MaskCrop.from_full(oval),
                                                                          is_prompt=True)[1]}
+
+
+def test_a_small_piece_kept_at_the_lesions_place_is_flagged_a_remnant_but_a_moderate_shrinkage_is_not():
+    from LinGuinELib.quality import Reason
+    from LinGuinELib.quality.match import remnant
+
+    base = _lung()
+    nodule = _ball(base.shape, CENTRE_ZYX, 6)
+    prompt = base.copy()
+    prompt[nodule] = 30
+    for radius, flagged in ((3.4, True), (4.8, False)):  # a fifth, then half of the volume
+        small = _ball(base.shape, CENTRE_ZYX, radius)
+        later = base.copy()
+        later[small] = 30
+        match, unlike = _judge(prompt, nodule, later, small)
+        assert match["plausible"] == 1.0, (radius, match, unlike)  # kept: it may be the lesion
+        finding = remnant(match)
+        assert (finding is not None and finding.reason is Reason.SMALL_REMNANT) == flagged, (radius, match)
+    # a rejected candidate is not also a remnant (it is not reported)
+    assert remnant({"plausible": 0.0, "candidate_coverage": 0.05}) is None

@@ -6,6 +6,7 @@ from ..geometry import lps_to_ras
 from ..propagation.result import TrackingResult
 from ..quality import Finding, Reason, assess_volumes, codes, details
 from ..quality.growth import measurement_tolerance
+from ..quality.shared_registration import shared_doubts
 from ..study.timepoints import days_from_first
 from .response import response_uncertainty, trajectory_changes
 from .shape import lesion_measures
@@ -28,6 +29,8 @@ def trajectory_rows(result: TrackingResult) -> list[dict]:
     scans = result.study.scans
     days = days_from_first(scans)
     rows: list[dict] = []
+    shared = shared_doubts([(lesion.id, res.from_scan_id, scan.id, res.findings) for lesion in result.study.lesions
+                            for scan in scans if (res := result.get(lesion.id, scan.id)).status != "prompt"])
     for lesion in result.study.lesions:
         lesion_rows = []
         for scan, day in zip(scans, days):
@@ -46,14 +49,15 @@ def trajectory_rows(result: TrackingResult) -> list[dict]:
         changes = trajectory_changes([r["volume_ml"] for r in lesion_rows])
         for row, change in zip(lesion_rows, changes):
             row.update(change)
-        _add_review(result, lesion, lesion_rows, days)
+        _add_review(result, lesion, lesion_rows, days, shared)
         rows.extend(lesion_rows)
     return rows
 
 
-def _add_review(result: TrackingResult, lesion, rows: list[dict], days: list) -> None:
+def _add_review(result: TrackingResult, lesion, rows: list[dict], days: list, shared: dict) -> None:
     """``review`` (bool), ``review_reasons`` (codes) and ``review_details`` (text) per row:
-    the engine's per-scan findings, those of the volume trajectory, and a response category
+    the engine's per-scan findings, those of the volume trajectory, a registration the other
+    lesions of the scan doubt (``shared``: from ``shared_doubts``), and a response category
     decided within the measurement's uncertainty."""
     scans = result.study.scans
     found = [r["status"] in ("prompt", "found") and bool(r["volume_ml"]) for r in rows]
@@ -66,5 +70,6 @@ def _add_review(result: TrackingResult, lesion, rows: list[dict], days: list) ->
         if note:
             extra.append(Finding(Reason.RESPONSE_UNCERTAIN, note))
     for row, scan, extra in zip(rows, scans, temporal):
-        findings = list(result.get(lesion.id, scan.id).findings) + extra
+        doubt = shared.get((lesion.id, scan.id))
+        findings = list(result.get(lesion.id, scan.id).findings) + extra + ([doubt] if doubt else [])
         row.update(review=bool(findings), review_reasons=codes(findings), review_details=details(findings))

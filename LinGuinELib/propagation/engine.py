@@ -31,11 +31,11 @@ import SimpleITK as sitk
 from ..config import TrackingConfig
 from ..errors import Cancelled, InputError
 from ..filtering import keep_nearest_component
-from ..geometry import ImageGeometry, inside_image, voxel_volume_ml
+from ..geometry import ImageGeometry, inside_image, lps_to_ras, voxel_volume_ml
 from ..prompt import mask_centre_lps
 from ..quality import Finding, Reason, scan_checks
 from ..quality.absence import absence_signals, settle_absence
-from ..quality.match import LesionReference, candidate_match, unlike_prompt
+from ..quality.match import LesionReference, candidate_match, remnant, unlike_prompt
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
 from ..segmentation.base import Segmenter
@@ -254,6 +254,9 @@ class _Run:
                                    max(image.GetSpacing()), max(self.image(lesion.scan_id).GetSpacing()))
             match = candidate_match(reference, image, result.mask, result.propagated_point_lps,
                                     None if a is None or b is None else b - a, unlike)
+        little = remnant(match)
+        if little is not None:
+            result.findings.append(little)
         return bool(match.pop("plausible")), match, unlike
 
     def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),
@@ -293,7 +296,10 @@ class _Run:
         mapped, confidence = self.map_point(step.from_scan, step.to_scan, point)
         image = self.image(step.to_scan)
         result = LesionScanResult(lesion.id, step.to_scan, "outside_image", MaskCrop(image.GetSize()[::-1]),
-                                  propagated_point_lps=mapped, from_scan_id=step.from_scan)
+                                  propagated_point_lps=mapped, from_scan_id=step.from_scan,
+                                  signals={"registration_confidence": confidence},
+                                  findings=[Finding(Reason.POINT_OUTSIDE_IMAGE,
+                                                    "at RAS " + ", ".join(f"{v:.0f}" for v in lps_to_ras(mapped)))])
         if inside_image(image, mapped[None])[0]:
             mask = self.segment_at(image, mapped[None])
             if self.config.boost and mask.any():

@@ -25,6 +25,11 @@ to confirm it has gone. One thing rejects a candidate on its own, wherever it li
 *faint*, even its densest tenth within a quarter of the way from the lung's density to the
 lesion's on the prompt scan (aerated lung segmented along a wall is not tissue, let alone the
 lesion).
+
+A candidate kept on *little* alone is still flagged ``small_remnant``: a lesion that has gone
+leaves a piece of the vessel that ran beside it, compact and as dense, covering a few tenths of
+its place; a lesion that shrank to under a quarter of its volume covers as little. The image
+cannot tell the two apart, so the user does.
 """
 
 from __future__ import annotations
@@ -160,6 +165,16 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
         coverage = 1.0  # a lesion smaller than a voxel here: nothing to compare
     return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
             "plausible": float(not rejects(inside, coverage, len(unlike), FAINT in unlike))}
+
+
+def remnant(match: dict[str, float]) -> Finding | None:
+    """``small_remnant`` for a kept candidate (``candidate_match``'s signals) that covers less
+    than ``MIN_COVERAGE`` of the lesion's place (see the module docstring)."""
+    coverage = match.get("candidate_coverage", math.nan)
+    if match.get("plausible", 1.0) and coverage < MIN_COVERAGE:
+        return Finding(Reason.SMALL_REMNANT, f"{100 * coverage:.0f}% of the lesion's place covered, "
+                                             f"from {100 * MIN_COVERAGE:.0f}%")
+    return None
 
 
 def rejects(inside: float, coverage: float, unlike: int, faint: bool = False) -> bool:

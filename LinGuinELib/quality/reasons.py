@@ -29,7 +29,10 @@ class Reason(str, Enum):
     IMAGE_EDGE = "image_edge"
     POINT_FAR = "point_far"
     CANDIDATE_REJECTED = "candidate_rejected"
+    SMALL_REMNANT = "small_remnant"
+    POINT_OUTSIDE_IMAGE = "point_outside_image"
     LOW_REGISTRATION_CONFIDENCE = "low_registration_confidence"
+    REGISTRATION_DOUBTFUL = "registration_doubtful"
     ABSENCE_UNCONFIRMED = "absence_unconfirmed"
     RESPONSE_UNCERTAIN = "response_uncertain"
 
@@ -53,7 +56,13 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.POINT_FAR: "the propagated point is far from the segment (it may be another structure)",
     Reason.CANDIDATE_REJECTED: "a structure at the propagated point was not taken as the lesion (it lies "
                                "where the lesion cannot be): check that the lesion has gone",
+    Reason.SMALL_REMNANT: "what was found covers little of the lesion's place on the prompt scan: what is left of "
+                          "it, or a neighbouring structure (a vessel) where it has gone",
+    Reason.POINT_OUTSIDE_IMAGE: "the registration put the lesion outside this scan: the scan does not cover it, "
+                                "or the registration failed here (nothing was measured)",
     Reason.LOW_REGISTRATION_CONFIDENCE: "the registration cannot vouch for where it put the lesion here",
+    Reason.REGISTRATION_DOUBTFUL: "the registration of this scan could not vouch for most of the other lesions "
+                                  "carried with it (it may have failed): check this one's place too",
     Reason.ABSENCE_UNCONFIRMED: "reported gone, but its surroundings do not match the prompt scan's or its place "
                                 "is not empty: check that the lesion has really gone",
     Reason.RESPONSE_UNCERTAIN: "the response category rests on a volume change within the measurement's own "

@@ -7,7 +7,11 @@ wrong anatomy. Here every integer voxel shift of two coarse (~8 mm) images is sc
 with the masked normalised cross-correlation of Padfield (IEEE TIP 2012), computed with six
 FFTs: the correlation only counts voxels inside both masks (source body, target's
 reconstructed region), so padding, air around a cut body and the table do not decide it.
-Deterministic: no sampling, and ties go to the first index in array order.
+Each shift is scored by its NCC times the square root of its overlap's share of the largest
+overlap: a correlation over half the voxels is weaker evidence, and on anatomy that repeats
+along z (similar slices over a long lung) a shift leaving half the scan out can otherwise
+correlate better than the true one. Deterministic: no sampling, and ties go to the first index
+in array order.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def _correlate(a_hat: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> np.n
 
 def best_translation(fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image,
                      moving_valid: sitk.Image | None, outside: float) -> tuple[np.ndarray, float]:
-    """(t, NCC): the translation t (LPS mm) maximising the masked NCC of fixed(x) and moving(x + t).
+    """(t, NCC): the translation t (LPS mm) maximising the overlap-weighted masked NCC of fixed(x) and moving(x + t).
 
     ``fixed`` and ``moving`` are coarse clamped images (any grids, any axes); the search runs
     on ``fixed``'s grid at its voxel size over every shift with a fair overlap.
@@ -79,11 +83,12 @@ def best_translation(fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Ima
     n_safe = np.where(fair, n, 1.0)
     var = (s_ff - s_f**2 / n_safe) * (s_gg - s_g**2 / n_safe)
     ncc = np.where(fair & (var > 1e-12), (s_fg - s_f * s_g / n_safe) / np.sqrt(np.maximum(var, 1e-12)), -np.inf)
-    k = np.array(np.unravel_index(int(np.argmax(ncc)), shape))
+    best = int(np.argmax(ncc * np.sqrt(n_safe / float(n.max()))))
+    k = np.array(np.unravel_index(best, shape))
     k = np.where(k >= np.array(g.shape), k - np.array(shape), k)  # wrapped index -> negative shift
     direction = np.array(fixed.GetDirection()).reshape(3, 3)
     spacing = np.array(fixed.GetSpacing())
     # fixed voxel i (x, y, z order) meets moving-grid voxel i + k
     shift_xyz = k[::-1].astype(float)
     t = g_origin - np.array(fixed.GetOrigin()) + direction @ (shift_xyz * spacing)
-    return t, float(ncc.max())
+    return t, float(ncc.ravel()[best])
