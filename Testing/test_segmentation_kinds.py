@@ -154,13 +154,11 @@ def test_click_in_the_cavity_of_a_cavitating_lesion_finds_the_lesion(seg):
     assert cavity_wall(arr, sp, centre) is not None
 
 
-@pytest.mark.parametrize("kind, seed, least_dice", [((14.0, "diaphragm", "solid", 5.0), 5, 0.9),
-                                                    ((18.0, "costophrenic", "solid", 2.5), 1, 0.75),
-                                                    ((45.0, "costophrenic", "solid", 5.0), 0, 0.78)])
-def test_lesion_on_the_diaphragm_keeps_the_slice_it_rests_on(seg, kind, seed, least_dice):
-    """On thick slices the dome runs along the slices: the slice in which a lesion meets it is
-    half lung, and the lung envelope, drawn at the air level and closed with a ball sampled only at
-    slice centres, cut that slice away (Dice 0.81, 0.60, 0.70; 0.76, 0.43, 0.60 of the volume)."""
-    case = render_case(LesionKind(*kind), seed=seed)
+def test_nodule_on_the_dome_keeps_the_slice_it_rests_on(seg):
+    """On 5 mm slices the diaphragm's dome runs along the slices: the slice in which a nodule meets
+    it is a mix of lung and dome, which the air level calls wall, and a closing ball sampled only
+    at slice centres fits into the nodule's bottom slice: the envelope cut that slice away (Dice
+    0.81, 0.76 of the volume; on the benchmark's 14 mm dome nodules down to 0.3 of it)."""
+    case = render_case(LesionKind(14.0, "diaphragm", "solid", 5.0), seed=5)
     dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
-    assert dice > least_dice and 0.7 < ratio < 1.3, (dice, ratio)
+    assert dice > 0.9 and 0.85 < ratio < 1.2, (dice, ratio)

@@ -88,24 +88,25 @@ def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray,
     """The lung around the lesion (the lung components the rays reached near the lesion's scale),
     closed with a ball of ENVELOPE_FACTOR * scale; None when no such lung lies in the ROI.
 
-    The lung is what lies below ``level_hu``: the lesion's own edge level (half-way between it and
-    the lung), so that the envelope's surface and the lesion's edge are the same iso-surface of the
-    partial volume. Read at the air level instead, a wall that runs along the slices (the
-    diaphragm's dome on 5 mm slices) leaves the slice it crosses half-aerated, not lung, and the
-    envelope cut away the slice in which the lesion meets the wall.
-
-    Slices thicker than the closing's grid are cut into sub-slices (intensities interpolated
-    between slice centres) for the closing, and a voxel is in the envelope when most of it is: a
-    ball sampled only at slice centres fits into a lesion's bottom slice, where it rests on a wall
-    along the slices, as if that slice were a dent a ball can enter, and cut it away.
+    On slices thin against the closing's grid the lung is aerated lung (the air level; the smoothing
+    margin gives back the pleura's partial volume). On thicker slices a wall that runs along them
+    (the diaphragm's dome) leaves the slice it crosses a mix of lung and wall, up to a whole slice,
+    that the air level calls wall: the envelope then cut away the slice in which a lesion meets the
+    dome. There the lung is what lies below ``level_hu`` (the lesion's own edge level, half-way
+    between it and the lung: envelope and lesion edge are then the same iso-surface of the partial
+    volume), and the closing runs on sub-slices (intensities interpolated between slice centres), a
+    voxel lying in the envelope when most of it does: a ball sampled only at slice centres fits into
+    a lesion's bottom slice, where it rests on the dome, as if that slice were a dent, and cut it.
     """
     hits = hits_image_zyx[np.all(np.isfinite(hits_image_zyx), axis=1)]
     pts = roi.to_roi(hits) if len(hits) else np.zeros((0, 3))
     r = max(ENVELOPE_FACTOR * scale_mm, 2.0 * float(roi.spacing.max()))
     k = int(np.ceil(roi.spacing[0] / max(r / CLOSING_GRID, float(roi.spacing[1:].min())) - 1e-6))
+    levels = _lung_levels(roi.smooth, level_hu)
     if k <= 1:
-        return _envelope(roi.smooth, roi.spacing, roi.seed, roi.dist, pts, scale_mm, r, level_hu)
+        return _envelope(roi.smooth, roi.spacing, roi.seed, roi.dist, pts, scale_mm, r, levels)
     n = roi.smooth.shape[0]
+    levels = np.repeat(levels, k, axis=0)
     centres = (np.arange(n * k) + 0.5) / k - 0.5  # sub-slice centres in slice indices
     lo = np.clip(np.floor(centres), 0, n - 1).astype(int)
     w = np.clip(centres - lo, 0.0, 1.0)[:, None, None].astype(np.float32)
@@ -113,15 +114,29 @@ def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray,
     to_fine, shift = np.array([k, 1.0, 1.0]), np.array([(k - 1) / 2, 0.0, 0.0])
     spacing, seed = roi.spacing / to_fine, roi.seed * to_fine + shift
     env = _envelope(fine, spacing, seed, distance_map(fine.shape, seed, spacing), pts * to_fine + shift,
-                    scale_mm, r, level_hu)
+                    scale_mm, r, levels)
     return None if env is None else env.reshape(n, k, *env.shape[1:]).mean(axis=1) > 0.5
 
 
+def _lung_levels(smooth: np.ndarray, level_hu: float) -> np.ndarray:
+    """Per voxel, the level below which it counts as lung: the air level, or ``level_hu`` (the
+    lesion's edge level) for a voxel between aerated lung on one side along z and tissue at least
+    that dense on the other, where the slice crosses a wall running along the slices."""
+    out = np.full(smooth.shape, AIR_LIKE_HU, np.float32)
+    if level_hu <= AIR_LIKE_HU or smooth.shape[0] < 3:
+        return out
+    above, below = smooth[2:], smooth[:-2]
+    crossing = (np.minimum(above, below) < AIR_LIKE_HU) & (np.maximum(above, below) >= level_hu)
+    out[1:-1][crossing] = level_hu
+    return out
+
+
 def _envelope(smooth: np.ndarray, spacing: np.ndarray, seed: np.ndarray, dist: np.ndarray, hits: np.ndarray,
-              scale_mm: float, r: float, level_hu: float) -> np.ndarray | None:
-    """:func:`lung_envelope` on one grid (``hits``: continuous indices on it; ``dist``: mm from the seed)."""
+              scale_mm: float, r: float, levels: np.ndarray) -> np.ndarray | None:
+    """:func:`lung_envelope` on one grid (``hits``: continuous indices on it; ``dist``: mm from the seed;
+    ``levels``: below which a voxel is lung)."""
     # aerated lung holds parenchyma (about -850 HU); air outside the body is about -1000
-    air = (smooth < max(level_hu, AIR_LIKE_HU)) & (smooth > OUTSIDE_AIR_HU)
+    air = (smooth < levels) & (smooth > OUTSIDE_AIR_HU)
     # the partial-volume rim along the skin is thin: lung is not
     air = opening_mm(air, max(MIN_LUNG_MM, float(spacing.min())), spacing)
     if not air.any():
