@@ -29,7 +29,8 @@ def trajectory_rows(result: TrackingResult) -> list[dict]:
     scans = result.study.scans
     days = days_from_first(scans)
     rows: list[dict] = []
-    shared = shared_doubts([(lesion.id, res.from_scan_id, scan.id, res.findings) for lesion in result.study.lesions
+    shared = shared_doubts([(lesion.id, res.from_scan_id, scan.id, res.status, res.findings)
+                            for lesion in result.study.lesions
                             for scan in scans if (res := result.get(lesion.id, scan.id)).status != "prompt"])
     for lesion in result.study.lesions:
         lesion_rows = []
