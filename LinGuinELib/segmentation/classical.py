@@ -142,9 +142,10 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         # (ground glass) cannot reach them, and needs no envelope
         if (free is not None and roi.allowed is None and envelope is not None and ceiling > BELOW_FAT_HU
                 and _reaches_out(free, roi, scale)):
-            # a solid lesion's edge level is that of the wall's own partial volume with the lung:
-            # the envelope is drawn there. A lesion lighter than fat has its edge below that mix
-            # (the envelope stays at the air level, and what is clear of tissue is let back in)
+            # a solid lesion's edge level is that of a wall's own partial volume with the lung: the
+            # envelope uses it where a slice crosses a wall along the slices (lung_envelope). A
+            # lesion lighter than fat has its edge below that mix (the envelope keeps the air
+            # level, and what is clear of tissue is let back in)
             solid = level >= BELOW_FAT_HU
             roi.allowed = envelope(threshold if solid else AIR_LIKE_HU)
             if roi.allowed is not None and not solid:

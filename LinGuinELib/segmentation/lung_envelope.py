@@ -88,15 +88,17 @@ def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray,
     """The lung around the lesion (the lung components the rays reached near the lesion's scale),
     closed with a ball of ENVELOPE_FACTOR * scale; None when no such lung lies in the ROI.
 
-    On slices thin against the closing's grid the lung is aerated lung (the air level; the smoothing
-    margin gives back the pleura's partial volume). On thicker slices a wall that runs along them
-    (the diaphragm's dome) leaves the slice it crosses a mix of lung and wall, up to a whole slice,
-    that the air level calls wall: the envelope then cut away the slice in which a lesion meets the
-    dome. There the lung is what lies below ``level_hu`` (the lesion's own edge level, half-way
-    between it and the lung: envelope and lesion edge are then the same iso-surface of the partial
-    volume), and the closing runs on sub-slices (intensities interpolated between slice centres), a
-    voxel lying in the envelope when most of it does: a ball sampled only at slice centres fits into
-    a lesion's bottom slice, where it rests on the dome, as if that slice were a dent, and cut it.
+    The lung is aerated lung (the air level; the margin gives back the pleura's partial volume),
+    except where a slice crosses a wall that runs along the slices (the diaphragm's dome on thick
+    slices): that slice is a mix of lung and wall, up to its whole thickness, which the air level
+    calls wall, and the envelope cut away the slice in which a lesion meets the dome. A voxel with
+    aerated lung on one side along z and tissue on the other is lung below ``level_hu`` (the
+    lesion's own edge level, half-way between it and the lung: there envelope and lesion edge are
+    the same iso-surface of the partial volume). Drawn so everywhere, the envelope also took a
+    layer of wall under every juxtapleural nodule. On slices thicker than the closing's grid the
+    closing runs on sub-slices (intensities interpolated between slice centres), a voxel lying in
+    the envelope when most of it does: a ball sampled only at slice centres fits into a lesion's
+    bottom slice, where it rests on the dome, as if that slice were a dent, and cut it.
     """
     hits = hits_image_zyx[np.all(np.isfinite(hits_image_zyx), axis=1)]
     pts = roi.to_roi(hits) if len(hits) else np.zeros((0, 3))
