@@ -34,6 +34,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .logsetup import log_to_stderr
+
 API_KEY_ENV = "LINGUINE_API_KEY"
 RESULT_FILE = "result.pickle"
 
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m LinGuinELib.child WORKDIR", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log_to_stderr(logging.INFO)
     progress = JsonProgress(protocol_stream())
     workdir = Path(args[0])
     try:

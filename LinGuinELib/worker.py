@@ -50,6 +50,7 @@ from .child import (
     with_secret_from_environment,
     write_result,
 )
+from .logsetup import log_to_stderr
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def serve(commands: IO[str], out: JsonProgress) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log_to_stderr(logging.INFO)
     out = JsonProgress(protocol_stream())
     return serve(sys.stdin, out)
 

@@ -64,3 +64,15 @@ def test_track_reports_a_bad_option_before_a_bad_study(tmp_path, capsys):
     assert main(["track", str(tmp_path / "missing.json"), "--out", str(out)]) == 2
     assert "missing.json" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_native_crash_leaves_a_python_stack(tmp_path):
+    """A segfault in a child the CLI or the panel starts prints where it was (faulthandler), not nothing."""
+    import subprocess
+    import sys
+
+    code = ("import ctypes, logging\nfrom LinGuinELib.logsetup import log_to_stderr\nlog_to_stderr(logging.INFO)\n"
+            "def in_native_code():\n    ctypes.string_at(0)\nin_native_code()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "Fatal Python error" in proc.stderr and "in_native_code" in proc.stderr, proc.stderr

@@ -24,6 +24,7 @@ repository. A default run takes about 10-15 min on 2 busy cores.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import re
@@ -57,6 +58,7 @@ def peak_rss_mb() -> float:
 
 def worker(manifest: Path, out: Path, args: argparse.Namespace) -> None:
     """Child process: track one study, write outputs, score it, print one JSON line."""
+    faulthandler.enable()  # a crash in native code prints every thread's Python stack to stderr
     from bench_kinds import lesion_kinds, pair_records
     from bench_speed import speed_record
 
@@ -269,9 +271,13 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", str(manifest), str(out), "--mode", args.mode,
                "--registration", args.registration, "--segmentation", args.segmentation, "--dataset", dataset]
         cmd += ["--boost"] if args.boost else []
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        for attempt in (1, 2):  # a child that crashed is run once more, and says so
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode == 0:
+                break
+            print(f"{manifest.parent.name}: child exited {proc.returncode} (attempt {attempt}); its stderr "
+                  f"(faulthandler's stack when it crashed):\n{proc.stderr[-3000:]}", file=sys.stderr)
         if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
             continue
         record = json.loads(proc.stdout.strip().splitlines()[-1])
         records.append(record)

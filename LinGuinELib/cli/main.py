@@ -18,6 +18,7 @@ import traceback
 
 from .. import __version__
 from ..errors import Cancelled, EnvironmentProblem, InputError
+from ..logsetup import log_to_stderr
 
 SUBCOMMANDS = ("track", "study", "demo", "backends", "batch", "evaluate", "report")
 # One line per command for `linguine --help`, so that listing the commands imports none of them
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     level = logging.ERROR if args.quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log_to_stderr(level)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
