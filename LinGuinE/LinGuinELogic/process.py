@@ -222,11 +222,18 @@ class ChildTracking:
         return "\n".join([reason, *lines]) if lines else reason
 
     def log_tail(self, count: int = ERROR_LINES) -> list[str]:
+        """The log's last lines; after a native crash, the lines before Python's fault handler's
+        report, its first line and the innermost frame (not the list of extension modules)."""
         try:
             text = (self.folder / "child.log").read_text(errors="replace")
         except OSError:
             return []
-        return [line for line in text.splitlines() if line.strip()][-count:]
+        lines = [line for line in text.splitlines() if line.strip()]
+        crash = next((i for i, line in enumerate(lines) if line.startswith("Fatal Python error")), None)
+        if crash is None:
+            return lines[-count:]
+        frame = [line.strip() for line in lines[crash + 1:] if line.strip().startswith("File ")][:1]
+        return lines[:crash][-max(count - 1 - len(frame), 1):] + [lines[crash]] + frame
 
     def result(self) -> Any:
         """The child's ``TrackingResult`` with this study (and its in-memory images) put back."""

@@ -150,6 +150,7 @@ def test_a_crashing_child_leaves_the_scene_unchanged_and_says_why(ball_study, tm
     _wait(job)
     assert job.process.returncode != 0
     assert "illegal memory access" in job.error
+    assert "Fatal Python error" in job.error and "File " in job.error  # where it crashed (faulthandler)
     with pytest.raises(TrackingFailed, match="illegal memory access"):
         logic.finishTracking(job)
     assert _scene_counts(ball_study.scene) == before
