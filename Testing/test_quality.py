@@ -5,6 +5,7 @@ import csv
 import engine_fixtures as fx
 import numpy as np
 import SimpleITK as sitk
+from quality_fixtures import judge
 from scipy import ndimage
 
 from LinGuinELib.config import TrackingConfig
@@ -12,7 +13,7 @@ from LinGuinELib.geometry import physical_to_continuous_index_zyx
 from LinGuinELib.pipeline import run_study
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import Reason, assess_volumes, scan_checks
-from LinGuinELib.quality.match import LesionReference, candidate_match, unlike_prompt
+from LinGuinELib.quality.match import LesionReference, candidate_match
 from LinGuinELib.registry import register_segmentation
 from LinGuinELib.segmentation.base import Segmenter
 
@@ -188,15 +189,8 @@ def test_trajectory_csv_has_review_columns(tmp_path):
     assert rows[("L2", "T1")]["review"] == "false" and rows[("L2", "T1")]["review_reasons"] == ""
 
 
-def _judge(prompt_img, prompt_mask, img, cand, days=90.0):
-    """candidate_match with the look comparison the engine makes (image checks of both)."""
-    centre = np.array([45.0, 40.0, 20.0])
-    p_sig, p_find = scan_checks(prompt_img, MaskCrop.from_full(prompt_mask), is_prompt=True)
-    c_sig, c_find = scan_checks(img, MaskCrop.from_full(cand), is_prompt=False, point_lps=centre,
-                                prompt_signals=p_sig)
-    unlike = unlike_prompt(c_find, c_sig, p_find, p_sig, 1.0, 1.0)
-    ref = LesionReference.from_prompt(prompt_img, MaskCrop.from_full(prompt_mask), centre)
-    return candidate_match(ref, img, MaskCrop.from_full(cand), centre, days, unlike), unlike
+def _judge(prompt_img, prompt_mask, img, cand):
+    return judge(prompt_img, prompt_mask, img, cand, np.array([45.0, 40.0, 20.0]))
 
 
 def _with(arr, img, mask, hu):

@@ -3,11 +3,12 @@ rejected, and a lesion that is still there, however small, is kept."""
 
 import numpy as np
 import SimpleITK as sitk
+from quality_fixtures import judge
 
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import scan_checks
 from LinGuinELib.quality.image_checks import elongation
-from LinGuinELib.quality.match import LesionReference, candidate_match, unlike_prompt
+from LinGuinELib.quality.match import LesionReference
 
 CENTRE_LPS = np.array([45.0, 40.0, 20.0])  # (x, y, z) of voxel (20, 40, 45) on 1 mm voxels
 CENTRE_ZYX = (20, 40, 45)
@@ -36,14 +37,7 @@ def _tube_x(shape, zyx, radius, x0, x1):
 
 
 def _judge(prompt_arr, prompt_mask, arr, cand, days=90.0):
-    """candidate_match with the look comparison the engine makes (image checks of both)."""
-    p_img, img = _image(prompt_arr), _image(arr)
-    p_sig, p_find = scan_checks(p_img, MaskCrop.from_full(prompt_mask), is_prompt=True)
-    c_sig, c_find = scan_checks(img, MaskCrop.from_full(cand), is_prompt=False, point_lps=CENTRE_LPS,
-                                prompt_signals=p_sig)
-    unlike = unlike_prompt(c_find, c_sig, p_find, p_sig, 1.0, 1.0)
-    ref = LesionReference.from_prompt(p_img, MaskCrop.from_full(prompt_mask), CENTRE_LPS)
-    return candidate_match(ref, img, MaskCrop.from_full(cand), CENTRE_LPS, days, unlike), unlike
+    return judge(_image(prompt_arr), prompt_mask, _image(arr), cand, CENTRE_LPS, days)
 
 
 def test_elongation_tells_nodules_from_tubes_and_sheets_on_thin_and_thick_slices():
