@@ -297,10 +297,11 @@ class _Run:
         image = self.image(step.to_scan)
         result = LesionScanResult(lesion.id, step.to_scan, "outside_image", MaskCrop(image.GetSize()[::-1]),
                                   propagated_point_lps=mapped, from_scan_id=step.from_scan,
-                                  signals={"registration_confidence": confidence},
-                                  findings=[Finding(Reason.POINT_OUTSIDE_IMAGE,
-                                                    "at RAS " + ", ".join(f"{v:.0f}" for v in lps_to_ras(mapped)))])
-        if inside_image(image, mapped[None])[0]:
+                                  signals={"registration_confidence": confidence})
+        if not inside_image(image, mapped[None])[0]:
+            result.findings.append(Finding(Reason.POINT_OUTSIDE_IMAGE,
+                                           "at RAS " + ", ".join(f"{v:.0f}" for v in lps_to_ras(mapped))))
+        else:
             mask = self.segment_at(image, mapped[None])
             if self.config.boost and mask.any():
                 boosted = self.segment_at(image, mask_centre_lps(mask, image)[None])
