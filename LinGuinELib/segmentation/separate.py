@@ -126,8 +126,10 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
         # thick as this ball is attached; a ball nearer the lesion's own thickness cuts it
         elongated = True
     # inside the lung envelope an elongated attachment is a vessel (or a fissure); a region not held
-    # to it (no lung around, or judged whole after nothing was found inside it) may run into the wall
-    vessel = elongated and roi.allowed is not None
+    # to it (no lung around, or judged whole after nothing was found inside it) may run into the
+    # wall. A ball thinner than a slice resolves no shape across slices: there the attachment may
+    # be the pleura's partial-volume sheet, and whether it runs on or ends cannot be told
+    vessel = elongated and roi.allowed is not None and 2.0 * small >= float(sp.max())
     if vessel and core is not None:
         # the ball that first cut the vessel still fits where it meets the lesion (a fillet, or
         # the whole stretch of a vessel running along it): one near the lesion's thickness does
