@@ -18,13 +18,17 @@ next to a lung, every box is restricted to the lung (plus a ball around the poin
 itself always counts): the lung slides along the chest wall when breathing, and a point in the
 lung must follow the lung, not the ribs.
 
-A lesion's centre is placed by its surroundings (``map_lesion``): the lesion is the one thing
-expected to change between the scans, and a box that matches it pulls the point to whatever
-looks like it on the target. A 48 mL mass that had gone was matched to the chest wall 30-40 mm
-away; a nodule on the diaphragm, to the dome. So the lesion, widened by the radius that doubling
-its volume adds, is left out of every box's metric, and each box is widened to keep a ring of
-context around it as thick as half its own side (its lattice coarsened in proportion, so the
-work per box stays the same).
+A lesion's centre (``map_lesion``) is estimated twice. The boxes above match the lesion itself,
+the finest landmark while it is there; but it is also the one thing expected to change, and
+where it has gone they pull the point to whatever looks like it on the target (a 48 mL mass was
+matched to the chest wall 30-40 mm away, a nodule on the diaphragm to the dome). The second
+estimate leaves the lesion, widened by the radius that doubling its volume adds, out of every
+box's metric, each box widened to keep a ring of context around it as thick as half its own side
+(its lattice coarsened in proportion, so the work per box stays the same). Placed by its
+surroundings alone, a growing lesion's centre is biased where the context is one-sided (a wall
+on one side), by a few mm. So the lesion's own estimate is kept unless the two lie more than
+``LEFT_ITS_PLACE`` of the lesion's radius apart: then they cannot both be on its centre, and the
+one that can be fooled by what changed is the lesion's own.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ NO_FINE = 0.4  # ... and when neither did (the larger box's estimate is kept): b
 LESION_BALL_MM = 6.0  # always part of a lung point's metric region
 NEAR_LUNG_MM = 8.0  # a point this close to a lung is treated as a lung point
 GROWTH_MARGIN = 2 ** (1 / 3) - 1  # a lesion is widened by the share of its radius that doubling its volume adds
+LEFT_ITS_PLACE = 0.5  # estimates this many lesion radii apart: the lesion's own match has left it
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Changing:
     """A lesion on the source, widened (``GROWTH_MARGIN``): left out of the boxes' metric."""
 
     mask: sitk.Image
+    radius_mm: float  # of the sphere of the lesion's volume
     reach_mm: float  # farthest widened voxel from the lesion's centre
     key: tuple
 
@@ -86,7 +92,7 @@ class Changing:
                                   [p - 1 for p in pad], sitk.sitkBall)
         zyx = np.argwhere(sitk.GetArrayViewFromImage(grown) > 0)
         reach = float(np.sqrt(((index_zyx_to_physical(grown, zyx) - centre) ** 2).sum(axis=1)).max())
-        return cls(grown, reach, (lesion.GetOrigin(), lesion.GetSize(), count))
+        return cls(grown, radius, reach, (lesion.GetOrigin(), lesion.GetSize(), count))
 
     def box(self, stage: tuple) -> tuple:
         """``stage`` with its box widened to hold the lesion plus a ring of half its side
@@ -157,11 +163,19 @@ class LocalRefinementMapper(PointMapper):
         return np.array([self._map_one(p)[0] for p in self._check(points_lps)]).reshape(-1, 3)
 
     def map_lesion(self, centre_lps: np.ndarray, lesion: sitk.Image | None = None) -> tuple[np.ndarray, float]:
-        """The lesion's centre placed by its surroundings (see the module docstring)."""
+        """The lesion's own estimate, or its surroundings' where the two part (see the module docstring)."""
         point = self._check(centre_lps)[0]
+        own = self._map_one(point)
         changing = Changing.of(lesion, point) if lesion is not None and self.refine else None
-        mapped, confidence = self._map_one(point, changing)
-        return mapped, float(confidence)
+        if changing is None:
+            return own[0], float(own[1])
+        around = self._map_one(point, changing)
+        apart = float(np.linalg.norm(own[0] - around[0]))
+        if apart > LEFT_ITS_PLACE * changing.radius_mm:
+            log.debug("lesion at %s: its own match is %.1f mm from its surroundings' (radius %.1f mm): "
+                      "placed by its surroundings", point.round(1), apart, changing.radius_mm)
+            return around[0], float(around[1])
+        return own[0], float(own[1])
 
     def confidence(self, points_lps: np.ndarray) -> np.ndarray:
         """Per point in [0, 1]: how far the local estimates vouch for the mapping.
