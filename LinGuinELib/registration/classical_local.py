@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import index_zyx_to_physical
@@ -85,12 +86,17 @@ class Changing:
         count = int(arr.sum())
         if not count:
             return None
-        spacing = np.array(lesion.GetSpacing())
-        radius = (3 * count * float(np.prod(spacing)) / (4 * np.pi)) ** (1 / 3)
-        pad = [int(np.ceil(GROWTH_MARGIN * radius / s)) + 1 for s in spacing]
-        grown = sitk.BinaryDilate(sitk.ConstantPad(sitk.Cast(lesion > 0, sitk.sitkUInt8), pad, pad, 0),
-                                  [p - 1 for p in pad], sitk.sitkBall)
-        zyx = np.argwhere(sitk.GetArrayViewFromImage(grown) > 0)
+        spacing_zyx = np.array(lesion.GetSpacing())[::-1]
+        radius = (3 * count * float(np.prod(spacing_zyx)) / (4 * np.pi)) ** (1 / 3)
+        margin = GROWTH_MARGIN * radius
+        pad = np.ceil(margin / spacing_zyx).astype(int) + 1
+        padded = np.pad(arr, [(p, p) for p in pad])
+        inside = ndimage.distance_transform_edt(~padded, sampling=spacing_zyx) <= margin
+        grown = sitk.GetImageFromArray(inside.astype(np.uint8))
+        grown.SetSpacing(lesion.GetSpacing())
+        grown.SetDirection(lesion.GetDirection())
+        grown.SetOrigin(lesion.TransformIndexToPhysicalPoint([-int(p) for p in pad[::-1]]))
+        zyx = np.argwhere(inside)
         reach = float(np.sqrt(((index_zyx_to_physical(grown, zyx) - centre) ** 2).sum(axis=1)).max())
         return cls(grown, radius, reach, (lesion.GetOrigin(), lesion.GetSize(), count))
 
@@ -315,8 +321,8 @@ class LocalRefinementMapper(PointMapper):
             ball = np.sum((zyx - (np.array(values.shape) - 1) / 2.0) ** 2, axis=-1) * step_mm**2
             mask &= lungs | (ball <= LESION_BALL_MM**2)
         if changing is not None:
-            mask &= sitk.GetArrayViewFromImage(sitk.Resample(changing.mask, grid, sitk.Transform(),
-                                                             sitk.sitkNearestNeighbor, 0)) == 0
+            mask &= sitk.GetArrayFromImage(sitk.Resample(changing.mask, grid, sitk.Transform(),
+                                                         sitk.sitkNearestNeighbor, 0)) == 0
         moving = _shrink(sitk.Cast(moving_crop, sitk.sitkFloat32), voxel_mm)
         if float(np.min(sitk.GetArrayViewFromImage(moving))) < PADDING_HU:
             # Padding outside the target's reconstruction circle: sample only where the initial
