@@ -72,7 +72,7 @@ class _Run:
         self.clock = StageClock()
         self.images: dict[str, Future] = {}
         self.mappers: dict[tuple[str, str], Future] = {}
-        self.mapped: dict[tuple[str, str, tuple[float, ...]], Future] = {}
+        self.mapped: dict[tuple[str, str, str], Future] = {}  # (lesion, source, target): its mapped anchor
         self.results: dict[tuple[str, str], LesionScanResult] = {}
         self.lesion_refs: dict[str, LesionReference | None] = {}
         self.days = dict(zip([s.id for s in study.scans], days_from_first(study.scans)))
@@ -186,24 +186,28 @@ class _Run:
             self.report("register", f"registering {source} -> {target}", advance=False, scan=target)
         return self.wait(future)
 
-    def prefetch(self, source: str, target: str, point: np.ndarray) -> None:
-        """Map ``point`` on the pool (local refinement) ahead of the step that needs it."""
-        key = (source, target, tuple(np.asarray(point, dtype=float).round(6)))
+    def prefetch(self, lesion: Lesion, source: str, target: str) -> None:
+        """Map the lesion's anchor on the pool (local refinement) ahead of the step that needs it."""
+        key = (lesion.id, source, target)
         if key not in self.mapped:
-            self.mapped[key] = self.pool.submit(self._map, self.pair_future(source, target), point)
+            self.mapped[key] = self.pool.submit(self._map, self.pair_future(source, target),
+                                                self.anchor(lesion, source), self.results[(lesion.id, source)].mask,
+                                                self.image_future(source))
 
-    def _map(self, pair: Future, point: np.ndarray) -> tuple[np.ndarray, float]:
-        """The point in the target scan and the backend's confidence in it."""
+    def _map(self, pair: Future, point: np.ndarray, region: MaskCrop, source: Future) -> tuple[np.ndarray, float]:
+        """The point in the target scan and the backend's confidence in it; ``region``: the
+        lesion on the source scan (the backend places it by its surroundings)."""
         mapper = pair.result()
         with self.timed("registration"):
-            return mapper.map_points(point[None])[0], float(mapper.confidence(point[None])[0])
+            return mapper.map_lesion(point, None if region.empty else region.to_image(source.result()))
 
-    def map_point(self, source: str, target: str, point: np.ndarray) -> tuple[np.ndarray, float]:
-        key = (source, target, tuple(np.asarray(point, dtype=float).round(6)))
-        future = self.mapped.pop(key, None)
-        if future is not None:
-            return self.wait(future)
-        return self._map(self.pair_future(source, target), point)
+    def map_point(self, lesion: Lesion, source: str, target: str) -> tuple[np.ndarray, float]:
+        """The lesion's anchor on ``source`` mapped to ``target`` (prefetched or now)."""
+        future = self.mapped.pop((lesion.id, source, target), None)
+        if future is None:
+            self.prefetch(lesion, source, target)
+            future = self.mapped.pop((lesion.id, source, target))
+        return self.wait(future)
 
     def segment_at(self, image: sitk.Image, points_lps: np.ndarray,
                    negatives: np.ndarray | None = None) -> np.ndarray:
@@ -291,9 +295,8 @@ class _Run:
         return lesion.points_lps.mean(axis=0)
 
     def step(self, lesion: Lesion, step: Step) -> LesionScanResult:
-        point = self.anchor(lesion, step.from_scan)
         self.mapper(step.from_scan, step.to_scan)
-        mapped, confidence = self.map_point(step.from_scan, step.to_scan, point)
+        mapped, confidence = self.map_point(lesion, step.from_scan, step.to_scan)
         image = self.image(step.to_scan)
         result = LesionScanResult(lesion.id, step.to_scan, "outside_image", MaskCrop(image.GetSize()[::-1]),
                                   propagated_point_lps=mapped, from_scan_id=step.from_scan,
@@ -367,7 +370,7 @@ class _Run:
         for _, level in groupby(steps, key=lambda s: s.depth):
             level = list(level)
             for step in level:  # starting points of this depth are known: refine them in the background
-                self.prefetch(step.from_scan, step.to_scan, self.anchor(by_id[step.lesion_id], step.from_scan))
+                self.prefetch(by_id[step.lesion_id], step.from_scan, step.to_scan)
             for step in level:
                 if step.to_scan != current_target:
                     self.segmenter.release()

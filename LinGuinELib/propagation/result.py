@@ -60,6 +60,14 @@ class MaskCrop:
             full[self.slices()] = self.array
         return full
 
+    def to_image(self, reference: sitk.Image) -> sitk.Image:
+        """The box as a uint8 image in ``reference``'s physical space (its grid, cropped)."""
+        img = sitk.GetImageFromArray(self.array.astype(np.uint8))
+        img.SetSpacing(reference.GetSpacing())
+        img.SetDirection(reference.GetDirection())
+        img.SetOrigin(reference.TransformIndexToPhysicalPoint([int(v) for v in self.offset_zyx[::-1]]))
+        return img
+
     def nonzero_zyx(self) -> np.ndarray:
         """(N, 3) integer indices of the mask voxels in the full grid, (z, y, x) order."""
         return np.argwhere(self.array) + np.array(self.offset_zyx)

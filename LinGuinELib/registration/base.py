@@ -28,6 +28,16 @@ class PointMapper(ABC):
         the quality flag then relies on the other signals."""
         return np.full(len(np.asarray(points_lps, dtype=float).reshape(-1, 3)), np.nan)
 
+    def map_lesion(self, centre_lps: np.ndarray, lesion: sitk.Image | None = None) -> tuple[np.ndarray, float]:
+        """A lesion's centre (LPS mm, shape (3,)) on the target, and the confidence in it.
+
+        ``lesion``: its mask on the source (binary, any grid in the source's physical space).
+        The lesion is the one thing in the scan expected to change (grow, shrink, go), so a
+        backend that can should place it by its surroundings (``classical`` does); by default
+        the point is mapped alone."""
+        point = np.asarray(centre_lps, dtype=float).reshape(1, 3)
+        return self.map_points(point)[0], float(self.confidence(point)[0])
+
     def prepare(self) -> None:
         """Work the mapper would otherwise do on its first point (the engine calls this on its
         pool right after registering, so a study kept open has it done before any lesion comes)."""

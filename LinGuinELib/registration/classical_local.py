@@ -17,6 +17,18 @@ same metric on the same box) and the confidence drops with their distance. For a
 next to a lung, every box is restricted to the lung (plus a ball around the point, so the lesion
 itself always counts): the lung slides along the chest wall when breathing, and a point in the
 lung must follow the lung, not the ribs.
+
+A lesion's centre (``map_lesion``) is estimated twice. The boxes above match the lesion itself,
+the finest landmark while it is there; but it is also the one thing expected to change, and
+where it has gone they pull the point to whatever looks like it on the target (a 48 mL mass was
+matched to the chest wall 30-40 mm away, a nodule on the diaphragm to the dome). The second
+estimate leaves the lesion, widened by the radius that doubling its volume adds, out of every
+box's metric, each box widened to keep a ring of context around it as thick as half its own side
+(its lattice coarsened in proportion, so the work per box stays the same). Placed by its
+surroundings alone, a growing lesion's centre is biased where the context is one-sided (a wall
+on one side), by a few mm. So the lesion's own estimate is kept unless the two lie more than
+``LEFT_ITS_PLACE`` of the lesion's radius apart: then they cannot both be on its centre, and the
+one that can be fooled by what changed is the lesion's own.
 """
 
 from __future__ import annotations
@@ -24,11 +36,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..errors import InputError
+from ..geometry import index_zyx_to_physical
 from .base import PointMapper
 from .classical_global import (
     PADDING_HU,
@@ -52,6 +67,44 @@ UNCHECKED = 0.6  # confidence factor when only one start of the fine box held
 NO_FINE = 0.4  # ... and when neither did (the larger box's estimate is kept): below the 0.5 of the quality flag
 LESION_BALL_MM = 6.0  # always part of a lung point's metric region
 NEAR_LUNG_MM = 8.0  # a point this close to a lung is treated as a lung point
+GROWTH_MARGIN = 2 ** (1 / 3) - 1  # a lesion is widened by the share of its radius that doubling its volume adds
+LEFT_ITS_PLACE = 0.5  # estimates this many lesion radii apart: the lesion's own match has left it
+
+
+@dataclass(frozen=True)
+class Changing:
+    """A lesion on the source, widened (``GROWTH_MARGIN``): left out of the boxes' metric."""
+
+    mask: sitk.Image
+    radius_mm: float  # of the sphere of the lesion's volume
+    reach_mm: float  # farthest widened voxel from the lesion's centre
+    key: tuple
+
+    @classmethod
+    def of(cls, lesion: sitk.Image, centre: np.ndarray) -> Changing | None:
+        arr = sitk.GetArrayViewFromImage(lesion) > 0
+        count = int(arr.sum())
+        if not count:
+            return None
+        spacing_zyx = np.array(lesion.GetSpacing())[::-1]
+        radius = (3 * count * float(np.prod(spacing_zyx)) / (4 * np.pi)) ** (1 / 3)
+        margin = GROWTH_MARGIN * radius
+        pad = np.ceil(margin / spacing_zyx).astype(int) + 1
+        padded = np.pad(arr, [(p, p) for p in pad])
+        inside = ndimage.distance_transform_edt(~padded, sampling=spacing_zyx) <= margin
+        grown = sitk.GetImageFromArray(inside.astype(np.uint8))
+        grown.SetSpacing(lesion.GetSpacing())
+        grown.SetDirection(lesion.GetDirection())
+        grown.SetOrigin(lesion.TransformIndexToPhysicalPoint([-int(p) for p in pad[::-1]]))
+        zyx = np.argwhere(inside)
+        reach = float(np.sqrt(((index_zyx_to_physical(grown, zyx) - centre) ** 2).sum(axis=1)).max())
+        return cls(grown, radius, reach, (lesion.GetOrigin(), lesion.GetSize(), count))
+
+    def box(self, stage: tuple) -> tuple:
+        """``stage`` with its box widened to hold the lesion plus a ring of half its side
+        (box side, voxel and lattice step scaled together)."""
+        scale = max(1.0, (2 * self.reach_mm + 0.5 * stage[0]) / stage[0])
+        return (stage[0] * scale, stage[1] * scale, stage[2] * scale) + tuple(stage[3:])
 
 
 def _crop(image: sitk.Image, center: np.ndarray, half_mm: float) -> sitk.Image | None:
@@ -115,6 +168,21 @@ class LocalRefinementMapper(PointMapper):
     def map_points(self, points_lps: np.ndarray) -> np.ndarray:
         return np.array([self._map_one(p)[0] for p in self._check(points_lps)]).reshape(-1, 3)
 
+    def map_lesion(self, centre_lps: np.ndarray, lesion: sitk.Image | None = None) -> tuple[np.ndarray, float]:
+        """The lesion's own estimate, or its surroundings' where the two part (see the module docstring)."""
+        point = self._check(centre_lps)[0]
+        own = self._map_one(point)
+        changing = Changing.of(lesion, point) if lesion is not None and self.refine else None
+        if changing is None:
+            return own[0], float(own[1])
+        around = self._map_one(point, changing)
+        apart = float(np.linalg.norm(own[0] - around[0]))
+        if apart > LEFT_ITS_PLACE * changing.radius_mm:
+            log.debug("lesion at %s: its own match is %.1f mm from its surroundings' (radius %.1f mm): "
+                      "placed by its surroundings", point.round(1), apart, changing.radius_mm)
+            return around[0], float(around[1])
+        return own[0], float(own[1])
+
     def confidence(self, points_lps: np.ndarray) -> np.ndarray:
         """Per point in [0, 1]: how far the local estimates vouch for the mapping.
 
@@ -145,14 +213,14 @@ class LocalRefinementMapper(PointMapper):
             raise InputError("points_lps: every coordinate must be a finite number (LPS mm)")
         return pts
 
-    def _map_one(self, point: np.ndarray) -> tuple[np.ndarray, float]:
-        key = tuple(round(float(v), 3) for v in point)
+    def _map_one(self, point: np.ndarray, changing: Changing | None = None) -> tuple[np.ndarray, float]:
+        key = (tuple(round(float(v), 3) for v in point), None if changing is None else changing.key)
         with self._lock:
             if key not in self._cache:
                 coarse = np.array(self.global_transform.TransformPoint(tuple(map(float, point))))
                 if self.refine:
                     with pinned_threads(self.threads):
-                        self._cache[key] = self._refine(point, coarse)
+                        self._cache[key] = self._refine(point, coarse, changing)
                 else:
                     self._cache[key] = (coarse, np.nan)
             mapped, conf = self._cache[key]
@@ -178,12 +246,13 @@ class LocalRefinementMapper(PointMapper):
         idx = near.TransformPhysicalPointToIndex(tuple(map(float, point)))
         return all(0 <= idx[k] < near.GetSize()[k] for k in range(3)) and bool(near[idx])
 
-    def _refine(self, point: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, float]:
+    def _refine(self, point: np.ndarray, coarse: np.ndarray, changing: Changing | None = None
+                ) -> tuple[np.ndarray, float]:
         """(mapped point, confidence); falls back to ``coarse`` when no local estimate holds."""
         start = time.perf_counter()
         lung = self.lung_aware and self._in_lung(point)
         start_transform = self.lung_transform if lung and self.lung_transform is not None else self.global_transform
-        first = self._stage(point, affine_from(start_transform, point), COARSE, lung)
+        first = self._stage(point, affine_from(start_transform, point), COARSE, lung, changing)
         if first is None:  # a poor match here is still the best start the smaller boxes have
             return coarse, 0.0
         a = self._apply(first[0], point)
@@ -191,12 +260,12 @@ class LocalRefinementMapper(PointMapper):
             log.warning("local refinement moved %.1f mm (> %.1f), global estimate kept",
                         np.linalg.norm(a - coarse), self.max_correction_mm)
             return coarse, 0.0
-        medium = self._stage(point, first[0], MEDIUM, lung)
+        medium = self._stage(point, first[0], MEDIUM, lung, changing)
         parent = medium if medium is not None and medium[1] >= MIN_NCC else first
         fine_stage = (self.local_box_mm,) + FINE[1:]
-        fines = [self._stage(point, parent[0], fine_stage, lung)]
+        fines = [self._stage(point, parent[0], fine_stage, lung, changing)]
         if parent is medium:  # the same box started from the coarse estimate: does it land there too?
-            fines.append(self._stage(point, first[0], fine_stage, lung))
+            fines.append(self._stage(point, first[0], fine_stage, lung, changing))
         good = [f for f in fines if f is not None and f[1] >= MIN_NCC]
         if good:
             best = max(good, key=lambda f: f[1])  # the first on ties
@@ -224,17 +293,19 @@ class LocalRefinementMapper(PointMapper):
         near = np.clip(np.round(idx).astype(int), 0, np.array(self.target.GetSize()) - 1)
         return float(self.target[tuple(int(v) for v in near)]) > PADDING_HU
 
-    def _stage(self, point: np.ndarray, initial: sitk.Transform, stage: tuple, lung: bool
-               ) -> tuple[sitk.Transform, float] | None:
+    def _stage(self, point: np.ndarray, initial: sitk.Transform, stage: tuple, lung: bool,
+               changing: Changing | None = None) -> tuple[sitk.Transform, float] | None:
         """``initial`` refined in a box around ``point``: (transform, correlation after alignment) or None.
 
         An affine stage returns an affine; a translation stage returns ``initial`` followed by
-        the optimised translation (the linear part of the larger box is kept)."""
-        box_mm, voxel_mm, step_mm, iterations, affine, levels = stage
+        the optimised translation (the linear part of the larger box is kept). ``changing``: a
+        lesion left out of the metric (its box widened to keep context around it)."""
+        reach = 12.0 if stage is COARSE else 8.0
+        box_mm, voxel_mm, step_mm, iterations, affine, levels = stage if changing is None else changing.box(stage)
         half = 0.5 * box_mm
         guess = np.array(initial.TransformPoint(tuple(map(float, point))))
         fixed_crop = _crop(self.source, point, half + voxel_mm)
-        moving_crop = _crop(self.target, guess, half + (12.0 if stage is COARSE else 8.0))
+        moving_crop = _crop(self.target, guess, half + reach)
         if fixed_crop is None or moving_crop is None:
             log.debug("point %s: local box outside an image", point)
             return None
@@ -249,6 +320,9 @@ class LocalRefinementMapper(PointMapper):
             zyx = np.stack(np.meshgrid(*[np.arange(n) for n in values.shape], indexing="ij"), axis=-1)
             ball = np.sum((zyx - (np.array(values.shape) - 1) / 2.0) ** 2, axis=-1) * step_mm**2
             mask &= lungs | (ball <= LESION_BALL_MM**2)
+        if changing is not None:
+            mask &= sitk.GetArrayFromImage(sitk.Resample(changing.mask, grid, sitk.Transform(),
+                                                         sitk.sitkNearestNeighbor, 0)) == 0
         moving = _shrink(sitk.Cast(moving_crop, sitk.sitkFloat32), voxel_mm)
         if float(np.min(sitk.GetArrayViewFromImage(moving))) < PADDING_HU:
             # Padding outside the target's reconstruction circle: sample only where the initial
