@@ -1,10 +1,18 @@
 """Cut what is attached to a lesion: walls (a top-hat with a ball larger than the lesion) and
-vessels (an opening with a ball that fits inside it), each scaled to the lesion's own size."""
+vessels (an opening with a ball that fits inside it), each scaled to the lesion's own size.
+
+A vessel as thick as the lesion-scaled ball survives it; the ball then grows until the eroded core
+stays within the lesion. Such a vessel is attached: the opening keeps a fillet where the vessel
+meets or runs along the lesion, and the border detail grown back around the opening would keep a
+stretch of the vessel. So with an attached vessel the ball is taken near the lesion's own
+thickness, and what runs on beyond the regrowth's reach (the vessel) keeps only its rim.
+"""
 
 from __future__ import annotations
 
 import logging
 
+import cc3d
 import numpy as np
 
 from ..filtering.components import box_around, coarse_opening_mm, dilate_mm, edt_mm, erode_mm, fill_holes
@@ -64,6 +72,24 @@ def _compact(core: np.ndarray, centre: np.ndarray, spacing: np.ndarray, ball: fl
     return far <= CORE_ELONGATION * (middle + ball)
 
 
+def _regrow(piece: np.ndarray, core: np.ndarray, ball: float, reach: float, sp: np.ndarray,
+            vessel: bool) -> np.ndarray:
+    """The lesion grown back from its eroded core: the opening (the core grown by the ball) and
+    the protrusions within ``reach`` of the core (border detail the ball could not enter).
+
+    With an attached ``vessel``, a protrusion that runs on beyond the reach is that vessel (a lobe
+    or a partial-volume bump ends within it): of it only the opening's rim is kept, not the stretch
+    alongside the lesion. Without one this would only trim border detail (spicules, a pleural
+    tag, porous ground glass) that readers draw as lesion."""
+    zone = piece & dilate_mm(core, reach, sp)
+    if not vessel:
+        return zone
+    rest = piece & ~dilate_mm(core, ball + REGROW_SLACK * sp.min(), sp)
+    labels = cc3d.connected_components(rest, connectivity=26)
+    runs_on = np.unique(labels[rest & ~zone])
+    return zone & ~np.isin(labels, runs_on[runs_on > 0])
+
+
 def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
              small_factor: float = SMALL_BALL_FACTOR) -> tuple[np.ndarray | None, float]:
     """The lesion within the seed's region and its radius (mm): walls cut off by a top-hat
@@ -89,6 +115,7 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
     thickness = float(depth[near].max())
     centre = np.array(np.unravel_index(np.argmax(np.where(near, depth, 0.0)), depth.shape))
     small = core = None
+    elongated = False
     for factor in np.linspace(small_factor, top_factor, 4) if top_factor > small_factor else [small_factor]:
         small = max(float(factor) * min(radius, thickness), 0.5 * sp.min())
         # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
@@ -97,11 +124,24 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
             break
         # the eroded core still runs far beyond the lesion: a vessel (or fissure) at least as
         # thick as this ball is attached; a ball nearer the lesion's own thickness cuts it
+        elongated = True
+    # inside the lung envelope an elongated attachment is a vessel (or a fissure); a region not held
+    # to it (no lung around, or judged whole after nothing was found inside it) may run into the
+    # wall. A ball thinner than a slice resolves no shape across slices: there the attachment may
+    # be the pleura's partial-volume sheet, and whether it runs on or ends cannot be told
+    vessel = elongated and roi.allowed is not None and 2.0 * small >= float(sp.max())
+    if vessel and core is not None:
+        # the ball that first cut the vessel still fits where it meets the lesion (a fillet, or
+        # the whole stretch of a vessel running along it): one near the lesion's thickness does
+        # not. Half a coarsest voxel below it, as depths are read at voxel centres.
+        nearer = min(top_factor * min(radius, thickness), thickness - 0.5 * float(sp.max()))
+        if nearer > small:
+            small, core = nearer, component_near(depth > nearer, dist, radius)
     regrow = (1.0 + STUB_FRACTION) * small + REGROW_SLACK * sp.min()
     close = max(CLOSE_FRACTION * small, sp.min())
     if core is None:
         core = piece
-    lesion = component_near(piece & dilate_mm(core, regrow, sp), dist, SEED_SEARCH_MM)
+    lesion = component_near(_regrow(piece, core, small, regrow, sp, vessel), dist, SEED_SEARCH_MM)
     if lesion is None:
         return None, radius
     # a closing bridges the pores of textured (ground-glass) lesions before filling holes
