@@ -49,6 +49,33 @@ def test_every_lesion_followed_on_every_scan(manifest, mode):
         assert result.get("L1", "T0").from_scan_id == "T1"
 
 
+@pytest.mark.parametrize("mode", ["direct", "chain"])
+def test_the_mapper_is_given_the_lesion_on_the_scan_it_starts_from(manifest, mode, monkeypatch):
+    """``map_lesion`` receives the source scan's segment, in that scan's physical space: the
+    classical backend places a lesion by its surroundings when its own match leaves it."""
+    from LinGuinELib.registration.base import TransformMapper
+
+    seen = []
+
+    def record(self, centre_lps, lesion=None):
+        seen.append((np.asarray(centre_lps, float), lesion))
+        return self.map_points(np.asarray(centre_lps, float)[None])[0], float("nan")
+
+    monkeypatch.setattr(TransformMapper, "map_lesion", record, raising=False)
+    result = track(load_manifest(manifest), _config(mode=mode))
+    steps = [(k[0], r.from_scan_id) for k, r in result.results.items() if r.from_scan_id is not None]
+    assert len(seen) == len(steps) == 6
+    empty = sum(result.get(les, source).mask.empty for les, source in steps)  # chain: L2 gone on T2
+    assert sum(lesion is None for _, lesion in seen) == empty == (1 if mode == "chain" else 0)
+    for centre, lesion in (s for s in seen if s[1] is not None):
+        arr = sitk.GetArrayFromImage(lesion).astype(bool)
+        zyx = np.argwhere(arr)
+        points = np.array([lesion.TransformIndexToPhysicalPoint([int(i) for i in p[::-1]]) for p in zyx])
+        # the segment holds its centre, a ball of radius 4-8 mm around it
+        assert np.linalg.norm(points.mean(axis=0) - centre) < 1.0
+        assert 3.0 < np.abs(points - centre).max() < 9.5
+
+
 def test_lesion_leaving_the_image_is_reported_not_dropped(tmp_path):
     shifts = [(0, 0, 0), (30, 0, 0)]
     m = fx.write_ball_study(tmp_path / "s", [(4,), (4,)], shifts, [(12.0, 0.0, 0.0)])
