@@ -223,4 +223,6 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
             findings.append(Finding(Reason.POINT_FAR, f"{centre:.0f} mm from its centre"))
     if diagnostics and diagnostics.get("roi_border_contact"):
         findings.append(Finding(Reason.REGION_BORDER))
+    if diagnostics and diagnostics.get("attached_as_thick"):
+        findings.append(Finding(Reason.ATTACHED_AS_THICK))
     return signals, findings

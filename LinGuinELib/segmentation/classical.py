@@ -152,13 +152,14 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
                 roi.allowed = roi.allowed | _clear_of_tissue(roi)
         region = free if roi.allowed is None or free is None else component_near(
             free & roi.allowed, roi.dist, SEED_SEARCH_MM)
-        lesion_new, radius = separate(region, roi, sign, small_factor=small_factor) if region is not None \
-            else (None, 0.0)
+        lesion_new, radius, as_thick = separate(region, roi, sign, small_factor=small_factor) \
+            if region is not None else (None, 0.0, False)
         if lesion_new is None:
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling
             break
         lesion, lesion_radius = lesion_new, radius
+        diag["attached_as_thick"] = bool(diag.get("attached_as_thick")) or as_thick
         level, shell_level = refine_levels(lesion, region, roi)
         # the surroundings are the farther of the radial-profile plateau and the shell just
         # outside: a faint halo (ground glass, partial volume) is not the background
@@ -221,7 +222,7 @@ def _empty_diagnostics() -> dict:
     return {"empty": True, "reason": None, "volume_ml": 0.0, "in_lung": False, "lesion_scale_mm": nan,
             "roi_half_mm": nan, "roi_border_contact": 0.0, "envelope_fraction": nan,
             "envelope_cut_fraction": nan, "edge_contrast_hu": nan, "contrast_to_noise": nan,
-            "threshold_hu": nan, "leak_retry": False, "warnings": []}
+            "threshold_hu": nan, "leak_retry": False, "attached_as_thick": False, "warnings": []}
 
 
 def _warnings(d: dict) -> list[str]:
@@ -255,6 +256,8 @@ class ClassicalSegmenter(Segmenter):
       ``envelope_cut_fraction``: fraction of the thresholded region the envelope removed;
     - ``edge_contrast_hu``, ``contrast_to_noise``, ``threshold_hu``: the final levels;
     - ``leak_retry``: a fallback was needed (ROI grown after a leak, or the envelope dropped);
+    - ``attached_as_thick``: a structure about as thick as the result was cut from it (a vessel):
+      the shape cannot tell which of the two is the lesion;
     - ``warnings``: codes among ``empty``, ``roi_border``, ``outside_envelope``, ``low_contrast``,
       ``leak_retry``: what the segmenter itself cannot vouch for.
     """
@@ -401,5 +404,6 @@ def _summary(points: list[dict], volume_ml: float) -> dict:
                "contrast_to_noise": worst("contrast_to_noise", min),
                "edge_contrast_hu": worst("edge_contrast_hu", min),
                "leak_retry": any(p["leak_retry"] for p in points),
+               "attached_as_thick": any(p["attached_as_thick"] for p in points),
                "warnings": sorted({w for p in points for w in p["warnings"]}), "points": points}
     return summary

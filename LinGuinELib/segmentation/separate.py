@@ -30,6 +30,7 @@ CLOSE_FRACTION = 1.0  # closing radius / small ball: bridges pores of ground-gla
 STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kept (border detail)
 CORE_ELONGATION = 2.0  # an eroded core reaching farther than this * its middle half-axis runs along a vessel
 REGROW_SLACK = 0.5  # voxels (finest axis) regrown beyond the opening, for the staircase
+AS_THICK_FACTOR = 0.75  # an attachment that outlasts a ball this share of the lesion's thickness is as thick
 
 
 def lesion_radius(region: np.ndarray, roi: Roi, sign: float) -> tuple[float, float, np.ndarray]:
@@ -91,9 +92,12 @@ def _regrow(piece: np.ndarray, core: np.ndarray, ball: float, reach: float, sp: 
 
 
 def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
-             small_factor: float = SMALL_BALL_FACTOR) -> tuple[np.ndarray | None, float]:
-    """The lesion within the seed's region and its radius (mm): walls cut off by a top-hat
-    (unless ``walls`` is False: the lung envelope already did), vessels by an opening."""
+             small_factor: float = SMALL_BALL_FACTOR) -> tuple[np.ndarray | None, float, bool]:
+    """The lesion within the seed's region, its radius (mm) and whether an attachment as thick as
+    it was cut: walls cut off by a top-hat (unless ``walls`` is False: the lung envelope already
+    did), vessels by an opening. An attached structure that outlasts a ball of AS_THICK_FACTOR of
+    the lesion's thickness is about as thick as what is kept: then the shape cannot say which is
+    the lesion (a vanished nodule's vessel, a junction of vessels)."""
     radius, extent, _ = lesion_radius(region, roi, sign)
     if walls:
         big = BIG_BALL_FACTOR * max(radius, extent)
@@ -102,7 +106,7 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
     else:
         part = region
     if part is None:
-        return None, radius
+        return None, radius, False
     sp = roi.spacing
     # everything below is local to the seed's piece: work in its box (the margin bounds the
     # regrowth and closing radii below, both at most a multiple of the lesion radius)
@@ -115,7 +119,7 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
     thickness = float(depth[near].max())
     centre = np.array(np.unravel_index(np.argmax(np.where(near, depth, 0.0)), depth.shape))
     small = core = None
-    elongated = False
+    elongated = as_thick = False
     for factor in np.linspace(small_factor, top_factor, 4) if top_factor > small_factor else [small_factor]:
         small = max(float(factor) * min(radius, thickness), 0.5 * sp.min())
         # opening restricted to the seed's piece: erode, keep the piece by the seed, grow back
@@ -125,6 +129,7 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
         # the eroded core still runs far beyond the lesion: a vessel (or fissure) at least as
         # thick as this ball is attached; a ball nearer the lesion's own thickness cuts it
         elongated = True
+        as_thick = as_thick or small >= AS_THICK_FACTOR * min(radius, thickness)
     # inside the lung envelope an elongated attachment is a vessel (or a fissure); a region not held
     # to it (no lung around, or judged whole after nothing was found inside it) may run into the
     # wall. A ball thinner than a slice resolves no shape across slices: there the attachment may
@@ -143,7 +148,7 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
         core = piece
     lesion = component_near(_regrow(piece, core, small, regrow, sp, vessel), dist, SEED_SEARCH_MM)
     if lesion is None:
-        return None, radius
+        return None, radius, as_thick
     # a closing bridges the pores of textured (ground-glass) lesions before filling holes
     closed = erode_mm(dilate_mm(lesion, close, sp), close - 1e-3, sp)
     if roi.allowed is not None:
@@ -152,4 +157,4 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
     out[box] = fill_holes(closed | lesion)
     log.debug("separate: region %d, part %d, lesion %d, small ball %.1f mm",
               region.sum(), part.sum(), out.sum(), small)
-    return out, radius
+    return out, radius, as_thick
