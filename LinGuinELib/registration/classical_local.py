@@ -26,9 +26,12 @@ estimate leaves the lesion, widened by the radius that doubling its volume adds,
 box's metric, each box widened to keep a ring of context around it as thick as half its own side
 (its lattice coarsened in proportion, so the work per box stays the same). Placed by its
 surroundings alone, a growing lesion's centre is biased where the context is one-sided (a wall
-on one side), by a few mm. So the lesion's own estimate is kept unless the two lie more than
-``LEFT_ITS_PLACE`` of the lesion's radius apart: then they cannot both be on its centre, and the
-one that can be fooled by what changed is the lesion's own.
+on one side), by a few mm, and more where the lesion shrank to a tenth (its surroundings then
+move inwards by most of its radius). So the lesion's own estimate is kept unless the two lie more
+than half the lesion's radius apart (then they cannot both be on its centre): more than a whole
+radius apart, the lesion's own match is outside the lesion's place and the surroundings' estimate
+is taken; in between, the one the local check vouches for more (``confidence``; the lesion's own
+on ties).
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ NO_FINE = 0.4  # ... and when neither did (the larger box's estimate is kept): b
 LESION_BALL_MM = 6.0  # always part of a lung point's metric region
 NEAR_LUNG_MM = 8.0  # a point this close to a lung is treated as a lung point
 GROWTH_MARGIN = 2 ** (1 / 3) - 1  # a lesion is widened by the share of its radius that doubling its volume adds
-LEFT_ITS_PLACE = 0.5  # estimates this many lesion radii apart: the lesion's own match has left it
+PARTED = 0.5  # estimates this many lesion radii apart cannot both be on its centre
+LEFT_ITS_PLACE = 1.0  # ... and this many: the lesion's own match is outside the lesion
 
 
 @dataclass(frozen=True)
@@ -176,10 +180,10 @@ class LocalRefinementMapper(PointMapper):
         if changing is None:
             return own[0], float(own[1])
         around = self._map_one(point, changing)
-        apart = float(np.linalg.norm(own[0] - around[0]))
-        if apart > LEFT_ITS_PLACE * changing.radius_mm:
-            log.debug("lesion at %s: its own match is %.1f mm from its surroundings' (radius %.1f mm): "
-                      "placed by its surroundings", point.round(1), apart, changing.radius_mm)
+        apart = float(np.linalg.norm(own[0] - around[0])) / changing.radius_mm
+        if apart > LEFT_ITS_PLACE or (apart > PARTED and around[1] > own[1]):
+            log.debug("lesion at %s: its own match is %.2f radii from its surroundings' (confidence %.2f, "
+                      "theirs %.2f): placed by its surroundings", point.round(1), apart, own[1], around[1])
             return around[0], float(around[1])
         return own[0], float(own[1])
 
