@@ -85,6 +85,11 @@ def inside_image(image: sitk.Image, points_lps: np.ndarray) -> np.ndarray:
     return np.all((zyx >= -0.5) & (zyx <= size_zyx - 0.5), axis=1)
 
 
+def equivalent_radius_mm(volume_ml: float) -> float:
+    """Radius of the sphere of that volume (mm)."""
+    return (3.0 * volume_ml * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0) if volume_ml > 0 else 0.0
+
+
 def voxel_volume_ml(image: sitk.Image) -> float:
     return float(np.prod(image.GetSpacing())) / 1000.0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from ..geometry import equivalent_radius_mm
 from .reasons import Finding, Reason
 
 FASTEST_DOUBLING_DAYS = 30.0
@@ -22,11 +23,6 @@ FASTEST_HALVING_DAYS = 10.0
 UNDATED_STEP_GROWTH = 4.0  # max volume ratio between neighbouring undated scans (~ 2 doublings)
 UNDATED_STEP_SHRINK = 10.0
 MIN_MEASUREMENT_ERROR = 0.3  # relative; repeat-scan volumetry of solid nodules
-
-
-def equivalent_radius_mm(volume_ml: float) -> float:
-    """Radius of the sphere of that volume (mm)."""
-    return (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0) if volume_ml > 0 else 0.0
 
 
 def measurement_tolerance(volume_ml: float, voxel_mm: float) -> float:

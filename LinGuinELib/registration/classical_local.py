@@ -46,7 +46,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..errors import InputError
-from ..geometry import index_zyx_to_physical
+from ..geometry import equivalent_radius_mm, index_zyx_to_physical
 from .base import PointMapper
 from .classical_global import (
     PADDING_HU,
@@ -91,7 +91,7 @@ class Changing:
         if not count:
             return None
         spacing_zyx = np.array(lesion.GetSpacing())[::-1]
-        radius = (3 * count * float(np.prod(spacing_zyx)) / (4 * np.pi)) ** (1 / 3)
+        radius = equivalent_radius_mm(count * float(np.prod(spacing_zyx)) / 1000.0)
         margin = GROWTH_MARGIN * radius
         pad = np.ceil(margin / spacing_zyx).astype(int) + 1
         padded = np.pad(arr, [(p, p) for p in pad])
@@ -304,12 +304,12 @@ class LocalRefinementMapper(PointMapper):
         An affine stage returns an affine; a translation stage returns ``initial`` followed by
         the optimised translation (the linear part of the larger box is kept). ``changing``: a
         lesion left out of the metric (its box widened to keep context around it)."""
-        reach = 12.0 if stage is COARSE else 8.0
+        moving_margin = 12.0 if stage is COARSE else 8.0
         box_mm, voxel_mm, step_mm, iterations, affine, levels = stage if changing is None else changing.box(stage)
         half = 0.5 * box_mm
         guess = np.array(initial.TransformPoint(tuple(map(float, point))))
         fixed_crop = _crop(self.source, point, half + voxel_mm)
-        moving_crop = _crop(self.target, guess, half + reach)
+        moving_crop = _crop(self.target, guess, half + moving_margin)
         if fixed_crop is None or moving_crop is None:
             log.debug("point %s: local box outside an image", point)
             return None
