@@ -38,7 +38,16 @@ from ..filtering.components import edt_mm
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
 from .base import Segmenter, prompt_points
-from .levels import AIR_LIKE_HU, halo_level, initial_levels, noise_delta, polarity, refine_levels
+from .levels import (
+    AIR_LIKE_HU,
+    HALO_DOUBT,
+    HALO_SHARE,
+    halo_around,
+    initial_levels,
+    noise_delta,
+    polarity,
+    refine_levels,
+)
 from .lung_envelope import air_distances, cavity_wall, lesion_scale, lung_envelope
 from .roi import SMOOTH_MM, Roi, component_near, distance_map, make_roi, open_face_cover
 from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
@@ -106,15 +115,19 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
             break
     else:
         raise _NoLesion("no region of the lesion class within reach of the prompt")
-    halo = halo_level(lesion, roi, levels) if bright and len(candidates) == 1 else None
-    if halo is not None:
-        # a solid core inside a ground-glass halo: the halo is the lesion's, the lung around it
-        # the surroundings; kept when it holds the core
+    halo = halo_around(lesion, roi, levels) if bright else None
+    if halo is not None and halo.share >= HALO_SHARE and len(candidates) == 1:
+        # a solid core inside a ground-glass halo: the halo is the lesion's, the aerated lung
+        # beyond it the surroundings; kept when it holds the core and, wrapped in lung, reaches
+        # no more of the region's border than the core did (not a haze running on)
         diag_halo = dict(diag)
-        whole, whole_radius = _refine(roi, (halo, levels[1]), sign, noise, diag_halo, envelope, scale, small_factor)
-        if whole is not None and float((whole & lesion).sum()) >= 0.8 * float(lesion.sum()):
-            lesion, lesion_radius = whole, whole_radius
+        whole, whole_radius = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
+                                      small_factor)
+        if whole is not None and float((whole & lesion).sum()) >= 0.8 * float(lesion.sum()) \
+                and open_face_cover(whole, roi) <= open_face_cover(lesion, roi):
+            lesion, lesion_radius, halo = whole, whole_radius, None
             diag.update(diag_halo)
+    diag["halo_left_out"] = halo is not None and halo.share >= HALO_DOUBT
     if negatives.size:
         lesion = _exclude_negatives(lesion, roi, negatives)
     return lesion, lesion_radius
@@ -222,7 +235,8 @@ def _empty_diagnostics() -> dict:
     return {"empty": True, "reason": None, "volume_ml": 0.0, "in_lung": False, "lesion_scale_mm": nan,
             "roi_half_mm": nan, "roi_border_contact": 0.0, "envelope_fraction": nan,
             "envelope_cut_fraction": nan, "edge_contrast_hu": nan, "contrast_to_noise": nan,
-            "threshold_hu": nan, "leak_retry": False, "attached_as_thick": False, "warnings": []}
+            "threshold_hu": nan, "leak_retry": False, "attached_as_thick": False, "halo_left_out": False,
+            "warnings": []}
 
 
 def _warnings(d: dict) -> list[str]:
@@ -237,6 +251,8 @@ def _warnings(d: dict) -> list[str]:
         out.append("low_contrast")
     if d["leak_retry"]:
         out.append("leak_retry")
+    if d["halo_left_out"]:
+        out.append("halo_left_out")
     return out
 
 
@@ -258,8 +274,10 @@ class ClassicalSegmenter(Segmenter):
     - ``leak_retry``: a fallback was needed (ROI grown after a leak, or the envelope dropped);
     - ``attached_as_thick``: a structure about as thick as the result was cut from it (a vessel):
       the shape cannot tell which of the two is the lesion;
+    - ``halo_left_out``: a bright result wrapped by a shell of intermediate density (a ground-glass
+      halo?) that it did not take: the lesion may be the larger part-solid whole;
     - ``warnings``: codes among ``empty``, ``roi_border``, ``outside_envelope``, ``low_contrast``,
-      ``leak_retry``: what the segmenter itself cannot vouch for.
+      ``leak_retry``, ``halo_left_out``: what the segmenter itself cannot vouch for.
     """
 
     last_diagnostics: dict
@@ -405,5 +423,6 @@ def _summary(points: list[dict], volume_ml: float) -> dict:
                "edge_contrast_hu": worst("edge_contrast_hu", min),
                "leak_retry": any(p["leak_retry"] for p in points),
                "attached_as_thick": any(p["attached_as_thick"] for p in points),
+               "halo_left_out": any(p["halo_left_out"] for p in points),
                "warnings": sorted({w for p in points for w in p["warnings"]}), "points": points}
     return summary

@@ -9,6 +9,7 @@ ground-glass lesions, lymph nodes in fat and liver lesions are handled alike.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -24,6 +25,9 @@ FAT_HU_MAX = -40.0  # fat is below this (about -100 HU); solid tissue, even necr
 MIN_CONTRAST_HU = 5.0  # below this no edge is trusted, whatever the noise
 MIN_INTERIOR_VOXELS = 20  # fewer voxels beyond the partial-volume rim: a "small" lesion
 HALO_SHARE = 0.5  # a lesion with this much of its near surroundings hazy has a ground-glass halo
+HALO_DOUBT = 0.4  # a solid result with this much of them hazy cannot vouch that it has no halo
+HALO_FLOOR = 0.2  # hazy: at least this share of the way from the aerated lung to the lesion
+LUNG_REACH_MM = 15.0  # how far out from a found lesion the aerated lung is looked for
 
 
 def noise_delta(roi: Roi) -> tuple[float, float]:
@@ -149,23 +153,51 @@ def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi) -> tuple[flo
     return core, float(np.median(smooth[shell]))
 
 
-def halo_level(lesion: np.ndarray, roi: Roi, levels: tuple[float, float]) -> float | None:
-    """The level of a ground-glass halo around a found (bright) lesion, or None.
+def aerated_level(lesion: np.ndarray, roi: Roi, reach_mm: float = LUNG_REACH_MM) -> float:
+    """The level of the aerated lung around a found (bright) lesion: the lowest lower quartile of
+    the 1 mm shells out to ``reach_mm`` from it.
 
-    The radial profile misses the halo of a part-solid lesion whose solid core lies off-centre
-    (each shell's lower quartile reaches the lung on the near side). Around the core found, the
-    halo shows as a shell (1-4 mm out) mostly between the lung and the threshold: above the
-    quarter-level between lung and lesion, below half-way, and aerated lung beyond it."""
+    The radial profile's first plateau may lie on a ground-glass halo or on its fading edge; the
+    lung lies beyond, wherever that is. A quartile sees the lung even where a wall or a vessel
+    fills half a shell; the lowest shell is the one that is most lung."""
+    box = box_around(lesion, reach_mm, roi.spacing)
+    out = edt_mm(~lesion[box], roi.spacing)
+    near = (out > 0) & (out <= reach_mm)
+    shell = np.floor(out[near]).astype(np.int32)
+    n_shells = int(shell.max()) + 1
+    values = shell_quantile(roi.smooth[box][near], shell, n_shells, 0.25)
+    counts = np.bincount(shell, minlength=n_shells)
+    return float(values[counts >= 10].min()) if (counts >= 10).any() else float("nan")
+
+
+@dataclass(frozen=True)
+class Halo:
+    """The shell 1-4 mm around a found (bright) lesion, read as a possible ground-glass halo."""
+
+    level: float  # median of its hazy voxels (NaN: none)
+    share: float  # fraction of the shell that is hazy
+    lung: float  # the aerated lung's level beyond it
+
+
+def halo_around(lesion: np.ndarray, roi: Roi, levels: tuple[float, float]) -> Halo | None:
+    """The hazy shell around a found solid lesion in the lung, or None (not solid, no lung around).
+
+    Hazy: between the threshold that found the lesion and a floor HALO_FLOOR of the way from the
+    aerated lung to the lesion (noise, lung texture and the blur of a solid edge stay below it).
+    The lung is read beyond the shell (:func:`aerated_level`), not from the radial profile's
+    plateau: that may be the halo itself or its fading edge, and a halo is then its own floor.
+    A lesion lighter than soft tissue (ground glass, or a nodule thinner than the slice, whose
+    level is its partial volume) gives no floor above the lung's own noise."""
     level, background = levels
-    threshold = 0.5 * (level + background)
-    quarter = background + 0.25 * (level - background)
-    if background > AIR_LIKE_HU or level < quarter:
+    if level < SOFT_TISSUE_HU:
         return None
     box = box_around(lesion, 4.0 + roi.spacing.max(), roi.spacing)
     out_dist = edt_mm(~lesion[box], roi.spacing)
-    shell = (out_dist > 1.0) & (out_dist <= 4.0)
-    values = roi.smooth[box][shell]
-    hazy = (values > quarter) & (values < threshold)
-    if values.size < 10 or hazy.mean() < HALO_SHARE:
+    values = roi.smooth[box][(out_dist > 1.0) & (out_dist <= 4.0)]
+    lung = min(background, aerated_level(lesion, roi))
+    if values.size < 10 or not lung < AIR_LIKE_HU:
         return None
-    return float(np.median(values[hazy]))
+    threshold = 0.5 * (level + background)
+    floor = lung + HALO_FLOOR * (level - lung)
+    hazy = (values > floor) & (values < threshold)
+    return Halo(float(np.median(values[hazy])) if hazy.any() else float("nan"), float(hazy.mean()), lung)
