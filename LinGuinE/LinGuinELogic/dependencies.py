@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 IMPORT_NAMES = {
     "scipy": "scipy",
     "connected-components-3d": "cc3d",
+    "edt": "edt",
     "slicerio": "slicerio",
     "matplotlib": "matplotlib",
     "tqdm": "tqdm",

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 
 import cc3d
+import edt
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import physical_to_continuous_index_zyx
@@ -90,11 +90,13 @@ def _nearest_label(
 
 
 def edt_mm(mask: np.ndarray, spacing_zyx: np.ndarray, outside: bool = False) -> np.ndarray:
-    """Distance in mm to the nearest False voxel; ``outside`` says what lies beyond the array."""
+    """Distance in mm to the nearest False voxel (inf where there is none); ``outside`` says what
+    lies beyond the array. The segmenters' morphology is made of these, so they use ``edt``
+    (exact, like scipy's, about 3x faster; float32)."""
     if outside:
         padded = np.pad(mask, 1, constant_values=True)
-        return ndimage.distance_transform_edt(padded, sampling=spacing_zyx)[1:-1, 1:-1, 1:-1]
-    return ndimage.distance_transform_edt(mask, sampling=spacing_zyx)
+        return edt.edt(padded, anisotropy=tuple(map(float, spacing_zyx)), black_border=False)[1:-1, 1:-1, 1:-1]
+    return edt.edt(np.ascontiguousarray(mask), anisotropy=tuple(map(float, spacing_zyx)), black_border=False)
 
 
 def box_around(mask: np.ndarray, margin_mm: float, spacing_zyx: np.ndarray) -> tuple[slice, ...]:

@@ -38,7 +38,7 @@ TRACKING_TAG = "LinGuinE.TrackingID"
 COMPRESSION_LEVEL = 1
 # Files are written by this many threads (the compressors release the GIL).
 WRITE_THREADS = max(2, min(4, os.cpu_count() or 2))
-_PACKAGES = ("numpy", "scipy", "SimpleITK", "connected-components-3d", "slicerio", "torch",
+_PACKAGES = ("numpy", "scipy", "SimpleITK", "connected-components-3d", "edt", "slicerio", "torch",
              "icon_registration", "unigradicon", "nnInteractive", "monai")
 
 

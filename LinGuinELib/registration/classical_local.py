@@ -18,20 +18,13 @@ next to a lung, every box is restricted to the lung (plus a ball around the poin
 itself always counts): the lung slides along the chest wall when breathing, and a point in the
 lung must follow the lung, not the ribs.
 
-A lesion's centre (``map_lesion``) is estimated twice. The boxes above match the lesion itself,
-the finest landmark while it is there; but it is also the one thing expected to change, and
-where it has gone they pull the point to whatever looks like it on the target (a 48 mL mass was
-matched to the chest wall 30-40 mm away, a nodule on the diaphragm to the dome). The second
-estimate leaves the lesion, widened by the radius that doubling its volume adds, out of every
-box's metric, each box widened to keep a ring of context around it as thick as half its own side
-(its lattice coarsened in proportion, so the work per box stays the same). Placed by its
-surroundings alone, a growing lesion's centre is biased where the context is one-sided (a wall
-on one side), by a few mm, and more where the lesion shrank to a tenth (its surroundings then
-move inwards by most of its radius). So the lesion's own estimate is kept unless the two lie more
-than half the lesion's radius apart (then they cannot both be on its centre): more than a whole
-radius apart, the lesion's own match is outside the lesion's place and the surroundings' estimate
-is taken; in between, the one the local check vouches for more (``confidence``; the lesion's own
-on ties).
+A lesion's centre (``map_lesion``) is estimated twice (why: ``changing``): by the boxes above, and
+by the same boxes with the lesion, widened, left out of every box's metric, each box widened to
+keep a ring of context around it as thick as half its own side (its lattice coarsened in
+proportion, so the work per box stays the same). Placed by its surroundings alone, a growing
+lesion's centre is biased where the context is one-sided (a wall on one side), by a few mm, and
+more where the lesion shrank to a tenth (its surroundings then move inwards by most of its
+radius); ``changing.choose`` keeps the lesion's own estimate unless the two part.
 """
 
 from __future__ import annotations
@@ -39,15 +32,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 from ..errors import InputError
-from ..geometry import equivalent_radius_mm, index_zyx_to_physical
 from .base import PointMapper
+from .changing import Changing, choose
 from .classical_global import (
     PADDING_HU,
     affine_from,
@@ -70,45 +61,13 @@ UNCHECKED = 0.6  # confidence factor when only one start of the fine box held
 NO_FINE = 0.4  # ... and when neither did (the larger box's estimate is kept): below the 0.5 of the quality flag
 LESION_BALL_MM = 6.0  # always part of a lung point's metric region
 NEAR_LUNG_MM = 8.0  # a point this close to a lung is treated as a lung point
-GROWTH_MARGIN = 2 ** (1 / 3) - 1  # a lesion is widened by the share of its radius that doubling its volume adds
-PARTED = 0.5  # estimates this many lesion radii apart cannot both be on its centre
-LEFT_ITS_PLACE = 1.0  # ... and this many: the lesion's own match is outside the lesion
 
 
-@dataclass(frozen=True)
-class Changing:
-    """A lesion on the source, widened (``GROWTH_MARGIN``): left out of the boxes' metric."""
-
-    mask: sitk.Image
-    radius_mm: float  # of the sphere of the lesion's volume
-    reach_mm: float  # farthest widened voxel from the lesion's centre
-    key: tuple
-
-    @classmethod
-    def of(cls, lesion: sitk.Image, centre: np.ndarray) -> Changing | None:
-        arr = sitk.GetArrayViewFromImage(lesion) > 0
-        count = int(arr.sum())
-        if not count:
-            return None
-        spacing_zyx = np.array(lesion.GetSpacing())[::-1]
-        radius = equivalent_radius_mm(count * float(np.prod(spacing_zyx)) / 1000.0)
-        margin = GROWTH_MARGIN * radius
-        pad = np.ceil(margin / spacing_zyx).astype(int) + 1
-        padded = np.pad(arr, [(p, p) for p in pad])
-        inside = ndimage.distance_transform_edt(~padded, sampling=spacing_zyx) <= margin
-        grown = sitk.GetImageFromArray(inside.astype(np.uint8))
-        grown.SetSpacing(lesion.GetSpacing())
-        grown.SetDirection(lesion.GetDirection())
-        grown.SetOrigin(lesion.TransformIndexToPhysicalPoint([-int(p) for p in pad[::-1]]))
-        zyx = np.argwhere(inside)
-        reach = float(np.sqrt(((index_zyx_to_physical(grown, zyx) - centre) ** 2).sum(axis=1)).max())
-        return cls(grown, radius, reach, (lesion.GetOrigin(), lesion.GetSize(), count))
-
-    def box(self, stage: tuple) -> tuple:
-        """``stage`` with its box widened to hold the lesion plus a ring of half its side
-        (box side, voxel and lattice step scaled together)."""
-        scale = max(1.0, (2 * self.reach_mm + 0.5 * stage[0]) / stage[0])
-        return (stage[0] * scale, stage[1] * scale, stage[2] * scale) + tuple(stage[3:])
+def _widened(stage: tuple, changing: Changing) -> tuple:
+    """``stage`` with its box widened to hold the lesion plus a ring of half its side
+    (box side, voxel and lattice step scaled together)."""
+    scale = max(1.0, (2 * changing.reach_mm + 0.5 * stage[0]) / stage[0])
+    return (stage[0] * scale, stage[1] * scale, stage[2] * scale) + tuple(stage[3:])
 
 
 def _crop(image: sitk.Image, center: np.ndarray, half_mm: float) -> sitk.Image | None:
@@ -180,12 +139,11 @@ class LocalRefinementMapper(PointMapper):
         if changing is None:
             return own[0], float(own[1])
         around = self._map_one(point, changing)
-        apart = float(np.linalg.norm(own[0] - around[0])) / changing.radius_mm
-        if apart > LEFT_ITS_PLACE or (apart > PARTED and around[1] > own[1]):
+        chosen, apart = choose(own, around, changing.radius_mm)
+        if chosen is around:
             log.debug("lesion at %s: its own match is %.2f radii from its surroundings' (confidence %.2f, "
                       "theirs %.2f): placed by its surroundings", point.round(1), apart, own[1], around[1])
-            return around[0], float(around[1])
-        return own[0], float(own[1])
+        return chosen[0], float(chosen[1])
 
     def confidence(self, points_lps: np.ndarray) -> np.ndarray:
         """Per point in [0, 1]: how far the local estimates vouch for the mapping.
@@ -305,7 +263,7 @@ class LocalRefinementMapper(PointMapper):
         the optimised translation (the linear part of the larger box is kept). ``changing``: a
         lesion left out of the metric (its box widened to keep context around it)."""
         moving_margin = 12.0 if stage is COARSE else 8.0
-        box_mm, voxel_mm, step_mm, iterations, affine, levels = stage if changing is None else changing.box(stage)
+        box_mm, voxel_mm, step_mm, iterations, affine, levels = stage if changing is None else _widened(stage, changing)
         half = 0.5 * box_mm
         guess = np.array(initial.TransformPoint(tuple(map(float, point))))
         fixed_crop = _crop(self.source, point, half + voxel_mm)

@@ -9,12 +9,15 @@ Point mapping: the network is called as ``regis_net(target, source)``, whose map
 coordinates of the source grid to the matching coordinates of the target (I_T(phi(x)) ~ I_S(x)).
 The field is read by trilinear interpolation at the point, and grid indices are converted to the
 network's [0, 1] coordinates with the same cell-centred convention as the resize, so anisotropic
-spacing and different fields of view keep their physical meaning.
+spacing and different fields of view keep their physical meaning. A lesion's centre is also
+placed by where the field carries its surroundings (``changing``), kept only where the field at
+the centre parts from it: a lesion that has gone is not carried onto what looked like it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,6 +35,7 @@ from ..segmentation.torch_utils import (
     weights_backend_problem,
 )
 from .base import PointMapper, Registration
+from .changing import PARTED, Changing, around_from_shell, choose
 from .icon_io import instance_optimise
 from .lung_mask import checked_lung_mask
 
@@ -113,6 +117,22 @@ class DisplacementFieldMapper(PointMapper):
             axis=1,
         )
         return self.target.to_physical(unit_to_index(unit_tgt, self.target.size_zyx, self.grid))
+
+    def map_lesion(self, centre_lps: np.ndarray, lesion: sitk.Image | None = None) -> tuple[np.ndarray, float]:
+        """The field at the centre, or where it carries the lesion's surroundings when the two
+        part (``changing``). The confidence is their agreement: 1 - apart / (2 PARTED) radii,
+        so 0.5 (the quality flag's threshold) where they can no longer both be on the centre;
+        NaN without a lesion (nothing to compare)."""
+        centre = np.asarray(centre_lps, dtype=float).reshape(3)
+        own = self.map_points(centre)[0]
+        changing = Changing.of(lesion, centre) if lesion is not None else None
+        if changing is None:
+            return own, math.nan
+        shell = changing.shell()
+        around = around_from_shell(centre, shell, self.map_points(shell))
+        agreement = float(np.clip(1.0 - np.linalg.norm(own - around) / changing.radius_mm / (2 * PARTED), 0.0, 1.0))
+        (placed, _), _ = choose((own, agreement), (around, agreement), changing.radius_mm)
+        return placed, agreement
 
 
 def build_network(grid_zyx: tuple[int, int, int]) -> Any:
