@@ -312,3 +312,43 @@ def test_a_lesion_that_has_gone_is_placed_by_its_surroundings(tmp_path: Path) ->
     centres = json.loads((folder / "truth.json").read_text())["lesions"][0]["centre_lps"]
     mapped, confidence = ClassicalRegistration().register(source, target).map_lesion(np.array(centres[0]), lesion)
     assert np.linalg.norm(mapped - centres[1]) < 3.0 and confidence > 0.5, (mapped, centres[1], confidence)
+
+
+def test_a_source_in_several_pairs_is_prepared_once(phantom: sitk.Image, moved) -> None:
+    """Direct mode registers the prompt scan with every other scan: its downsampled copy and lung
+    masks are shared by those pairs (same objects), and each mapping is what a lone pair gives."""
+    target, _ = moved
+    backend = ClassicalRegistration()
+    first, second = backend.register(phantom, target), backend.register(phantom, phantom)
+    first.prepare(), second.prepare()
+    assert first._lung_masks()[0] is second._lung_masks()[0]
+    point = _points_inside(phantom)[:1]
+    np.testing.assert_array_equal(first.map_points(point), ClassicalRegistration().register(phantom, target)
+                                  .map_points(point))
+
+
+def test_what_is_kept_per_scan_is_computed_once_and_goes_with_the_scan() -> None:
+    import gc
+    import threading
+
+    from LinGuinELib.registration.per_image import PerImage
+
+    memo, calls = PerImage(), []
+
+    def slow() -> int:
+        calls.append(1)
+        time.sleep(0.05)
+        return len(calls)
+
+    scan = sitk.Image(4, 4, 4, sitk.sitkInt16)
+    threads = [threading.Thread(target=memo.get, args=(scan, "x", slow)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert memo.get(scan, "x", slow) == 1 and len(calls) == 1  # four threads at once, one computation
+    assert memo.get(sitk.Image(4, 4, 4, sitk.sitkInt16), "x", slow) == 2  # an equal scan is another scan
+    del scan
+    gc.collect()
+    memo.get(sitk.Image(2, 2, 2, sitk.sitkInt16), "y", slow)
+    assert len(memo._entries) == 1  # the freed scans' values are gone

@@ -24,8 +24,9 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..registry import register_registration
 from .base import Registration
-from .classical_global import global_affine, lung_affine, pinned_threads, prepare
-from .classical_local import LocalRefinementMapper
+from .classical_global import global_affine, lung_affine, lung_mask_of, pinned_threads, small_of
+from .classical_local import LocalRefinementMapper, source_lung_masks
+from .per_image import PerImage
 
 __all__ = ["ClassicalRegistration", "LocalRefinementMapper", "global_affine"]
 
@@ -102,6 +103,7 @@ class ClassicalRegistration(Registration):
         self.lung_aware = lung_aware
         self.max_correction_mm = max_correction_mm
         self.threads = threads or sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+        self._per_image = PerImage()  # a scan's downsampled copy and lung masks, once for all its pairs
 
     def register(self, source: sitk.Image, target: sitk.Image) -> LocalRefinementMapper:
         for field, image in (("source", source), ("target", target)):
@@ -110,16 +112,19 @@ class ClassicalRegistration(Registration):
             if image.GetNumberOfComponentsPerPixel() != 1:
                 raise InputError(f"{field} must be a scalar (grey-level CT) image")
         start = time.perf_counter()
+        spacing, memo = self.global_spacing_mm, self._per_image
         with pinned_threads(self.threads):
-            prepared = prepare(source, target, self.global_spacing_mm)
-            transform = global_affine(source, target, self.global_spacing_mm, threads=self.threads,
-                                      prepared=prepared)
+            small = memo.get(source, "small", lambda: small_of(source, spacing))
+            prepared = small + memo.get(target, "small", lambda: small_of(target, spacing))
+            transform = global_affine(source, target, spacing, threads=self.threads, prepared=prepared)
             lungs = None
             if self.refine and self.lung_aware:
-                lungs = lung_affine(source, target, transform, self.global_spacing_mm, self.threads, prepared)
+                lungs = lung_affine(source, target, transform, spacing, self.threads, prepared,
+                                    memo.get(source, "small lungs", lambda: lung_mask_of(*small)))
         log.info("classical registration: global affine in %.1f s", time.perf_counter() - start)
         return LocalRefinementMapper(source, target, transform, refine=self.refine,
                                      local_box_mm=self.local_box_mm,
                                      max_correction_mm=self.max_correction_mm,
                                      threads=self.threads, lung_aware=self.lung_aware,
-                                     lung_transform=lungs)
+                                     lung_transform=lungs,
+                                     lung_masks=lambda: memo.get(source, "lungs", lambda: source_lung_masks(source)))

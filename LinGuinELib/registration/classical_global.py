@@ -225,10 +225,14 @@ def lattice(image: sitk.Image, step: int) -> sitk.Image:
 Prepared = tuple  # (source small, source valid, target small, target valid) from ``prepare``
 
 
+def small_of(image: sitk.Image, spacing_mm: float) -> tuple[sitk.Image, sitk.Image | None]:
+    """The image block-averaged to ~``spacing_mm`` and its padding-free mask (None: no padding)."""
+    return downsample(image, spacing_mm), valid_mask(image, shrink_factors(image, spacing_mm))
+
+
 def prepare(source: sitk.Image, target: sitk.Image, spacing_mm: float) -> Prepared:
-    """Both images block-averaged to ~``spacing_mm`` and their padding-free masks (None: no padding)."""
-    return (downsample(source, spacing_mm), valid_mask(source, shrink_factors(source, spacing_mm)),
-            downsample(target, spacing_mm), valid_mask(target, shrink_factors(target, spacing_mm)))
+    """``small_of`` both images."""
+    return small_of(source, spacing_mm) + small_of(target, spacing_mm)
 
 
 def global_affine(source: sitk.Image, target: sitk.Image, spacing_mm: float = 4.0, threads: int = 1,
@@ -272,15 +276,17 @@ def global_affine(source: sitk.Image, target: sitk.Image, spacing_mm: float = 4.
 
 
 def lung_affine(source: sitk.Image, target: sitk.Image, body: sitk.AffineTransform, spacing_mm: float = 4.0,
-                threads: int = 1, prepared: Prepared | None = None) -> sitk.AffineTransform | None:
-    """Affine of the lungs alone (source lung mask), started from the body affine.
+                threads: int = 1, prepared: Prepared | None = None, lungs: sitk.Image | None = None
+                ) -> sitk.AffineTransform | None:
+    """Affine of the lungs alone (source lung mask, ``lung_mask_of`` the prepared source unless
+    given), started from the body affine.
 
     Breathing moves the lungs (diaphragm 10-40 mm) much more than the chest wall and spine,
     which dominate the body affine; a lung point starts its local search from this one.
     None when the source shows no lungs.
     """
     src, src_valid, tgt, tgt_valid = prepared or prepare(source, target, spacing_mm)
-    lungs = lung_mask_of(src, src_valid)
+    lungs = lung_mask_of(src, src_valid) if lungs is None else lungs
     if sitk.GetArrayViewFromImage(lungs).sum() < 500:
         return None
     transform = affine_from(body, mask_centroid(lungs))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -61,6 +62,13 @@ UNCHECKED = 0.6  # confidence factor when only one start of the fine box held
 NO_FINE = 0.4  # ... and when neither did (the larger box's estimate is kept): below the 0.5 of the quality flag
 LESION_BALL_MM = 6.0  # always part of a lung point's metric region
 NEAR_LUNG_MM = 8.0  # a point this close to a lung is treated as a lung point
+
+
+def source_lung_masks(source: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+    """(lungs, within ``NEAR_LUNG_MM`` of them) of a scan on a ~2 mm grid: where a point is a lung point."""
+    lungs = lung_mask(source)
+    radius = int(round(NEAR_LUNG_MM / lungs.GetSpacing()[0]))
+    return lungs, (sitk.BinaryDilate(lungs, [radius] * 3) if radius else lungs)
 
 
 def _widened(stage: tuple, changing: Changing) -> tuple:
@@ -114,7 +122,10 @@ class LocalRefinementMapper(PointMapper):
     def __init__(self, source: sitk.Image, target: sitk.Image, global_transform: sitk.AffineTransform,
                  refine: bool = True, local_box_mm: float = 28.0, max_correction_mm: float = 25.0,
                  threads: int = 1, lung_aware: bool = True,
-                 lung_transform: sitk.AffineTransform | None = None) -> None:
+                 lung_transform: sitk.AffineTransform | None = None,
+                 lung_masks: Callable[[], tuple[sitk.Image, sitk.Image]] | None = None) -> None:
+        """``lung_masks``: gives ``source_lung_masks(source)`` (a backend shares them between
+        the pairs of one source); computed here when not given."""
         self.source = source
         self.target = target
         self.global_transform = global_transform
@@ -127,6 +138,7 @@ class LocalRefinementMapper(PointMapper):
         self._cache: dict[tuple[float, float, float], tuple[np.ndarray, float]] = {}
         self._lock = threading.Lock()
         self._lungs: tuple[sitk.Image, sitk.Image] | None = None
+        self._lung_source = lung_masks or (lambda: source_lung_masks(source))
 
     def map_points(self, points_lps: np.ndarray) -> np.ndarray:
         return np.array([self._map_one(p)[0] for p in self._check(points_lps)]).reshape(-1, 3)
@@ -189,12 +201,9 @@ class LocalRefinementMapper(PointMapper):
         return mapped.copy(), conf
 
     def _lung_masks(self) -> tuple[sitk.Image, sitk.Image]:
-        """(lungs, near lungs) of the source, computed once (called under the lock)."""
+        """``source_lung_masks`` of the source, fetched once (called under the lock)."""
         if self._lungs is None:
-            lungs = lung_mask(self.source)
-            radius = int(round(NEAR_LUNG_MM / lungs.GetSpacing()[0]))
-            near = sitk.BinaryDilate(lungs, [radius] * 3) if radius else lungs
-            self._lungs = (lungs, near)
+            self._lungs = self._lung_source()
         return self._lungs
 
     def prepare(self) -> None:
