@@ -18,6 +18,8 @@ from LinGuinELib.quality import Reason, scan_checks
 from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.segmentation.lung_envelope import cavity_wall
 from LinGuinELib.synthetic import LesionKind, render_case
+from LinGuinELib.synthetic.kinds import make_kind_study
+from LinGuinELib.synthetic.manifest import lesion_centre_zyx
 
 
 def _score(case, mask):
@@ -206,3 +208,56 @@ def test_nodule_on_the_dome_keeps_the_slice_it_rests_on(seg):
     case = render_case(LesionKind(14.0, "diaphragm", "solid", 5.0), seed=5)
     dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.9 and 0.85 < ratio < 1.2, (dice, ratio)
+
+
+def test_prompt_carried_into_the_dome_below_a_nodule_finds_the_nodule(seg):
+    """A propagated point a few mm off lands in the dome under a 14 mm nodule on 5 mm slices
+    (the benchmark: 4-12 mm). Nothing lesion-like is around it, inside the lung envelope or not,
+    and the segmenter returned an empty mask: the nodule was reported gone where it is present.
+    It now starts again from the densest point well inside the envelope next to the prompt."""
+    case = render_case(LesionKind(14.0, "diaphragm", "solid", 5.0), seed=1)
+    dice, ratio = _score(case, seg.segment(case.image, (case.centre_lps - [0.0, 0.0, 6.0])[None]))
+    assert dice > 0.9 and 0.8 < ratio < 1.25, (dice, ratio)
+
+
+@pytest.fixture(scope="module")
+def dome_study(tmp_path_factory):
+    """A 14 mm nodule on the dome followed on 5 mm slices, with pose and warp between scans."""
+    out = tmp_path_factory.mktemp("dome")
+    make_kind_study(out, [LesionKind(14.0, "diaphragm", "solid", 5.0)], n_scans=4, seed=5,
+                    growth=[1.0, 1.9, 0.7, 1.4])
+    return out
+
+
+def test_nodule_on_the_dome_leaves_the_dome_slice_beside_it(seg, dome_study):
+    """On a follow-up the dome crosses the slice under the nodule obliquely: that slice is a mix of
+    lung and dome as dense as a lesion over a wide area, inside the envelope where it meets the
+    nodule, and the segment took it (2.1x the volume, Dice 0.62; in the benchmark up to 4.4x).
+    The end slice resting on the dome is held to what a round lesion can reach from the slice
+    next to it, and the segmenter says how much of the volume lies in such a slice."""
+    image = sitk.ReadImage(str(dome_study / "scans" / "T2.nii.gz"))
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(dome_study / "truth" / "T2.nii.gz"))) == 1
+    sp = np.array(image.GetSpacing()[::-1])
+    centre = lesion_centre_zyx(truth, sp)
+    point = np.array(image.TransformContinuousIndexToPhysicalPoint([float(v) for v in centre[::-1]]))
+    mask = seg.segment(image, point[None])
+    dice = 2.0 * (mask & truth).sum() / (mask.sum() + truth.sum())
+    ratio = mask.sum() / truth.sum()
+    assert dice > 0.7 and 0.7 < ratio < 1.8, (dice, ratio)
+    assert 0.0 < seg.last_diagnostics["end_slice_on_wall"] < 1.0
+
+
+def test_a_segment_mostly_in_a_slice_on_the_dome_is_flagged(seg):
+    """The share of the volume in an end slice resting on a wall along thick slices is what no
+    threshold can vouch for; from half of it the volume is known only to within 2x: a finding.
+    Thin slices resolve the wall: no such slice, no finding."""
+    case = render_case(LesionKind(6.0, "chest_wall", "solid", 1.0), seed=0, half_mm=45.0)
+    mask = seg.segment(case.image, case.centre_lps[None])
+    assert seg.last_diagnostics["end_slice_on_wall"] == 0.0
+    crop = MaskCrop.from_full(mask)
+    reasons = {f.reason for f in scan_checks(case.image, crop, is_prompt=True, diagnostics=seg.last_diagnostics)[1]}
+    assert Reason.WALL_SLICE not in reasons
+    for share, flagged in ((0.49, False), (0.5, True), (0.8, True)):
+        diagnostics = {**seg.last_diagnostics, "end_slice_on_wall": share}
+        reasons = {f.reason for f in scan_checks(case.image, crop, is_prompt=True, diagnostics=diagnostics)[1]}
+        assert (Reason.WALL_SLICE in reasons) == flagged, share

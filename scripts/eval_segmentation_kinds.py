@@ -8,7 +8,7 @@ prompt lands. Real: the LIDC main nodules and the mass in ../shared/data (when p
 clicks. Per kind, size class, attachment, density and slice class: median Dice, fraction of
 volumes within a factor 2 of the truth, segmenter warnings, time per call.
 
-Usage: python scripts/eval_segmentation_kinds.py [--seeds 2] [--offsets 2] [--quick] [--per-case]
+Usage: python scripts/eval_segmentation_kinds.py [--seeds 2] [--offsets 2] [--quick | --new | --wall] [--per-case]
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ PART_SOLID_KINDS = [
     (22, "fissure", "part_solid", 1.25, 0), (30, "chest_wall", "part_solid", 2.5, 0),
     (12, "isolated", "part_solid", 5.0, 0), (40, "mediastinum", "part_solid", 2.0, 0),
 ]
-KINDS = KINDS + NEW_KINDS + PART_SOLID_KINDS
+# small juxtapleural nodules (session 6): a chest-wall nodule on thin slices (its base was cut), a
+# nodule on the diaphragm's dome and one in the costophrenic angle on 5 mm slices (the slice that
+# crosses the dome obliquely is a mix of lung, lesion and dome)
+WALL_KINDS = [(6, "chest_wall", "solid", 1.25, 0), (14, "diaphragm", "solid", 5.0, 0),
+              (10, "costophrenic", "solid", 5.0, 0)]
+KINDS = KINDS + NEW_KINDS + WALL_KINDS + PART_SOLID_KINDS
 QUICK = [0, 1, 6, 7, 12, 15, 19, 20]
 OFFSET_DIRS = np.array([[1, 0, 0], [0, -1, 0], [0, 0, 1], [-1, 1, -1], [1, 1, 0], [0, -1, -1]], float)
 OFFSET_DIRS /= np.linalg.norm(OFFSET_DIRS, axis=1, keepdims=True)
@@ -167,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a subset of the kinds (the hard ones)")
     p.add_argument("--new", action="store_true", help="only the kinds added after development (NEW_KINDS)")
     p.add_argument("--part-solid", action="store_true", help="only the part-solid kinds (PART_SOLID_KINDS)")
+    p.add_argument("--wall", action="store_true", help="only the small juxtapleural kinds (WALL_KINDS)")
     p.add_argument("--only", default="", help="only kinds whose label contains this text")
     p.add_argument("--no-real", action="store_true", help="skip ../shared/data")
     p.add_argument("--per-case", action="store_true")
@@ -175,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     seg = create_backend("segmentation", args.backend)
-    kinds = [KINDS[i] for i in QUICK] if args.quick else (NEW_KINDS if args.new else KINDS)
-    kinds = PART_SOLID_KINDS if args.part_solid else kinds
+    kinds = [KINDS[i] for i in QUICK] if args.quick else (
+        NEW_KINDS if args.new else WALL_KINDS if args.wall else PART_SOLID_KINDS if args.part_solid else KINDS)
     kinds = [k for k in kinds if args.only in LesionKind(float(k[0]), *k[1:3], float(k[3]), float(k[4]), *k[5:]).label]
     rows = synthetic_rows(seg, kinds, args.seeds, min(args.offsets, len(OFFSET_DIRS)))
     if not args.no_real:

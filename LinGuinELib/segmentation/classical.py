@@ -50,7 +50,7 @@ from .levels import (
 )
 from .lung_envelope import air_distances, cavity_wall, lesion_scale, lung_envelope
 from .roi import SMOOTH_MM, Roi, component_near, distance_map, make_roi, open_face_cover
-from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
+from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate, trim_end_slices
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +167,16 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             free & roi.allowed, roi.dist, SEED_SEARCH_MM)
         lesion_new, radius, as_thick = separate(region, roi, sign, small_factor=small_factor) \
             if region is not None else (None, 0.0, False)
-        if lesion_new is None:
+        on_wall = 0.0
+        if lesion_new is not None and sign > 0:
+            lesion_new, on_wall = trim_end_slices(lesion_new, roi)
+        if lesion_new is None or not lesion_new.any():
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling
             break
         lesion, lesion_radius = lesion_new, radius
         diag["attached_as_thick"] = bool(diag.get("attached_as_thick")) or as_thick
+        diag["end_slice_on_wall"] = round(on_wall, 3)
         level, shell_level = refine_levels(lesion, region, roi)
         # the surroundings are the farther of the radial-profile plateau and the shell just
         # outside: a faint halo (ground glass, partial volume) is not the background
@@ -236,6 +240,7 @@ def _empty_diagnostics() -> dict:
             "roi_half_mm": nan, "roi_border_contact": 0.0, "envelope_fraction": nan,
             "envelope_cut_fraction": nan, "edge_contrast_hu": nan, "contrast_to_noise": nan,
             "threshold_hu": nan, "leak_retry": False, "attached_as_thick": False, "halo_left_out": False,
+            "end_slice_on_wall": 0.0,
             "warnings": []}
 
 
@@ -276,6 +281,8 @@ class ClassicalSegmenter(Segmenter):
       the shape cannot tell which of the two is the lesion;
     - ``halo_left_out``: a bright result wrapped by a shell of intermediate density (a ground-glass
       halo?) that it did not take: the lesion may be the larger part-solid whole;
+    - ``end_slice_on_wall``: share of the volume in end slices that rest on a wall along thick
+      slices (the dome): a mix of lesion and wall no threshold can part (0: none);
     - ``warnings``: codes among ``empty``, ``roi_border``, ``outside_envelope``, ``low_contrast``,
       ``leak_retry``, ``halo_left_out``: what the segmenter itself cannot vouch for.
     """
@@ -357,8 +364,18 @@ class ClassicalSegmenter(Segmenter):
                 if roi.allowed is None:
                     raise
                 # nothing inside the envelope: judge the unconstrained region against it
-                roi.allowed = None
-                lesion, radius = _segment_in_roi(roi, negs, True, diag)
+                inside, roi.allowed = roi.allowed, None
+                try:
+                    lesion, radius = _segment_in_roi(roi, negs, True, diag)
+                except _NoLesion:
+                    # nothing lesion-like around the prompt at all: it sits in the wall, a few mm
+                    # beside its lesion (a propagated point carried into the dome)
+                    inner = None if moved else _deepest_in(inside, roi)
+                    if inner is None:
+                        raise
+                    diag.update(_empty_diagnostics())
+                    ClassicalSegmenter._segment_point(array, spacing, inner, neg, out, diag, moved=True)
+                    return
                 diag["leak_retry"] = True
             envelope = cache[0] if cache else None
             if envelope is not None and roi.allowed is not None:
@@ -424,5 +441,6 @@ def _summary(points: list[dict], volume_ml: float) -> dict:
                "leak_retry": any(p["leak_retry"] for p in points),
                "attached_as_thick": any(p["attached_as_thick"] for p in points),
                "halo_left_out": any(p["halo_left_out"] for p in points),
+               "end_slice_on_wall": max(p["end_slice_on_wall"] for p in points),
                "warnings": sorted({w for p in points for w in p["warnings"]}), "points": points}
     return summary
