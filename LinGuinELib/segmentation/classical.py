@@ -127,7 +127,9 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
                 and open_face_cover(whole, roi) <= open_face_cover(lesion, roi):
             lesion, lesion_radius, halo = whole, whole_radius, None
             diag.update(diag_halo)
-    diag["halo_left_out"] = halo is not None and halo.share >= HALO_DOUBT
+    # a result resting on a wall that crosses the slices (the dome on thick slices) has that wall's
+    # own hazy mix with the lung round it: the shell cannot tell it from a halo
+    diag["halo_left_out"] = halo is not None and halo.share >= HALO_DOUBT and not diag.get("end_slice_on_wall")
     if negatives.size:
         lesion = _exclude_negatives(lesion, roi, negatives)
     return lesion, lesion_radius
