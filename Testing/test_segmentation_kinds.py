@@ -247,17 +247,9 @@ def test_nodule_on_the_dome_leaves_the_dome_slice_beside_it(seg, dome_study):
     assert 0.0 < seg.last_diagnostics["end_slice_on_wall"] < 1.0
 
 
-def test_a_segment_mostly_in_a_slice_on_the_dome_is_flagged(seg):
-    """The share of the volume in an end slice resting on a wall along thick slices is what no
-    threshold can vouch for; from half of it the volume is known only to within 2x: a finding.
-    Thin slices resolve the wall: no such slice, no finding."""
+def test_thin_slices_have_no_end_slice_on_a_wall(seg):
+    """Thin slices resolve the wall: the envelope parts a chest-wall nodule from it on every slice,
+    and no end slice is a mix of lesion and wall (the diagnostic reads 0)."""
     case = render_case(LesionKind(6.0, "chest_wall", "solid", 1.0), seed=0, half_mm=45.0)
-    mask = seg.segment(case.image, case.centre_lps[None])
+    assert seg.segment(case.image, case.centre_lps[None]).any()
     assert seg.last_diagnostics["end_slice_on_wall"] == 0.0
-    crop = MaskCrop.from_full(mask)
-    reasons = {f.reason for f in scan_checks(case.image, crop, is_prompt=True, diagnostics=seg.last_diagnostics)[1]}
-    assert Reason.WALL_SLICE not in reasons
-    for share, flagged in ((0.49, False), (0.5, True), (0.8, True)):
-        diagnostics = {**seg.last_diagnostics, "end_slice_on_wall": share}
-        reasons = {f.reason for f in scan_checks(case.image, crop, is_prompt=True, diagnostics=diagnostics)[1]}
-        assert (Reason.WALL_SLICE in reasons) == flagged, share

@@ -17,8 +17,7 @@ Measured from the image around the mask (learned segmenters report nothing about
 - scan edge, distance from the propagated point, the registration's own confidence, and the
   segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
   ``roi_border_contact`` means its region reached the border of its region of interest;
-  ``attached_as_thick``, a structure as thick as the result cut from it; ``end_slice_on_wall``,
-  the share of the volume in a thick slice that a wall along the slices crosses).
+  ``attached_as_thick``, a structure as thick as the result cut from it).
 """
 
 from __future__ import annotations
@@ -61,10 +60,6 @@ MIN_COMPACTNESS = 0.5  # radius of the widest ball inside / radius of the sphere
 # thick slices), grew along a vessel or sheet, or is a piece of one (round lesions measure 1.1-1.9).
 ELONGATED = 2.5
 SHAPE_CHANGE = 1.75
-# The segmenter's share of a segment in end slices resting on a wall along the slices (a mix of lesion
-# and dome it cannot part, ``last_diagnostics["end_slice_on_wall"]``): at half or more, that slice
-# wrong either way puts the volume off by 2x
-MAX_WALL_SLICE_SHARE = 0.5
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
 
 
@@ -233,7 +228,4 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         findings.append(Finding(Reason.ATTACHED_AS_THICK))
     if diagnostics and diagnostics.get("halo_left_out"):
         findings.append(Finding(Reason.HALO_LEFT_OUT))
-    wall_slice = float(diagnostics.get("end_slice_on_wall", 0.0)) if diagnostics else 0.0
-    if wall_slice >= MAX_WALL_SLICE_SHARE:
-        findings.append(Finding(Reason.WALL_SLICE, f"{100 * wall_slice:.0f}% of the volume"))
     return signals, findings

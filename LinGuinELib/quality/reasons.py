@@ -28,7 +28,6 @@ class Reason(str, Enum):
     REGION_BORDER = "region_border"
     ATTACHED_AS_THICK = "attached_as_thick"
     HALO_LEFT_OUT = "halo_left_out"
-    WALL_SLICE = "wall_slice"
     IMAGE_EDGE = "image_edge"
     POINT_FAR = "point_far"
     CANDIDATE_REJECTED = "candidate_rejected"
@@ -59,9 +58,6 @@ REASON_TEXT: dict[Reason, str] = {
                               "shape cannot tell which is the lesion (where a nodule has gone, a piece of its vessel)",
     Reason.HALO_LEFT_OUT: "the segment is wrapped by a shell of hazy tissue it left out: the lesion may be a "
                           "part-solid one whose ground-glass part was not taken (the volume would be too small)",
-    Reason.WALL_SLICE: "on thick slices the segment ends in a slice that a wall along the slices (the diaphragm's "
-                       "dome) crosses: a mix of lesion and wall that no threshold can part, holding half the "
-                       "volume or more",
     Reason.IMAGE_EDGE: "the segment touches the edge of the scan: the lesion may extend beyond it",
     Reason.POINT_FAR: "the propagated point is far from the segment (it may be another structure)",
     Reason.CANDIDATE_REJECTED: "a structure at the propagated point was not taken as the lesion (it lies "
