@@ -358,7 +358,10 @@ class _Run:
         steps = self.plan(lesions)
         pairs = list(dict.fromkeys((s.from_scan, s.to_scan) for s in steps))
         self.done = 0
-        pending = {p for p in pairs if not self.pair_future(*p).done()}  # submits every registration
+        # the registrations this call waits for: each is a progress step, however fast it ends
+        pending = {p for p in pairs if p not in self.mappers or not self.mappers[p].done()}
+        for pair in pairs:
+            self.pair_future(*pair)  # submits every registration
         self.total = len(lesions) + len(steps) + len(pending)
         self.report("load", f"tracking {len(lesions)} lesion(s) over {len(self.study.scans)} scans",
                     advance=False)
