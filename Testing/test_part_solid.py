@@ -1,4 +1,6 @@
-"""Part-solid lesions keep their ground-glass halo, and the segmenter says when it left one out.
+"""Part-solid lesions keep their ground-glass halo, and the segmenter says when it left one out
+(a diagnostic, not a review finding: on the ten-seed benchmark it fired on 14 good results of a
+real solid nodule and on no bad one).
 
 The held-out benchmark of session 5 (seeds 10-11) segmented a 22 mm part-solid nodule on a
 fissure as its solid core on three of four scans (0.11x, Dice 0.20), unflagged: the radial
@@ -11,8 +13,6 @@ from __future__ import annotations
 
 import pytest
 
-from LinGuinELib.propagation.result import MaskCrop
-from LinGuinELib.quality import Reason, scan_checks
 from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.synthetic import LesionKind, render_case
 
@@ -20,11 +20,6 @@ from LinGuinELib.synthetic import LesionKind, render_case
 def _score(case, mask):
     dice = 2.0 * (mask & case.truth).sum() / (mask.sum() + case.truth.sum())
     return float(dice), float(mask.sum() / case.truth.sum())
-
-
-def _findings(case, mask, diagnostics):
-    _, findings = scan_checks(case.image, MaskCrop.from_full(mask), is_prompt=True, diagnostics=diagnostics)
-    return {f.reason for f in findings}
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +36,17 @@ def test_part_solid_lesion_keeps_a_halo_that_passes_for_lung(seg, kind, seed):
     dice, ratio = _score(case, mask)
     assert dice > 0.8 and 0.75 < ratio < 1.35, (dice, ratio)
     assert not seg.last_diagnostics["halo_left_out"]
-    assert Reason.HALO_LEFT_OUT not in _findings(case, mask, seg.last_diagnostics)
 
 
-def test_a_halo_left_out_is_flagged(seg):
+def test_a_halo_left_out_is_said(seg):
     """This core sits off-centre in its halo: the shell round it is hazy on one side only (48%),
     too little for the segmenter to take the halo, enough for it to say it cannot vouch that
-    there is none: the result (0.38x) becomes a review finding."""
+    there is none (0.38x)."""
     case = render_case(LesionKind(18.0, "isolated", "part_solid", 1.0), seed=8)
     mask = seg.segment(case.image, case.centre_lps[None])
     dice, ratio = _score(case, mask)
     assert ratio < 0.5, (dice, ratio)  # the case this test is about (else it tests nothing)
     assert seg.last_diagnostics["halo_left_out"] and "halo_left_out" in seg.last_diagnostics["warnings"]
-    assert Reason.HALO_LEFT_OUT in _findings(case, mask, seg.last_diagnostics)
 
 
 @pytest.mark.parametrize("kind", [LesionKind(12.0, "fissure", "solid", 1.25), LesionKind(14.0, "vessel", "solid", 5.0),

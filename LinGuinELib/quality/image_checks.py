@@ -226,6 +226,4 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         findings.append(Finding(Reason.REGION_BORDER))
     if diagnostics and diagnostics.get("attached_as_thick"):
         findings.append(Finding(Reason.ATTACHED_AS_THICK))
-    if diagnostics and diagnostics.get("halo_left_out"):
-        findings.append(Finding(Reason.HALO_LEFT_OUT))
     return signals, findings

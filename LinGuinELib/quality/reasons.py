@@ -27,7 +27,6 @@ class Reason(str, Enum):
     SHAPE_CHANGED = "shape_changed"
     REGION_BORDER = "region_border"
     ATTACHED_AS_THICK = "attached_as_thick"
-    HALO_LEFT_OUT = "halo_left_out"
     IMAGE_EDGE = "image_edge"
     POINT_FAR = "point_far"
     CANDIDATE_REJECTED = "candidate_rejected"
@@ -56,8 +55,6 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.REGION_BORDER: "the segment reaches the border of the segmenter's region (possibly cut or leaking)",
     Reason.ATTACHED_AS_THICK: "the segmenter cut a structure about as thick as what it kept (a vessel): the "
                               "shape cannot tell which is the lesion (where a nodule has gone, a piece of its vessel)",
-    Reason.HALO_LEFT_OUT: "the segment is wrapped by a shell of hazy tissue it left out: the lesion may be a "
-                          "part-solid one whose ground-glass part was not taken (the volume would be too small)",
     Reason.IMAGE_EDGE: "the segment touches the edge of the scan: the lesion may extend beyond it",
     Reason.POINT_FAR: "the propagated point is far from the segment (it may be another structure)",
     Reason.CANDIDATE_REJECTED: "a structure at the propagated point was not taken as the lesion (it lies "
