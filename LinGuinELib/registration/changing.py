@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..filtering.components import dilate_mm
 from ..geometry import equivalent_radius_mm, index_zyx_to_physical
 
 GROWTH_MARGIN = 2 ** (1 / 3) - 1  # a lesion is widened by the share of its radius that doubling its volume adds
@@ -50,8 +51,7 @@ class Changing:
         radius = equivalent_radius_mm(count * float(np.prod(spacing_zyx)) / 1000.0)
         margin = GROWTH_MARGIN * radius
         pad = np.ceil(margin / spacing_zyx).astype(int) + 2  # room for the shell one voxel outside
-        padded = np.pad(arr, [(p, p) for p in pad])
-        inside = ndimage.distance_transform_edt(~padded, sampling=spacing_zyx) <= margin
+        inside = dilate_mm(np.pad(arr, [(p, p) for p in pad]), margin, spacing_zyx)
         grown = sitk.GetImageFromArray(inside.astype(np.uint8))
         grown.SetSpacing(lesion.GetSpacing())
         grown.SetDirection(lesion.GetDirection())

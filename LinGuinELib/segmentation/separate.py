@@ -14,7 +14,6 @@ import logging
 
 import cc3d
 import numpy as np
-from scipy import ndimage
 
 from ..filtering.components import box_around, coarse_opening_mm, dilate_mm, edt_mm, erode_mm, fill_holes
 from .roi import Roi, component_near, ray_profiles
@@ -162,8 +161,6 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
     return out, radius, as_thick
 
 
-
-
 def trim_end_slices(lesion: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
     """The lesion with each end slice that rests on a wall along the slices kept within what a
     round lesion can reach from the slice next to it, and the share of the volume such end slices
@@ -190,6 +187,6 @@ def trim_end_slices(lesion: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
             # across on a slice T further on (its equator there), plus a pixel for the edge
             r = float(np.sqrt(lesion[inner].sum() * sp[1] * sp[2] / np.pi))
             grow = float(np.sqrt(r * r + sp[0] ** 2)) - r + float(sp[1:].max())
-            out[end] &= ndimage.distance_transform_edt(~lesion[inner], sampling=sp[1:]) <= grow
+            out[end] &= edt_mm(~lesion[inner], sp[1:]) <= grow
             on_wall.append(end)
     return out, float(sum(out[z].sum() for z in on_wall)) / max(float(out.sum()), 1.0)
