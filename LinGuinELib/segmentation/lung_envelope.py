@@ -138,8 +138,12 @@ def _envelope(smooth: np.ndarray, spacing: np.ndarray, seed: np.ndarray, dist: n
     """:func:`lung_envelope` on one grid (``hits``: continuous indices on it; ``dist``: mm from the seed;
     ``levels``: below which a voxel is lung)."""
     # aerated lung holds parenchyma (about -850 HU); air outside the body is about -1000
-    air = (smooth < levels) & (smooth > OUTSIDE_AIR_HU)
-    # the partial-volume rim along the skin is thin everywhere: lung is not
+    outside = smooth <= OUTSIDE_AIR_HU
+    air = (smooth < levels) & ~outside
+    if outside.any():
+        # the partial-volume rim along the skin lies within the blur of the air outside; what is
+        # left of it is thin everywhere: lung is not
+        air &= edt_mm(~outside, spacing) > 2.0 * SMOOTH_MM + 0.5 * float(spacing.max())
     labels = cc3d.connected_components(air, connectivity=26)
     labels = _thick_parts(labels, air, max(MIN_LUNG_MM, float(spacing.min())), spacing)
     if not labels.any():
