@@ -40,6 +40,25 @@ def test_evaluate_refuses_to_replace_tables_it_did_not_write(tmp_path, capsys):
     assert (out / "evaluation_summary.csv").read_text(encoding="utf-8").startswith("dataset,configuration,pairs")
 
 
+def test_evaluate_and_report_keep_their_own_files_once_edited(tmp_path, capsys):
+    """A table or report LinGuinE wrote, then annotated by the user (header kept), is not replaced."""
+    out = _batch(tmp_path, capsys)
+    assert run(capsys, "evaluate", out)[0] == 0
+    assert run(capsys, "report", out)[0] == 0
+    for argv, name in ((["evaluate", out], "evaluation.csv"), (["report", out], "report.html"),
+                       (["report", out], "report_analyses.json")):
+        mine = out / name
+        kept = mine.read_bytes()
+        mine.write_bytes(kept + b"\n")
+        before = snapshot(tmp_path)
+        code, err = run(capsys, *argv)
+        assert code == 2, (argv, err)
+        assert_one_line(err, name, "changed after LinGuinE wrote it")
+        assert snapshot(tmp_path) == before
+        mine.write_bytes(kept)
+        assert run(capsys, *argv)[0] == 0  # as LinGuinE wrote it: replaced
+
+
 def test_track_rerun_keeps_files_edited_since_the_last_run(tmp_path, capsys):
     study = write_study(tmp_path / "S")
     out = tmp_path / "out"

@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..evaluation.analyses import summarise, summary_columns
 from ..evaluation.evaluate import EVAL_COLUMNS, evaluate_batch, table_signature, write_table
 from ..evaluation.metrics import HIT_MIN_DICE
-from ..outputs.safety import check_replaceable, read_marker
+from ..outputs.safety import check_replaceable, read_marker, record_written
 
 SUMMARY_PRINT = (("pairs", "{:.0f}"), ("dice_median", "{:.3f}"), ("dice_q1", "{:.3f}"),
                  ("dice_q3", "{:.3f}"), ("centre_distance_mm_median", "{:.1f}"),
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     write_table(rows, out / "evaluation.csv", EVAL_COLUMNS)
     summary = summarise(rows)
     write_table(summary, out / "evaluation_summary.csv", summary_columns())
+    record_written(out, [p.name for p in tables])  # edited later, they are kept like any file of yours
     if not args.quiet:
         head = ["dataset", "configuration"] + [k for k, _ in SUMMARY_PRINT]
         print("  ".join(head))

@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import InputError
-from ..outputs.safety import check_replaceable
+from ..outputs.safety import check_replaceable, record_written
 from ..quality.scoring import flag_scores, is_bad
 from ..textio import read_json
 from .analyses import (
@@ -126,6 +126,7 @@ class _Run:
             return []
         if rows:
             write_table(rows, path)
+            record_written(self.out, [path.name])
         return rows
 
     def study_states(self) -> list[dict]:
@@ -293,22 +294,17 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     tmp = html_path.with_name(html_path.name + ".tmp")
     tmp.write_text(doc, encoding="utf-8")
     tmp.replace(html_path)
-    (html_path.with_name(html_path.stem + "_analyses.json")).write_text(
-        json.dumps(_clean(analyses), indent=2, default=str), encoding="utf-8")
+    analyses_path = html_path.with_name(html_path.stem + "_analyses.json")
+    analyses_path.write_text(json.dumps(_clean(analyses), indent=2, default=str), encoding="utf-8")
+    record_written(html_path.parent, [html_path.name, analyses_path.name])
     return html_path
 
 
 def _check_replaceable(path: Path) -> None:
-    """The report may replace an earlier LinGuinE report, never another file."""
+    """The report may replace an earlier LinGuinE report (and its analyses file), never another file."""
     check_replaceable(path, REPORT_TITLE.encode(), "a LinGuinE report", "--html")
-    analyses = path.with_name(path.stem + "_analyses.json")
-    if analyses.exists():
-        try:
-            ours = "summary" in read_json(analyses, "analyses file")
-        except (InputError, TypeError):
-            ours = False
-        if not ours:
-            raise InputError(f"--html {path}: {analyses.name} exists and is not LinGuinE's; choose another file")
+    check_replaceable(path.with_name(path.stem + "_analyses.json"), b'{\n  "summary"',
+                      "LinGuinE's analyses file", "--html")
 
 
 def _review_section(runs: list[_Run]) -> list[str]:

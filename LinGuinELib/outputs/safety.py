@@ -24,8 +24,8 @@ Policy (README, "Data safety"): LinGuinE never deletes or replaces anything it d
 
 Entry points: ``check_out`` (refuse a bad OUT before any work), ``staged_output`` (write a
 whole-folder output safely), ``claim_out`` (create/mark a folder written into in place, e.g. a
-batch OUT), ``check_replaceable`` (may this one file be replaced), ``reseal`` (record files
-rewritten after the swap), ``safe_name`` and ``unique_names``.
+batch OUT), ``check_replaceable`` (may this one file be replaced) with ``record_written``,
+``reseal`` (record files rewritten after the swap), ``safe_name`` and ``unique_names``.
 """
 
 from __future__ import annotations
@@ -269,12 +269,31 @@ def check_replaceable(path: Path, signature: bytes, what: str, flag: str = "") -
                 pass
         if signature not in head:
             raise InputError(f"{where}: exists and is not {what}; move it away or choose another file")
+        recorded = ((read_marker(path.parent) or {}).get("digests") or {}).get(path.name)
+        if recorded and file_digest(path) != recorded:
+            raise InputError(f"{where}: was changed after LinGuinE wrote it (your edit would be lost); "
+                             "move it away or choose another file")
+
+
+def record_written(folder: Path, names: Iterable[str]) -> None:
+    """Record files just written into a marked output folder in place (a batch OUT's evaluation
+    tables and report), so that ``check_replaceable`` keeps them once edited. Unmarked: nothing."""
+    folder = Path(folder)
+    marker = read_marker(folder)
+    if marker is None:
+        return
+    digests = dict(marker.get("digests") or {})
+    digests.update({n: file_digest(folder / n) for n in names})
+    _write_doc(folder, {**marker, "digests": digests})
 
 
 def _write_marker(folder: Path, kind: str, files: Iterable[str] = ()) -> None:
     names = sorted(files)
     digests = {n: file_digest(folder / n) for n in names if (folder / n).is_file()}
-    doc = {"kind": kind, "linguine": __version__, "files": names, "digests": digests}
+    _write_doc(folder, {"kind": kind, "linguine": __version__, "files": names, "digests": digests})
+
+
+def _write_doc(folder: Path, doc: dict) -> None:
     tmp = folder / (MARKER + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
     tmp.replace(folder / MARKER)
