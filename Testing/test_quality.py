@@ -290,3 +290,30 @@ def test_console_table_shows_review_reasons_and_fits_long_ids(capsys):
     head, long_row, flagged = capsys.readouterr().out.splitlines()
     assert long_row.index("T0") == head.index("scan")  # a long id does not push the columns
     assert flagged.endswith("review: weak_edge, open_boundary") and "review" not in long_row
+
+
+def test_follow_ups_of_a_baseline_that_is_no_lesion_are_flagged(tmp_path):
+    # L1's prompt scan shows a thin rod where its follow-ups show a ball: the baseline's segment is
+    # not lesion-shaped (not_compact), each follow-up is clean on its own, yet every volume change
+    # is read against that rod. L2 is a ball throughout: nothing carried over.
+    centres = [(-8.0, -8.0, 0.0), (8.0, 8.0, 0.0)]
+    manifest = fx.write_ball_study(tmp_path / "study", [(4, 4)] * 4, [(0, 0, 0)] * 4, centres)
+    prompt = sitk.ReadImage(str(tmp_path / "study" / "T0.mha"))
+    arr = sitk.GetArrayFromImage(prompt)
+    c = physical_to_continuous_index_zyx(prompt, np.array([centres[0]]))[0].round().astype(int)
+    arr[c[0] - 3:c[0] + 4, c[1] - 5:c[1] + 6, c[2] - 5:c[2] + 6] = -800  # the ball goes (2 x 1 x 1 mm voxels)
+    arr[c[0] - 1:c[0] + 2, c[1] - 1:c[1] + 2, c[2] - 9:c[2] + 10] = 50  # a rod lies across its place
+    rod = sitk.GetImageFromArray(arr)
+    rod.CopyInformation(prompt)
+    for key in prompt.GetMetaDataKeys():
+        rod.SetMetaData(key, prompt.GetMetaData(key))
+    sitk.WriteImage(rod, str(tmp_path / "study" / "T0.mha"))
+    config = TrackingConfig(registration="test-shift", segmentation="test-threshold")
+    run_study(manifest, tmp_path / "out", config)
+    with open(tmp_path / "out" / "trajectory.csv", newline="") as fh:
+        rows = {(r["lesion"], r["scan"]): r["review_reasons"].split(";") for r in csv.DictReader(fh)}
+    assert "not_compact" in rows[("L1", "T0")]
+    for scan in ("T1", "T2", "T3"):
+        assert "baseline_doubtful" in rows[("L1", scan)] and "not_compact" not in rows[("L1", scan)], rows
+        assert "baseline_doubtful" not in rows[("L2", scan)]
+    assert "baseline_doubtful" not in rows[("L1", "T0")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..geometry import lps_to_ras
 from ..propagation.result import TrackingResult
 from ..quality import Finding, Reason, assess_volumes, codes, details
+from ..quality.baseline import baseline_doubt
 from ..quality.growth import measurement_tolerance
 from ..quality.shared_registration import shared_doubts
 from ..study.timepoints import days_from_first
@@ -58,8 +59,9 @@ def trajectory_rows(result: TrackingResult) -> list[dict]:
 def _add_review(result: TrackingResult, lesion, rows: list[dict], days: list, shared: dict) -> None:
     """``review`` (bool), ``review_reasons`` (codes) and ``review_details`` (text) per row:
     the engine's per-scan findings, those of the volume trajectory, a registration the other
-    lesions of the scan doubt (``shared``: from ``shared_doubts``), and a response category
-    decided within the measurement's uncertainty."""
+    lesions of the scan doubt (``shared``: from ``shared_doubts``), a baseline that does not look
+    like a lesion (``baseline_doubt``), and a response category decided within the measurement's
+    uncertainty."""
     scans = result.study.scans
     found = [r["status"] in ("prompt", "found") and bool(r["volume_ml"]) for r in rows]
     voxel = [max(result.references[s.id].GetSpacing()) for s in scans]
@@ -70,7 +72,9 @@ def _add_review(result: TrackingResult, lesion, rows: list[dict], days: list, sh
     for extra, note in zip(temporal, response_uncertainty(volumes, tolerance)):
         if note:
             extra.append(Finding(Reason.RESPONSE_UNCERTAIN, note))
+    drawn = lesion.prompt_kind == "mask"
+    baseline = None if drawn else baseline_doubt(result.get(lesion.id, lesion.scan_id).findings)
     for row, scan, extra in zip(rows, scans, temporal):
-        doubt = shared.get((lesion.id, scan.id))
-        findings = list(result.get(lesion.id, scan.id).findings) + extra + ([doubt] if doubt else [])
+        doubts = [shared.get((lesion.id, scan.id)), baseline if scan.id != lesion.scan_id else None]
+        findings = list(result.get(lesion.id, scan.id).findings) + extra + [d for d in doubts if d]
         row.update(review=bool(findings), review_reasons=codes(findings), review_details=details(findings))

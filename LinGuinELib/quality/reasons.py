@@ -36,6 +36,7 @@ class Reason(str, Enum):
     REGISTRATION_DOUBTFUL = "registration_doubtful"
     ABSENCE_UNCONFIRMED = "absence_unconfirmed"
     RESPONSE_UNCERTAIN = "response_uncertain"
+    BASELINE_DOUBTFUL = "baseline_doubtful"
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -70,6 +71,8 @@ REASON_TEXT: dict[Reason, str] = {
                                 "is not empty: check that the lesion has really gone",
     Reason.RESPONSE_UNCERTAIN: "the response category rests on a volume change within the measurement's own "
                                "uncertainty of a threshold: the neighbouring category is as likely",
+    Reason.BASELINE_DOUBTFUL: "the prompt scan's own segment, the baseline this volume and response are read "
+                              "against, does not look like a lesion: the same segmenter may have erred here too",
 }
 
 
