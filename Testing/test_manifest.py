@@ -89,7 +89,12 @@ def test_unparseable_and_non_3d(study_dir):
 
 
 def test_folder_input(study_dir):
-    study = load_folder(study_dir, (-5.0, -5.0, 6.0), "a")
-    assert {s.id for s in study.scans} >= {"a", "b"}
+    with pytest.raises(InputError, match="cannot be ordered"):  # names a, b, m carry no time order
+        load_folder(study_dir, (-5.0, -5.0, 6.0), "a")
+    for k, name in enumerate(("week_10", "week_2")):
+        (study_dir / f"{'ab'[k]}.nii.gz").rename(study_dir / f"{name}.nii.gz")
+    (study_dir / "m.nii.gz").unlink()
+    study = load_folder(study_dir, (-5.0, -5.0, 6.0), "week_2")
+    assert [s.id for s in study.scans] == ["week_2", "week_10"]
     with pytest.raises(InputError, match="--source"):
         load_folder(study_dir, (-5.0, -5.0, 6.0), "zzz")

@@ -314,7 +314,7 @@ class LinGuinELogic(_LogicBase):
         (``dicom``: None = when possible, True = required, False = never; see dicom_export)."""
         import slicer
 
-        from LinGuinELib.outputs.safety import check_out, unique_names
+        from LinGuinELib.outputs.safety import check_out, reseal, unique_names
         from LinGuinELib.outputs.writer import write_outputs
 
         from .dicom_export import import_into_database, prepare_dicom
@@ -332,6 +332,7 @@ class LinGuinELogic(_LogicBase):
             storage.SetFileName(str(out / "segmentations" / f"{names[info.scan_id]}.seg.nrrd"))
             if not storage.WriteData(info.segmentation):
                 raise InputError(f"could not write the segmentation of scan '{info.scan_id}'")
+        reseal(out)  # these files are LinGuinE's too: a later export may replace them unless edited
         return out
 
     @staticmethod

@@ -255,7 +255,8 @@ def records_to_manifests(records_path: Path, work_dir: Path) -> tuple[list[Path]
         try:
             manifest = patient_manifest(pid, recs, folder, base_dir)
         except (InputError, RuntimeError, OSError) as exc:
-            failures[pid] = f"{type(exc).__name__}: {exc}"
+            # the batch labels these failures InputError itself: only a foreign error names its type
+            failures[pid] = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
             continue
         path = folder / "STUDY.json"
         write_text_atomic(path, json.dumps(manifest, indent=2, ensure_ascii=False))

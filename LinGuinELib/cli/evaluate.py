@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 
 from ..errors import InputError
-from ..evaluation.analyses import summarise
-from ..evaluation.evaluate import evaluate_batch, write_table
+from ..evaluation.analyses import summarise, summary_columns
+from ..evaluation.evaluate import EVAL_COLUMNS, evaluate_batch, table_signature, write_table
 from ..evaluation.metrics import HIT_MIN_DICE
-from ..outputs.safety import read_marker
+from ..outputs.safety import check_replaceable, read_marker
 
 SUMMARY_PRINT = (("pairs", "{:.0f}"), ("dice_median", "{:.3f}"), ("dice_q1", "{:.3f}"),
                  ("dice_q3", "{:.3f}"), ("centre_distance_mm_median", "{:.1f}"),
@@ -50,13 +50,16 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{out}: not a `linguine batch` output (no batch.json); evaluate writes only there")
     if not 0 <= args.hit_min_dice <= 1:
         raise InputError(f"--hit-min-dice must be within [0, 1], got {args.hit_min_dice}")
+    tables = {out / "evaluation.csv": EVAL_COLUMNS, out / "evaluation_summary.csv": summary_columns()}
+    for path, columns in tables.items():  # an earlier evaluation is replaced, never a file of yours
+        check_replaceable(path, table_signature(columns), "a LinGuinE evaluation table")
     rows, missing = evaluate_batch(out, args.dataset, args.dataset_name, args.name,
                                    args.hit_min_dice)
     if not rows:
         raise InputError(f"{out}: no finished study to evaluate")
-    write_table(rows, out / "evaluation.csv")
+    write_table(rows, out / "evaluation.csv", EVAL_COLUMNS)
     summary = summarise(rows)
-    write_table(summary, out / "evaluation_summary.csv", tuple(summary[0]) if summary else None)
+    write_table(summary, out / "evaluation_summary.csv", summary_columns())
     if not args.quiet:
         head = ["dataset", "configuration"] + [k for k, _ in SUMMARY_PRINT]
         print("  ".join(head))

@@ -60,6 +60,13 @@ def _rate(flags: list[bool]) -> float:
     return float(np.mean(flags)) if flags else math.nan
 
 
+def summary_columns(group_keys: Sequence[str] = ("dataset", "configuration")) -> tuple[str, ...]:
+    """The columns of ``summarise``'s rows in table order (the summary file's header)."""
+    per_metric = tuple(f"{m}_{s}" for m in SUMMARY_METRICS for s in ("median", "q1", "q3", "n"))
+    return (*group_keys, "pairs", "lesions", *per_metric, "tracking_success_rate", "detection_rate",
+            "disappeared_pairs", "disappearance_accuracy")
+
+
 def summarise(
     rows: Iterable[dict], group_keys: Sequence[str] = ("dataset", "configuration")
 ) -> list[dict]:

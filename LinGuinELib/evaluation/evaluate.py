@@ -186,21 +186,39 @@ def _trajectory(study_out: Path) -> tuple[dict, dict]:
     path = study_out / "trajectory.csv"
     if not path.is_file():
         return statuses, points
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            key = (row["lesion"], row["scan"])
-            statuses[key] = row.get("status", "")
-            try:
-                ras = [float(row[f"point_{a}"]) for a in "ras"]
-                points[key] = np.array([[-ras[0], -ras[1], ras[2]]])
-            except (KeyError, ValueError):
-                points[key] = None
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                _check_trajectory_row(row, path, reader.line_num)
+                key = (row["lesion"], row["scan"])
+                statuses[key] = row.get("status", "")
+                points[key] = _row_point(row)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: not a readable trajectory table ({exc}); restore the file LinGuinE wrote") from None
     return statuses, points
 
 
+def _check_trajectory_row(row: dict, path: Path, line: int) -> None:
+    """A hand-edited line (too few or too many fields, no lesion or scan) is an error naming it."""
+    if None in row or any(v is None for v in row.values()) or not row.get("lesion") or not row.get("scan"):
+        raise InputError(f"{path}: line {line} is not a trajectory row (edited by hand?); "
+                         "restore the file LinGuinE wrote or remove that line")
+
+
+def _row_point(row: dict) -> np.ndarray | None:
+    try:
+        ras = [float(row[f"point_{a}"]) for a in "ras"]
+    except (KeyError, ValueError):
+        return None
+    return np.array([[-ras[0], -ras[1], ras[2]]])
+
+
 def evaluate_study_output(study: Study, study_out: Path, dataset: str = "",
-                          configuration: str = "", hit_min_dice: float = HIT_MIN_DICE) -> list[dict]:
-    """Rows for one study from its written outputs (``labels/<scan>.nii.gz``, ``run.json``)."""
+                          configuration: str = "", hit_min_dice: float = HIT_MIN_DICE,
+                          trajectory: tuple[dict, dict] | None = None) -> list[dict]:
+    """Rows for one study from its written outputs (``labels/<scan>.nii.gz``, ``run.json``,
+    ``trajectory.csv`` unless ``trajectory`` gives it already read)."""
     study_out = Path(study_out)
     run = read_json(study_out / "run.json", "run record")
     files = {s.get("id"): s.get("file") for s in run.get("scans", []) if isinstance(s, dict)}
@@ -216,13 +234,18 @@ def evaluate_study_output(study: Study, study_out: Path, dataset: str = "",
         labels[scan.id] = sitk.GetArrayFromImage(img)
     for k, lesion in enumerate(study.lesions, start=1):
         values.setdefault(lesion.id, k)
-    statuses, points = _trajectory(study_out)
+    statuses, points = trajectory if trajectory is not None else _trajectory(study_out)
     if not configuration:
         configuration = configuration_name(run.get("config", {}))
     return evaluate_study(
         study, references, lambda k, lesion, scan: labels[scan.id] == values[lesion.id],
         statuses, points, dataset, configuration, hit_min_dice,
     )
+
+
+def table_signature(columns: tuple[str, ...]) -> bytes:
+    """The header line ``write_table`` writes: how an earlier LinGuinE table is recognised."""
+    return ",".join(columns).encode("utf-8")
 
 
 def write_table(rows: list[dict], path: Path, columns: tuple[str, ...] | None = None) -> None:
@@ -297,9 +320,10 @@ def evaluate_batch(out_root: Path, dataset: Path | None = None, dataset_name: st
         if not (study_out / "run.json").is_file() or not entry.get("manifest"):
             missing.append(pid)
             continue
+        trajectory = _trajectory(study_out)  # a hand-edited table: an error naming its line, not a skipped study
         try:
             study = load_manifest(Path(entry["manifest"]))
-            rows.extend(evaluate_study_output(study, study_out, name, configuration, hit_min_dice))
+            rows.extend(evaluate_study_output(study, study_out, name, configuration, hit_min_dice, trajectory))
         except InputError as exc:  # one unreadable study must not hide the others
             log.warning("%s not evaluated: %s", pid, exc)
             missing.append(pid)

@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import InputError
+from ..outputs.safety import check_replaceable
 from ..quality.scoring import flag_scores, is_bad
 from ..textio import read_json
 from .analyses import (
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 DIRECTIONS = ("earliest", "middle", "latest")
 MAX_COMPARISONS = 6
 MAX_STUDY_TABLES = 50
+REPORT_TITLE = "<title>LinGuinE report</title>"  # also how an earlier report is recognised (replaceable)
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;
 color:#222;max-width:1200px}
@@ -285,7 +287,7 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
                          f"<span class=note>({html.escape(run.out.name)})</span></h3>")
             parts.append(_table(s["trajectory"], ["lesion", "scan", "when", "status", "volume_ml",
                                                   "longest_axial_diameter_mm", "response", "review_reasons"]))
-    doc = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>LinGuinE report</title>"
+    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{REPORT_TITLE}"
            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
     html_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = html_path.with_name(html_path.name + ".tmp")
@@ -298,13 +300,7 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
 
 def _check_replaceable(path: Path) -> None:
     """The report may replace an earlier LinGuinE report, never another file."""
-    if path.is_dir():
-        raise InputError(f"--html {path}: is a folder")
-    if path.exists():
-        with open(path, "rb") as fh:
-            head = fh.read(200)
-        if b"<title>LinGuinE report</title>" not in head:
-            raise InputError(f"--html {path}: exists and is not a LinGuinE report; choose another file")
+    check_replaceable(path, REPORT_TITLE.encode(), "a LinGuinE report", "--html")
     analyses = path.with_name(path.stem + "_analyses.json")
     if analyses.exists():
         try:

@@ -18,9 +18,14 @@ Policy (README, "Data safety"): LinGuinE never deletes or replaces anything it d
   length-capped, no reserved device names, unique within a run even on case-insensitive
   filesystems. The original ids stay in the files' contents.
 
+- A single-study OUT's marker records each file's size and hash: a file changed since (a
+  segmentation corrected in Slicer, a note in the table) protects the OUT like a foreign file.
+- A single file is replaced only when it carries LinGuinE's signature (``check_replaceable``).
+
 Entry points: ``check_out`` (refuse a bad OUT before any work), ``staged_output`` (write a
 whole-folder output safely), ``claim_out`` (create/mark a folder written into in place, e.g. a
-batch OUT), ``safe_name`` and ``unique_names``.
+batch OUT), ``check_replaceable`` (may this one file be replaced), ``reseal`` (record files
+rewritten after the swap), ``safe_name`` and ``unique_names``.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ MARKER = ".linguine-output.json"
 NAME_MAX_BYTES = 100  # leaves room for suffixes and collision tags under the usual 255-byte limit
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 _FORBIDDEN = set('/\\:*?"<>|')
+SIGNATURE_BYTES = 4096  # how much of an existing file is read to recognise it as LinGuinE's
 
 
 # ----------------------------------------------------------------------------- file names
@@ -196,12 +202,77 @@ def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_
                 if foreign:
                     raise InputError(f"--out {out}: holds files LinGuinE did not write "
                                      f"({', '.join(foreign[:3])}); move them or choose another folder")
+                changed = first_changed(target, marker)
+                if changed is not None:
+                    raise InputError(f"--out {out}: {changed} was changed after LinGuinE wrote it (your edit "
+                                     "would be lost); move it out of that folder or choose another --out")
     check_writable(target, need_bytes)
     return target
 
 
+# ----------------------------------------------------------------------------- what was written
+
+
+def file_digest(path: Path) -> str:
+    """``<size>:<blake2b-128 of the bytes>``: recorded for every file a track OUT holds, so that a
+    file edited afterwards (a corrected segmentation, a note in the table) is never replaced."""
+    h = hashlib.blake2b(digest_size=16)
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return f"{size}:{h.hexdigest()}"
+
+
+def first_changed(folder: Path, marker: dict) -> str | None:
+    """The first file whose bytes differ from what the marker recorded (None: all as written).
+
+    Markers without ``digests`` (LinGuinE before they were recorded) cannot tell: None. A listed
+    file that was removed is not a change to protect. The size is compared first (no read).
+    """
+    digests = marker.get("digests")
+    if not isinstance(digests, dict):
+        return None
+    for name in sorted(digests):
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        recorded = str(digests[name])
+        if not recorded.startswith(f"{path.stat().st_size}:") or file_digest(path) != recorded:
+            return name
+    return None
+
+
+def reseal(folder: Path) -> None:
+    """Record a track OUT's files as they are now, after a writer outside ``staged_output`` (Slicer's
+    storage nodes) replaced some of them; only files the marker already lists are recorded."""
+    marker = read_marker(folder) or {}
+    _write_marker(Path(folder), str(marker.get("kind", "track")), marker.get("files", []))
+
+
+def check_replaceable(path: Path, signature: bytes, what: str, flag: str = "") -> None:
+    """Refuse to replace an existing file unless its first bytes hold LinGuinE's ``signature`` (an
+    HTML title, a table's header): files the user made or chose are never overwritten. ``what``
+    names what LinGuinE writes there; ``flag`` the option that named the path, if any."""
+    path = Path(path)
+    where = f"{flag} {path}".strip()
+    if path.is_dir():
+        raise InputError(f"{where}: is a folder")
+    if path.exists() or path.is_symlink():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(SIGNATURE_BYTES) if path.is_file() else b""
+        except OSError:
+            head = b""
+        if signature not in head:
+            raise InputError(f"{where}: exists and is not {what}; move it away or choose another file")
+
+
 def _write_marker(folder: Path, kind: str, files: Iterable[str] = ()) -> None:
-    doc = {"kind": kind, "linguine": __version__, "files": sorted(files)}
+    names = sorted(files)
+    digests = {n: file_digest(folder / n) for n in names if (folder / n).is_file()}
+    doc = {"kind": kind, "linguine": __version__, "files": names, "digests": digests}
     tmp = folder / (MARKER + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
     tmp.replace(folder / MARKER)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -31,6 +33,21 @@ def dicom_series_files(folder: Path, series_uid: str | None = None) -> list[str]
     return list(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
 
 
+def check_image_path(path: Path) -> Path:
+    """An image path must be a regular file or a folder (DICOM series): opening a named pipe or a
+    device would block forever (and ignore Ctrl-C/SIGTERM while the C library waits)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InputError(f"{path}: not a regular file (a pipe, device or socket); give an image file")
+    return path
+
+
 def _check_3d(image: sitk.Image, path: Path) -> sitk.Image:
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
@@ -49,9 +66,7 @@ def read_image(path: Path, series_uid: str | None = None, files: list[str] | Non
 
     A DICOM folder is read as its one series, ``series_uid``, or the given ``files`` of it.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    path = check_image_path(path)
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
@@ -70,9 +85,7 @@ def read_image(path: Path, series_uid: str | None = None, files: list[str] | Non
 
 def read_geometry(path: Path) -> ImageGeometry:
     """The image's grid from its header only (cheap); a DICOM folder is read whole."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    path = check_image_path(path)
     if path.is_dir():
         return ImageGeometry.of(read_image(path))
     reader = sitk.ImageFileReader()
@@ -82,7 +95,8 @@ def read_geometry(path: Path) -> ImageGeometry:
     except RuntimeError:
         raise InputError(f"{path}: cannot read image") from None
     if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
-        raise InputError(f"{path}: expected a 3D scalar image, got {reader.GetDimension()}D")
+        raise InputError(f"{path}: expected a 3D scalar image, got {reader.GetDimension()}D with "
+                         f"{reader.GetNumberOfComponents()} component(s)")
     if min(reader.GetSize()) < MIN_SIZE:
         raise InputError(f"{path}: image of size {reader.GetSize()} is not a 3D volume "
                          f"(at least {MIN_SIZE} voxels per axis)")

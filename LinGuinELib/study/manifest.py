@@ -30,6 +30,7 @@ from .model import Lesion, Scan, Study
 from .timepoints import parse_date, sort_scans
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+PROMPT_KEYS = ("point_ras", "point_lps", "mask")  # a lesion has exactly one
 
 
 def _points(value: Any, field: str) -> np.ndarray:
@@ -107,6 +108,13 @@ def _lesion_from_record(rec: Any, k: int, base: Path, where: str) -> Lesion:
     for key in ("id", "scan"):
         _text_id(rec.get(key), f"{field}.{key}")
     field = f"{field} ('{rec['id']}')"
+    given = [key for key in PROMPT_KEYS if key in rec]
+    if len(given) > 1:
+        raise InputError(f"{field}: give one prompt, not both {given[0]} and {given[1]} (which one would be used "
+                         "cannot be guessed)")
+    if "mask_label" in rec and "mask" not in rec:
+        raise InputError(f"{field}.mask_label: picks a value of a mask, but this lesion has no mask; "
+                         "give one prompt")
     points = None
     if "point_ras" in rec:
         points = ras_to_lps(_points(rec["point_ras"], f"{field}.point_ras"))
@@ -209,8 +217,9 @@ def _scan_id(path: Path) -> str:
 def load_folder(folder: Path, point_ras: tuple[float, float, float], source_scan: str) -> Study:
     """One lesion, one point: every image (or DICOM sub-folder) in ``folder`` is a timepoint.
 
-    Scans are ordered by a date or label in their names when every name has one
-    (``2023-01-09.nii.gz``, ``week_12.nii.gz``), else by name.
+    Scans are ordered by the dates or labels in their names (``2023-01-09.nii.gz``,
+    ``week_12.nii.gz``), by the one rule of ``timepoints.sort_scans``; names that carry no order
+    are refused (sorting names as text put ``CT_10`` before ``CT_9``).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -225,8 +234,10 @@ def load_folder(folder: Path, point_ras: tuple[float, float, float], source_scan
         scans.append(Scan(id=sid, path=p, date=parse_date(sid), timepoint=sid))
     try:
         scans = sort_scans(scans)
-    except InputError:
-        pass  # names without dates or labels: alphabetical order, as listed
+    except InputError as exc:
+        raise InputError(f"{folder}: {exc}: name the files by date (2023-01-09.nii.gz) or label (week_12, "
+                         "visit_2), write a STUDY.json manifest with dates, or give DICOM series (their "
+                         "study dates are used)") from None
     if source_scan not in [s.id for s in scans]:
         known = ", ".join(s.id for s in scans) or "none"
         raise InputError(f"--source: scan '{source_scan}' not found in {folder} (scans: {known})")

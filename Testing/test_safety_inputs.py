@@ -1,0 +1,82 @@
+"""Inputs that used to be taken silently or to hang: one line naming the file or field, exit 2, nothing written.
+
+Folder input ordered by the manifest's one timepoint rule, a lesion with two prompts, an image path
+that is a named pipe, a 3-channel image. Each case failed before the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+from safety_fixtures import CENTRE, TRACK, scan_image, snapshot, write_study
+from test_safety_cli import assert_one_line, run
+
+import LinGuinELib
+from LinGuinELib.study.manifest import load_folder
+
+POINT_RAS = f"--point-ras={-CENTRE[0]},{-CENTRE[1]},{CENTRE[2]}"
+CODE = Path(LinGuinELib.__file__).resolve().parents[1]
+
+
+def _folder(folder: Path, names: tuple[str, ...]) -> Path:
+    folder.mkdir(parents=True)
+    for k, name in enumerate(names):
+        sitk.WriteImage(scan_image(k, name), str(folder / f"{name}.mha"))
+    return folder
+
+
+def test_folder_names_without_an_order_are_refused(tmp_path, capsys):
+    """CT_9, CT_10, CT_11 sorted as text put the baseline last; a manifest with them is refused too."""
+    folder = _folder(tmp_path / "scans", ("CT_9", "CT_10", "CT_11"))
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "track", folder, POINT_RAS, "--source", "CT_9", "--out", tmp_path / "out", *TRACK)
+    assert code == 2, err
+    assert_one_line(err, "CT_", "cannot be ordered", "manifest", "date")
+    assert snapshot(tmp_path) == before
+
+
+def test_folder_names_are_ordered_by_the_manifest_rule(tmp_path):
+    folder = _folder(tmp_path / "scans", ("visit_9", "visit_10", "baseline"))
+    study = load_folder(folder, (-CENTRE[0], -CENTRE[1], CENTRE[2]), "visit_9")
+    assert [s.id for s in study.scans] == ["baseline", "visit_9", "visit_10"]
+
+
+@pytest.mark.parametrize("extra", [{"mask": "scans/s0.mha"}, {"point_lps": list(CENTRE)}, {"mask_label": 1}])
+def test_a_lesion_with_two_prompts_is_refused(tmp_path, capsys, extra):
+    lesion = {"id": "L9", "scan": "T0", "point_ras": [-CENTRE[0], -CENTRE[1], CENTRE[2]], **extra}
+    study = write_study(tmp_path / "S", lesion=lesion)
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "track", study, "--out", tmp_path / "out", *TRACK)
+    assert code == 2, err
+    assert_one_line(err, "L9", "one prompt", next(iter(extra)))
+    assert snapshot(tmp_path) == before
+
+
+def test_an_image_that_is_a_named_pipe_is_refused_not_waited_on(tmp_path):
+    """Opening a FIFO blocks in C (no signal gets through): a child process, killed if it hangs."""
+    study = write_study(tmp_path / "S")
+    fifo = study.parent / "scans" / "s1.mha"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(CODE)}
+    proc = subprocess.run([sys.executable, "-m", "LinGuinELib.cli.main", "-q", "track", str(study),
+                           "--out", str(tmp_path / "out")],  # default backends: refused before they load
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_line(proc.stderr, str(fifo), "not a regular file")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_three_channel_image_says_so(tmp_path, capsys):
+    rgb = sitk.Compose([scan_image(1, "T1")] * 3)
+    study = write_study(tmp_path / "S", images={1: rgb})
+    code, err = run(capsys, "track", study, "--out", tmp_path / "out", *TRACK)
+    assert code == 2, err
+    assert_one_line(err, "s1.mha", "3 component")
+    assert json.loads(study.read_text(encoding="utf-8"))["scans"][1]["image"] == "scans/s1.mha"
