@@ -58,11 +58,15 @@ def test_a_lesion_with_two_prompts_is_refused(tmp_path, capsys, extra):
     assert snapshot(tmp_path) == before
 
 
-def test_an_image_that_is_a_named_pipe_is_refused_not_waited_on(tmp_path):
+@pytest.mark.parametrize("which", ["image", "manifest"])
+def test_an_input_that_is_a_named_pipe_is_refused_not_waited_on(tmp_path, which):
     """Opening a FIFO blocks in C (no signal gets through): a child process, killed if it hangs."""
     study = write_study(tmp_path / "S")
-    fifo = study.parent / "scans" / "s1.mha"
-    fifo.unlink()
+    if which == "image":
+        fifo = study.parent / "scans" / "s1.mha"
+        fifo.unlink()
+    else:
+        study = fifo = study.with_name("pipe.json")
     os.mkfifo(fifo)
     env = {**os.environ, "PYTHONPATH": str(CODE)}
     proc = subprocess.run([sys.executable, "-m", "LinGuinELib.cli.main", "-q", "track", str(study),

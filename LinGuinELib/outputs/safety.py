@@ -260,11 +260,13 @@ def check_replaceable(path: Path, signature: bytes, what: str, flag: str = "") -
     if path.is_dir():
         raise InputError(f"{where}: is a folder")
     if path.exists() or path.is_symlink():
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(SIGNATURE_BYTES) if path.is_file() else b""
-        except OSError:
-            head = b""
+        head = b""
+        if path.is_file():  # never open a pipe or device: that would block
+            try:
+                with open(path, "rb") as fh:
+                    head = fh.read(SIGNATURE_BYTES)
+            except OSError:
+                pass
         if signature not in head:
             raise InputError(f"{where}: exists and is not {what}; move it away or choose another file")
 

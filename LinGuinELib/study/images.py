@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import SimpleITK as sitk
 
 from ..errors import InputError
 from ..geometry import ImageGeometry
+from ..textio import check_input_path
 from .integrity import check_complete, check_geometry
 from .nifti_fast import read_nifti_gz
 
@@ -33,21 +32,6 @@ def dicom_series_files(folder: Path, series_uid: str | None = None) -> list[str]
     return list(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
 
 
-def check_image_path(path: Path) -> Path:
-    """An image path must be a regular file or a folder (DICOM series): opening a named pipe or a
-    device would block forever (and ignore Ctrl-C/SIGTERM while the C library waits)."""
-    path = Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise InputError(f"{path}: not a regular file (a pipe, device or socket); give an image file")
-    return path
-
-
 def _check_3d(image: sitk.Image, path: Path) -> sitk.Image:
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
@@ -66,7 +50,7 @@ def read_image(path: Path, series_uid: str | None = None, files: list[str] | Non
 
     A DICOM folder is read as its one series, ``series_uid``, or the given ``files`` of it.
     """
-    path = check_image_path(path)
+    path = check_input_path(path, folders=True)
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
@@ -85,7 +69,7 @@ def read_image(path: Path, series_uid: str | None = None, files: list[str] | Non
 
 def read_geometry(path: Path) -> ImageGeometry:
     """The image's grid from its header only (cheap); a DICOM folder is read whole."""
-    path = check_image_path(path)
+    path = check_input_path(path, folders=True)
     if path.is_dir():
         return ImageGeometry.of(read_image(path))
     reader = sitk.ImageFileReader()

@@ -16,7 +16,6 @@ Manifest keys not listed below are ignored, not rejected.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..geometry import inside_image, ras_to_lps
 from ..prompt.masks import MAX_PROMPT_SPREAD_MM, points_spread_mm
+from ..textio import read_json
 from .images import dicom_series_files, read_geometry, read_image
 from .model import Lesion, Scan, Study
 from .timepoints import parse_date, sort_scans
@@ -178,12 +178,7 @@ def load_manifest(path: Path) -> Study:
     """Parse and validate STUDY.json (paths relative to it); scans sorted earliest first."""
     path = Path(path)
     where = str(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable JSON manifest ({exc})") from None
+    data = read_json(path, "JSON manifest")
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object with 'scans' and 'lesions'")
     scans = data.get("scans")
