@@ -38,6 +38,7 @@ from ..filtering.components import edt_mm
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
 from .base import Segmenter, prompt_points
+from .dome import fill_corner
 from .levels import (
     AIR_LIKE_HU,
     HALO_DOUBT,
@@ -171,6 +172,8 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             if region is not None else (None, 0.0, False)
         on_wall = 0.0
         if lesion_new is not None and sign > 0:
+            if level >= BELOW_FAT_HU:  # a solid lesion: a wall is as dense, ground glass is not
+                lesion_new = fill_corner(lesion_new, free, roi)
             lesion_new, on_wall = trim_end_slices(lesion_new, roi)
         if lesion_new is None or not lesion_new.any():
             if iteration == 0:

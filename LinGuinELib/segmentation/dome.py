@@ -1,0 +1,118 @@
+"""Lesions in a corner of the pleura (the dome's lateral slope meeting the chest wall): the lung
+envelope's closing cannot give them back, their own round outline in the slice can.
+
+The lung envelope closes the lung with a ball wider than the lesion: a lesion bulging from one
+smooth wall is a dent the ball bridges. A lesion filling a corner where two walls meet is no
+dent: the ball, resting on both walls, covers the corner's half of the lesion as if it were wall,
+and the envelope cuts the lesion through its middle (a 14 mm nodule on 5 mm slices came out
+0.2-0.5x its volume). No closing or hull of the lung tells such a lesion from a rounded corner.
+Its outline towards the lung does: in a slice it is an arc of the lesion's cross-section, and
+the circle through that arc says how far the lesion reaches into the corner. The walls bound it
+there: the slice's lung and lesion near it, made convex, stop at the pleura on either side.
+"""
+
+from __future__ import annotations
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import ConvexHull, Delaunay
+
+from .levels import AIR_LIKE_HU
+from .roi import Roi
+
+MIN_ARC_PIXELS = 8  # fewer rim pixels facing the lung: no circle to fit
+MIN_CUT_SHARE = 0.2  # share of the rim the envelope cut: less, and the envelope only trimmed an edge
+HOLD_SHARE = 0.9  # the circle must hold this share of the cross-section it was fitted to
+WINDOW = 2.0  # the pleura is read within this many circle radii of its centre
+MAX_RADIUS_MM = 20.0  # larger cross-sections: the pleura is not flat across the window (a tumour
+# spanning the chest wall's curve, or invading it, is no corner filling)
+SOLID_SLACK = 0.1  # a wall this share of the lesion's contrast to lung lighter than it is still solid
+RING = 4  # pixels: the wall beside a cross-section is read this far from it
+_CROSS = ndimage.generate_binary_structure(2, 1)
+
+
+def _circle(points: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Least-squares circle (centre, radius) through 2D points (Kasa's algebraic fit)."""
+    a = np.column_stack([points, np.ones(len(points))])
+    b = (points**2).sum(axis=1)
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    centre = sol[:2] / 2.0
+    r2 = sol[2] + (centre**2).sum()
+    return (centre, float(np.sqrt(r2))) if r2 > 0 else None
+
+
+def _hull(mask: np.ndarray) -> np.ndarray:
+    """The pixels inside the convex hull of a 2D mask's pixels."""
+    pts = np.argwhere(mask)
+    if len(pts) < 3 or np.linalg.matrix_rank(pts - pts[0]) < 2:
+        return mask.copy()
+    lo, hi = pts.min(axis=0), pts.max(axis=0) + 1
+    grid = np.argwhere(np.ones(hi - lo, bool)) + lo
+    out = np.zeros(mask.shape, bool)
+    corners = pts[ConvexHull(pts).vertices]
+    out[tuple(grid[Delaunay(corners).find_simplex(grid) >= 0].T)] = True
+    return out
+
+
+def _on_wall(lesion: np.ndarray, roi: Roi, k: int, step: int) -> bool:
+    """Does slice k of the lesion rest on a wall that runs along the slices (the slice beyond,
+    under its cross-section, mostly outside the lung envelope)?"""
+    beyond = k + step
+    return 0 <= beyond < lesion.shape[0] and roi.allowed[beyond][lesion[k]].mean() <= 0.5
+
+
+def _solid_wall(smooth: np.ndarray, lesion: np.ndarray, wall: np.ndarray, k: int, inner: int) -> bool:
+    """Is the wall the envelope cut slice k's cross-section from as dense as the lesion (its
+    cross-section on the ``inner`` slice next to it), within a tenth of the lesion's contrast
+    to aerated lung? Then it crosses the slice (the chest wall beside the dome); a lighter one is
+    a partial-volume mix of a wall running along the slices (the dome) and lung."""
+    if not wall.any():
+        return False
+    level = float(np.median(smooth[inner][lesion[inner]]))
+    return float(np.median(smooth[k][wall])) >= level - SOLID_SLACK * (level - AIR_LIKE_HU)
+
+
+def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.ndarray:
+    """The lesion with, in each slice where the lung envelope cut its cross-section, the voxels
+    of ``free`` (the thresholded region before the envelope) that the envelope left out and that
+    lie inside the circle through its outline towards the lung and inside the slice's pleura.
+
+    The voxels given back join ``roi.allowed`` (the envelope). Not on an end slice that rests on a
+    wall along the slices (the dome on thick slices) unless the wall beside it in that slice is as
+    dense as the lesion: a slice crossing the dome is a mix of lesion and dome, its outline the
+    dome's as much as the lesion's."""
+    if roi.allowed is None or free is None or not lesion.any():
+        return lesion
+    sp = roi.spacing[1:]
+    out = lesion.copy()
+    cut_off = free & ~roi.allowed
+    zs = np.flatnonzero(lesion.any(axis=(1, 2)))
+    yy, xx = np.indices(lesion.shape[1:])
+    for k in zs:
+        les = lesion[k]
+        rim = les & ~ndimage.binary_erosion(les, _CROSS, border_value=1)
+        near_cut = ndimage.binary_dilation(cut_off[k], _CROSS)
+        if zs.size > 1 and k in (zs[0], zs[-1]) and _on_wall(lesion, roi, k, -1 if k == zs[0] else 1) \
+                and not _solid_wall(roi.smooth, lesion, ndimage.binary_dilation(les, _CROSS, RING) & cut_off[k], k,
+                                    zs[1] if k == zs[0] else zs[-2]):
+            continue
+        arc = rim & ndimage.binary_dilation(~free[k], _CROSS) & ~near_cut
+        if arc.sum() < MIN_ARC_PIXELS or (rim & near_cut).sum() < MIN_CUT_SHARE * rim.sum():
+            continue
+        fit = _circle(np.argwhere(arc) * sp)
+        if fit is None:
+            continue
+        centre, radius = fit
+        radius += 0.5 * float(sp.max())  # the rim's pixel centres lie half a pixel inside the edge
+        d2 = (yy * sp[0] - centre[0]) ** 2 + (xx * sp[1] - centre[1]) ** 2
+        disc = d2 <= radius**2
+        if radius > MAX_RADIUS_MM or (les & disc).sum() < HOLD_SHARE * les.sum():
+            continue  # not a round outline (a flat or lobulated lesion)
+        pleura = _hull((~free[k] | les) & (d2 <= (WINDOW * radius) ** 2))
+        both = les | (disc & cut_off[k] & pleura)
+        labels = cc3d.connected_components(both, connectivity=8)
+        ids = np.unique(labels[les])
+        out[k] |= np.isin(labels, ids[ids > 0])
+    roi.allowed |= out  # what the lesion's shape gave back is lung envelope too
+    return out
