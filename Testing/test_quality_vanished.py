@@ -88,6 +88,29 @@ def test_aerated_lung_segmented_where_the_lesion_was_is_rejected_even_filling_it
     assert "faint" not in unlike and match["plausible"] == 1.0, (match, unlike)
 
 
+def test_a_slab_of_thickened_wall_where_a_wall_nodule_was_is_rejected_even_filling_its_place():
+    base = _lung()
+    xx = np.indices(base.shape)[2]
+    nodule = _ball(base.shape, CENTRE_ZYX, 5) & (xx < 50)  # a nodule on the chest wall (x >= 50)
+    prompt = base.copy()
+    prompt[xx >= 50] = 40
+    prompt[nodule] = 30
+    # it has gone; the pleura beside it has thickened into its place, and the segmenter cut a slab
+    # of that thickening out where the nodule was: compact enough, most of its place, no edge
+    gone = base.copy()
+    gone[xx >= 44] = 40
+    slab = _ball(base.shape, CENTRE_ZYX, 5) & (xx >= 44) & (xx < 50)
+    match, unlike = _judge(prompt, nodule, gone, slab)
+    assert match["candidate_coverage"] > 0.5 and "edgeless" in unlike and match["plausible"] == 0.0, (match, unlike)
+    # the nodule itself on that wall, smaller but standing out of the lung around it: kept
+    shrunk = _ball(base.shape, CENTRE_ZYX, 4) & (xx < 50)
+    follow = base.copy()
+    follow[xx >= 50] = 40
+    follow[shrunk] = 30
+    match, unlike = _judge(prompt, nodule, follow, shrunk)
+    assert "edgeless" not in unlike and match["plausible"] == 1.0, (match, unlike)
+
+
 def _absence(prompt_arr, nodule, arr, mapped_lps=CENTRE_LPS):
     from LinGuinELib.quality.absence import absence_signals
 

@@ -21,10 +21,13 @@ Two of them reject it (the result becomes ``not_found``, flagged ``candidate_rej
 it fills most of the lesion's place: then the lesion is there, perhaps leaking into a neighbour
 (kept; the flag looks at it). A lesion that shrank stays inside and keeps its look (kept, however
 small); a lesion that shrank a lot *and* changed its look is rejected, and the flag asks the user
-to confirm it has gone. One thing rejects a candidate on its own, wherever it lies: it is
-*faint*, even its densest tenth within a quarter of the way from the lung's density to the
-lesion's on the prompt scan (aerated lung segmented along a wall is not tissue, let alone the
-lesion).
+to confirm it has gone. Two things reject a candidate on their own, wherever it lies: it is *faint*, even its densest
+tenth within a quarter of the way from the lung's density to the lesion's on the prompt scan
+(aerated lung segmented along a wall is not tissue, let alone the lesion); or it is *edgeless*,
+standing out from the ring around it by less than a tenth of the prompt lesion's edge contrast (a
+slab of pleura or wall cut out of the wall it belongs to is no denser than its surroundings; a
+lesion is, by definition: on the development studies every present lesion kept at least 0.35 of
+its prompt's contrast, the slabs kept where a wall nodule or a dome nodule had gone 0.02 or less).
 
 A candidate kept on *little* alone is still flagged ``small_remnant``: a lesion that has gone
 leaves a piece of the vessel that ran beside it, compact and as dense, covering a few tenths of
@@ -56,6 +59,9 @@ MAX_SAMPLES = 300_000  # voxels sampled to measure the coverage (strided beyond)
 # Image findings that describe what a segment looks like (not where it is or how it was found).
 FAINT = "faint"  # a way of looking unlike that is not a review reason of its own
 FAINT_FRACTION = 0.25
+EDGELESS = "edgeless"  # the other way of looking unlike that rejects on its own
+EDGELESS_FRACTION = 0.1
+ALONE = (FAINT, EDGELESS)  # either rejects a candidate by itself
 LOOK_REASONS = (Reason.NOT_COMPACT, Reason.THIN_PART, Reason.WEAK_EDGE, Reason.OPEN_BOUNDARY, Reason.OUTSIDE_LUNG,
                 Reason.SHAPE_CHANGED)
 
@@ -67,7 +73,7 @@ def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_fin
     A look finding the prompt did not have counts; so does a compactness below the prompt's by
     more than the quantisation of the widest inscribed ball (half a voxel, the largest spacing,
     over each segment's radius) when both are below ``MIN_COMPACTNESS``; so does a faint
-    interior (see ``is_faint``).
+    interior (see ``is_faint``) and an edge that is hardly one (see ``is_edgeless``).
     """
     had = {f.reason for f in prompt_findings}
     out = [f.reason.value for f in findings if f.reason in LOOK_REASONS and f.reason not in had]
@@ -79,7 +85,16 @@ def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_fin
             out.append(Reason.NOT_COMPACT.value)
     if is_faint(signals, prompt_signals):
         out.append(FAINT)
+    if is_edgeless(signals, prompt_signals):
+        out.append(EDGELESS)
     return out
+
+
+def is_edgeless(signals: dict[str, float], prompt_signals: dict[str, float]) -> bool:
+    """Whether a segment's edge contrast (HU, ``image_checks``) is below ``EDGELESS_FRACTION`` of the
+    prompt lesion's: a piece of the tissue it was cut from, not an object standing out of it."""
+    edge, was = signals.get("edge_contrast_hu", math.nan), prompt_signals.get("edge_contrast_hu", math.nan)
+    return bool(was > 0 and edge < EDGELESS_FRACTION * was)
 
 
 def is_faint(signals: dict[str, float], prompt_signals: dict[str, float]) -> bool:
@@ -164,7 +179,7 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
     else:
         coverage = 1.0  # a lesion smaller than a voxel here: nothing to compare
     return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
-            "plausible": float(not rejects(inside, coverage, len(unlike), FAINT in unlike))}
+            "plausible": float(not rejects(inside, coverage, len(unlike), any(a in unlike for a in ALONE)))}
 
 
 def remnant(match: dict[str, float]) -> Finding | None:
@@ -177,9 +192,10 @@ def remnant(match: dict[str, float]) -> Finding | None:
     return None
 
 
-def rejects(inside: float, coverage: float, unlike: int, faint: bool = False) -> bool:
-    """The decision of ``candidate_match`` from its evidence (see the module docstring)."""
-    if faint:
+def rejects(inside: float, coverage: float, unlike: int, alone: bool = False) -> bool:
+    """The decision of ``candidate_match`` from its evidence (see the module docstring); ``alone``:
+    the candidate looks unlike the lesion in a way that rejects it by itself (``ALONE``)."""
+    if alone:
         return True
     if coverage >= OCCUPIED:
         return False
