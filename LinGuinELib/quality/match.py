@@ -26,7 +26,7 @@ tenth within a quarter of the way from the lung's density to the lesion's on the
 (aerated lung segmented along a wall is not tissue, let alone the lesion); or it is *edgeless*,
 standing out from the ring around it by less than a tenth of the prompt lesion's edge contrast (a
 slab of pleura or wall cut out of the wall it belongs to is no denser than its surroundings; a
-lesion is, by definition: on the development studies every present lesion kept at least 0.35 of
+lesion is, by definition: on the development studies every present lesion kept at least 0.34 of
 its prompt's contrast, the slabs kept where a wall nodule or a dome nodule had gone 0.02 or less).
 
 A candidate kept on *little* alone is still flagged ``small_remnant``: a lesion that has gone
