@@ -28,7 +28,7 @@ from .analyses import (
     summarise,
     temporal_degradation,
 )
-from .evaluate import evaluate_batch, read_table, write_table
+from .evaluate import evaluate_batch, read_table, read_trajectory, write_table
 from .plots import plot_comparison, plot_direction, plot_metric_boxes, plot_temporal
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,10 @@ DIRECTIONS = ("earliest", "middle", "latest")
 MAX_COMPARISONS = 6
 MAX_STUDY_TABLES = 50
 REPORT_TITLE = "<title>LinGuinE report</title>"  # also how an earlier report is recognised (replaceable)
+# The analyses file's first key says what it is, so an earlier one is recognised whatever the JSON layout;
+# files of the release before it (session 7) began with their first key, "summary", indented by 2.
+ANALYSES_FORMAT = "LinGuinE report analyses"
+_ANALYSES_SIGNATURES = (json.dumps(ANALYSES_FORMAT).encode(), b'{\n  "summary"')
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;
 color:#222;max-width:1200px}
@@ -99,7 +103,8 @@ def _median_iqr(s: dict, metric: str) -> str:
 
 
 class _Run:
-    """One batch output folder: its settings, study states and evaluation rows."""
+    """One batch output folder: its settings, study states and evaluation rows (``written``: the
+    files this report wrote into it, evaluated here because ``linguine evaluate`` was not run)."""
 
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
@@ -111,6 +116,7 @@ class _Run:
             raise InputError(f"{info}: not a batch record (expected a JSON object)")
         self.source = self.info.get("source", "manifest")
         self.failures = _read_csv(self.out / "failures.csv")
+        self.written: list[Path] = []
         self.rows = self._rows()
 
     def _rows(self) -> list[dict]:
@@ -119,14 +125,10 @@ class _Run:
             return read_table(path)
         if not self.info:
             return []
-        try:
-            rows, _ = evaluate_batch(self.out)
-        except (InputError, OSError, KeyError) as exc:
-            log.warning("%s: not evaluated (%s)", self.out, exc)
-            return []
+        rows, _ = evaluate_batch(self.out)  # a hand-edited table fails the report, as it fails evaluate
         if rows:
             write_table(rows, path)
-            record_written(self.out, [path.name])
+            self.written.append(path)
         return rows
 
     def study_states(self) -> list[dict]:
@@ -142,7 +144,7 @@ class _Run:
             else:
                 state, reason = "not run", ""
             states.append({"patient_id": pid, "state": state, "reason": reason,
-                           "trajectory": _read_rows(folder / "trajectory.csv")})
+                           "trajectory": read_trajectory(folder / "trajectory.csv")})
         return states
 
 
@@ -190,7 +192,8 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     parts = [f"<h1>LinGuinE report</h1><p class=note>Generated "
              f"{dt.datetime.now().isoformat(timespec='seconds')} from "
              f"{html.escape(', '.join(str(o) for o in outs))}.</p>"]
-    analyses: dict = {"summary": [], "temporal": {}, "comparisons": [], "direction": None}
+    analyses: dict = {"format": ANALYSES_FORMAT, "summary": [], "temporal": {}, "comparisons": [],
+                      "direction": None}
 
     parts.append("<h2>Runs</h2>")
     for run in runs:
@@ -296,14 +299,18 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     tmp.replace(html_path)
     analyses_path = html_path.with_name(html_path.stem + "_analyses.json")
     analyses_path.write_text(json.dumps(_clean(analyses), indent=2, default=str), encoding="utf-8")
-    record_written(html_path.parent, [html_path.name, analyses_path.name])
+    written: dict[Path, list[str]] = defaultdict(list)  # one marker update per folder, not per file
+    for path in [p for run in runs for p in run.written] + [html_path, analyses_path]:
+        written[path.parent.resolve()].append(path.name)
+    for folder, names in written.items():
+        record_written(folder, names)
     return html_path
 
 
 def _check_replaceable(path: Path) -> None:
     """The report may replace an earlier LinGuinE report (and its analyses file), never another file."""
     check_replaceable(path, REPORT_TITLE.encode(), "a LinGuinE report", "--html")
-    check_replaceable(path.with_name(path.stem + "_analyses.json"), b'{\n  "summary"',
+    check_replaceable(path.with_name(path.stem + "_analyses.json"), _ANALYSES_SIGNATURES,
                       "LinGuinE's analyses file", "--html")
 
 

@@ -251,10 +251,11 @@ def reseal(folder: Path) -> None:
     _write_marker(Path(folder), str(marker.get("kind", "track")), marker.get("files", []))
 
 
-def check_replaceable(path: Path, signature: bytes, what: str, flag: str = "") -> None:
+def check_replaceable(path: Path, signature: bytes | tuple[bytes, ...], what: str, flag: str = "") -> None:
     """Refuse to replace an existing file unless its first bytes hold LinGuinE's ``signature`` (an
-    HTML title, a table's header): files the user made or chose are never overwritten. ``what``
-    names what LinGuinE writes there; ``flag`` the option that named the path, if any."""
+    HTML title, a table's header, a JSON key's value; a tuple: any of them, e.g. an older release's):
+    files the user made or chose are never overwritten. ``what`` names what LinGuinE writes there;
+    ``flag`` the option that named the path, if any."""
     path = Path(path)
     where = f"{flag} {path}".strip()
     if path.is_dir():
@@ -267,7 +268,8 @@ def check_replaceable(path: Path, signature: bytes, what: str, flag: str = "") -
                     head = fh.read(SIGNATURE_BYTES)
             except OSError:
                 pass
-        if signature not in head:
+        signatures = (signature,) if isinstance(signature, bytes) else signature
+        if not any(sig in head for sig in signatures):
             raise InputError(f"{where}: exists and is not {what}; move it away or choose another file")
         recorded = ((read_marker(path.parent) or {}).get("digests") or {}).get(path.name)
         if recorded and file_digest(path) != recorded:
