@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import InputError
+from ..outputs.safety import check_outside_inputs
 from ..textio import read_json
 from .track import _parse_point
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..study.dicom_folder import manifest_for, match_scan, scan_dicom_folder, select_study
 
     out: Path = args.out
+    check_outside_inputs(out, [args.folder])  # never a file written into the DICOM folder read
     if out.exists() and not args.force:
         raise InputError(f"{out}: exists; pass --force to replace it")
     if out.exists() and not _is_manifest(out):  # --force replaces a manifest, never another file

@@ -167,6 +167,20 @@ def check_writable(out: Path, need_bytes: int = 0) -> None:
                                  f"about {need_bytes / 1e6:.0f} MB needed")
 
 
+def check_outside_inputs(out: Path, inputs: Iterable[Path], flag: str = "--out") -> None:
+    """Refuse an output path (folder or file) that is or holds an input, or lies inside an input
+    folder (a DICOM series, a folder of images, the dataset): the one rule for every command.
+    Symlinks and other names of the same folder count as the folder. Writes nothing."""
+    target = _abs(out)
+    for item in inputs:
+        src = _abs(item)
+        if any(_same(p, target) for p in (src, *src.parents)):
+            raise InputError(f"{flag} {out}: is or holds the input '{item}'; choose another place")
+        if src.is_dir() and any(_same(p, src) for p in target.parents):
+            raise InputError(f"{flag} {out}: lies inside the input folder '{item}'; LinGuinE writes "
+                             "nothing into its inputs: choose a place outside it")
+
+
 def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_bytes: int = 0) -> Path:
     """Refuse an OUT that LinGuinE must not write to; returns it absolute. Writes nothing.
 
@@ -178,12 +192,7 @@ def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_
     target = _abs(out)
     if target.exists() and not target.is_dir():
         raise InputError(f"--out {out}: is an existing file, not a folder (LinGuinE does not replace files)")
-    for item in inputs:
-        src = _abs(item)
-        if any(_same(p, target) for p in (src, *src.parents)):
-            raise InputError(f"--out {out}: holds the input '{item}'; choose a new or empty folder")
-        if src.is_dir() and any(_same(p, src) for p in target.parents):
-            raise InputError(f"--out {out}: lies inside the input folder '{item}'")
+    check_outside_inputs(out, inputs)
     if target.is_dir():
         try:
             entries = [p.relative_to(target).as_posix() for p in target.rglob("*")]
