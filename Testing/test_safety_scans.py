@@ -1,0 +1,71 @@
+"""Scans that cannot be what the method measures: values that are not CT in Hounsfield units, and the
+same image given for two dates. One line naming the file, exit 2, nothing written. Each case failed
+before the check (they were tracked as if they were CT / two timepoints).
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import engine_fixtures as fx
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from safety_fixtures import TRACK, scan_image, snapshot, write_study
+from test_safety_cli import assert_one_line, run
+
+from LinGuinELib.study.images import read_image
+from LinGuinELib.study.preflight import check_pixels
+
+
+def _values(k: int, scale: float, offset: float, pixel=sitk.sitkInt16) -> sitk.Image:
+    """Scan k of the fixture with its values mapped to ``scale * HU + offset`` (metadata kept)."""
+    ct = scan_image(k, f"T{k}")
+    arr = sitk.GetArrayFromImage(ct).astype(float) * scale + offset
+    out = sitk.Cast(sitk.GetImageFromArray(arr), pixel)
+    out.CopyInformation(ct)
+    for key in (fx.SHIFT_KEY, "id"):
+        out.SetMetaData(key, ct.GetMetaData(key))
+    return out
+
+
+@pytest.mark.parametrize("which", [0, 2])  # the prompt scan (read before tracking), a follow-up (read while tracking)
+@pytest.mark.parametrize("kind", ["mr", "ct_without_rescale", "mr_with_a_few_dark_voxels"])
+def test_values_that_are_not_ct_in_hu_are_refused(tmp_path, capsys, which, kind):
+    if kind == "mr":  # T1-like: 0 to a few thousand
+        image = _values(which, 2.0, 1800.0)
+    elif kind == "ct_without_rescale":  # unsigned storage read raw: air at 24 instead of -1000
+        image = _values(which, 1.0, 1024.0, sitk.sitkUInt16)
+    else:
+        image = _values(which, 2.0, 1800.0)
+        image[0, 0, 0] = image[1, 0, 0] = -1000  # ringing or padding: not a lung
+    manifest = write_study(tmp_path / "S", images={which: image})
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)
+    assert code == 2, err
+    assert_one_line(err, f"s{which}.mha", "not a CT in Hounsfield units", "rescale")
+    assert snapshot(tmp_path) == before
+
+
+def test_unsigned_ct_with_its_rescale_intercept_is_read_in_hu(tmp_path):
+    """Scanners that store unsigned values with intercept -1024: the reader applies it, the scan passes."""
+    ct = scan_image(1, "T1")
+    raw = tmp_path / "raw.nii"
+    sitk.WriteImage(sitk.Cast(ct + 1024, sitk.sitkUInt16), str(raw))
+    data = bytearray(raw.read_bytes())
+    data[112:120] = struct.pack("<2f", 1.0, -1024.0)  # scl_slope, scl_inter
+    path = tmp_path / "unsigned.nii.gz"
+    path.write_bytes(gzip.compress(bytes(data)))
+    image = read_image(path)
+    assert sitk.GetArrayViewFromImage(image).min() == -800
+    check_pixels("T1", path, image)  # no error
+    with pytest.raises(Exception, match="rescale"):
+        check_pixels("T1", raw, read_image(raw))  # the same file without the intercept
+
+
+def test_a_ct_padded_outside_its_field_of_view_passes(tmp_path, capsys):
+    image = _values(1, 1.0, 0.0)
+    image[0:4, :, :] = -3024  # padding value of some scanners
+    manifest = write_study(tmp_path / "S", images={1: image})
+    assert run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)[0] == 0
