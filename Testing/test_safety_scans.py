@@ -6,10 +6,10 @@ before the check (they were tracked as if they were CT / two timepoints).
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 
 import engine_fixtures as fx
-import numpy as np
 import pytest
 import SimpleITK as sitk
 from safety_fixtures import TRACK, scan_image, snapshot, write_study
@@ -68,4 +68,72 @@ def test_a_ct_padded_outside_its_field_of_view_passes(tmp_path, capsys):
     image = _values(1, 1.0, 0.0)
     image[0:4, :, :] = -3024  # padding value of some scanners
     manifest = write_study(tmp_path / "S", images={1: image})
+    assert run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)[0] == 0
+
+
+# ----------------------------------------------------------------------------- the same image twice
+
+
+def _point_ras() -> str:
+    from safety_fixtures import CENTRE
+
+    return f"--point-ras={-CENTRE[0]},{-CENTRE[1]},{CENTRE[2]}"
+
+
+@pytest.mark.parametrize("how", ["same_path", "hard_link", "symlink"])
+def test_one_file_given_for_two_dates_is_refused_before_any_read(tmp_path, capsys, how):
+    manifest = write_study(tmp_path / "S")
+    scans = manifest.parent / "scans"
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    if how == "same_path":
+        doc["scans"][2]["image"] = doc["scans"][1]["image"]
+    else:
+        (scans / "s2.mha").unlink()
+        link = scans / "s2.mha"
+        link.hardlink_to(scans / "s1.mha") if how == "hard_link" else link.symlink_to("s1.mha")
+    manifest.write_text(json.dumps(doc), encoding="utf-8")
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)
+    assert code == 2, err
+    assert_one_line(err, "'T1' and 'T2'", "same image", "s1.mha")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_folder_holding_a_link_to_another_of_its_scans_is_refused(tmp_path, capsys):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for k, name in enumerate(("2024-01-01", "2024-02-01")):
+        sitk.WriteImage(scan_image(k, name), str(folder / f"{name}.mha"))
+    (folder / "2024-03-01.mha").symlink_to("2024-02-01.mha")
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "track", folder, _point_ras(), "--source", "2024-01-01", "--out", tmp_path / "out",
+                    *TRACK)
+    assert code == 2, err
+    assert_one_line(err, "'2024-02-01' and '2024-03-01'", "same image")
+    assert snapshot(tmp_path) == before
+
+
+# with the prompt scan (read first), and two follow-ups (read while tracking)
+@pytest.mark.parametrize("pair", [(0, 2), (1, 2)])
+def test_identical_voxels_in_two_files_are_refused(tmp_path, capsys, pair):
+    """A copy under another name, stored compressed: different files and bytes, the same image."""
+    a, b = pair
+    manifest = write_study(tmp_path / "S", images={b: scan_image(a, f"T{a}")})
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    copy = manifest.parent / "scans" / "copy.mha"
+    sitk.WriteImage(sitk.ReadImage(str(manifest.parent / doc["scans"][b]["image"])), str(copy), True)
+    (manifest.parent / doc["scans"][b]["image"]).unlink()
+    doc["scans"][b]["image"] = "scans/copy.mha"
+    manifest.write_text(json.dumps(doc), encoding="utf-8")
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)
+    assert code == 2, err
+    assert_one_line(err, f"'T{a}'", f"'T{b}'", "identical voxels", "copy.mha")
+    assert snapshot(tmp_path) == before
+
+
+def test_scans_that_differ_by_one_voxel_are_tracked(tmp_path, capsys):
+    image = scan_image(1, "T1")
+    image[3, 3, 3] = image[3, 3, 3] + 1
+    manifest = write_study(tmp_path / "S", images={2: image})  # T2 = T1 but for one voxel (and the same shift)
     assert run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)[0] == 0

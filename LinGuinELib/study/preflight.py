@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..outputs.safety import check_out
+from .duplicates import check_distinct_voxels
 from .images import read_geometry, read_image
 from .integrity import check_complete
 from .model import Study
@@ -76,6 +77,7 @@ def load_pixels(study: Study, scan_ids: set[str] | None = None) -> None:
             scan.image = image
     for scan in chosen:
         check_pixels(scan.id, scan.path, scan.image)
+        check_distinct_voxels(study, scan, scan.image)
 
 
 def check_pixels(scan_id: str, path: Path | None, image: sitk.Image) -> None:
