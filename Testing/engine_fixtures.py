@@ -23,14 +23,18 @@ from LinGuinELib.segmentation.base import Segmenter
 SHIFT_KEY = "test_shift_lps"
 
 
+def _meta(image: sitk.Image, key: str, default: str) -> str:
+    """A scan's metadata (written DICOM series carry none: no shift)."""
+    return image.GetMetaData(key) if image.HasMetaDataKey(key) else default
+
+
 @register_registration("test-shift")
 class ShiftRegistration(Registration):
     calls: list[tuple[str, str]] = []
 
     def register(self, source: sitk.Image, target: sitk.Image) -> TransformMapper:
-        s = np.array(json.loads(source.GetMetaData(SHIFT_KEY)))
-        t = np.array(json.loads(target.GetMetaData(SHIFT_KEY)))
-        ShiftRegistration.calls.append((source.GetMetaData("id"), target.GetMetaData("id")))
+        s, t = (np.array(json.loads(_meta(image, SHIFT_KEY, "[0, 0, 0]"))) for image in (source, target))
+        ShiftRegistration.calls.append((_meta(source, "id", ""), _meta(target, "id", "")))
         return TransformMapper(sitk.TranslationTransform(3, tuple(map(float, t - s))))
 
 

@@ -98,14 +98,17 @@ def _dicom_studies(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("how", ["inside", "default_in_cwd", "through_a_symlink", "track_out"])
+@pytest.mark.parametrize("how", ["inside", "default_in_cwd", "through_a_symlink", "up_from_a_symlink", "track_out"])
 def test_output_inside_a_dicom_input_is_refused(tmp_path, capsys, monkeypatch, how):
     """`study --out` used to write the manifest into the DICOM folder it read (now one rule with track's OUT)."""
     dicom = _dicom_studies(tmp_path / "dcm")
     (tmp_path / "link").symlink_to(dicom, target_is_directory=True)
+    (tmp_path / "exam_link").symlink_to(dicom / "exam0", target_is_directory=True)
     argv = {"inside": ["study", dicom, "--out", dicom / "exam0" / "study.json"],
             "default_in_cwd": ["study", dicom],
             "through_a_symlink": ["study", dicom, "--out", tmp_path / "link" / "study.json"],
+            # link/.. is the folder above the link's target (as the OS reads it), not tmp_path
+            "up_from_a_symlink": ["study", dicom, "--out", f"{tmp_path}/exam_link/../study.json"],
             "track_out": ["track", dicom, "--point-ras=-20,-20,10", "--source", "2024-01-02",
                           "--out", tmp_path / "link" / "out", *TRACK]}[how]
     monkeypatch.chdir(dicom)

@@ -137,3 +137,23 @@ def test_scans_that_differ_by_one_voxel_are_tracked(tmp_path, capsys):
     image[3, 3, 3] = image[3, 3, 3] + 1
     manifest = write_study(tmp_path / "S", images={2: image})  # T2 = T1 but for one voxel (and the same shift)
     assert run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)[0] == 0
+
+
+@pytest.mark.parametrize("case", ["mr_follow_up", "same_voxels_two_studies"])
+def test_dicom_follow_ups_are_checked_too(tmp_path, capsys, case):
+    """DICOM series are read whole when the study is loaded: those not prompted were never checked."""
+    pytest.importorskip("pydicom")
+    import datetime as dt
+
+    from LinGuinELib.synthetic.dicom_ct import CTSeriesHeader, write_ct_series
+
+    dicom = tmp_path / "dcm"
+    images = [scan_image(0, "T0"), scan_image(1, "T1"),
+              _values(2, 2.0, 1800.0) if case == "mr_follow_up" else scan_image(1, "T1")]
+    for k, image in enumerate(images):
+        write_ct_series(image, dicom / f"exam{k}", CTSeriesHeader("P9", dt.date(2024, 1 + k, 2)))
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "track", dicom, _point_ras(), "--source", "2024-01-02", "--out", tmp_path / "out", *TRACK)
+    assert code == 2, err
+    assert_one_line(err, "exam2", "not a CT in Hounsfield units" if case == "mr_follow_up" else "identical voxels")
+    assert snapshot(tmp_path) == before

@@ -118,8 +118,10 @@ def unique_names(ids: Iterable[str]) -> dict[str, str]:
 
 
 def _abs(path: Path) -> Path:
-    """Absolute path with symlinks of the existing part resolved (what the OS will touch)."""
-    return Path(os.path.abspath(os.path.expanduser(str(path)))).resolve()
+    """Absolute path with symlinks of the existing part resolved (what the OS will touch): each
+    ``..`` after a symlink goes up from the link's target, as the OS does (``os.path.abspath`` would
+    drop the link and its ``..`` as text, naming another folder than the one written to)."""
+    return Path(os.path.expanduser(str(path))).resolve()
 
 
 def _same(a: Path, b: Path) -> bool:

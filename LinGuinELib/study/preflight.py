@@ -67,10 +67,11 @@ def output_bytes(study: Study) -> int:
 
 def load_pixels(study: Study, scan_ids: set[str] | None = None) -> None:
     """Read these scans (default: all) in full, kept on the scan for the engine; refuse empty ones.
+    Scans already in memory (DICOM series, read whole to know their grid) are checked too.
 
     Two files at a time: decompression is most of a read and SimpleITK releases the GIL.
     """
-    chosen = [scan for scan in study.scans if scan_ids is None or scan.id in scan_ids]
+    chosen = [scan for scan in study.scans if scan_ids is None or scan.id in scan_ids or scan.image is not None]
     unread = [scan for scan in chosen if scan.image is None]
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="linguine-read") as pool:
         for scan, image in zip(unread, pool.map(lambda s: read_image(s.path), unread)):
