@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import InputError
 from ..outputs.safety import check_outside_inputs
-from ..textio import read_json
+from ..textio import read_json, write_json_atomic
 from .track import _parse_point
 
 
@@ -67,10 +64,7 @@ def run(args: argparse.Namespace) -> int:
                    for k, text in enumerate(args.point_ras, start=1)]
     data = manifest_for(patient, scans, out.parent, lesions)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, out)
+    write_json_atomic(out, data)  # Ctrl-C: the earlier manifest, no leftover
     if not args.quiet:
         print(f"patient {patient}: {len(scans)} studies -> {out}")
         for p in scans:

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..outputs.safety import check_replaceable, record_written
 from ..quality.scoring import flag_scores, is_bad
-from ..textio import read_json
+from ..textio import read_json, write_text_atomic
 from .analyses import (
     compare_configurations,
     direction_agnosticism,
@@ -294,11 +294,9 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{REPORT_TITLE}"
            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(html_path)
+    write_text_atomic(html_path, doc)  # Ctrl-C: the earlier report, no half page, no leftover
     analyses_path = html_path.with_name(html_path.stem + "_analyses.json")
-    analyses_path.write_text(json.dumps(_clean(analyses), indent=2, default=str), encoding="utf-8")
+    write_text_atomic(analyses_path, json.dumps(_clean(analyses), indent=2, default=str))
     written: dict[Path, list[str]] = defaultdict(list)  # one marker update per folder, not per file
     for path in [p for run in runs for p in run.written] + [html_path, analyses_path]:
         written[path.parent.resolve()].append(path.name)
