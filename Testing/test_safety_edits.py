@@ -166,3 +166,15 @@ def test_report_records_what_it_wrote_once(tmp_path, capsys, monkeypatch):
     assert sorted(map(sorted, calls)) == [["evaluation.csv", "report.html", "report_analyses.json"]]
     digests = json.loads((out / MARKER).read_text(encoding="utf-8"))["digests"]
     assert {"evaluation.csv", "report.html", "report_analyses.json"} <= set(digests)
+
+
+def test_report_refuses_one_folder_given_twice(tmp_path, capsys):
+    """Given twice (or once more through a symlink) its rows were counted twice or compared with themselves."""
+    out = _batch(tmp_path, capsys)
+    (tmp_path / "again").symlink_to(out, target_is_directory=True)
+    for second in (out, tmp_path / "again"):
+        before = snapshot(tmp_path)
+        code, err = run(capsys, "report", out, second, "--html", tmp_path / "r.html")
+        assert code == 2, err
+        assert_one_line(err, str(second), "given twice")
+        assert snapshot(tmp_path) == before

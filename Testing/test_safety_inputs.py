@@ -119,3 +119,17 @@ def test_output_inside_a_dicom_input_is_refused(tmp_path, capsys, monkeypatch, h
     assert snapshot(tmp_path) == before
     monkeypatch.chdir(tmp_path)
     assert run(capsys, "study", dicom, "--out", tmp_path / "study.json")[0] == 0  # beside it: written
+
+
+def test_study_force_on_a_symlinked_manifest_keeps_the_link(tmp_path, capsys):
+    """--force used to replace the user's link by a file (with paths relative to the link's folder)."""
+    dicom = _dicom_studies(tmp_path / "dcm")
+    (tmp_path / "work").mkdir()
+    real = tmp_path / "work" / "study.json"
+    assert run(capsys, "study", dicom, "--out", real)[0] == 0
+    link = tmp_path / "study.json"
+    link.symlink_to(real)
+    assert run(capsys, "study", dicom, "--out", link, "--force")[0] == 0
+    assert link.is_symlink()
+    image = json.loads(real.read_text(encoding="utf-8"))["scans"][0]["image"]
+    assert (real.parent / image).is_dir()

@@ -62,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--source: scan '{args.source}' not found (scans: {', '.join(p.id for p in scans)})")
         lesions = [{"id": f"L{k}", "scan": prompt.id, "point_ras": list(_parse_point(text))}
                    for k, text in enumerate(args.point_ras, start=1)]
-    data = manifest_for(patient, scans, out.parent, lesions)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, data)  # Ctrl-C: the earlier manifest, no leftover
+    target = out.resolve()  # a symlinked manifest: its target is replaced (paths relative to it), the link kept
+    data = manifest_for(patient, scans, target.parent, lesions)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(target, data)  # Ctrl-C: the earlier manifest, no leftover
     if not args.quiet:
         print(f"patient {patient}: {len(scans)} studies -> {out}")
         for p in scans:

@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -178,9 +179,12 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     """Write the HTML report (default OUT/report.html of the first folder) and analyses.json."""
     if not outs:
         raise InputError("report: no output folder given")
-    for out in outs:
+    for k, out in enumerate(outs):
         if not Path(out).is_dir():
             raise InputError(f"{out}: not a folder")
+        twice = next((o for o in outs[:k] if os.path.samefile(o, out)), None)
+        if twice is not None:  # its rows counted twice, or compared with themselves as another run
+            raise InputError(f"{out}: the same folder as '{twice}', given twice; give each batch output once")
     html_path = Path(html_path) if html_path else Path(outs[0]) / "report.html"
     _check_replaceable(html_path)  # before anything is written (evaluation.csv included)
     runs = [_Run(Path(o)) for o in outs]
