@@ -80,13 +80,15 @@ def _point_ras() -> str:
     return f"--point-ras={-CENTRE[0]},{-CENTRE[1]},{CENTRE[2]}"
 
 
-@pytest.mark.parametrize("how", ["same_path", "hard_link", "symlink"])
+@pytest.mark.parametrize("how", ["same_path", "same_path_and_a_series_uid", "hard_link", "symlink"])
 def test_one_file_given_for_two_dates_is_refused_before_any_read(tmp_path, capsys, how):
     manifest = write_study(tmp_path / "S")
     scans = manifest.parent / "scans"
     doc = json.loads(manifest.read_text(encoding="utf-8"))
-    if how == "same_path":
+    if how.startswith("same_path"):
         doc["scans"][2]["image"] = doc["scans"][1]["image"]
+        if how.endswith("uid"):  # a series uid picks a series of a folder: it does not make a file another
+            doc["scans"][2]["series_uid"] = "1.2.3"
     else:
         (scans / "s2.mha").unlink()
         link = scans / "s2.mha"

@@ -38,7 +38,8 @@ def check_distinct_files(study: Study, where: str) -> None:
         if scan.path is None:
             continue
         for other in seen:
-            if scan.series_uid == other.series_uid and _same_file(scan.path, other.path):
+            one_series = scan.series_uid == other.series_uid or not Path(scan.path).is_dir()  # uid: folders only
+            if one_series and _same_file(scan.path, other.path):
                 raise InputError(f"{where}: scans '{other.id}' and '{scan.id}' are the same image "
                                  f"('{other.path}'{', ' + str(scan.path) if scan.path != other.path else ''}): "
                                  "one scan given for two dates; give each date its own scan")
