@@ -9,6 +9,7 @@ the real backend interfaces, so the engine's loop, filtering and outputs are che
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,9 @@ def ball_scan(scan_id: str, shift_lps, radii_mm, centres_lps, spacing=(1.0, 1.0,
     for r, c in zip(radii_mm, centres_lps):
         if r > 0:
             arr[np.linalg.norm(pts - (np.asarray(c) + shift_lps), axis=1) <= r] = 50
+    # Two real scans never hold the same voxels (LinGuinE refuses the same image given twice): a
+    # corner voxel per scan id, in the air far from any lesion, keeps two timepoints distinct.
+    arr[0] = -801 - zlib.crc32(scan_id.encode()) % 97
     out = sitk.GetImageFromArray(arr.reshape(size[::-1]))
     out.CopyInformation(img)
     out.SetMetaData(SHIFT_KEY, json.dumps([float(v) for v in shift_lps]))
