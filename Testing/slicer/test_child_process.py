@@ -233,6 +233,7 @@ def test_a_volume_that_is_no_ct_or_given_twice_is_refused_in_the_child(ball_stud
     scalars = [numpy_support.vtk_to_numpy(v.GetImageData().GetPointData().GetScalars()) for v in ball_study.volumes]
     scalars[2][:] = scalars[2] * 2 + 2000 if case == "mr_values" else scalars[1]
     ball_study.volumes[2].GetImageData().Modified()
+    before = _scene_counts(ball_study.scene)
     logic = LinGuinELogic(ball_study.scene)
     config = TrackingConfig(registration="slicer-test-known-shift", segmentation="slicer-test-bright")
     prepared = logic.prepare(ball_study.volumes, ball_study.points)
@@ -242,3 +243,4 @@ def test_a_volume_that_is_no_ct_or_given_twice_is_refused_in_the_child(ball_stud
     why = "not a CT in Hounsfield units" if case == "mr_values" else "identical voxels"
     with pytest.raises(TrackingFailed, match=why):
         logic.finishTracking(job)
+    assert _scene_counts(ball_study.scene) == before
