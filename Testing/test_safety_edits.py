@@ -178,3 +178,17 @@ def test_report_refuses_one_folder_given_twice(tmp_path, capsys):
         assert code == 2, err
         assert_one_line(err, str(second), "given twice")
         assert snapshot(tmp_path) == before
+
+
+def test_a_hand_edited_batch_record_is_one_line_not_an_internal_error(tmp_path, capsys):
+    """A study entry without its folder gave 'internal error: KeyError' (exit 1) in evaluate and report."""
+    out = _batch(tmp_path, capsys)
+    info = json.loads((out / "batch.json").read_text(encoding="utf-8"))
+    del info["studies"]["P_A"]["folder"]
+    (out / "batch.json").write_text(json.dumps(info), encoding="utf-8")
+    for command in ("evaluate", "report"):
+        before = snapshot(tmp_path)
+        code, err = run(capsys, command, out)
+        assert code == 2, (command, err)
+        assert_one_line(err, "batch.json", "P_A", "folder")
+        assert snapshot(tmp_path) == before

@@ -300,6 +300,19 @@ def read_table(path: Path) -> list[dict]:
     return rows
 
 
+def batch_studies(info: dict, info_path: Path) -> dict[str, dict]:
+    """``batch.json``'s studies, each with its folder: a hand-edited entry is an ``EditedOutput`` naming it."""
+    studies = info.get("studies", {})
+    if not isinstance(studies, dict):
+        raise EditedOutput(f"{info_path}: 'studies' is not an object (edited by hand?); "
+                           "restore the file LinGuinE wrote")
+    for pid, entry in studies.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("folder"), str) or not entry["folder"]:
+            raise EditedOutput(f"{info_path}: studies['{pid}'] has no 'folder' (edited by hand?); "
+                               "restore the file LinGuinE wrote")
+    return studies
+
+
 def evaluate_batch(out_root: Path, dataset: Path | None = None, dataset_name: str | None = None,
                    configuration: str | None = None, hit_min_dice: float = HIT_MIN_DICE
                    ) -> tuple[list[dict], list[str]]:
@@ -320,7 +333,7 @@ def evaluate_batch(out_root: Path, dataset: Path | None = None, dataset_name: st
         jobs = load_dataset(Path(dataset), out_root / "_manifests")
         studies = {j.patient_id: {"folder": j.folder_name, "manifest": j.manifest} for j in jobs}
     elif info:
-        studies = info.get("studies", {})
+        studies = batch_studies(info, info_path)
     else:
         raise InputError(f"{out_root}: no batch.json (not a `linguine batch` output); "
                          "pass --dataset")
@@ -332,7 +345,7 @@ def evaluate_batch(out_root: Path, dataset: Path | None = None, dataset_name: st
     missing: list[str] = []
     for pid in sorted(studies):
         entry = studies[pid]
-        study_out = out_root / entry["folder"]
+        study_out = out_root / entry["folder"]  # checked by batch_studies
         if not (study_out / "run.json").is_file() or not entry.get("manifest"):
             missing.append(pid)
             continue

@@ -29,7 +29,7 @@ from .analyses import (
     summarise,
     temporal_degradation,
 )
-from .evaluate import evaluate_batch, read_table, read_trajectory, write_table
+from .evaluate import batch_studies, evaluate_batch, read_table, read_trajectory, write_table
 from .plots import plot_comparison, plot_direction, plot_metric_boxes, plot_temporal
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,10 @@ class _Run:
 
     def study_states(self) -> list[dict]:
         states = []
-        studies = self.info.get("studies") or {
+        studies = batch_studies(self.info, self.out / "batch.json") or {
             p.name: {"folder": p.name} for p in self.out.iterdir() if (p / "run.json").is_file()}
         for pid in sorted(studies):
-            folder = self.out / studies[pid].get("folder", pid)
+            folder = self.out / studies[pid]["folder"]
             if (folder / "run.json").is_file():
                 state, reason = "done", ""
             elif pid in self.failures:
