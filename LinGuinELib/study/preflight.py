@@ -42,7 +42,7 @@ AIR_HU = -900.0
 # was dropped): every threshold of the method is in HU, so it would measure nonsense unflagged.
 LUNG_MAX_HU = -500.0
 DARK_FRACTION = 0.001
-DARK_SAMPLE_STEP = 7  # every 7th voxel estimates the fraction (millions of voxels: exact enough)
+DARK_SAMPLE = 1_000_000  # voxels, evenly spaced, that estimate the fraction (all of a small scan)
 
 
 def study_inputs(study: Study) -> list[Path]:
@@ -92,7 +92,7 @@ def check_pixels(scan_id: str, path: Path | None, image: sitk.Image) -> None:
     lo, hi = values.min(), values.max()
     if lo == hi:
         raise InputError(f"scan '{scan_id}' ({path}): every voxel is {lo:g}; an empty image, not a CT")
-    sample = values.reshape(-1)[::DARK_SAMPLE_STEP]
+    sample = values.reshape(-1)[::max(1, values.size // DARK_SAMPLE)]
     if lo > LUNG_MAX_HU or np.count_nonzero(sample <= LUNG_MAX_HU) < DARK_FRACTION * sample.size:
         raise InputError(f"scan '{scan_id}' ({path}): values {lo:g} to {hi:g} with no air or lung (below "
                          f"{LUNG_MAX_HU:g}): not a CT in Hounsfield units (MR or PET, or CT values read "
