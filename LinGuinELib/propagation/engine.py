@@ -39,6 +39,7 @@ from ..quality.match import LesionReference, candidate_match, remnant, unlike_pr
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
 from ..segmentation.base import Segmenter
+from ..study.duplicates import check_distinct_voxels
 from ..study.images import read_image
 from ..study.model import Lesion, Study
 from ..study.preflight import check_pixels
@@ -158,6 +159,7 @@ class _Run:
             image = read_image(scan.path)
             if scan_id in self.study.unchecked_scans:  # what preflight refuses in the scans it reads
                 check_pixels(scan.id, scan.path, image)
+                check_distinct_voxels(self.study, scan, image)
             return image
 
     def image(self, scan_id: str) -> sitk.Image:

@@ -57,6 +57,8 @@ class Study:
     source: Path | None = None  # manifest file or folder the study came from
     # Scans that preflight left for the engine to read: their voxels are checked when read.
     unchecked_scans: set[str] = field(default_factory=set)
+    # Each read scan's voxel key (``duplicates.voxel_key``) -> its id: the same image twice is refused.
+    voxel_keys: dict[tuple, str] = field(default_factory=dict)
 
     def scan(self, scan_id: str) -> Scan:
         for s in self.scans:
