@@ -266,12 +266,16 @@ def write_table(rows: list[dict], path: Path, columns: tuple[str, ...] | None = 
     columns = columns or (EVAL_COLUMNS if rows and "dice" in rows[0] else tuple(rows[0]) if rows
                           else EVAL_COLUMNS)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: _cell(row.get(c, "")) for c in columns})
-    tmp.replace(path)
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({c: _cell(row.get(c, "")) for c in columns})
+        tmp.replace(path)
+    except BaseException:  # Ctrl-C, disk full: the earlier table stays, no half-written leftover
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _cell(v):
