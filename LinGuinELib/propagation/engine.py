@@ -362,8 +362,10 @@ class _Run:
         self.done = 0
         # the registrations this call waits for: each is a progress step, however fast it ends
         pending = {p for p in pairs if p not in self.mappers or not self.mappers[p].done()}
-        for pair in pairs:
-            self.pair_future(*pair)  # submits every registration
+        for k, pair in enumerate(pairs):  # submits every registration, each after the next pair's scans:
+            for scan_id in pair + (pairs[k + 1] if k + 1 < len(pairs) else ()):  # no worker then waits
+                self.image_future(scan_id)  # for a scan another one reads
+            self.pair_future(*pair)
         self.total = len(lesions) + len(steps) + len(pending)
         self.report("load", f"tracking {len(lesions)} lesion(s) over {len(self.study.scans)} scans",
                     advance=False)
