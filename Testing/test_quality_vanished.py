@@ -223,6 +223,16 @@ def test_a_short_piece_of_the_vessel_at_a_gone_nodules_rim_is_rejected_a_deep_sh
     match, unlike = _judge(prompt, nodule, gone, piece)
     assert not unlike and match["candidate_inside"] == 1.0 and match["candidate_coverage"] < 0.25, (match, unlike)
     assert match["plausible"] == 0.0 and match["candidate_misfit_mm"] > 1.0, match
+    # rejected only for where it lies: a remnant carried a millimetre or two by the registration would
+    # lie there too, so the disappearance stays one to confirm even where the place is empty
+    from LinGuinELib.quality.absence import settle_absence
+    from LinGuinELib.quality.reasons import Finding
+
+    assert match["candidate_off"] == 1.0
+    rejected = [Finding(Reason.CANDIDATE_REJECTED, "a piece")]
+    confident = {"absence_context_ncc": 0.9, "absence_empty": 0.95, "registration_confidence": 0.9}
+    assert settle_absence(rejected, {**confident, **match}) == rejected
+    assert settle_absence(rejected, {**confident, "candidate_off": 0.0}) == []
     # the nodule still there at 0.05 of its volume (1.7 mm radius, 3.4 mm across), its centre mapped
     # up to 2 mm off: kept, and flagged as a small remnant for the user
     for offset in ((0, 0, 0), (0, 1, 0), (1, 0, 0), (0, -2, 0)):

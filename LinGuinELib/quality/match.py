@@ -17,7 +17,8 @@ candidate:
   at its centre); beyond the grid's largest voxel size (what a small segment's centroid is known
   to) it is *off*. A piece of the vessel that ran along the lesion's side sits at its old rim and
   reaches 1.6-1.8 mm out on 1.25 mm slices; lesions still there, shrunk to 0.05-0.9 of their
-  volume, 0.75 mm at most (dev seeds; registration error included);
+  volume, 0.75 mm at most (dev seeds; registration error included). The margin is about a
+  millimetre, within a registration's error, so such a rejection stays flagged (``absence``);
 - *little*: it covers little of the expected region (the lesion has gone, or shrank a lot);
 - *unlike*: it does not look like the lesion did on the prompt scan: an image finding (not
   compact, a thin part, a weak edge, an open outline, outside the lung) the prompt's segment did
@@ -192,9 +193,12 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
         coverage = 1.0  # a lesion smaller than a voxel here: nothing to compare
     misfit = misfit_mm(reference, points, mask.voxel_count * voxel_volume_ml(image))
     off = coverage < MIN_COVERAGE and misfit > max(image.GetSpacing())
+    alone = any(a in unlike for a in ALONE)
+    rejected = rejects(inside, coverage, len(unlike), alone, off)
     return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
-            "candidate_misfit_mm": misfit,
-            "plausible": float(not rejects(inside, coverage, len(unlike), any(a in unlike for a in ALONE), off))}
+            "candidate_misfit_mm": misfit, "plausible": float(not rejected),
+            # rejected only for lying off the place: a remnant carried a few mm by a registration error would too
+            "candidate_off": float(rejected and not rejects(inside, coverage, len(unlike), alone))}
 
 
 def misfit_mm(reference: LesionReference, points_lps: np.ndarray, volume_ml: float) -> float:
