@@ -56,7 +56,9 @@ def load_child_study(workdir: Path) -> tuple[Any, Any]:
                   date=dt.date.fromisoformat(s["date"]) if s.get("date") else None,
                   timepoint=s.get("timepoint")) for s in spec["scans"]]
     config = with_secret_from_environment(TrackingConfig(**spec["config"]))
-    return Study(spec["patient_id"], scans, read_lesions(spec["lesions"], workdir)), config
+    study = Study(spec["patient_id"], scans, read_lesions(spec["lesions"], workdir))
+    study.unchecked_scans = {s.id for s in scans}  # each read like the CLI's: no MR, no empty scan, no image twice
+    return study, config
 
 
 def read_lesions(records: list[dict], workdir: Path) -> list[Any]:

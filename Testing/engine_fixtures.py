@@ -9,6 +9,7 @@ the real backend interfaces, so the engine's loop, filtering and outputs are che
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +24,18 @@ from LinGuinELib.segmentation.base import Segmenter
 SHIFT_KEY = "test_shift_lps"
 
 
+def _meta(image: sitk.Image, key: str, default: str) -> str:
+    """A scan's metadata (written DICOM series carry none: no shift)."""
+    return image.GetMetaData(key) if image.HasMetaDataKey(key) else default
+
+
 @register_registration("test-shift")
 class ShiftRegistration(Registration):
     calls: list[tuple[str, str]] = []
 
     def register(self, source: sitk.Image, target: sitk.Image) -> TransformMapper:
-        s = np.array(json.loads(source.GetMetaData(SHIFT_KEY)))
-        t = np.array(json.loads(target.GetMetaData(SHIFT_KEY)))
-        ShiftRegistration.calls.append((source.GetMetaData("id"), target.GetMetaData("id")))
+        s, t = (np.array(json.loads(_meta(image, SHIFT_KEY, "[0, 0, 0]"))) for image in (source, target))
+        ShiftRegistration.calls.append((_meta(source, "id", ""), _meta(target, "id", "")))
         return TransformMapper(sitk.TranslationTransform(3, tuple(map(float, t - s))))
 
 
@@ -62,6 +67,9 @@ def ball_scan(scan_id: str, shift_lps, radii_mm, centres_lps, spacing=(1.0, 1.0,
     for r, c in zip(radii_mm, centres_lps):
         if r > 0:
             arr[np.linalg.norm(pts - (np.asarray(c) + shift_lps), axis=1) <= r] = 50
+    # Two real scans never hold the same voxels (LinGuinE refuses the same image given twice): a
+    # corner voxel per scan id, in the air far from any lesion, keeps two timepoints distinct.
+    arr[0] = -801 - zlib.crc32(scan_id.encode()) % 97
     out = sitk.GetImageFromArray(arr.reshape(size[::-1]))
     out.CopyInformation(img)
     out.SetMetaData(SHIFT_KEY, json.dumps([float(v) for v in shift_lps]))

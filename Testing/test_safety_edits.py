@@ -105,3 +105,76 @@ def test_evaluate_names_a_hand_edited_trajectory_line(tmp_path, capsys):
     assert code == 2, err
     assert_one_line(err, "trajectory.csv", f"line {lines + 1}")
     assert snapshot(tmp_path) == before
+
+
+def test_report_on_a_hand_edited_trajectory_fails_like_evaluate(tmp_path, capsys):
+    """It used to warn, leave the study out and exit 0: a report that could not be made is not a success."""
+    out = _batch(tmp_path, capsys)
+    table = out / "P_A" / "trajectory.csv"
+    lines = table.read_text(encoding="utf-8").count("\n")
+    with table.open("a", encoding="utf-8") as fh:
+        fh.write("# reviewed by Dr X\n")
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "report", out)
+    assert code == 2, err
+    assert_one_line(err, "trajectory.csv", f"line {lines + 1}")
+    assert snapshot(tmp_path) == before
+
+
+def test_report_on_a_trajectory_edited_after_evaluate_fails_too(tmp_path, capsys):
+    """evaluation.csv already there: the per-study tables are still read, and a bad line still fails."""
+    out = _batch(tmp_path, capsys)
+    assert run(capsys, "evaluate", out)[0] == 0
+    table = out / "P_A" / "trajectory.csv"
+    table.write_text(table.read_text(encoding="utf-8") + "L1,T9\n", encoding="utf-8")
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "report", out)
+    assert code == 2, err
+    assert_one_line(err, "trajectory.csv", "line")
+    assert snapshot(tmp_path) == before
+
+
+def test_report_recognises_its_analyses_file_by_a_key_not_by_its_layout(tmp_path, capsys):
+    out = _batch(tmp_path, capsys)
+    html = tmp_path / "rep" / "r.html"  # outside any marked folder: recognised by its content alone
+    assert run(capsys, "report", out, "--html", html)[0] == 0
+    analyses = html.with_name("r_analyses.json")
+    data = json.loads(analyses.read_text(encoding="utf-8"))
+    assert next(iter(data)) == "format"
+    analyses.write_text(json.dumps(data), encoding="utf-8")  # another layout (one line)
+    assert run(capsys, "report", out, "--html", html)[0] == 0
+    analyses.write_text('{\n  "summary": []\n}', encoding="utf-8")  # the previous release's file
+    assert run(capsys, "report", out, "--html", html)[0] == 0
+    analyses.write_text('{"summary": "my notes"}', encoding="utf-8")  # a file of the user's
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "report", out, "--html", html)
+    assert code == 2, err
+    assert_one_line(err, "r_analyses.json", "not LinGuinE's analyses file")
+    assert snapshot(tmp_path) == before
+
+
+def test_report_records_what_it_wrote_once(tmp_path, capsys, monkeypatch):
+    """The marker is read and rewritten once per folder, not once per file (evaluation, page, analyses)."""
+    import LinGuinELib.evaluation.report as report
+
+    out = _batch(tmp_path, capsys)
+    calls = []
+    real = report.record_written
+    monkeypatch.setattr(report, "record_written",
+                        lambda folder, names: calls.append(list(names)) or real(folder, names))
+    assert run(capsys, "report", out)[0] == 0
+    assert sorted(map(sorted, calls)) == [["evaluation.csv", "report.html", "report_analyses.json"]]
+    digests = json.loads((out / MARKER).read_text(encoding="utf-8"))["digests"]
+    assert {"evaluation.csv", "report.html", "report_analyses.json"} <= set(digests)
+
+
+def test_report_refuses_one_folder_given_twice(tmp_path, capsys):
+    """Given twice (or once more through a symlink) its rows were counted twice or compared with themselves."""
+    out = _batch(tmp_path, capsys)
+    (tmp_path / "again").symlink_to(out, target_is_directory=True)
+    for second in (out, tmp_path / "again"):
+        before = snapshot(tmp_path)
+        code, err = run(capsys, "report", out, second, "--html", tmp_path / "r.html")
+        assert code == 2, err
+        assert_one_line(err, str(second), "given twice")
+        assert snapshot(tmp_path) == before

@@ -84,3 +84,52 @@ def test_a_three_channel_image_says_so(tmp_path, capsys):
     assert code == 2, err
     assert_one_line(err, "s1.mha", "3 component")
     assert json.loads(study.read_text(encoding="utf-8"))["scans"][1]["image"] == "scans/s1.mha"
+
+
+def _dicom_studies(folder: Path) -> Path:
+    """Two CT studies (dates) of the fixture scans as DICOM series below ``folder``."""
+    pytest.importorskip("pydicom")
+    import datetime as dt
+
+    from LinGuinELib.synthetic.dicom_ct import CTSeriesHeader, write_ct_series
+
+    for k in range(2):
+        write_ct_series(scan_image(k, f"T{k}"), folder / f"exam{k}", CTSeriesHeader("P9", dt.date(2024, 1 + k, 2)))
+    return folder
+
+
+@pytest.mark.parametrize("how", ["inside", "default_in_cwd", "through_a_symlink", "up_from_a_symlink", "track_out"])
+def test_output_inside_a_dicom_input_is_refused(tmp_path, capsys, monkeypatch, how):
+    """`study --out` used to write the manifest into the DICOM folder it read (now one rule with track's OUT)."""
+    dicom = _dicom_studies(tmp_path / "dcm")
+    (tmp_path / "link").symlink_to(dicom, target_is_directory=True)
+    (tmp_path / "exam_link").symlink_to(dicom / "exam0", target_is_directory=True)
+    argv = {"inside": ["study", dicom, "--out", dicom / "exam0" / "study.json"],
+            "default_in_cwd": ["study", dicom],
+            "through_a_symlink": ["study", dicom, "--out", tmp_path / "link" / "study.json"],
+            # link/.. is the folder above the link's target (as the OS reads it), not tmp_path
+            "up_from_a_symlink": ["study", dicom, "--out", f"{tmp_path}/exam_link/../study.json"],
+            "track_out": ["track", dicom, "--point-ras=-20,-20,10", "--source", "2024-01-02",
+                          "--out", tmp_path / "link" / "out", *TRACK]}[how]
+    monkeypatch.chdir(dicom)
+    before = snapshot(tmp_path)
+    code, err = run(capsys, *argv)
+    assert code == 2, err
+    assert_one_line(err, "inside the input folder", str(dicom))
+    assert snapshot(tmp_path) == before
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "study", dicom, "--out", tmp_path / "study.json")[0] == 0  # beside it: written
+
+
+def test_study_force_on_a_symlinked_manifest_keeps_the_link(tmp_path, capsys):
+    """--force used to replace the user's link by a file (with paths relative to the link's folder)."""
+    dicom = _dicom_studies(tmp_path / "dcm")
+    (tmp_path / "work").mkdir()
+    real = tmp_path / "work" / "study.json"
+    assert run(capsys, "study", dicom, "--out", real)[0] == 0
+    link = tmp_path / "study.json"
+    link.symlink_to(real)
+    assert run(capsys, "study", dicom, "--out", link, "--force")[0] == 0
+    assert link.is_symlink()
+    image = json.loads(real.read_text(encoding="utf-8"))["scans"][0]["image"]
+    assert (real.parent / image).is_dir()

@@ -6,7 +6,8 @@
 Compares what the result is, not how it was encoded: every labelmap's voxels and grid, every
 Slicer segmentation's voxels and segments (names, colours, tags, extents, layers), trajectory.csv
 byte for byte, and run.json except timings and package versions. trajectory.png is not compared
-(a rendering of the table). Exit 0 when all equal; else one line per difference, exit 1.
+(a rendering of the table), nor the OUT marker (its digests cover run.json's timings and the
+`.seg.nrrd` headers' date line). Exit 0 when all equal; else one line per difference, exit 1.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import slicerio
+
+from LinGuinELib.outputs.safety import MARKER
 
 VOLATILE = ("timings_s", "versions", "wall_s")
 
@@ -59,7 +62,7 @@ def differences(a: Path, b: Path) -> list[str]:
             for key in VOLATILE:
                 ja.pop(key, None), jb.pop(key, None)
             d = None if ja == jb else f"differs in {[k for k in set(ja) | set(jb) if ja.get(k) != jb.get(k)]}"
-        elif rel.suffix == ".png":
+        elif rel.suffix == ".png" or rel.name == MARKER:
             d = None
         else:
             d = None if pa.read_bytes() == pb.read_bytes() else "bytes differ"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import InputError
-from ..textio import read_json
+from ..outputs.safety import check_outside_inputs
+from ..textio import read_json, write_json_atomic
 from .track import _parse_point
 
 
@@ -46,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..study.dicom_folder import manifest_for, match_scan, scan_dicom_folder, select_study
 
     out: Path = args.out
+    check_outside_inputs(out, [args.folder])  # never a file written into the DICOM folder read
     if out.exists() and not args.force:
         raise InputError(f"{out}: exists; pass --force to replace it")
     if out.exists() and not _is_manifest(out):  # --force replaces a manifest, never another file
@@ -63,12 +62,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--source: scan '{args.source}' not found (scans: {', '.join(p.id for p in scans)})")
         lesions = [{"id": f"L{k}", "scan": prompt.id, "point_ras": list(_parse_point(text))}
                    for k, text in enumerate(args.point_ras, start=1)]
-    data = manifest_for(patient, scans, out.parent, lesions)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, out)
+    target = out.resolve()  # a symlinked manifest: its target is replaced (paths relative to it), the link kept
+    data = manifest_for(patient, scans, target.parent, lesions)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(target, data)  # Ctrl-C: the earlier manifest, no leftover
     if not args.quiet:
         print(f"patient {patient}: {len(scans)} studies -> {out}")
         for p in scans:

@@ -180,30 +180,43 @@ def configuration_name(config: dict, source: str = "manifest") -> str:
     return name
 
 
-def _trajectory(study_out: Path) -> tuple[dict, dict]:
-    statuses: dict = {}
-    points: dict = {}
-    path = study_out / "trajectory.csv"
+class EditedOutput(InputError):
+    """A file LinGuinE wrote that was edited by hand and can no longer be read as written: an error
+    of the whole command (``evaluate``, ``report``), never a study quietly left out."""
+
+
+def read_trajectory(path: Path) -> list[dict]:
+    """The rows of a ``trajectory.csv`` LinGuinE wrote ([] when there is none); a hand-edited line
+    is an ``EditedOutput`` naming the file and line."""
+    path = Path(path)
     if not path.is_file():
-        return statuses, points
+        return []
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
+            rows = []
             for row in reader:
                 _check_trajectory_row(row, path, reader.line_num)
-                key = (row["lesion"], row["scan"])
-                statuses[key] = row.get("status", "")
-                points[key] = _row_point(row)
+                rows.append(row)
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: not a readable trajectory table ({exc}); restore the file LinGuinE wrote") from None
+        raise EditedOutput(f"{path}: not a readable trajectory table ({exc}); "
+                           "restore the file LinGuinE wrote") from None
+    return rows
+
+
+def _trajectory(study_out: Path) -> tuple[dict, dict]:
+    """Status and propagated point per (lesion, scan) from the study's ``trajectory.csv``."""
+    rows = read_trajectory(Path(study_out) / "trajectory.csv")
+    statuses = {(row["lesion"], row["scan"]): row.get("status", "") for row in rows}
+    points = {(row["lesion"], row["scan"]): _row_point(row) for row in rows}
     return statuses, points
 
 
 def _check_trajectory_row(row: dict, path: Path, line: int) -> None:
     """A hand-edited line (too few or too many fields, no lesion or scan) is an error naming it."""
     if None in row or any(v is None for v in row.values()) or not row.get("lesion") or not row.get("scan"):
-        raise InputError(f"{path}: line {line} is not a trajectory row (edited by hand?); "
-                         "restore the file LinGuinE wrote or remove that line")
+        raise EditedOutput(f"{path}: line {line} is not a trajectory row (edited by hand?); "
+                           "restore the file LinGuinE wrote or remove that line")
 
 
 def _row_point(row: dict) -> np.ndarray | None:
@@ -215,10 +228,9 @@ def _row_point(row: dict) -> np.ndarray | None:
 
 
 def evaluate_study_output(study: Study, study_out: Path, dataset: str = "",
-                          configuration: str = "", hit_min_dice: float = HIT_MIN_DICE,
-                          trajectory: tuple[dict, dict] | None = None) -> list[dict]:
+                          configuration: str = "", hit_min_dice: float = HIT_MIN_DICE) -> list[dict]:
     """Rows for one study from its written outputs (``labels/<scan>.nii.gz``, ``run.json``,
-    ``trajectory.csv`` unless ``trajectory`` gives it already read)."""
+    ``trajectory.csv``)."""
     study_out = Path(study_out)
     run = read_json(study_out / "run.json", "run record")
     files = {s.get("id"): s.get("file") for s in run.get("scans", []) if isinstance(s, dict)}
@@ -234,7 +246,7 @@ def evaluate_study_output(study: Study, study_out: Path, dataset: str = "",
         labels[scan.id] = sitk.GetArrayFromImage(img)
     for k, lesion in enumerate(study.lesions, start=1):
         values.setdefault(lesion.id, k)
-    statuses, points = trajectory if trajectory is not None else _trajectory(study_out)
+    statuses, points = _trajectory(study_out)
     if not configuration:
         configuration = configuration_name(run.get("config", {}))
     return evaluate_study(
@@ -254,12 +266,16 @@ def write_table(rows: list[dict], path: Path, columns: tuple[str, ...] | None = 
     columns = columns or (EVAL_COLUMNS if rows and "dice" in rows[0] else tuple(rows[0]) if rows
                           else EVAL_COLUMNS)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: _cell(row.get(c, "")) for c in columns})
-    tmp.replace(path)
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({c: _cell(row.get(c, "")) for c in columns})
+        tmp.replace(path)
+    except BaseException:  # Ctrl-C, disk full: the earlier table stays, no half-written leftover
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _cell(v):
@@ -320,11 +336,12 @@ def evaluate_batch(out_root: Path, dataset: Path | None = None, dataset_name: st
         if not (study_out / "run.json").is_file() or not entry.get("manifest"):
             missing.append(pid)
             continue
-        trajectory = _trajectory(study_out)  # a hand-edited table: an error naming its line, not a skipped study
         try:
             study = load_manifest(Path(entry["manifest"]))
-            rows.extend(evaluate_study_output(study, study_out, name, configuration, hit_min_dice, trajectory))
-        except InputError as exc:  # one unreadable study must not hide the others
+            rows.extend(evaluate_study_output(study, study_out, name, configuration, hit_min_dice))
+        except EditedOutput:  # LinGuinE's own table edited by hand: the command fails, naming the line
+            raise
+        except InputError as exc:  # one unreadable study (input) must not hide the others
             log.warning("%s not evaluated: %s", pid, exc)
             missing.append(pid)
     return rows, missing

@@ -15,20 +15,21 @@ import itertools
 import json
 import logging
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 
 from ..errors import InputError
 from ..outputs.safety import check_replaceable, record_written
 from ..quality.scoring import flag_scores, is_bad
-from ..textio import read_json
+from ..textio import read_json, write_text_atomic
 from .analyses import (
     compare_configurations,
     direction_agnosticism,
     summarise,
     temporal_degradation,
 )
-from .evaluate import evaluate_batch, read_table, write_table
+from .evaluate import evaluate_batch, read_table, read_trajectory, write_table
 from .plots import plot_comparison, plot_direction, plot_metric_boxes, plot_temporal
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ DIRECTIONS = ("earliest", "middle", "latest")
 MAX_COMPARISONS = 6
 MAX_STUDY_TABLES = 50
 REPORT_TITLE = "<title>LinGuinE report</title>"  # also how an earlier report is recognised (replaceable)
+# The analyses file's first key says what it is, so an earlier one is recognised whatever the JSON layout;
+# files of the release before it (session 7) began with their first key, "summary", indented by 2.
+ANALYSES_FORMAT = "LinGuinE report analyses"
+_ANALYSES_SIGNATURES = (json.dumps(ANALYSES_FORMAT).encode(), b'{\n  "summary"')
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;
 color:#222;max-width:1200px}
@@ -99,7 +104,8 @@ def _median_iqr(s: dict, metric: str) -> str:
 
 
 class _Run:
-    """One batch output folder: its settings, study states and evaluation rows."""
+    """One batch output folder: its settings, study states and evaluation rows (``written``: the
+    files this report wrote into it, evaluated here because ``linguine evaluate`` was not run)."""
 
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
@@ -111,6 +117,7 @@ class _Run:
             raise InputError(f"{info}: not a batch record (expected a JSON object)")
         self.source = self.info.get("source", "manifest")
         self.failures = _read_csv(self.out / "failures.csv")
+        self.written: list[Path] = []
         self.rows = self._rows()
 
     def _rows(self) -> list[dict]:
@@ -119,14 +126,10 @@ class _Run:
             return read_table(path)
         if not self.info:
             return []
-        try:
-            rows, _ = evaluate_batch(self.out)
-        except (InputError, OSError, KeyError) as exc:
-            log.warning("%s: not evaluated (%s)", self.out, exc)
-            return []
+        rows, _ = evaluate_batch(self.out)  # a hand-edited table fails the report, as it fails evaluate
         if rows:
             write_table(rows, path)
-            record_written(self.out, [path.name])
+            self.written.append(path)
         return rows
 
     def study_states(self) -> list[dict]:
@@ -142,7 +145,7 @@ class _Run:
             else:
                 state, reason = "not run", ""
             states.append({"patient_id": pid, "state": state, "reason": reason,
-                           "trajectory": _read_rows(folder / "trajectory.csv")})
+                           "trajectory": read_trajectory(folder / "trajectory.csv")})
         return states
 
 
@@ -176,9 +179,12 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     """Write the HTML report (default OUT/report.html of the first folder) and analyses.json."""
     if not outs:
         raise InputError("report: no output folder given")
-    for out in outs:
+    for k, out in enumerate(outs):
         if not Path(out).is_dir():
             raise InputError(f"{out}: not a folder")
+        twice = next((o for o in outs[:k] if os.path.samefile(o, out)), None)
+        if twice is not None:  # its rows counted twice, or compared with themselves as another run
+            raise InputError(f"{out}: the same folder as '{twice}', given twice; give each batch output once")
     html_path = Path(html_path) if html_path else Path(outs[0]) / "report.html"
     _check_replaceable(html_path)  # before anything is written (evaluation.csv included)
     runs = [_Run(Path(o)) for o in outs]
@@ -190,7 +196,8 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     parts = [f"<h1>LinGuinE report</h1><p class=note>Generated "
              f"{dt.datetime.now().isoformat(timespec='seconds')} from "
              f"{html.escape(', '.join(str(o) for o in outs))}.</p>"]
-    analyses: dict = {"summary": [], "temporal": {}, "comparisons": [], "direction": None}
+    analyses: dict = {"format": ANALYSES_FORMAT, "summary": [], "temporal": {}, "comparisons": [],
+                      "direction": None}
 
     parts.append("<h2>Runs</h2>")
     for run in runs:
@@ -291,19 +298,21 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{REPORT_TITLE}"
            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(html_path)
+    write_text_atomic(html_path, doc)  # Ctrl-C: the earlier report, no half page, no leftover
     analyses_path = html_path.with_name(html_path.stem + "_analyses.json")
-    analyses_path.write_text(json.dumps(_clean(analyses), indent=2, default=str), encoding="utf-8")
-    record_written(html_path.parent, [html_path.name, analyses_path.name])
+    write_text_atomic(analyses_path, json.dumps(_clean(analyses), indent=2, default=str))
+    written: dict[Path, list[str]] = defaultdict(list)  # one marker update per folder, not per file
+    for path in [p for run in runs for p in run.written] + [html_path, analyses_path]:
+        written[path.parent.resolve()].append(path.name)
+    for folder, names in written.items():
+        record_written(folder, names)
     return html_path
 
 
 def _check_replaceable(path: Path) -> None:
     """The report may replace an earlier LinGuinE report (and its analyses file), never another file."""
     check_replaceable(path, REPORT_TITLE.encode(), "a LinGuinE report", "--html")
-    check_replaceable(path.with_name(path.stem + "_analyses.json"), b'{\n  "summary"',
+    check_replaceable(path.with_name(path.stem + "_analyses.json"), _ANALYSES_SIGNATURES,
                       "LinGuinE's analyses file", "--html")
 
 

@@ -118,8 +118,10 @@ def unique_names(ids: Iterable[str]) -> dict[str, str]:
 
 
 def _abs(path: Path) -> Path:
-    """Absolute path with symlinks of the existing part resolved (what the OS will touch)."""
-    return Path(os.path.abspath(os.path.expanduser(str(path)))).resolve()
+    """Absolute path with symlinks of the existing part resolved (what the OS will touch): each
+    ``..`` after a symlink goes up from the link's target, as the OS does (``os.path.abspath`` would
+    drop the link and its ``..`` as text, naming another folder than the one written to)."""
+    return Path(os.path.expanduser(str(path))).resolve()
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -167,6 +169,20 @@ def check_writable(out: Path, need_bytes: int = 0) -> None:
                                  f"about {need_bytes / 1e6:.0f} MB needed")
 
 
+def check_outside_inputs(out: Path, inputs: Iterable[Path], flag: str = "--out") -> None:
+    """Refuse an output path (folder or file) that is or holds an input, or lies inside an input
+    folder (a DICOM series, a folder of images, the dataset): the one rule for every command.
+    Symlinks and other names of the same folder count as the folder. Writes nothing."""
+    target = _abs(out)
+    for item in inputs:
+        src = _abs(item)
+        if any(_same(p, target) for p in (src, *src.parents)):
+            raise InputError(f"{flag} {out}: is or holds the input '{item}'; choose another place")
+        if src.is_dir() and any(_same(p, src) for p in target.parents):
+            raise InputError(f"{flag} {out}: lies inside the input folder '{item}'; LinGuinE writes "
+                             "nothing into its inputs: choose a place outside it")
+
+
 def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_bytes: int = 0) -> Path:
     """Refuse an OUT that LinGuinE must not write to; returns it absolute. Writes nothing.
 
@@ -178,12 +194,7 @@ def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_
     target = _abs(out)
     if target.exists() and not target.is_dir():
         raise InputError(f"--out {out}: is an existing file, not a folder (LinGuinE does not replace files)")
-    for item in inputs:
-        src = _abs(item)
-        if any(_same(p, target) for p in (src, *src.parents)):
-            raise InputError(f"--out {out}: holds the input '{item}'; choose a new or empty folder")
-        if src.is_dir() and any(_same(p, src) for p in target.parents):
-            raise InputError(f"--out {out}: lies inside the input folder '{item}'")
+    check_outside_inputs(out, inputs)
     if target.is_dir():
         try:
             entries = [p.relative_to(target).as_posix() for p in target.rglob("*")]
@@ -251,10 +262,11 @@ def reseal(folder: Path) -> None:
     _write_marker(Path(folder), str(marker.get("kind", "track")), marker.get("files", []))
 
 
-def check_replaceable(path: Path, signature: bytes, what: str, flag: str = "") -> None:
+def check_replaceable(path: Path, signature: bytes | tuple[bytes, ...], what: str, flag: str = "") -> None:
     """Refuse to replace an existing file unless its first bytes hold LinGuinE's ``signature`` (an
-    HTML title, a table's header): files the user made or chose are never overwritten. ``what``
-    names what LinGuinE writes there; ``flag`` the option that named the path, if any."""
+    HTML title, a table's header, a JSON key's value; a tuple: any of them, e.g. an older release's):
+    files the user made or chose are never overwritten. ``what`` names what LinGuinE writes there;
+    ``flag`` the option that named the path, if any."""
     path = Path(path)
     where = f"{flag} {path}".strip()
     if path.is_dir():
@@ -267,7 +279,8 @@ def check_replaceable(path: Path, signature: bytes, what: str, flag: str = "") -
                     head = fh.read(SIGNATURE_BYTES)
             except OSError:
                 pass
-        if signature not in head:
+        signatures = (signature,) if isinstance(signature, bytes) else signature
+        if not any(sig in head for sig in signatures):
             raise InputError(f"{where}: exists and is not {what}; move it away or choose another file")
         recorded = ((read_marker(path.parent) or {}).get("digests") or {}).get(path.name)
         if recorded and file_digest(path) != recorded:

@@ -39,6 +39,7 @@ from ..quality.match import LesionReference, candidate_match, remnant, unlike_pr
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
 from ..segmentation.base import Segmenter
+from ..study.duplicates import check_distinct_voxels
 from ..study.images import read_image
 from ..study.model import Lesion, Study
 from ..study.preflight import check_pixels
@@ -158,6 +159,7 @@ class _Run:
             image = read_image(scan.path)
             if scan_id in self.study.unchecked_scans:  # what preflight refuses in the scans it reads
                 check_pixels(scan.id, scan.path, image)
+                check_distinct_voxels(self.study, scan, image)
             return image
 
     def image(self, scan_id: str) -> sitk.Image:
@@ -360,8 +362,10 @@ class _Run:
         self.done = 0
         # the registrations this call waits for: each is a progress step, however fast it ends
         pending = {p for p in pairs if p not in self.mappers or not self.mappers[p].done()}
-        for pair in pairs:
-            self.pair_future(*pair)  # submits every registration
+        for k, pair in enumerate(pairs):  # submits every registration, each after the next pair's scans:
+            for scan_id in pair + (pairs[k + 1] if k + 1 < len(pairs) else ()):  # no worker then waits
+                self.image_future(scan_id)  # for a scan another one reads
+            self.pair_future(*pair)
         self.total = len(lesions) + len(steps) + len(pending)
         self.report("load", f"tracking {len(lesions)} lesion(s) over {len(self.study.scans)} scans",
                     advance=False)

@@ -8,6 +8,9 @@ trajectory that no check of one scan against another can catch (the volume check
 error is milder there). Only findings that say the baseline's *shape* is not a lesion's are
 carried over: an open boundary alone is what a large tumour on the wall shows when segmented
 right (measured on the development studies: 60 good follow-ups under such prompts, no bad one).
+A baseline cut to fewer slices than its width needs (``shallow``: the slice it shares with the
+dome left out on 5 mm slices) is carried too: the follow-ups may be right, but their change is
+read against half the lesion.
 A baseline the user drew (a mask prompt) is the user's answer, not the segmenter's: nothing is
 carried from it.
 """
@@ -18,7 +21,7 @@ from .reasons import Finding, Reason
 
 # Findings on the prompt scan's own segment that make its follow-ups doubtful.
 BASELINE_SHAPE_REASONS = (Reason.TINY_SEGMENT, Reason.NOT_COMPACT, Reason.THIN_PART,
-                          Reason.ATTACHED_AS_THICK, Reason.OUTSIDE_LUNG, Reason.REGION_BORDER)
+                          Reason.ATTACHED_AS_THICK, Reason.OUTSIDE_LUNG, Reason.REGION_BORDER, Reason.SHALLOW)
 
 
 def baseline_doubt(prompt_findings: list[Finding]) -> Finding | None:

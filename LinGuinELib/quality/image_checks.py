@@ -34,6 +34,7 @@ from ..geometry import index_zyx_to_physical, voxel_volume_ml
 from ..propagation.result import MaskCrop
 from .growth import equivalent_radius_mm
 from .reasons import Finding, Reason
+from .slice_depth import MIN_DEPTH_SHARE, depth_share
 
 LUNG_HU = -400.0  # aerated lung is below this (ground glass sits above it, inside the envelope)
 DEFAULT_LUNG_LEVEL_HU = -850.0
@@ -211,6 +212,10 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     shape, was = signals["elongation"], prompt_signals.get("elongation", math.nan)
     if np.isfinite(was) and shape >= max(ELONGATED, SHAPE_CHANGE * was):
         findings.append(Finding(Reason.SHAPE_CHANGED, f"elongation {shape:.1f}, {was:.1f} on the prompt scan"))
+    depth, width = depth_share(mask.array, spacing)
+    signals["depth_share"] = depth
+    if np.isfinite(depth) and depth < MIN_DEPTH_SHARE:
+        findings.append(Finding(Reason.SHALLOW, f"{depth * width:.0f} mm deep, {width:.0f} mm wide"))
     if np.isfinite(compact) and compact < MIN_COMPACTNESS:
         findings.append(Finding(Reason.NOT_COMPACT, f"widest ball {inscribed:.0f} mm across, "
                                                     f"{compact:.2f} of the radius of its volume"))

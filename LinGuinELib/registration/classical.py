@@ -122,9 +122,12 @@ class ClassicalRegistration(Registration):
                 lungs = lung_affine(source, target, transform, spacing, self.threads, prepared,
                                     memo.get(source, "small lungs", lambda: lung_mask_of(*small)))
         log.info("classical registration: global affine in %.1f s", time.perf_counter() - start)
+
+        def lung_masks(wait: bool) -> tuple[sitk.Image, sitk.Image] | None:
+            return memo.get(source, "lungs", lambda: source_lung_masks(source), wait)
+
         return LocalRefinementMapper(source, target, transform, refine=self.refine,
                                      local_box_mm=self.local_box_mm,
                                      max_correction_mm=self.max_correction_mm,
                                      threads=self.threads, lung_aware=self.lung_aware,
-                                     lung_transform=lungs,
-                                     lung_masks=lambda: memo.get(source, "lungs", lambda: source_lung_masks(source)))
+                                     lung_transform=lungs, lung_masks=lung_masks)

@@ -123,9 +123,10 @@ class LocalRefinementMapper(PointMapper):
                  refine: bool = True, local_box_mm: float = 28.0, max_correction_mm: float = 25.0,
                  threads: int = 1, lung_aware: bool = True,
                  lung_transform: sitk.AffineTransform | None = None,
-                 lung_masks: Callable[[], tuple[sitk.Image, sitk.Image]] | None = None) -> None:
-        """``lung_masks``: gives ``source_lung_masks(source)`` (a backend shares them between
-        the pairs of one source); computed here when not given."""
+                 lung_masks: Callable[[bool], tuple[sitk.Image, sitk.Image] | None] | None = None) -> None:
+        """``lung_masks(wait)``: gives ``source_lung_masks(source)`` (a backend shares them between
+        the pairs of one source; with ``wait`` False, None while another pair computes them);
+        computed here when not given."""
         self.source = source
         self.target = target
         self.global_transform = global_transform
@@ -138,7 +139,7 @@ class LocalRefinementMapper(PointMapper):
         self._cache: dict[tuple[float, float, float], tuple[np.ndarray, float]] = {}
         self._lock = threading.Lock()
         self._lungs: tuple[sitk.Image, sitk.Image] | None = None
-        self._lung_source = lung_masks or (lambda: source_lung_masks(source))
+        self._lung_source = lung_masks or (lambda wait: source_lung_masks(source))
 
     def map_points(self, points_lps: np.ndarray) -> np.ndarray:
         return np.array([self._map_one(p)[0] for p in self._check(points_lps)]).reshape(-1, 3)
@@ -203,14 +204,17 @@ class LocalRefinementMapper(PointMapper):
     def _lung_masks(self) -> tuple[sitk.Image, sitk.Image]:
         """``source_lung_masks`` of the source, fetched once (called under the lock)."""
         if self._lungs is None:
-            self._lungs = self._lung_source()
+            self._lungs = self._lung_source(True)
         return self._lungs
 
     def prepare(self) -> None:
-        """The source's lung masks, which the first point in the lungs would compute."""
+        """The source's lung masks, which the first point in the lungs would compute; not while
+        another pair of the same source computes them (this pair's first point waits for them
+        then, and its worker registers the next pair meanwhile)."""
         if self.refine and self.lung_aware:
             with self._lock:
-                self._lung_masks()
+                if self._lungs is None:
+                    self._lungs = self._lung_source(False)
 
     def _in_lung(self, point: np.ndarray) -> bool:
         near = self._lung_masks()[1]

@@ -25,8 +25,10 @@ class PerImage:
         # (weak reference to the scan, values by name, one lock per name); sitk.Image is not hashable
         self._entries: list[tuple[weakref.ref, dict[str, Any], dict[str, threading.Lock]]] = []
 
-    def get(self, image: sitk.Image, name: str, compute: Callable[[], Any]) -> Any:
-        """The value ``compute()`` gave for this scan, computing it on first use (do not mutate it)."""
+    def get(self, image: sitk.Image, name: str, compute: Callable[[], Any], wait: bool = True) -> Any:
+        """The value ``compute()`` gave for this scan, computing it on first use (do not mutate it).
+        ``wait=False``: None at once while another thread computes it (a pair set up ahead of need
+        goes on to other work instead of waiting for the pair that shares its scan)."""
         with self._lock:
             self._entries = [e for e in self._entries if e[0]() is not None]
             entry = next((e for e in self._entries if e[0]() is image), None)
@@ -34,7 +36,11 @@ class PerImage:
                 entry = (weakref.ref(image), {}, {})
                 self._entries.append(entry)
             lock = entry[2].setdefault(name, threading.Lock())
-        with lock:
+        if not lock.acquire(blocking=wait):
+            return None
+        try:
             if name not in entry[1]:
                 entry[1][name] = compute()
             return entry[1][name]
+        finally:
+            lock.release()

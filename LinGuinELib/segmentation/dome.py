@@ -16,8 +16,8 @@ from __future__ import annotations
 import cc3d
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import ConvexHull, Delaunay
 
+from ..filtering.hull import filled_hull
 from .levels import AIR_LIKE_HU
 from .roi import Roi
 
@@ -40,19 +40,6 @@ def _circle(points: np.ndarray) -> tuple[np.ndarray, float] | None:
     centre = sol[:2] / 2.0
     r2 = sol[2] + (centre**2).sum()
     return (centre, float(np.sqrt(r2))) if r2 > 0 else None
-
-
-def _hull(mask: np.ndarray) -> np.ndarray:
-    """The pixels inside the convex hull of a 2D mask's pixels."""
-    pts = np.argwhere(mask)
-    if len(pts) < 3 or np.linalg.matrix_rank(pts - pts[0]) < 2:
-        return mask.copy()
-    lo, hi = pts.min(axis=0), pts.max(axis=0) + 1
-    grid = np.argwhere(np.ones(hi - lo, bool)) + lo
-    out = np.zeros(mask.shape, bool)
-    corners = pts[ConvexHull(pts).vertices]
-    out[tuple(grid[Delaunay(corners).find_simplex(grid) >= 0].T)] = True
-    return out
 
 
 def _on_wall(lesion: np.ndarray, roi: Roi, k: int, step: int) -> bool:
@@ -109,7 +96,7 @@ def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.nda
         disc = d2 <= radius**2
         if radius > MAX_RADIUS_MM or (les & disc).sum() < HOLD_SHARE * les.sum():
             continue  # not a round outline (a flat or lobulated lesion)
-        pleura = _hull((~free[k] | les) & (d2 <= (WINDOW * radius) ** 2))
+        pleura = filled_hull((~free[k] | les) & (d2 <= (WINDOW * radius) ** 2))
         both = les | (disc & cut_off[k] & pleura)
         labels = cc3d.connected_components(both, connectivity=8)
         ids = np.unique(labels[les])

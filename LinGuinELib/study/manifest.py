@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..geometry import inside_image, ras_to_lps
 from ..prompt.masks import MAX_PROMPT_SPREAD_MM, points_spread_mm
 from ..textio import read_json
+from .duplicates import check_distinct_files
 from .images import dicom_series_files, read_geometry, read_image
 from .model import Lesion, Scan, Study
 from .timepoints import parse_date, sort_scans
@@ -148,6 +149,7 @@ def validate_study(study: Study, where: str) -> Study:
         raise InputError(f"{where}: a study needs at least two scans, got {len(study.scans)}")
     _unique([s.id for s in study.scans], "scan", where)
     _unique([les.id for les in study.lesions], "lesion", where)
+    check_distinct_files(study, where)
     if not study.lesions:
         raise InputError(f"{where}: no lesions to track")
     for s in study.scans:

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..outputs.safety import check_out
+from .duplicates import check_distinct_voxels
 from .images import read_geometry, read_image
 from .integrity import check_complete
 from .model import Study
@@ -34,6 +35,14 @@ READ_THREADS = 2  # more only adds memory: each read briefly holds about twice i
 # A click whose surroundings are darker than this (HU) is in air or aerated lung, not on a lesion:
 # ground-glass nodules are about -300 to -700 HU, aerated lung about -850, air -1000.
 AIR_HU = -900.0
+# A chest CT in Hounsfield units holds air (-1000) and aerated lung (-900 to -700 HU), also when
+# cropped around a lung lesion. A scan with almost nothing darker than LUNG_MAX_HU (under
+# DARK_FRACTION of its voxels, so that a few ringing or padding voxels do not count) is MR, PET, or
+# CT whose stored values were read without their rescale (unsigned values whose intercept -1024
+# was dropped): every threshold of the method is in HU, so it would measure nonsense unflagged.
+LUNG_MAX_HU = -500.0
+DARK_FRACTION = 0.001
+DARK_SAMPLE_STEP = 7  # every 7th voxel estimates the fraction (millions of voxels: exact enough)
 
 
 def study_inputs(study: Study) -> list[Path]:
@@ -58,20 +67,23 @@ def output_bytes(study: Study) -> int:
 
 def load_pixels(study: Study, scan_ids: set[str] | None = None) -> None:
     """Read these scans (default: all) in full, kept on the scan for the engine; refuse empty ones.
+    Scans already in memory (DICOM series, read whole to know their grid) are checked too.
 
     Two files at a time: decompression is most of a read and SimpleITK releases the GIL.
     """
-    chosen = [scan for scan in study.scans if scan_ids is None or scan.id in scan_ids]
+    chosen = [scan for scan in study.scans if scan_ids is None or scan.id in scan_ids or scan.image is not None]
     unread = [scan for scan in chosen if scan.image is None]
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="linguine-read") as pool:
         for scan, image in zip(unread, pool.map(lambda s: read_image(s.path), unread)):
             scan.image = image
     for scan in chosen:
         check_pixels(scan.id, scan.path, scan.image)
+        check_distinct_voxels(study, scan, scan.image)
 
 
 def check_pixels(scan_id: str, path: Path | None, image: sitk.Image) -> None:
-    """Refuse a scan with no finite voxel or one value everywhere; warn about NaN/inf voxels."""
+    """Refuse a scan with no finite voxel, one value everywhere, or values that are not CT in HU
+    (no air or lung: ``LUNG_MAX_HU``); warn about NaN/inf voxels."""
     arr = sitk.GetArrayViewFromImage(image)
     finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
     values = arr[finite] if finite is not None else arr
@@ -80,6 +92,11 @@ def check_pixels(scan_id: str, path: Path | None, image: sitk.Image) -> None:
     lo, hi = values.min(), values.max()
     if lo == hi:
         raise InputError(f"scan '{scan_id}' ({path}): every voxel is {lo:g}; an empty image, not a CT")
+    sample = values.reshape(-1)[::DARK_SAMPLE_STEP]
+    if lo > LUNG_MAX_HU or np.count_nonzero(sample <= LUNG_MAX_HU) < DARK_FRACTION * sample.size:
+        raise InputError(f"scan '{scan_id}' ({path}): values {lo:g} to {hi:g} with no air or lung (below "
+                         f"{LUNG_MAX_HU:g}): not a CT in Hounsfield units (MR or PET, or CT values read "
+                         "without their rescale slope/intercept); give the CT in HU")
     if finite is not None and not finite.all():
         log.warning("scan %s: %.1f%% of its voxels are not finite (NaN/inf)", scan_id, 100.0 * (1 - finite.mean()))
 

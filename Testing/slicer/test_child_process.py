@@ -222,3 +222,25 @@ def test_segments_as_prompts_travel_to_the_child_as_masks(ball_study, tmp_path, 
     rows_here, rows_there = table_rows(here.tableNode), table_rows(there.tableNode)
     assert [r["status"] for r in rows_there] == ["prompt", "found", "found"] * 2
     assert rows_there == rows_here
+
+
+@pytest.mark.parametrize("case", ["mr_values", "same_voxels"])
+def test_a_volume_that_is_no_ct_or_given_twice_is_refused_in_the_child(ball_study, tmp_path, case):
+    """The panel's child checks each scan as the CLI does (it tracked an MR or a duplicate as CT before)."""
+    from LinGuinELogic import LinGuinELogic, TrackingFailed
+    from vtk.util import numpy_support
+
+    scalars = [numpy_support.vtk_to_numpy(v.GetImageData().GetPointData().GetScalars()) for v in ball_study.volumes]
+    scalars[2][:] = scalars[2] * 2 + 2000 if case == "mr_values" else scalars[1]
+    ball_study.volumes[2].GetImageData().Modified()
+    before = _scene_counts(ball_study.scene)
+    logic = LinGuinELogic(ball_study.scene)
+    config = TrackingConfig(registration="slicer-test-known-shift", segmentation="slicer-test-bright")
+    prepared = logic.prepare(ball_study.volumes, ball_study.points)
+    job = logic.startTracking(prepared, config, _environment(tmp_path), PLUGINS)
+    _wait(job)
+    assert job.process.returncode == 2, job.log_tail()
+    why = "not a CT in Hounsfield units" if case == "mr_values" else "identical voxels"
+    with pytest.raises(TrackingFailed, match=why):
+        logic.finishTracking(job)
+    assert _scene_counts(ball_study.scene) == before
