@@ -203,3 +203,42 @@ def test_a_small_piece_kept_at_the_lesions_place_is_flagged_a_remnant_but_a_mode
         assert (finding is not None and finding.reason is Reason.SMALL_REMNANT) == flagged, (radius, match)
     # a rejected candidate is not also a remnant (it is not reported)
     assert remnant({"plausible": 0.0, "candidate_coverage": 0.05}) is None
+
+
+def test_a_short_piece_of_the_vessel_at_a_gone_nodules_rim_is_rejected_a_deep_shrunk_remnant_is_kept():
+    """What is left of a lesion lies inside its old outline; a piece of the vessel that ran along its
+    side lies on that outline, even when it is as compact and as dense as a deep remnant."""
+    from LinGuinELib.quality import Reason
+    from LinGuinELib.quality.match import remnant
+
+    base = _lung()
+    tube = _tube_x(base.shape, (20, 44), 2.0, 0, 80)  # a 4 mm vessel along the nodule's side, 4 mm off centre
+    nodule = _ball(base.shape, CENTRE_ZYX, 4.5)
+    prompt = base.copy()
+    prompt[tube] = 40
+    prompt[nodule] = 30
+    gone = base.copy()
+    gone[tube] = 40
+    piece = tube & _ball(base.shape, (20, 44, 45), 2.5)  # the segmenter's cut: 5 mm of it, round ends
+    match, unlike = _judge(prompt, nodule, gone, piece)
+    assert not unlike and match["candidate_inside"] == 1.0 and match["candidate_coverage"] < 0.25, (match, unlike)
+    assert match["plausible"] == 0.0 and match["candidate_misfit_mm"] > 1.0, match
+    # rejected only for where it lies: a remnant carried a millimetre or two by the registration would
+    # lie there too, so the disappearance stays one to confirm even where the place is empty
+    from LinGuinELib.quality.absence import settle_absence
+    from LinGuinELib.quality.reasons import Finding
+
+    assert match["candidate_off"] == 1.0
+    rejected = [Finding(Reason.CANDIDATE_REJECTED, "a piece")]
+    confident = {"absence_context_ncc": 0.9, "absence_empty": 0.95, "registration_confidence": 0.9}
+    assert settle_absence(rejected, {**confident, **match}) == rejected
+    assert settle_absence(rejected, {**confident, "candidate_off": 0.0}) == []
+    # the nodule still there at 0.05 of its volume (1.7 mm radius, 3.4 mm across), its centre mapped
+    # up to 2 mm off: kept, and flagged as a small remnant for the user
+    for offset in ((0, 0, 0), (0, 1, 0), (1, 0, 0), (0, -2, 0)):
+        small = _ball(base.shape, tuple(c + o for c, o in zip(CENTRE_ZYX, offset)), 1.7)
+        later = gone.copy()
+        later[small] = 30
+        match, unlike = _judge(prompt, nodule, later, small)
+        assert match["plausible"] == 1.0 and match["candidate_misfit_mm"] < 0.0, (offset, match, unlike)
+        assert remnant(match).reason is Reason.SMALL_REMNANT

@@ -16,7 +16,9 @@ Two measurements that do not depend on the lesion being there can:
 
 Both high: a confident disappearance, the row is not flagged (a rejected candidate and a low but
 non-zero registration confidence stay in the result's signals and the log, not among its review
-reasons; a confidence of 0, nothing vouching for the point, stays a reason).
+reasons; a confidence of 0, nothing vouching for the point, stays a reason; so does a candidate
+rejected only for lying off the lesion's place, ``candidate_off`` in ``quality.match``: a remnant
+carried a millimetre or two by the registration would lie there too, and leave the place as empty).
 Either low (or not measurable): a doubtful one, flagged ``absence_unconfirmed`` with the numbers
 beside the other reasons, and the user confirms by eye.
 """
@@ -77,7 +79,8 @@ def settle_absence(findings: list[Finding], signals: dict[str, float]) -> list[F
     confident, else with ``absence_unconfirmed`` and the measurements added."""
     if confident_absence(signals):
         vouched = signals.get("registration_confidence", math.nan) > 0  # 0: nothing vouches, still a doubt
-        return [f for f in findings if f.reason is not Reason.CANDIDATE_REJECTED
+        off = signals.get("candidate_off", 0.0) > 0  # rejected for where it lies only: still a doubt
+        return [f for f in findings if (f.reason is not Reason.CANDIDATE_REJECTED or off)
                 and (f.reason is not Reason.LOW_REGISTRATION_CONFIDENCE or not vouched)]
     note = (f"surroundings correlate {signals.get('absence_context_ncc', math.nan):.2f} with the prompt scan's "
             f"(from {MIN_CONTEXT_NCC}), its place {100 * signals.get('absence_empty', math.nan):.0f}% aerated "

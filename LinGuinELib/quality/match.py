@@ -9,7 +9,16 @@ the *expected region*, and the same mask widened by the radius it could have gai
 
 Three pieces of evidence, each of which a real lesion can show on its own, count against a
 candidate:
-- *away*: much of it lies where the lesion cannot be (a structure passing by, or a leak);
+- *away*: much of it lies where the lesion cannot be (a structure passing by, or a leak); or, for
+  one that covers little of the lesion's place, it lies *off* that place: a lesion that shrank is
+  still inside its old outline, so a copy of the lesion shrunk about its centre to the candidate's
+  volume, put at the candidate's centroid, fits there. ``candidate_misfit_mm`` is how far it
+  would reach out (the old outline's signed distance at the centroid plus the shrunk copy's depth
+  at its centre); beyond the grid's largest voxel size (what a small segment's centroid is known
+  to) it is *off*. A piece of the vessel that ran along the lesion's side sits at its old rim and
+  reaches 1.6-1.8 mm out on 1.25 mm slices; lesions still there, shrunk to 0.05-0.9 of their
+  volume, 0.75 mm at most (dev seeds; registration error included). The margin is about a
+  millimetre, within a registration's error, so such a rejection stays flagged (``absence``);
 - *little*: it covers little of the expected region (the lesion has gone, or shrank a lot);
 - *unlike*: it does not look like the lesion did on the prompt scan: an image finding (not
   compact, a thin part, a weak edge, an open outline, outside the lung) the prompt's segment did
@@ -30,9 +39,10 @@ lesion is, by definition: on the development studies every present lesion kept a
 its prompt's contrast, the slabs kept where a wall nodule or a dome nodule had gone 0.02 or less).
 
 A candidate kept on *little* alone is still flagged ``small_remnant``: a lesion that has gone
-leaves a piece of the vessel that ran beside it, compact and as dense, covering a few tenths of
-its place; a lesion that shrank to under a quarter of its volume covers as little. The image
-cannot tell the two apart, so the user does.
+leaves a piece of the vessel or fissure that ran through its place, compact and as dense,
+covering a few hundredths to tenths of it; a lesion that shrank to under a quarter of its volume
+covers as little, and one attached to a vessel shrinks to a bulge no thicker than the vessel. Where
+the piece lies inside the old outline the image cannot tell the two apart, so the user does.
 """
 
 from __future__ import annotations
@@ -117,6 +127,7 @@ class LesionReference:
     centre_lps: np.ndarray
     radius_mm: float  # of the sphere of the lesion's volume
     extent_mm: float  # farthest lesion voxel from the centre
+    depth_mm: float  # of its centre below its outline
 
     @classmethod
     def from_prompt(cls, image: sitk.Image, mask: MaskCrop, centre_lps: np.ndarray,
@@ -133,7 +144,9 @@ class LesionReference:
             ndimage.distance_transform_edt(sub, sampling=spacing)
         centre_lps = np.asarray(centre_lps, float)
         far = np.sqrt(((index_zyx_to_physical(image, mask.nonzero_zyx()) - centre_lps) ** 2).sum(1)).max()
-        return cls(sdf.astype(np.float32), lo, image, centre_lps, radius, float(far))
+        ref = cls(sdf.astype(np.float32), lo, image, centre_lps, radius, float(far), 0.0)
+        ref.depth_mm = max(0.0, -float(ref.distance_at(centre_lps[None])[0]))
+        return ref
 
     def distance_at(self, points_lps: np.ndarray) -> np.ndarray:
         """Signed distance (mm) to the prompt lesion's outline at points of the prompt scan."""
@@ -165,8 +178,8 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
     gain = min(max_growth(days) ** (1 / 3) - 1, MAX_RADIUS_GAIN)
     reach = reference.radius_mm * gain + REGISTRATION_ALLOWANCE_MM
     shift = reference.centre_lps - np.asarray(mapped_lps, float)
-    cand = mask.nonzero_zyx()
-    inside = float(np.mean(reference.distance_at(index_zyx_to_physical(image, cand) + shift) <= reach))
+    points = index_zyx_to_physical(image, mask.nonzero_zyx()) + shift  # carried to the prompt scan
+    inside = float(np.mean(reference.distance_at(points) <= reach))
     # the expected region on this scan's grid: voxels of a box around it with distance <= 0
     grid, back = reference.place_grid(image, mapped_lps, 2 * max(image.GetSpacing()))
     expected = reference.distance_at(back) <= 0
@@ -178,8 +191,22 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
         coverage = float(hits.mean())
     else:
         coverage = 1.0  # a lesion smaller than a voxel here: nothing to compare
+    misfit = misfit_mm(reference, points, mask.voxel_count * voxel_volume_ml(image))
+    off = coverage < MIN_COVERAGE and misfit > max(image.GetSpacing())
+    alone = any(a in unlike for a in ALONE)
+    rejected = rejects(inside, coverage, len(unlike), alone, off)
     return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
-            "plausible": float(not rejects(inside, coverage, len(unlike), any(a in unlike for a in ALONE)))}
+            "candidate_misfit_mm": misfit, "plausible": float(not rejected),
+            # rejected only for lying off the place: a remnant carried a few mm by a registration error would too
+            "candidate_off": float(rejected and not rejects(inside, coverage, len(unlike), alone))}
+
+
+def misfit_mm(reference: LesionReference, points_lps: np.ndarray, volume_ml: float) -> float:
+    """How far (mm) a copy of the prompt's lesion shrunk about its centre to ``volume_ml`` (never
+    grown), centred at the candidate's centroid (``points_lps``, carried to the prompt scan), would
+    reach out of the lesion's old outline: <= 0 where what is left of a lesion can be."""
+    scale = min(1.0, equivalent_radius_mm(volume_ml) / reference.radius_mm) if reference.radius_mm > 0 else 1.0
+    return float(reference.distance_at(points_lps.mean(axis=0)[None])[0]) + scale * reference.depth_mm
 
 
 def remnant(match: dict[str, float]) -> Finding | None:
@@ -192,11 +219,12 @@ def remnant(match: dict[str, float]) -> Finding | None:
     return None
 
 
-def rejects(inside: float, coverage: float, unlike: int, alone: bool = False) -> bool:
+def rejects(inside: float, coverage: float, unlike: int, alone: bool = False, off: bool = False) -> bool:
     """The decision of ``candidate_match`` from its evidence (see the module docstring); ``alone``:
-    the candidate looks unlike the lesion in a way that rejects it by itself (``ALONE``)."""
+    the candidate looks unlike the lesion in a way that rejects it by itself (``ALONE``); ``off``:
+    a candidate covering little of the lesion's place lies off where what is left of it can be."""
     if alone:
         return True
     if coverage >= OCCUPIED:
         return False
-    return int(inside < MIN_INSIDE) + int(coverage < MIN_COVERAGE) + int(unlike > 0) >= 2
+    return int(inside < MIN_INSIDE or off) + int(coverage < MIN_COVERAGE) + int(unlike > 0) >= 2
