@@ -16,7 +16,7 @@ candidate:
   would reach out (the old outline's signed distance at the centroid plus the shrunk copy's depth
   at its centre); beyond the grid's largest voxel size (what a small segment's centroid is known
   to) it is *off*. A piece of the vessel that ran along the lesion's side sits at its old rim
-  (1.8 mm out on 1.25 mm slices); 37 lesions still there at 0.05-0.17 of their volume, covering
+  (1.8 mm out on 1.25 mm slices); 35 lesions still there at 0.05-0.17 of their volume, covering
   little of their place, read -6.3 to -0.3 mm (deep-response studies, registration error
   included). Pieces of a vessel or fissure running *through* the place read -6.6 to +1.0 mm: no
   position tells them from a remnant. The margin is within a registration's error, so a rejection
