@@ -15,10 +15,12 @@ candidate:
   volume, put at the candidate's centroid, fits there. ``candidate_misfit_mm`` is how far it
   would reach out (the old outline's signed distance at the centroid plus the shrunk copy's depth
   at its centre); beyond the grid's largest voxel size (what a small segment's centroid is known
-  to) it is *off*. A piece of the vessel that ran along the lesion's side sits at its old rim and
-  reaches 1.6-1.8 mm out on 1.25 mm slices; lesions still there, shrunk to 0.05-0.9 of their
-  volume, 0.75 mm at most (dev seeds; registration error included). The margin is about a
-  millimetre, within a registration's error, so such a rejection stays flagged (``absence``);
+  to) it is *off*. A piece of the vessel that ran along the lesion's side sits at its old rim
+  (1.8 mm out on 1.25 mm slices); 35 lesions still there at 0.05-0.17 of their volume, covering
+  little of their place, read -6.3 to -0.3 mm (deep-response studies, registration error
+  included). Pieces of a vessel or fissure running *through* the place read -6.6 to +1.0 mm: no
+  position tells them from a remnant. The margin is within a registration's error, so a rejection
+  for lying off stays flagged (``absence``);
 - *little*: it covers little of the expected region (the lesion has gone, or shrank a lot);
 - *unlike*: it does not look like the lesion did on the prompt scan: an image finding (not
   compact, a thin part, a weak edge, an open outline, outside the lung) the prompt's segment did
