@@ -325,7 +325,9 @@ class _Run:
                 result.findings.append(Finding(Reason.CANDIDATE_REJECTED, (
                     f"{100 * match['candidate_inside']:.0f}% of it where the lesion can be, "
                     f"{100 * match['candidate_coverage']:.0f}% of the lesion's place covered"
-                    + (f", unlike the lesion: {', '.join(unlike)}" if unlike else ""))))
+                    + (f", unlike the lesion: {', '.join(unlike)}" if unlike else "")
+                    + (f", off its place: the lesion shrunk to its size would reach {match['candidate_misfit_mm']:.1f} "
+                       "mm out of it" if match.get("candidate_off") else ""))))
             result.signals.update(match)
             if result.status == "not_found" and prompt is not None and self.lesion_refs.get(lesion.id) is not None:
                 with self.timed("quality"):  # a confident disappearance, or one to confirm (quality.absence)
