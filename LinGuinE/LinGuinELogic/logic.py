@@ -322,7 +322,8 @@ class LinGuinELogic(_LogicBase):
         (``dicom``: None = when possible, True = required, False = never; see dicom_export)."""
         import slicer
 
-        from LinGuinELib.outputs.safety import check_out, reseal, unique_names
+        from LinGuinELib.outputs.names import unique_names
+        from LinGuinELib.outputs.safety import check_out, reseal
         from LinGuinELib.outputs.writer import write_outputs
 
         from .dicom_export import import_into_database, prepare_dicom
