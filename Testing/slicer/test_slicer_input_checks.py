@@ -26,10 +26,13 @@ def _counts(scene) -> dict:
     return {c: scene.GetNumberOfNodesByClass(c) for c in classes} | {"all": scene.GetNumberOfNodes()}
 
 
+def _voxels_of(image) -> np.ndarray:
+    """The image data's scalars, (k, j, i), writable in place."""
+    return numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(image.GetDimensions()[::-1])
+
+
 def _voxels(node) -> np.ndarray:
-    """The volume's scalars, (k, j, i), writable in place."""
-    dims = node.GetImageData().GetDimensions()
-    return numpy_support.vtk_to_numpy(node.GetImageData().GetPointData().GetScalars()).reshape(dims[::-1])
+    return _voxels_of(node.GetImageData())
 
 
 def _stored_flipped_as_float(scene, node, name: str):
@@ -51,10 +54,6 @@ def _stored_flipped_as_float(scene, node, name: str):
     _voxels_of(image)[:] = _voxels(node)[:, :, ::-1]
     copy.SetAndObserveImageData(image)
     return copy
-
-
-def _voxels_of(image) -> np.ndarray:
-    return numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(image.GetDimensions()[::-1])
 
 
 def _refused(study, volumes, *words) -> None:
