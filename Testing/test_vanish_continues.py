@@ -72,9 +72,27 @@ def test_a_wall_nodule_that_shrank_keeps_its_wall_contact_and_is_kept():
     assert CONTINUES not in unlike and match["plausible"] == 1.0, (match, unlike)
 
 
+def test_a_piece_of_a_vessel_where_a_wall_tumour_was_is_rejected_the_wall_contact_does_not_count():
+    base = _lung()
+    xx = np.indices(base.shape)[2]
+    wall = xx >= 54
+    tumour = _ball(base.shape, CENTRE_ZYX, 11) & ~wall  # leans on the chest wall over a 9 mm-radius disc
+    tube = _tube_x(base.shape, CENTRE_ZYX[:2], 2.0, 0, 54)  # a vessel it had swallowed, running to the wall
+    prompt = base.copy()
+    prompt[wall] = 40
+    prompt[tube] = 40
+    prompt[tumour] = 30
+    gone = base.copy()
+    gone[wall] = 40
+    gone[tube] = 40
+    piece = tube & _ball(base.shape, CENTRE_ZYX, 3)
+    match, unlike = _judge(prompt, tumour, gone, piece)
+    assert unlike == [CONTINUES] and match["plausible"] == 0.0, (match, unlike)
+
+
 def test_continues_needs_both_measurements():
-    assert continues({"open_boundary": 0.3}, {"open_boundary": 0.05})
-    assert not continues({"open_boundary": 0.12}, {"open_boundary": 0.05})  # not a tenth more
-    assert not continues({"open_boundary": 0.45}, {"open_boundary": 0.25})  # not twice (a wall's contact)
-    assert not continues({"open_boundary": 0.3}, {"open_boundary": math.nan})
-    assert not continues({}, {"open_boundary": 0.0})
+    assert continues({"open_in_lung": 0.3}, {"open_in_lung": 0.05})
+    assert not continues({"open_in_lung": 0.12}, {"open_in_lung": 0.05})  # not a tenth more
+    assert not continues({"open_in_lung": 0.45}, {"open_in_lung": 0.25})  # not twice
+    assert not continues({"open_in_lung": 0.3}, {"open_in_lung": math.nan})  # no lung round the prompt
+    assert not continues({"open_boundary": 0.3}, {"open_in_lung": 0.0})

@@ -12,7 +12,9 @@ Measured from the image around the mask (learned segmenters report nothing about
   widest ball inside against the radius of the sphere of the same volume (1 for a ball, ~0.7 for
   a 3:1 ellipsoid, ~0.35 for a vessel tree or a sheet of diaphragm);
 - open boundary: the share of that ring denser than half-way from lung to lesion (the outline
-  cuts through tissue like the lesion's: an attached wall or vessel, or a leak);
+  cuts through tissue like the lesion's: an attached wall or vessel, or a leak); the same share
+  counted where the ring lies in the lung envelope (``open_in_lung``: a vessel or fissure the
+  segment runs on into, not the wall it leans on; ``quality.match`` compares it with the prompt's);
 - shape change: much flatter or longer than the same lesion's segment on the prompt scan;
 - scan edge, distance from the propagated point, the registration's own confidence, and the
   segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
@@ -74,8 +76,10 @@ def _grown(crop: MaskCrop, margin_vox: np.ndarray) -> tuple[tuple[slice, ...], n
     return box, sub
 
 
-def _outside_lung_fraction(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray, radius_mm: float) -> float:
-    """Share of the segment outside the closed lung next to it (``hu``, ``mask``: a crop)."""
+def _outside_lung(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray,
+                  radius_mm: float) -> tuple[float, np.ndarray | None]:
+    """Share of the segment outside the closed lung next to it (``hu``, ``mask``: a crop), and
+    that closed lung on the crop's grid (None where no lung touches the segment)."""
     ball = ENVELOPE_BALL_FACTOR * max(radius_mm, float(spacing.max()))
     step = np.maximum(1, np.floor(max(ball / ENVELOPE_GRID_DIVISOR, 1.0) / spacing)).astype(int)
     sl = tuple(slice(0, (n // k) * k) for n, k in zip(hu.shape, step))
@@ -92,13 +96,32 @@ def _outside_lung_fraction(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray
     near = ndimage.distance_transform_edt(~coarse_mask, sampling=cs) <= max(3.0, float(cs.max()) * 1.01)
     lung = components_touching(air, near & air)
     if not lung.any():
-        return 1.0
+        return 1.0, None
     pad = int(np.ceil(ball / cs.min())) + 1
     lung = np.pad(lung, pad, mode="edge")
     closed = ndimage.distance_transform_edt(~lung, sampling=cs) <= ball
     envelope = ndimage.distance_transform_edt(closed, sampling=cs) > ball - 1e-3
     envelope = envelope[pad:-pad, pad:-pad, pad:-pad] | lung[pad:-pad, pad:-pad, pad:-pad]
-    return float(1.0 - envelope[coarse_mask].mean())
+    fine = np.zeros(hu.shape, bool)  # the blocks' rest at the far edges of the crop stays outside
+    fine[sl] = envelope.repeat(step[0], 0).repeat(step[1], 1).repeat(step[2], 2)
+    return float(1.0 - envelope[coarse_mask].mean()), fine
+
+
+def _open_in_lung(hu: np.ndarray, mask: np.ndarray, envelope: np.ndarray | None, level: float,
+                  lung_level: float) -> float:
+    """``open_boundary`` counted on the part of the ring that lies in the lung (``envelope``):
+    tissue the outline runs on into there (a vessel, a fissure), not the wall or mediastinum a
+    lesion leans on. NaN when no part of the ring is lung or the segment is no denser than lung."""
+    if envelope is None or not level > lung_level:
+        return math.nan
+    ring = _ring(mask) & envelope
+    return float(np.mean(hu[ring] > 0.5 * (level + lung_level))) if ring.any() else math.nan
+
+
+def _ring(mask: np.ndarray) -> np.ndarray:
+    """The voxels two steps outside a mask (skipping the partial-volume voxel next to it)."""
+    d1 = ndimage.binary_dilation(mask)
+    return ndimage.binary_dilation(d1) & ~d1
 
 
 def _shape(mask: np.ndarray, spacing: np.ndarray) -> tuple[float, float]:
@@ -136,9 +159,7 @@ def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float, float,
     interior = ndimage.binary_erosion(mask)
     inside = hu[interior] if interior.sum() >= MIN_VOXELS else hu[mask]
     level_in = float(np.median(inside))
-    d1 = ndimage.binary_dilation(mask)
-    ring = ndimage.binary_dilation(d1) & ~d1  # skip the partial-volume voxel next to the mask
-    out = hu[ring]
+    out = hu[_ring(mask)]
     if out.size == 0:
         return math.nan, math.nan, math.nan, level_in, math.nan
     lung = out[out < level_in - 200.0]
@@ -190,11 +211,12 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     box, sub = _grown(mask, margin)
     hu = sitk.GetArrayViewFromImage(image)[box].astype(np.float32)
     contrast, open_fraction, noise, level, lung_level = _edge(hu, sub)
-    outside = _outside_lung_fraction(hu, sub, spacing, radius)
+    outside, envelope = _outside_lung(hu, sub, spacing, radius)
     thin, inscribed = _shape(mask.array, spacing)
     compact = inscribed / radius if radius > 0 else math.nan
     signals.update(edge_contrast_hu=contrast, open_boundary=open_fraction, outside_lung=outside, thin_part=thin,
                    compactness=compact, level_hu=level, lung_level_hu=lung_level,
+                   open_in_lung=_open_in_lung(hu, sub, envelope, level, lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),
                    elongation=elongation(mask.array, spacing))
     if outside > MAX_OUTSIDE_LUNG:

@@ -27,9 +27,9 @@ candidate:
   not have, a compactness clearly below the prompt's (beyond the grid's half-voxel
   quantisation of both); ``shape_changed`` among those findings is a segment drawn out along
   one axis (a piece of vessel) or flattened along one (a piece of pleura or fissure) where the
-  prompt's lesion was round; an outline open to the tissue around it over twice the share the
-  prompt's was, and a tenth more (``continues``), is a piece cut out of a vessel or a fissure that
-  goes on beyond it, where the lesion stood free of them.
+  prompt's lesion was round; an outline open to the tissue of the lung around it over twice the
+  share the prompt's was, and a tenth more (``continues``), is a piece cut out of a vessel or a
+  fissure that goes on beyond it, where the lesion stood free of them.
 Two of them reject it (the result becomes ``not_found``, flagged ``candidate_rejected``), unless
 it fills most of the lesion's place: then the lesion is there, perhaps leaking into a neighbour
 (kept; the flag looks at it). A lesion that shrank stays inside and keeps its look (kept, however
@@ -111,20 +111,23 @@ def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_fin
 
 
 def continues(signals: dict[str, float], prompt_signals: dict[str, float]) -> bool:
-    """Whether a segment's outline runs on into tissue (``open_boundary``, the share of the ring
-    round it denser than half-way from lung to it) over at least ``OPEN_FACTOR`` times the share
-    the prompt lesion's did and ``OPEN_GAIN`` more: a piece the segmenter cut out of a vessel or a
-    fissure, which goes on beyond both cut faces, where the lesion stood free of them.
+    """Whether a segment's outline runs on into tissue in the lung (``open_in_lung``: the share of
+    the ring round it, where that lies in the lung, denser than half-way from lung to it) over at
+    least ``OPEN_FACTOR`` times the share the prompt lesion's did and ``OPEN_GAIN`` more: a piece
+    the segmenter cut out of a vessel or a fissure, which goes on beyond its cut faces, where the
+    lesion stood free of them. The ring's part in the wall or mediastinum is left out: a lesion
+    leaning on them is open there on every scan, and a piece of vessel left where a large wall
+    tumour had gone lies in lung.
 
     A lesion that shrinks keeps what it touched. On the development studies (synthetic seeds 0-21,
-    the deep-response studies and two LIDC-derived ones, measured 2026-12-01), of 60 present lesions
-    covering under a quarter of their place, the 57 segmented right (Dice >= 0.5) were open at most
-    0.07 more than on the prompt scan where that lay free in the lung (prompt 0.00-0.15), and less
-    than twice as much where it lay on a wall or the mediastinum (prompt 0.17-0.54: the wall's
-    contact is a growing share of a shrinking lesion's outline); 14 of 18 pieces of a vessel or a
-    fissure left where a lesion had gone read 0.14-0.36 against 0.02-0.09 (the rest gained 0.04-0.07).
+    the deep-response studies and two LIDC-derived ones, measured 2026-12-01), of 60 present
+    lesions covering under a quarter of their place, the 57 segmented right (Dice >= 0.5) were
+    open in the lung at most 0.07 more than on the prompt scan where that was 0.00-0.10, and less
+    than twice as much where a large wall tumour's ring lay all in the closed lung (0.25-0.30);
+    17 of 24 pieces of a vessel, a fissure or lung tissue left where a lesion had gone read
+    0.14-0.36 against 0.02-0.09 (the rest gained 0.03-0.10 or lay beside a wall tumour's 0.25).
     """
-    now, was = signals.get("open_boundary", math.nan), prompt_signals.get("open_boundary", math.nan)
+    now, was = signals.get("open_in_lung", math.nan), prompt_signals.get("open_in_lung", math.nan)
     return bool(now >= OPEN_FACTOR * was and now >= was + OPEN_GAIN)
 
 
