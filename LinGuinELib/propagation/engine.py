@@ -192,9 +192,15 @@ class _Run:
         """Map the lesion's anchor on the pool (local refinement) ahead of the step that needs it."""
         key = (lesion.id, source, target)
         if key not in self.mapped:
-            self.mapped[key] = self.pool.submit(self._map, self.pair_future(source, target),
-                                                self.anchor(lesion, source), self.results[(lesion.id, source)].mask,
+            pair, point = self.pair_future(source, target), self.anchor(lesion, source)
+            self.pool.submit(self._warm, pair, point)  # beside ``_map``: the backend's part that can
+            self.mapped[key] = self.pool.submit(self._map, pair, point, self.results[(lesion.id, source)].mask,
                                                 self.image_future(source))
+
+    def _warm(self, pair: Future, point: np.ndarray) -> None:
+        mapper = pair.result()
+        with self.timed("registration"):
+            mapper.warm(point)
 
     def _map(self, pair: Future, point: np.ndarray, region: MaskCrop, source: Future) -> tuple[np.ndarray, float]:
         """The point in the target scan and the backend's confidence in it; ``region``: the
