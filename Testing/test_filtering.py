@@ -167,3 +167,23 @@ def test_coarse_opening_keeps_the_wall_and_drops_the_bump():
     opened = coarse_opening_mm(mask, 10.0, spacing)
     assert opened[:, 30:, :].all()  # the wall interior is kept
     assert not opened[bump & (yy < 22)].any()  # the bump's tip is not
+
+
+def test_components_touching_keeps_exactly_the_components_with_a_voxel_in_where():
+    """Three blobs; ``where`` reaches into one of them and into background: that blob alone, whole."""
+    from LinGuinELib.filtering import components_touching, labels_touching
+
+    mask = np.zeros((12, 12, 12), dtype=bool)
+    mask[1:4, 1:4, 1:4] = mask[6:9, 6:9, 6:9] = mask[1:3, 9:11, 1:3] = True
+    mask[4, 4, 4] = True  # joins the first blob diagonally: 26- but not 6-connected
+    where = np.zeros_like(mask)
+    where[7, 7, 7] = where[0, 11, 11] = True  # the middle blob, and background
+    expected = np.zeros_like(mask)
+    expected[6:9, 6:9, 6:9] = True
+    assert np.array_equal(components_touching(mask, where), expected)
+    where[4, 4, 4] = True
+    six = components_touching(mask, where, connectivity=6)
+    assert six[4, 4, 4] and not six[2, 2, 2] and np.array_equal(six & ~expected, where & mask & ~expected)
+    assert components_touching(mask, where)[2, 2, 2]
+    assert not components_touching(mask, np.zeros_like(mask)).any()
+    assert not labels_touching(np.zeros((3, 3), np.uint32), np.ones((3, 3), bool)).any()

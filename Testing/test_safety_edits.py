@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from safety_fixtures import TRACK, snapshot, write_study
 from test_safety_cli import assert_one_line, run
 
@@ -94,28 +95,16 @@ def test_markers_without_digests_keep_the_previous_behaviour(tmp_path, capsys):
     assert (out / "trajectory.csv").read_text(encoding="utf-8").startswith("lesion,")
 
 
-def test_evaluate_names_a_hand_edited_trajectory_line(tmp_path, capsys):
+@pytest.mark.parametrize("command", ["evaluate", "report"])
+def test_evaluate_and_report_name_a_hand_edited_trajectory_line(tmp_path, capsys, command):
+    """report used to warn, leave the study out and exit 0: a report that could not be made is not a success."""
     out = _batch(tmp_path, capsys)
     table = out / "P_A" / "trajectory.csv"
     lines = table.read_text(encoding="utf-8").count("\n")
     with table.open("a", encoding="utf-8") as fh:
         fh.write("# reviewed by Dr X\n")
     before = snapshot(tmp_path)
-    code, err = run(capsys, "evaluate", out)
-    assert code == 2, err
-    assert_one_line(err, "trajectory.csv", f"line {lines + 1}")
-    assert snapshot(tmp_path) == before
-
-
-def test_report_on_a_hand_edited_trajectory_fails_like_evaluate(tmp_path, capsys):
-    """It used to warn, leave the study out and exit 0: a report that could not be made is not a success."""
-    out = _batch(tmp_path, capsys)
-    table = out / "P_A" / "trajectory.csv"
-    lines = table.read_text(encoding="utf-8").count("\n")
-    with table.open("a", encoding="utf-8") as fh:
-        fh.write("# reviewed by Dr X\n")
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "report", out)
+    code, err = run(capsys, command, out)
     assert code == 2, err
     assert_one_line(err, "trajectory.csv", f"line {lines + 1}")
     assert snapshot(tmp_path) == before

@@ -135,6 +135,39 @@ def test_identical_voxels_in_two_files_are_refused(tmp_path, capsys, pair):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("pair", [(0, 2), (1, 2)])
+@pytest.mark.parametrize("how", ["float", "RAS", "ILP_float"])
+def test_the_same_scan_in_another_voxel_type_or_axis_order_is_refused(tmp_path, capsys, pair, how):
+    """A re-export of a scan (float voxels, stored in RAS order, axes permuted): other arrays, the same
+    values at the same places of the body. These were tracked as two timepoints before."""
+    a, b = pair
+    ct = scan_image(a, f"T{a}")
+    orient = how.split("_")[0]
+    copy = ct if orient == "float" else sitk.DICOMOrient(ct, orient)
+    copy = sitk.Cast(copy, sitk.sitkFloat32) if "float" in how else copy
+    for key in (fx.SHIFT_KEY, "id"):
+        copy.SetMetaData(key, ct.GetMetaData(key))
+    assert copy.GetPixelID() != ct.GetPixelID() or copy.GetDirection() != ct.GetDirection()  # not the same arrays
+    manifest = write_study(tmp_path / "S", images={b: copy})
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)
+    assert code == 2, err
+    assert_one_line(err, f"'T{a}'", f"'T{b}'", "identical voxels")
+    assert snapshot(tmp_path) == before
+
+
+def test_physical_view_puts_a_reoriented_copy_back_in_place():
+    from LinGuinELib.study.duplicates import physical_view
+
+    ct = scan_image(1, "T1")
+    arr = sitk.GetArrayViewFromImage(ct)
+    for orient in ("RAS", "ILP", "PIR", "LPS"):
+        copy = sitk.DICOMOrient(ct, orient)
+        view = physical_view(sitk.GetArrayViewFromImage(copy), copy.GetDirection())
+        assert np.array_equal(view, arr), orient
+        assert np.shares_memory(view, sitk.GetArrayViewFromImage(copy))  # a view, no copy
+
+
 def test_scans_that_differ_by_one_voxel_are_tracked(tmp_path, capsys):
     image = scan_image(1, "T1")
     image[3, 3, 3] = image[3, 3, 3] + 1

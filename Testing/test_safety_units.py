@@ -10,34 +10,34 @@ import SimpleITK as sitk
 import slicerio
 
 from LinGuinELib.errors import InputError
-from LinGuinELib.outputs import safety
+from LinGuinELib.outputs import names, safety, staging
 from LinGuinELib.outputs.nrrd_text import write_segmentation_file
-from LinGuinELib.outputs.safety import MARKER, recover_leftovers, safe_name, staged_output, unique_names
+from LinGuinELib.outputs.safety import MARKER
 
 
 @pytest.mark.parametrize("text", ["../../etc/passwd", "..", ".", "/abs/x", "a\\b", "a\x00b", "CON", "nul.txt",
                                   "x" * 400, "ü" * 300, " .hidden", "a:b*c?", ""])
 def test_safe_name_cannot_escape_and_stays_short(text):
-    name = safe_name(text)
+    name = names.safe_name(text)
     assert name and "/" not in name and "\\" not in name and "\x00" not in name
     assert not name.startswith(".") and name not in ("..", ".")
     assert name.split(".")[0].lower() not in ("con", "nul")
-    assert len(name.encode("utf-8")) <= safety.NAME_MAX_BYTES
+    assert len(name.encode("utf-8")) <= names.NAME_MAX_BYTES
 
 
 def test_safe_name_keeps_readable_names():
-    assert safe_name("Müller, Jürgen") == "Müller, Jürgen"
-    assert safe_name("week_12") == "week_12"
-    assert safe_name("P/001") == "P_001"
+    assert names.safe_name("Müller, Jürgen") == "Müller, Jürgen"
+    assert names.safe_name("week_12") == "week_12"
+    assert names.safe_name("P/001") == "P_001"
 
 
 def test_unique_names_are_deterministic_and_case_insensitive():
     ids = ["T1", "t1", "P/1", "P_1", "x" * 400, "x" * 401]
-    names = unique_names(ids)
-    assert names == unique_names(ids)
-    assert len({n.casefold() for n in names.values()}) == len(ids)
-    assert names["T1"] == "T1" and names["t1"].startswith("t1~")
-    assert unique_names(["t1"])["t1"] == "t1"  # the hash tag depends on the id alone
+    got = names.unique_names(ids)
+    assert got == names.unique_names(ids)
+    assert len({n.casefold() for n in got.values()}) == len(ids)
+    assert got["T1"] == "T1" and got["t1"].startswith("t1~")
+    assert names.unique_names(["t1"])["t1"] == "t1"  # the hash tag depends on the id alone
 
 
 def _output(folder, text):
@@ -49,11 +49,11 @@ def _output(folder, text):
 def test_swap_replaces_and_a_failure_keeps_the_old_output(tmp_path):
     out = tmp_path / "out"
     _output(out, "old")
-    with pytest.raises(RuntimeError), staged_output(out) as tmp:
+    with pytest.raises(RuntimeError), staging.staged_output(out) as tmp:
         (tmp / "run.json").write_text("half")
         raise RuntimeError("disk full")
     assert (out / "run.json").read_text() == "old"
-    with staged_output(out) as tmp:
+    with staging.staged_output(out) as tmp:
         (tmp / "run.json").write_text("new")
     assert (out / "run.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
@@ -63,7 +63,7 @@ def test_kill_between_the_two_renames_is_recovered(tmp_path, monkeypatch):
     """Without an atomic exchange, a kill after 'old aside' leaves only .out.old-*: the next run restores it."""
     out = tmp_path / "out"
     _output(out, "old")
-    monkeypatch.setattr(safety, "_rename_exchange", lambda a, b: False)
+    monkeypatch.setattr(staging, "_rename_exchange", lambda a, b: False)
     real_rename = os.rename
     calls = []
 
@@ -73,12 +73,12 @@ def test_kill_between_the_two_renames_is_recovered(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the process dies here
         return real_rename(src, dst)
 
-    monkeypatch.setattr(safety.os, "rename", killed_on_second)
-    with pytest.raises(KeyboardInterrupt), staged_output(out) as tmp:
+    monkeypatch.setattr(staging.os, "rename", killed_on_second)
+    with pytest.raises(KeyboardInterrupt), staging.staged_output(out) as tmp:
         (tmp / "run.json").write_text("new")
-    monkeypatch.setattr(safety.os, "rename", real_rename)
+    monkeypatch.setattr(staging.os, "rename", real_rename)
     assert not out.exists() and list(tmp_path.glob(".out.old-*"))
-    recover_leftovers(out)
+    staging.recover_leftovers(out)
     assert (out / "run.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -88,15 +88,15 @@ def test_atomic_exchange_is_used_on_linux(tmp_path):
     a.mkdir()
     b.mkdir()
     ia, ib = a.stat().st_ino, b.stat().st_ino
-    if not safety._rename_exchange(a, b):
+    if not staging._rename_exchange(a, b):
         pytest.skip("no renameat2 RENAME_EXCHANGE here")
     assert (a.stat().st_ino, b.stat().st_ino) == (ib, ia)
 
 
 def test_leftovers_in_use_by_a_live_run_are_kept(tmp_path):
     out = tmp_path / "out"
-    with staged_output(out) as tmp:
-        recover_leftovers(out)  # another run on the same OUT starts meanwhile
+    with staging.staged_output(out) as tmp:
+        staging.recover_leftovers(out)  # another run on the same OUT starts meanwhile
         assert tmp.exists()
         (tmp / "run.json").write_text("x")
     assert (out / "run.json").is_file()
@@ -145,7 +145,7 @@ def test_symlinked_out_keeps_its_link(tmp_path):
     link = tmp_path / "link"
     link.symlink_to(real)
     safety.check_out(link)
-    with staged_output(link) as tmp:
+    with staging.staged_output(link) as tmp:
         (tmp / "run.json").write_text("new")
     assert link.is_symlink() and (link / "run.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]

@@ -126,7 +126,11 @@ class LinGuinELogic(_LogicBase):
     def prepare(self, volumeNodes: list[Any], promptNode: Any, segmentIds: list[str] | None = None,
                 name: str = "LinGuinE", voxels: bool = False) -> PreparedRun:
         """Main thread: volumes -> scans (grids; in-memory LPS images only with ``voxels``, which the
-        engine needs in this process: a child process reads the volumes' own files), prompt node -> lesions."""
+        engine needs in this process: a child process reads the volumes' own files), prompt node -> lesions.
+
+        With ``voxels`` the scans are checked here as the CLI and the child process check the scans
+        they read (the library's ``load_pixels``): a volume that is not CT in Hounsfield units, or the
+        same image given twice (also in another voxel type or flipped), is an ``InputError``."""
         if promptNode is None:
             raise InputError("promptNode is None: place a point per lesion or pick a segmentation")
         if not volumeNodes:
@@ -143,6 +147,10 @@ class LinGuinELogic(_LogicBase):
         # The study id goes into tracking ids, file titles and run.json: a run id, never the
         # DICOM patient id or name (no personal data in exports).
         study = Study(f"{name}-{uuid.uuid4().hex[:8]}", scans, [p.lesion for p in prompts])
+        if voxels:
+            from LinGuinELib.study.preflight import load_pixels
+
+            load_pixels(study)  # every scan is in memory: nothing is read, each one is checked
         return PreparedRun(study, volumes, prompts, name)
 
     def startTracking(self, prepared: PreparedRun, config: TrackingConfig,
@@ -314,7 +322,8 @@ class LinGuinELogic(_LogicBase):
         (``dicom``: None = when possible, True = required, False = never; see dicom_export)."""
         import slicer
 
-        from LinGuinELib.outputs.safety import check_out, reseal, unique_names
+        from LinGuinELib.outputs.names import unique_names
+        from LinGuinELib.outputs.safety import check_out, reseal
         from LinGuinELib.outputs.writer import write_outputs
 
         from .dicom_export import import_into_database, prepare_dicom

@@ -24,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..outputs.safety import safe_name, unique_names
+from ..outputs.names import safe_name, unique_names
 from ..textio import read_json, write_text_atomic
 from .reference_format import records_to_manifests
 
@@ -44,7 +44,7 @@ class StudyJob:
 
     @property
     def folder_name(self) -> str:
-        """The study's output folder name under the batch output folder (``safety.safe_name``)."""
+        """The study's output folder name under the batch output folder (``names.safe_name``)."""
         return self.folder or safe_name(self.patient_id)
 
 

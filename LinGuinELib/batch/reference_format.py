@@ -31,7 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..outputs.safety import unique_names
+from ..outputs.names import unique_names
 from ..textio import read_json, write_text_atomic
 
 log = logging.getLogger(__name__)

@@ -136,6 +136,21 @@ def opening_mm(mask: np.ndarray, radius: float, spacing_zyx: np.ndarray) -> np.n
     return dilate_mm(erode_mm(mask, radius, spacing_zyx), radius, spacing_zyx) & mask
 
 
+def labels_touching(labels: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Bool mask of the labelled components (labels > 0, numbered 1..N as cc3d numbers them) that
+    have a voxel in ``where``: a lookup table over the labels, not a search per voxel."""
+    keep = np.zeros(int(labels.max(initial=0)) + 1, dtype=bool)
+    keep[labels[where]] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def components_touching(mask: np.ndarray, where: np.ndarray, connectivity: int = 26) -> np.ndarray:
+    """The connected components of ``mask`` (26- or 6-connected in 3D, 8 or 4 in 2D) that have a
+    voxel in ``where``."""
+    return labels_touching(cc3d.connected_components(mask, connectivity=connectivity), where)
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Add the background pockets that do not reach the array border (6-connected)."""
     labels = cc3d.connected_components(~mask, connectivity=6)

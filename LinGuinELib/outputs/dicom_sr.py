@@ -25,7 +25,7 @@ from .dicom_seg import (
     tracking_identifier,
     tracking_uid,
 )
-from .safety import unique_names
+from .names import unique_names
 
 log = logging.getLogger(__name__)
 

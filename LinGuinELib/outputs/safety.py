@@ -7,117 +7,39 @@ Policy (README, "Data safety"): LinGuinE never deletes or replaces anything it d
   output (a single-study output also lists every file it wrote: any other file protects it).
   Never a file, never a folder that holds an input (or is one), never inside an input folder
   (a DICOM series folder).
-- A single-study OUT is replaced whole, and only when the new one is complete: it is written
-  into a hidden sibling ``.OUT.partial-*`` and swapped in with one atomic exchange where the
-  filesystem has it (Linux ``renameat2``), else with two renames; at every instant the old or
-  the new OUT exists under its name, or a leftover ``.OUT.old-*`` is renamed back by the next
-  run. Leftovers of killed runs on the same OUT are removed by the next run (only folders that
-  carry LinGuinE's marker or are empty, and not locked by a live run).
-- File names derived from user text (scan, lesion, patient ids) come only from ``safe_name`` /
-  ``unique_names``: readable, no separators, no leading dots, no NUL or control characters,
-  length-capped, no reserved device names, unique within a run even on case-insensitive
-  filesystems. The original ids stay in the files' contents.
-
+- A single-study OUT is replaced whole, and only when the new one is complete
+  (``staging.staged_output``: an atomic swap; leftovers of killed runs are cleaned).
+- File names derived from user text (scan, lesion, patient ids) come only from
+  ``names.safe_name`` / ``names.unique_names``; the original ids stay in the files' contents.
 - A single-study OUT's marker records each file's size and hash: a file changed since (a
   segmentation corrected in Slicer, a note in the table) protects the OUT like a foreign file.
 - A single file is replaced only when it carries LinGuinE's signature (``check_replaceable``).
 
-Entry points: ``check_out`` (refuse a bad OUT before any work), ``staged_output`` (write a
+Entry points: ``check_out`` (refuse a bad OUT before any work), ``staging.staged_output`` (write a
 whole-folder output safely), ``claim_out`` (create/mark a folder written into in place, e.g. a
 batch OUT), ``check_replaceable`` (may this one file be replaced) with ``record_written``,
-``reseal`` (record files rewritten after the swap), ``safe_name`` and ``unique_names``.
+``reseal`` (record files rewritten after the swap), ``names.safe_name`` and ``names.unique_names``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import hashlib
 import json
-import logging
 import os
-import shutil
-import sys
-import tempfile
-import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from .. import __version__
 from ..errors import EnvironmentProblem, InputError
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; leftovers are then only cleaned when old
-    fcntl = None  # type: ignore[assignment]
-
-log = logging.getLogger(__name__)
-
 MARKER = ".linguine-output.json"
-NAME_MAX_BYTES = 100  # leaves room for suffixes and collision tags under the usual 255-byte limit
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
-_FORBIDDEN = set('/\\:*?"<>|')
 SIGNATURE_BYTES = 4096  # how much of an existing file is read to recognise it as LinGuinE's
-
-
-# ----------------------------------------------------------------------------- file names
-
-
-def safe_name(text: str, fallback: str = "unnamed") -> str:
-    """A readable file or folder name for a user id that cannot escape its folder.
-
-    Letters of any script are kept; separators, control characters and characters Windows
-    forbids become ``_``; leading/trailing dots and spaces are removed (no ``..``, no hidden
-    files); reserved device names get a ``_`` prefix; long names are cut (UTF-8 bytes) and
-    tagged with a hash of the full id so that two long ids stay distinct.
-    """
-    text = unicodedata.normalize("NFC", str(text))
-    chars = ["_" if (c in _FORBIDDEN or not c.isprintable() or c.isspace() and c != " ") else c
-             for c in text]
-    name = "".join(chars).strip(" .")
-    if not name:
-        name = fallback
-    if name.split(".")[0].lower() in _RESERVED:
-        name = "_" + name
-    raw = name.encode("utf-8")
-    if len(raw) > NAME_MAX_BYTES:
-        cut = raw[: NAME_MAX_BYTES - 9].decode("utf-8", "ignore").rstrip(" .")
-        name = f"{cut}~{_digest(text)}"
-    return name
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
-
-
-def unique_names(ids: Iterable[str]) -> dict[str, str]:
-    """``safe_name`` of each id, made unique ignoring case (macOS/Windows filesystems).
-
-    Deterministic: the first id (in the given order) keeps the plain name, later ones whose
-    name collides get ``~<hash of the id>`` appended, which does not depend on the other ids.
-    """
-    out: dict[str, str] = {}
-    taken: set[str] = set()
-    for i in ids:
-        if i in out:
-            continue
-        name = safe_name(i)
-        if name.casefold() in taken:
-            name = f"{name}~{_digest(i)}"
-        k = 2
-        while name.casefold() in taken:  # hash collision: practically never
-            name = f"{safe_name(i)}~{_digest(i)}-{k}"
-            k += 1
-        taken.add(name.casefold())
-        out[i] = name
-    return out
 
 
 # ----------------------------------------------------------------------------- OUT checks
 
 
-def _abs(path: Path) -> Path:
+def resolved(path: Path) -> Path:
     """Absolute path with symlinks of the existing part resolved (what the OS will touch): each
     ``..`` after a symlink goes up from the link's target, as the OS does (``os.path.abspath`` would
     drop the link and its ``..`` as text, naming another folder than the one written to)."""
@@ -173,9 +95,9 @@ def check_outside_inputs(out: Path, inputs: Iterable[Path], flag: str = "--out")
     """Refuse an output path (folder or file) that is or holds an input, or lies inside an input
     folder (a DICOM series, a folder of images, the dataset): the one rule for every command.
     Symlinks and other names of the same folder count as the folder. Writes nothing."""
-    target = _abs(out)
+    target = resolved(out)
     for item in inputs:
-        src = _abs(item)
+        src = resolved(item)
         if any(_same(p, target) for p in (src, *src.parents)):
             raise InputError(f"{flag} {out}: is or holds the input '{item}'; choose another place")
         if src.is_dir() and any(_same(p, src) for p in target.parents):
@@ -191,7 +113,7 @@ def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_
     """
     if str(out).strip() == "":
         raise InputError("--out is empty")
-    target = _abs(out)
+    target = resolved(out)
     if target.exists() and not target.is_dir():
         raise InputError(f"--out {out}: is an existing file, not a folder (LinGuinE does not replace files)")
     check_outside_inputs(out, inputs)
@@ -259,7 +181,7 @@ def reseal(folder: Path) -> None:
     """Record a track OUT's files as they are now, after a writer outside ``staged_output`` (Slicer's
     storage nodes) replaced some of them; only files the marker already lists are recorded."""
     marker = read_marker(folder) or {}
-    _write_marker(Path(folder), str(marker.get("kind", "track")), marker.get("files", []))
+    write_marker(Path(folder), str(marker.get("kind", "track")), marker.get("files", []))
 
 
 def check_replaceable(path: Path, signature: bytes | tuple[bytes, ...], what: str, flag: str = "") -> None:
@@ -300,7 +222,8 @@ def record_written(folder: Path, names: Iterable[str]) -> None:
     _write_doc(folder, {**marker, "digests": digests})
 
 
-def _write_marker(folder: Path, kind: str, files: Iterable[str] = ()) -> None:
+def write_marker(folder: Path, kind: str, files: Iterable[str] = ()) -> None:
+    """Mark ``folder`` as a LinGuinE output of ``kind`` listing ``files`` with their digests."""
     names = sorted(files)
     digests = {n: file_digest(folder / n) for n in names if (folder / n).is_file()}
     _write_doc(folder, {"kind": kind, "linguine": __version__, "files": names, "digests": digests})
@@ -310,12 +233,6 @@ def _write_doc(folder: Path, doc: dict) -> None:
     tmp = folder / (MARKER + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
     tmp.replace(folder / MARKER)
-
-
-def _mode_from_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o777 & ~mask
 
 
 def first_missing(path: Path) -> Path | None:
@@ -334,116 +251,5 @@ def claim_out(out: Path, kind: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     marker = read_marker(out)
     if marker is None:
-        _write_marker(out, kind)
+        write_marker(out, kind)
     return out
-
-
-# ----------------------------------------------------------------------------- swap and leftovers
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``folder`` so that other runs know it is in use."""
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _in_use(folder: Path) -> bool:
-    if fcntl is None:
-        return False
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def _ours(folder: Path) -> bool:
-    try:
-        return folder.is_dir() and not folder.is_symlink() and (
-            read_marker(folder) is not None or not any(folder.iterdir()))
-    except OSError:
-        return False
-
-
-def recover_leftovers(out: Path) -> None:
-    """Clean what killed runs left next to OUT; if OUT itself is missing, restore the old one."""
-    out = Path(out)
-    parent = out.parent
-    if not parent.is_dir():
-        return
-    leftovers = [p for pat in (f".{out.name}.old-*", f".{out.name}.partial-*")
-                 for p in parent.glob(pat) if _ours(p) and not _in_use(p)]
-    if not out.exists():
-        olds = sorted((p for p in leftovers if ".old-" in p.name), key=lambda p: p.stat().st_mtime)
-        if olds:
-            olds[-1].rename(out)
-            log.warning("restored %s from %s (a previous run was killed while replacing it)", out, olds[-1].name)
-            leftovers.remove(olds[-1])
-    for p in leftovers:
-        log.info("removing %s, left by an interrupted run", p)
-        shutil.rmtree(p, ignore_errors=True)
-
-
-def _rename_exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False when unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    rc = fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange)
-    return rc == 0
-
-
-def swap_in(new: Path, out: Path) -> None:
-    """Make the complete folder ``new`` appear as ``out``; the old ``out`` is then removed."""
-    if not out.exists():
-        os.rename(new, out)
-        return
-    if _rename_exchange(new, out):
-        shutil.rmtree(new, ignore_errors=True)  # ``new`` now names the old output
-        return
-    old = out.with_name(f".{out.name}.old-{new.name.rsplit('-', 1)[-1]}")
-    os.rename(out, old)
-    os.rename(new, out)  # killed between the renames: recover_leftovers renames ``old`` back
-    shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def staged_output(out: Path, kind: str = "track") -> Iterator[Path]:
-    """Yield a private folder to write a complete output into; it replaces OUT on success.
-
-    The caller must have checked OUT with ``check_out``. On any exception (Ctrl-C, SIGTERM,
-    disk full) the private folder is removed and OUT is left as it was.
-    """
-    out = _abs(out)  # a symlinked OUT: its target is replaced, the link kept
-    out.parent.mkdir(parents=True, exist_ok=True)
-    recover_leftovers(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        with _locked(tmp):
-            os.chmod(tmp, _mode_from_umask())
-            _write_marker(tmp, kind)
-            yield tmp
-            _write_marker(tmp, kind, [p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.name != MARKER])
-            swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -7,7 +7,7 @@ OUT/trajectory.png               volume over time
 OUT/dicom/<scan>.seg.dcm, .sr.dcm  with ``dicom=True``: DICOM SEG + TID 1500 report per DICOM scan
 OUT/run.json                     backends, settings, versions, timings, id -> file names
 Everything goes to a sibling temporary folder first, which replaces OUT only when complete
-(``safety.staged_output``); file names come from ``safety.unique_names`` (ids stay in contents).
+(``staging.staged_output``); file names come from ``names.unique_names`` (ids stay in contents).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from ..measures.trajectory import TRAJECTORY_COLUMNS, trajectory_rows
 from ..propagation.result import MaskCrop, TrackingResult
 from .colors import lesion_color
 from .gzipped import write_nifti_gz
+from .names import unique_names
 from .nrrd_text import write_segmentation_file
 from .plot import plot_trajectory
-from .safety import staged_output, unique_names
+from .staging import staged_output
 
 TRACKING_TAG = "LinGuinE.TrackingID"
 # gzip level of the image outputs: level 1 is several times faster than the default 9 and, on

@@ -25,11 +25,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import cc3d
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..filtering.components import components_touching
 from ..geometry import index_zyx_to_physical, voxel_volume_ml
 from ..propagation.result import MaskCrop
 from .growth import equivalent_radius_mm
@@ -90,9 +90,7 @@ def _outside_lung_fraction(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray
     cs = spacing * step
     air = coarse_hu < LUNG_HU
     near = ndimage.distance_transform_edt(~coarse_mask, sampling=cs) <= max(3.0, float(cs.max()) * 1.01)
-    labels = cc3d.connected_components(air, connectivity=26)
-    touching = np.unique(labels[near & air])
-    lung = np.isin(labels, touching[touching > 0])
+    lung = components_touching(air, near & air)
     if not lung.any():
         return 1.0
     pad = int(np.ceil(ball / cs.min())) + 1

@@ -13,10 +13,10 @@ there: the slice's lung and lesion near it, made convex, stop at the pleura on e
 
 from __future__ import annotations
 
-import cc3d
 import numpy as np
 from scipy import ndimage
 
+from ..filtering.components import components_touching
 from ..filtering.hull import filled_hull
 from .levels import AIR_LIKE_HU
 from .roi import Roi
@@ -98,8 +98,6 @@ def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.nda
             continue  # not a round outline (a flat or lobulated lesion)
         pleura = filled_hull((~free[k] | les) & (d2 <= (WINDOW * radius) ** 2))
         both = les | (disc & cut_off[k] & pleura)
-        labels = cc3d.connected_components(both, connectivity=8)
-        ids = np.unique(labels[les])
-        out[k] |= np.isin(labels, ids[ids > 0])
+        out[k] |= components_touching(both, les, connectivity=8)
     roi.allowed |= out  # what the lesion's shape gave back is lung envelope too
     return out

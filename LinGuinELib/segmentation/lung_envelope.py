@@ -14,7 +14,14 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
-from ..filtering.components import coarse_opening_mm, dilate_mm, edt_mm, opening_mm
+from ..filtering.components import (
+    coarse_opening_mm,
+    components_touching,
+    dilate_mm,
+    edt_mm,
+    labels_touching,
+    opening_mm,
+)
 from .levels import AIR_LIKE_HU
 from .roi import DIRECTIONS, SMOOTH_MM, Roi, distance_map
 
@@ -184,8 +191,7 @@ def _thick_parts(labels: np.ndarray, air: np.ndarray, radius: float, spacing: np
     take the lung's own narrow parts: the recess where a nodule meets the wall, lung squeezed
     between vessels and the wall beside a small nodule, the costophrenic angle's tip, and the
     closing then cut the nodule there."""
-    ids = np.unique(labels[opening_mm(air, radius, spacing)])
-    return np.where(np.isin(labels, ids[ids > 0]), labels, 0)
+    return np.where(labels_touching(labels, opening_mm(air, radius, spacing)), labels, 0)
 
 
 def _edge_offset(smooth: np.ndarray, closed: np.ndarray, near: np.ndarray, spacing: np.ndarray,
@@ -198,9 +204,7 @@ def _edge_offset(smooth: np.ndarray, closed: np.ndarray, near: np.ndarray, spaci
     if edge_hu <= AIR_LIKE_HU:
         return None
     layer = ~closed & (smooth < edge_hu)
-    labels = cc3d.connected_components(layer, connectivity=26)
-    touching = np.unique(labels[dilate_mm(closed, float(spacing.max()), spacing) & layer])
-    layer = np.isin(labels, touching[touching > 0])
+    layer = components_touching(layer, dilate_mm(closed, float(spacing.max()), spacing) & layer)
     # the wall's surface: tissue at the edge level that borders the layer
     surface = near & ~closed & (smooth >= edge_hu) & dilate_mm(layer, float(spacing.max()), spacing)
     if not surface.any():

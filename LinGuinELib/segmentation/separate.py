@@ -12,10 +12,17 @@ from __future__ import annotations
 
 import logging
 
-import cc3d
 import numpy as np
 
-from ..filtering.components import box_around, coarse_opening_mm, dilate_mm, edt_mm, erode_mm, fill_holes
+from ..filtering.components import (
+    box_around,
+    coarse_opening_mm,
+    components_touching,
+    dilate_mm,
+    edt_mm,
+    erode_mm,
+    fill_holes,
+)
 from .roi import Roi, component_near, ray_profiles
 
 log = logging.getLogger(__name__)
@@ -87,9 +94,7 @@ def _regrow(piece: np.ndarray, core: np.ndarray, ball: float, reach: float, sp: 
     if not vessel:
         return zone
     rest = piece & ~dilate_mm(core, ball + REGROW_SLACK * sp.min(), sp)
-    labels = cc3d.connected_components(rest, connectivity=26)
-    runs_on = np.unique(labels[rest & ~zone])
-    return zone & ~np.isin(labels, runs_on[runs_on > 0])
+    return zone & ~components_touching(rest, rest & ~zone)
 
 
 def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,

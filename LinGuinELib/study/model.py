@@ -57,9 +57,9 @@ class Study:
     source: Path | None = None  # manifest file or folder the study came from
     # Scans that preflight left for the engine to read: their voxels are checked when read.
     unchecked_scans: set[str] = field(default_factory=set)
-    # (size, voxel type) -> [(scan id, weak reference to its image)] of the scans read so far, so that
-    # the same image given twice is refused (``duplicates.check_distinct_voxels``).
-    seen_voxels: dict[tuple, list] = field(default_factory=dict)
+    # [(scan id, weak reference to its image)] of the scans read so far, so that the same image given
+    # twice is refused (``duplicates.check_distinct_voxels``).
+    seen_voxels: list[tuple] = field(default_factory=list)
 
     def scan(self, scan_id: str) -> Scan:
         for s in self.scans:

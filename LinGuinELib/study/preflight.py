@@ -84,17 +84,18 @@ def load_pixels(study: Study, scan_ids: set[str] | None = None) -> None:
 def check_pixels(scan_id: str, path: Path | None, image: sitk.Image) -> None:
     """Refuse a scan with no finite voxel, one value everywhere, or values that are not CT in HU
     (no air or lung: ``LUNG_MAX_HU``); warn about NaN/inf voxels."""
+    name = f"scan '{scan_id}'" + (f" ({path})" if path is not None else "")  # in memory (Slicer): no path
     arr = sitk.GetArrayViewFromImage(image)
     finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
     values = arr[finite] if finite is not None else arr
     if values.size == 0:
-        raise InputError(f"scan '{scan_id}' ({path}): no finite voxel")
+        raise InputError(f"{name}: no finite voxel")
     lo, hi = values.min(), values.max()
     if lo == hi:
-        raise InputError(f"scan '{scan_id}' ({path}): every voxel is {lo:g}; an empty image, not a CT")
+        raise InputError(f"{name}: every voxel is {lo:g}; an empty image, not a CT")
     sample = values.reshape(-1)[::max(1, values.size // DARK_SAMPLE)]
     if lo > LUNG_MAX_HU or np.count_nonzero(sample <= LUNG_MAX_HU) < DARK_FRACTION * sample.size:
-        raise InputError(f"scan '{scan_id}' ({path}): values {lo:g} to {hi:g} with no air or lung (below "
+        raise InputError(f"{name}: values {lo:g} to {hi:g} with no air or lung (below "
                          f"{LUNG_MAX_HU:g}): not a CT in Hounsfield units (MR or PET, or CT values read "
                          "without their rescale slope/intercept); give the CT in HU")
     if finite is not None and not finite.all():

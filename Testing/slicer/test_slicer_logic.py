@@ -403,6 +403,11 @@ def test_real_ct_geometry_and_prompt_through_slicer(lidc_dir, tmp_path):
     logic = LinGuinELogic(headless_scene())
     ct = logic.loadVolume(lidc_dir / "LIDC-IDRI-0001_ct.nii.gz", "ct0")
     ct_again = logic.loadVolume(lidc_dir / "LIDC-IDRI-0001_ct.nii.gz", "ct1")
+    # the same image twice is refused (another date must be another scan): one corner voxel differs
+    from vtk.util import numpy_support
+
+    numpy_support.vtk_to_numpy(ct_again.GetImageData().GetPointData().GetScalars())[0] += 1
+    ct_again.GetImageData().Modified()
     truth = sitk.ReadImage(str(lidc_dir / "LIDC-IDRI-0001_consensus2.nii.gz"))
     centre_lps = index_zyx_to_physical(truth, np.argwhere(sitk.GetArrayViewFromImage(truth) > 0).mean(axis=0))[0]
     points = logic.scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "nodule")
