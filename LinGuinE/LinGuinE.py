@@ -102,7 +102,6 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job = None
-        self._deviceProbe = None
         self._studyListStale = False
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_MS)
@@ -119,6 +118,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.layout.addWidget(qt.QLabel(TOO_OLD))
             return
         from LinGuinEGui.backend_panel import BackendPanel
+        from LinGuinEGui.device_panel import DevicePanel
         from LinGuinEGui.lesion_panel import LesionPanel
         from LinGuinEGui.study_panel import StudyPanel
 
@@ -130,6 +130,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.studyPanel = StudyPanel(self.ui, self.logic, self.updateGuiState)
         self.lesionPanel = LesionPanel(self.ui, lambda: self._parameterNode)
         self.backendPanel = BackendPanel(self.ui, self.logic, lambda: self._parameterNode)
+        self.devicePanel = DevicePanel(self.ui, lambda: self._parameterNode, self.backendPanel)
 
         self.ui.cancelButton.enabled = False
         self.ui.progressBar.hide()
@@ -145,8 +146,6 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.onNodeAddedOrRemoved)
 
         self.ui.pointsPromptRadioButton.toggled.connect(self.updateGuiState)
-        self.ui.deviceComboBox.currentTextChanged.connect(self.onDeviceChanged)
-        self.ui.installTorchButton.clicked.connect(self.onInstallTorch)
         self.ui.applyButton.clicked.connect(self.onApplyButton)
         self.ui.cancelButton.clicked.connect(self.onCancelButton)
         self.ui.remeasureButton.clicked.connect(self.onRemeasure)
@@ -154,11 +153,11 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportButton.clicked.connect(self.onExport)
         self.ui.resultTableView.clicked.connect(lambda index: self.showRow(index.row()))
 
-        self.fillDevices(["cpu"])
+        self.devicePanel.fill(["cpu"])
         self.backendPanel.fill()
         self.initializeParameterNode()
         self.studyPanel.refresh()
-        self.startDeviceProbe()
+        self.devicePanel.startProbe()
 
     def cleanup(self) -> None:
         """The widget goes away (Reload, application exit): no tracking process may outlive it."""
@@ -252,52 +251,6 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.resultTableView.setMRMLTableNode(self._parameterNode.tableNode)
         if not running and self.parent.isEntered:
             self._warmTimer.start()  # (re)started on every change: the worker follows the settled inputs
-
-    # --- settings --------------------------------------------------------------------------
-    def startDeviceProbe(self) -> None:
-        """cuda is offered only once torch, in a child process, has seen a GPU."""
-        from LinGuinELogic.process import DeviceProbe
-
-        try:
-            self._deviceProbe = DeviceProbe()
-        except (OSError, RuntimeError) as exc:
-            self.ui.deviceComboBox.toolTip = f"GPU check failed: {exc}"
-            return
-        self._checkDeviceProbe()
-
-    def _checkDeviceProbe(self) -> None:
-        devices = self._deviceProbe.devices() if self._deviceProbe is not None else ["cpu"]
-        if devices is None:
-            qt.QTimer.singleShot(500, self._checkDeviceProbe)
-            return
-        self.fillDevices(devices)
-
-    def fillDevices(self, devices) -> None:
-        combo = self.ui.deviceComboBox
-        combo.blockSignals(True)
-        combo.clear()
-        for device in devices:
-            combo.addItem(device)
-        wanted = self._parameterNode.device if self._parameterNode else "cpu"
-        combo.setCurrentText(wanted if wanted in devices else "cpu")
-        combo.blockSignals(False)
-        self.onDeviceChanged()
-
-    def onDeviceChanged(self, _text=None) -> None:
-        if self._parameterNode and self.ui.deviceComboBox.currentText:
-            self._parameterNode.device = self.ui.deviceComboBox.currentText
-            self.backendPanel.updateStatus()
-
-    def onInstallTorch(self) -> None:
-        from LinGuinELogic.dependencies import install_torch_with_extension
-
-        with slicer.util.tryWithErrorDisplay("Could not install PyTorch.", waitCursor=True):
-            if not install_torch_with_extension():
-                slicer.util.warningDisplay(
-                    "Install the 'PyTorch' extension from the Extensions Manager, restart Slicer, "
-                    "then press this button again.")
-        self.backendPanel.fill()
-        self.startDeviceProbe()
 
     # --- apply / progress / cancel ---------------------------------------------------------
     def trackingConfig(self):
