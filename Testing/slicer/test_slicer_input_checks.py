@@ -104,3 +104,33 @@ def test_the_checked_study_still_tracks_in_process(ball_study):
     output = LinGuinELogic(ball_study.scene).track(volumeNodes=ball_study.volumes, promptNode=ball_study.points,
                                                    **FAST)
     assert len(output.segmentationNodes) == 3
+
+
+@pytest.mark.parametrize("case", ["mr_values", "same_voxels_flipped"])
+def test_the_panels_study_worker_refuses_them_too(ball_study, tmp_path, case):
+    """Apply's path (the study worker kept open between runs): the run fails naming why, and the
+    scene stays as it was. The flipped float copy passed there before too (the child's check)."""
+    from LinGuinELogic import LinGuinELogic, TrackingFailed
+    from test_child_process import PLUGINS, _environment, _wait
+
+    from LinGuinELib.config import TrackingConfig
+
+    volumes = list(ball_study.volumes)
+    if case == "mr_values":
+        mr = _voxels(volumes[2])
+        mr[:] = mr * 2 + 2000
+        volumes[2].GetImageData().Modified()
+    else:
+        volumes[2] = _stored_flipped_as_float(ball_study.scene, volumes[1], "week_20")
+    before = _counts(ball_study.scene)
+    logic = LinGuinELogic(ball_study.scene)
+    prepared = logic.prepare(volumes, ball_study.points)
+    job = logic.startTracking(prepared, TrackingConfig(**FAST), _environment(tmp_path), PLUGINS, keepStudyOpen=True)
+    try:
+        _wait(job)
+        why = "not a CT in Hounsfield units" if case == "mr_values" else "identical voxels"
+        with pytest.raises(TrackingFailed, match=why):
+            logic.finishTracking(job)
+    finally:
+        logic.closeStudyWorker()
+    assert _counts(ball_study.scene) == before
