@@ -141,10 +141,12 @@ class StudySession:
 
     # Work
     def warm_pairs(self) -> list[tuple[str, str]]:
-        """The (source, target) pairs that ``start`` registers ahead of any lesion."""
+        """The (source, target) pairs that ``start`` registers ahead of any lesion, in the order
+        ``_Run.plan`` would need them (by depth, then target)."""
         ids = [s.id for s in self.study.scans]
         sources = ids if self.config.mode == "chain" else self.warm_from
         steps = [step for sid in sources for step in plan_steps(ids, sid, "", self.config.mode)]
+        steps.sort(key=lambda step: (step.depth, ids.index(step.to_scan)))
         return list(dict.fromkeys((step.from_scan, step.to_scan) for step in steps))
 
     def wait_warm(self, timeout: float | None = None) -> bool:

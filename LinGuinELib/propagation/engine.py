@@ -192,9 +192,15 @@ class _Run:
         """Map the lesion's anchor on the pool (local refinement) ahead of the step that needs it."""
         key = (lesion.id, source, target)
         if key not in self.mapped:
-            self.mapped[key] = self.pool.submit(self._map, self.pair_future(source, target),
-                                                self.anchor(lesion, source), self.results[(lesion.id, source)].mask,
+            pair, point = self.pair_future(source, target), self.anchor(lesion, source)
+            self.pool.submit(self._warm, pair, point)  # beside ``_map``: the backend's part that can
+            self.mapped[key] = self.pool.submit(self._map, pair, point, self.results[(lesion.id, source)].mask,
                                                 self.image_future(source))
+
+    def _warm(self, pair: Future, point: np.ndarray) -> None:
+        mapper = pair.result()
+        with self.timed("registration"):
+            mapper.warm(point)
 
     def _map(self, pair: Future, point: np.ndarray, region: MaskCrop, source: Future) -> tuple[np.ndarray, float]:
         """The point in the target scan and the backend's confidence in it; ``region``: the
@@ -351,8 +357,15 @@ class _Run:
 
     def warm(self, pairs: list[tuple[str, str]]) -> None:
         """Start reading these pairs' scans and registering them in the background."""
-        for source, target in pairs:
-            self.pair_future(source, target)
+        self.submit_pairs(pairs)
+
+    def submit_pairs(self, pairs: list[tuple[str, str]]) -> None:
+        """Every registration, each queued after the next pair's scans: no worker then waits for a
+        scan another one reads (one read at a time, ``_load``)."""
+        for k, pair in enumerate(pairs):
+            for scan_id in pair + (pairs[k + 1] if k + 1 < len(pairs) else ()):
+                self.image_future(scan_id)
+            self.pair_future(*pair)
 
     def execute(self, lesions: list[Lesion] | None = None) -> TrackingResult:
         """Track ``lesions`` (default: the study's) on every scan; earlier results are kept."""
@@ -364,10 +377,7 @@ class _Run:
         self.done = 0
         # the registrations this call waits for: each is a progress step, however fast it ends
         pending = {p for p in pairs if p not in self.mappers or not self.mappers[p].done()}
-        for k, pair in enumerate(pairs):  # submits every registration, each after the next pair's scans:
-            for scan_id in pair + (pairs[k + 1] if k + 1 < len(pairs) else ()):  # no worker then waits
-                self.image_future(scan_id)  # for a scan another one reads
-            self.pair_future(*pair)
+        self.submit_pairs(pairs)
         self.total = len(lesions) + len(steps) + len(pending)
         self.report("load", f"tracking {len(lesions)} lesion(s) over {len(self.study.scans)} scans",
                     advance=False)

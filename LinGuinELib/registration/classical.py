@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..registry import register_registration
 from .base import Registration
-from .classical_global import global_affine, lung_affine, lung_mask_of, pinned_threads, small_of
+from .classical_global import global_affine, lung_affine, lung_mask_of, pinned_threads, small_of, source_side
 from .classical_local import LocalRefinementMapper, source_lung_masks
 from .per_image import PerImage
 
@@ -116,7 +116,8 @@ class ClassicalRegistration(Registration):
         with pinned_threads(self.threads):
             small = memo.get(source, "small", lambda: small_of(source, spacing))
             prepared = small + memo.get(target, "small", lambda: small_of(target, spacing))
-            transform = global_affine(source, target, spacing, threads=self.threads, prepared=prepared)
+            side = memo.get(source, "source side", lambda: source_side(source, *small))
+            transform = global_affine(source, target, spacing, threads=self.threads, prepared=prepared, side=side)
             lungs = None
             if self.refine and self.lung_aware:
                 lungs = lung_affine(source, target, transform, spacing, self.threads, prepared,

@@ -112,11 +112,23 @@ def _shrink(image: sitk.Image, voxel_mm: float) -> sitk.Image:
     return sitk.BinShrink(image, factors) if max(factors) > 1 else image
 
 
+class _Entry:
+    """One cached refinement: (mapped point, confidence) once computed, and the lock it is computed under."""
+
+    __slots__ = ("lock", "value")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: tuple[np.ndarray, float] | None = None
+
+
 class LocalRefinementMapper(PointMapper):
     """Global affine, refined lazily around each asked point (see the module docstring).
 
-    Thread-safe: one lock guards the cache and the lazily computed lung mask; different mappers
-    share nothing mutable.
+    Thread-safe: each point (and each lesion left out) is refined under its own lock, so several
+    points of one pair refine at once on several threads (each refinement is deterministic, so the
+    answers do not depend on that); a second ask for a point waits for the first. Different
+    mappers share nothing mutable.
     """
 
     def __init__(self, source: sitk.Image, target: sitk.Image, global_transform: sitk.AffineTransform,
@@ -136,8 +148,9 @@ class LocalRefinementMapper(PointMapper):
         self.threads = threads
         self.lung_aware = lung_aware
         self.lung_transform = lung_transform  # start for lung points (lungs move more than the wall)
-        self._cache: dict[tuple[float, float, float], tuple[np.ndarray, float]] = {}
-        self._lock = threading.Lock()
+        self._cache: dict[tuple, _Entry] = {}
+        self._lock = threading.Lock()  # guards the cache's keys; each entry has its own lock
+        self._lungs_lock = threading.Lock()
         self._lungs: tuple[sitk.Image, sitk.Image] | None = None
         self._lung_source = lung_masks or (lambda wait: source_lung_masks(source))
 
@@ -147,11 +160,13 @@ class LocalRefinementMapper(PointMapper):
     def map_lesion(self, centre_lps: np.ndarray, lesion: sitk.Image | None = None) -> tuple[np.ndarray, float]:
         """The lesion's own estimate, or its surroundings' where the two part (see the module docstring)."""
         point = self._check(centre_lps)[0]
-        own = self._map_one(point)
         changing = Changing.of(lesion, point) if lesion is not None and self.refine else None
         if changing is None:
+            own = self._map_one(point)
             return own[0], float(own[1])
+        # the surroundings first: the lesion's own estimate may meanwhile run on another thread (``warm``)
         around = self._map_one(point, changing)
+        own = self._map_one(point)
         chosen, apart = choose(own, around, changing.radius_mm)
         if chosen is around:
             log.debug("lesion at %s: its own match is %.2f radii from its surroundings' (confidence %.2f, "
@@ -191,28 +206,36 @@ class LocalRefinementMapper(PointMapper):
     def _map_one(self, point: np.ndarray, changing: Changing | None = None) -> tuple[np.ndarray, float]:
         key = (tuple(round(float(v), 3) for v in point), None if changing is None else changing.key)
         with self._lock:
-            if key not in self._cache:
+            entry = self._cache.setdefault(key, _Entry())
+        with entry.lock:
+            if entry.value is None:
                 coarse = np.array(self.global_transform.TransformPoint(tuple(map(float, point))))
                 if self.refine:
                     with pinned_threads(self.threads):
-                        self._cache[key] = self._refine(point, coarse, changing)
+                        entry.value = self._refine(point, coarse, changing)
                 else:
-                    self._cache[key] = (coarse, np.nan)
-            mapped, conf = self._cache[key]
+                    entry.value = (coarse, np.nan)
+            mapped, conf = entry.value
         return mapped.copy(), conf
 
+    def warm(self, centre_lps: np.ndarray) -> None:
+        """The lesion's own estimate, which ``map_lesion`` needs after its surroundings' one: run
+        on another thread, the two estimates of one lesion are computed side by side."""
+        self._map_one(self._check(centre_lps)[0])
+
     def _lung_masks(self) -> tuple[sitk.Image, sitk.Image]:
-        """``source_lung_masks`` of the source, fetched once (called under the lock)."""
-        if self._lungs is None:
-            self._lungs = self._lung_source(True)
-        return self._lungs
+        """``source_lung_masks`` of the source, fetched once."""
+        with self._lungs_lock:
+            if self._lungs is None:
+                self._lungs = self._lung_source(True)
+            return self._lungs
 
     def prepare(self) -> None:
         """The source's lung masks, which the first point in the lungs would compute; not while
         another pair of the same source computes them (this pair's first point waits for them
         then, and its worker registers the next pair meanwhile)."""
         if self.refine and self.lung_aware:
-            with self._lock:
+            with self._lungs_lock:
                 if self._lungs is None:
                     self._lungs = self._lung_source(False)
 

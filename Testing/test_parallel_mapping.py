@@ -1,0 +1,90 @@
+"""Points of one registered pair refine side by side, with the answers of a serial run.
+
+The classical mapper used to hold one lock over each whole refinement, so the lesions of one
+pair (and a lesion's two placements) were refined one after the other however many workers the
+engine had. Each point now has its own lock.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import SimpleITK as sitk
+from test_registration_classical import _known_target, _phantom, _points_inside
+
+from LinGuinELib.registration.classical import ClassicalRegistration, LocalRefinementMapper
+
+
+def _pair() -> tuple[sitk.Image, sitk.Image]:
+    source = _phantom()
+    target, _ = _known_target(source, (0.06, -0.08, 0.12), np.array([12.0, -18.0, 9.0]), 5.0,
+                              (1.6, 1.6, 2.2), crop_z_mm=12.0)
+    return source, target
+
+
+def _ball(reference: sitk.Image, centre: np.ndarray, radius_mm: float) -> sitk.Image:
+    zyx = np.stack(np.meshgrid(*[np.arange(n) for n in reference.GetSize()[::-1]], indexing="ij"), axis=-1)
+    points = np.array([reference.TransformContinuousIndexToPhysicalPoint(tuple(map(float, v[::-1])))
+                       for v in zyx.reshape(-1, 3)])
+    inside = (np.linalg.norm(points - centre, axis=1) <= radius_mm).reshape(zyx.shape[:3])
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.CopyInformation(reference)
+    return mask
+
+
+def test_two_points_of_one_pair_refine_at_once() -> None:
+    """The first point's refinement waits (up to 20 s) until the second one's has started: with one
+    lock over every refinement the second could not start, and the wait runs out."""
+    source, target = _pair()
+    first, second = _points_inside(source)[:2]
+    started = {"first": threading.Event(), "second": threading.Event()}
+    overlapped: list[bool] = []
+
+    class Probe(LocalRefinementMapper):
+        def _refine(self, point, coarse, changing=None):
+            if np.allclose(point, first):
+                started["first"].set()
+                overlapped.append(started["second"].wait(20.0))
+            else:
+                started["second"].set()
+            return super()._refine(point, coarse, changing)
+
+    plain = ClassicalRegistration().register(source, target)
+    probe = Probe(source, target, plain.global_transform, lung_transform=plain.lung_transform)
+    worker = threading.Thread(target=probe.map_points, args=(first,))
+    worker.start()
+    assert started["first"].wait(20.0)
+    second_mapped = probe.map_points(second)
+    worker.join()
+    assert overlapped == [True]
+    np.testing.assert_array_equal(probe.map_points(np.array([first, second])),
+                                  plain.map_points(np.array([first, second])))
+    np.testing.assert_array_equal(second_mapped, plain.map_points(second))
+
+
+def test_a_lesion_placed_on_two_threads_is_placed_as_on_one() -> None:
+    """``warm`` (the lesion's own estimate) on one thread while ``map_lesion`` runs on another gives
+    bit for bit what ``map_lesion`` alone gives, and the own estimate is refined once."""
+    source, target = _pair()
+    centre = _points_inside(source)[0]
+    lesion = _ball(source, centre, 7.0)
+    backend = ClassicalRegistration()
+    alone = backend.register(source, target).map_lesion(centre, lesion)
+
+    refined: list[bool] = []
+
+    class Counting(LocalRefinementMapper):
+        def _refine(self, point, coarse, changing=None):
+            refined.append(changing is None)
+            return super()._refine(point, coarse, changing)
+
+    plain = backend.register(source, target)
+    mapper = Counting(source, target, plain.global_transform, lung_transform=plain.lung_transform)
+    warm = threading.Thread(target=mapper.warm, args=(centre,))
+    warm.start()
+    both = mapper.map_lesion(centre, lesion)
+    warm.join()
+    np.testing.assert_array_equal(both[0], alone[0])
+    assert both[1] == alone[1]
+    assert sorted(refined) == [False, True]  # the surroundings' estimate once, the lesion's own once
