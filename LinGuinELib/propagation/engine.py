@@ -356,12 +356,9 @@ class _Run:
         return steps
 
     def warm(self, pairs: list[tuple[str, str]]) -> None:
-        """Start reading these pairs' scans and registering them in the background."""
-        self.submit_pairs(pairs)
-
-    def submit_pairs(self, pairs: list[tuple[str, str]]) -> None:
-        """Every registration, each queued after the next pair's scans: no worker then waits for a
-        scan another one reads (one read at a time, ``_load``)."""
+        """Start reading these pairs' scans and registering them in the background: every
+        registration, each queued after the next pair's scans, so no worker waits for a scan
+        another one reads (one read at a time, ``_load``)."""
         for k, pair in enumerate(pairs):
             for scan_id in pair + (pairs[k + 1] if k + 1 < len(pairs) else ()):
                 self.image_future(scan_id)
@@ -377,7 +374,7 @@ class _Run:
         self.done = 0
         # the registrations this call waits for: each is a progress step, however fast it ends
         pending = {p for p in pairs if p not in self.mappers or not self.mappers[p].done()}
-        self.submit_pairs(pairs)
+        self.warm(pairs)
         self.total = len(lesions) + len(steps) + len(pending)
         self.report("load", f"tracking {len(lesions)} lesion(s) over {len(self.study.scans)} scans",
                     advance=False)
