@@ -246,19 +246,23 @@ def misfit_mm(reference: LesionReference, points_lps: np.ndarray, volume_ml: flo
     return float(reference.distance_at(points_lps.mean(axis=0)[None])[0]) + scale * reference.depth_mm
 
 
+def remnant(match: dict[str, float]) -> Finding | None:
+    """``small_remnant`` for a kept candidate (``candidate_match``'s signals) that covers less
+    than ``MIN_COVERAGE`` of the lesion's place (see the module docstring)."""
+    coverage = match.get("candidate_coverage", math.nan)
+    if match.get("plausible", 1.0) and coverage < MIN_COVERAGE:
+        return Finding(Reason.SMALL_REMNANT, f"{100 * coverage:.0f}% of the lesion's place covered, "
+                                             f"from {100 * MIN_COVERAGE:.0f}%")
+    return None
+
+
 def match_findings(match: dict[str, float]) -> list[Finding]:
-    """Findings on a kept candidate from ``candidate_match``'s signals: ``small_remnant`` when it
-    covers less than ``MIN_COVERAGE`` of the lesion's place (see the module docstring), and
+    """Findings on a kept candidate from ``candidate_match``'s signals: ``remnant``'s, and
     ``grown_beyond`` when much of it lies beyond where the lesion could have grown (``beyond``)."""
     if not match.get("plausible", 1.0):
         return []
-    out = []
-    coverage = match.get("candidate_coverage", math.nan)
-    if coverage < MIN_COVERAGE:
-        out.append(Finding(Reason.SMALL_REMNANT, f"{100 * coverage:.0f}% of the lesion's place covered, "
-                                                 f"from {100 * MIN_COVERAGE:.0f}%"))
-    beyond = grown_beyond(match.get("beyond_share", math.nan))
-    return out + ([beyond] if beyond is not None else [])
+    found = (remnant(match), grown_beyond(match.get("beyond_share", math.nan)))
+    return [f for f in found if f is not None]
 
 
 def rejects(inside: float, coverage: float, unlike: int, alone: bool = False, off: bool = False) -> bool:
