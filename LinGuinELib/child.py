@@ -38,6 +38,8 @@ from .logsetup import log_to_stderr
 
 API_KEY_ENV = "LINGUINE_API_KEY"
 RESULT_FILE = "result.pickle"
+INPUT_EXIT = 2  # bad input: the last stderr line is INPUT_PREFIX + the one-line reason
+INPUT_PREFIX = "linguine: error: "
 
 
 def _points(value: Any) -> np.ndarray | None:
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m LinGuinELib.child WORKDIR", file=sys.stderr)
-        return 2
+        return INPUT_EXIT
     log_to_stderr(logging.INFO)
     progress = JsonProgress(protocol_stream())
     workdir = Path(args[0])
@@ -149,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         study, config = load_child_study(workdir)
         result = track(study, config, progress=progress)
     except InputError as exc:
-        print(f"linguine: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{INPUT_PREFIX}{exc}", file=sys.stderr)
+        return INPUT_EXIT
     path = write_result(result, workdir)
     progress.emit({"stage": "result", "path": path.name})
     return 0

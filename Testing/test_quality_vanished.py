@@ -2,127 +2,82 @@
 rejected, and a lesion that is still there, however small, is kept."""
 
 import numpy as np
-import SimpleITK as sitk
-from quality_fixtures import judge
+from quality_fixtures import CENTRE_LPS, CENTRE_ZYX, ball, image, judge_case, lung, painted, tube_x
 
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import scan_checks
 from LinGuinELib.quality.image_checks import elongation
 from LinGuinELib.quality.match import LesionReference
 
-CENTRE_LPS = np.array([45.0, 40.0, 20.0])  # (x, y, z) of voxel (20, 40, 45) on 1 mm voxels
-CENTRE_ZYX = (20, 40, 45)
-
-
-def _lung(shape=(40, 80, 80), seed=0):
-    rng = np.random.default_rng(seed)
-    return -850 + 20 * rng.standard_normal(shape)
-
-
-def _image(arr, spacing=(1.0, 1.0, 1.0)):
-    img = sitk.GetImageFromArray(arr.astype(np.int16))
-    img.SetSpacing(spacing)
-    return img
-
-
-def _ball(shape, centre_zyx, r):
-    zz, yy, xx = np.indices(shape)
-    return (zz - centre_zyx[0]) ** 2 + (yy - centre_zyx[1]) ** 2 + (xx - centre_zyx[2]) ** 2 <= r**2
-
-
-def _tube_x(shape, zyx, radius, x0, x1):
-    """A vessel along x at (z, y) = zyx[:2], from x0 to x1."""
-    zz, yy, xx = np.indices(shape)
-    return ((zz - zyx[0]) ** 2 + (yy - zyx[1]) ** 2 <= radius**2) & (xx >= x0) & (xx < x1)
-
-
-def _judge(prompt_arr, prompt_mask, arr, cand, days=90.0):
-    return judge(_image(prompt_arr), prompt_mask, _image(arr), cand, CENTRE_LPS, days)
-
 
 def _judge_looks_alike(prompt_arr, prompt_mask, arr, cand, days=90.0):
-    """As ``_judge``, the candidate taken to look like the lesion (only where it lies counts)."""
+    """As ``judge_case``, the candidate taken to look like the lesion (only where it lies counts)."""
     from LinGuinELib.quality.match import candidate_match
 
-    ref = LesionReference.from_prompt(_image(prompt_arr), MaskCrop.from_full(prompt_mask), CENTRE_LPS)
-    return candidate_match(ref, _image(arr), MaskCrop.from_full(cand), CENTRE_LPS, days, []), []
+    ref = LesionReference.from_prompt(image(prompt_arr), MaskCrop.from_full(prompt_mask), CENTRE_LPS)
+    return candidate_match(ref, image(arr), MaskCrop.from_full(cand), CENTRE_LPS, days, []), []
 
 
 def test_elongation_tells_nodules_from_tubes_and_sheets_on_thin_and_thick_slices():
     shape = (40, 80, 80)
-    assert elongation(_ball(shape, CENTRE_ZYX, 5), np.ones(3)) < 1.2
-    assert elongation(_tube_x(shape, CENTRE_ZYX, 1.5, 40, 52), np.ones(3)) > 3.0
+    assert elongation(ball(shape, CENTRE_ZYX, 5), np.ones(3)) < 1.2
+    assert elongation(tube_x(shape, CENTRE_ZYX, 1.5, 40, 52), np.ones(3)) > 3.0
     sheet = np.zeros(shape, bool)
     sheet[12:28, 40, 37:53] = True  # one voxel thick, 16 x 16 mm
     assert elongation(sheet, np.ones(3)) > 3.0
     # a 7 mm nodule on 5 mm slices spans two slices: still round, not a sheet
     thick = np.zeros((8, 80, 80), bool)
-    thick[3:5] = _ball((2, 80, 80), (0.5, 40, 45), 5)  # 5 voxels of 0.7 mm: 3.5 mm radius
+    thick[3:5] = ball((2, 80, 80), (0.5, 40, 45), 5)  # 5 voxels of 0.7 mm: 3.5 mm radius
     assert elongation(thick, np.array([5.0, 0.7, 0.7])) < 2.0
 
 
 def test_a_piece_of_vessel_where_a_juxtavascular_nodule_was_is_rejected():
-    base = _lung()
-    tube = _tube_x(base.shape, (20, 43), 1.6, 0, 80)  # a vessel passes along the nodule's side
-    nodule = _ball(base.shape, CENTRE_ZYX, 4.5)
-    prompt = base.copy()
-    prompt[tube] = 40
-    prompt[nodule] = 30
-    gone = base.copy()
-    gone[tube] = 40
+    base = lung()
+    tube = tube_x(base.shape, (20, 43), 1.6, 0, 80)  # a vessel passes along the nodule's side
+    nodule = ball(base.shape, CENTRE_ZYX, 4.5)
+    prompt, gone = painted(base, (tube, 40), (nodule, 30)), painted(base, (tube, 40))
     piece = tube & (np.indices(base.shape)[2] >= 39) & (np.indices(base.shape)[2] < 51)  # the segmenter's cut
-    match, unlike = _judge(prompt, nodule, gone, piece)
+    match, unlike = judge_case(prompt, nodule, gone, piece)
     assert "shape_changed" in unlike and match["plausible"] == 0.0, (match, unlike)
     # the same nodule shrunk to a third of its volume, still round: kept
-    small = _ball(base.shape, CENTRE_ZYX, 3.2)
-    shrunk = gone.copy()
-    shrunk[small] = 30
-    match, unlike = _judge(prompt, nodule, shrunk, small)
+    small = ball(base.shape, CENTRE_ZYX, 3.2)
+    match, unlike = judge_case(prompt, nodule, painted(gone, (small, 30)), small)
     assert not unlike and match["plausible"] == 1.0, (match, unlike)
 
 
 def test_aerated_lung_segmented_where_the_lesion_was_is_rejected_even_filling_its_place():
-    base = _lung()
-    nodule = _ball(base.shape, CENTRE_ZYX, 4)
-    prompt = base.copy()
-    prompt[nodule] = 20
+    base = lung()
+    nodule = ball(base.shape, CENTRE_ZYX, 4)
+    prompt = painted(base, (nodule, 20))
     faint = nodule.copy()  # the segmenter returned lung where the nodule was (e.g. along a wall)
-    match, unlike = _judge(prompt, nodule, base, faint)
+    match, unlike = judge_case(prompt, nodule, base, faint)
     assert match["candidate_coverage"] > 0.5 and "faint" in unlike and match["plausible"] == 0.0, (match, unlike)
     # a ground-glass remnant, fainter than the nodule but clearly denser than lung: kept
-    remnant = base.copy()
-    remnant[nodule] = -550
-    match, unlike = _judge(prompt, nodule, remnant, nodule)
+    match, unlike = judge_case(prompt, nodule, painted(base, (nodule, -550)), nodule)
     assert "faint" not in unlike and match["plausible"] == 1.0, (match, unlike)
 
 
 def test_a_slab_of_thickened_wall_where_a_wall_nodule_was_is_rejected_even_filling_its_place():
-    base = _lung()
+    base = lung()
     xx = np.indices(base.shape)[2]
-    nodule = _ball(base.shape, CENTRE_ZYX, 5) & (xx < 50)  # a nodule on the chest wall (x >= 50)
-    prompt = base.copy()
-    prompt[xx >= 50] = 40
-    prompt[nodule] = 30
+    nodule = ball(base.shape, CENTRE_ZYX, 5) & (xx < 50)  # a nodule on the chest wall (x >= 50)
+    prompt = painted(base, (xx >= 50, 40), (nodule, 30))
     # it has gone; the pleura beside it has thickened into its place, and the segmenter cut a slab
     # of that thickening out where the nodule was: compact enough, most of its place, no edge
-    gone = base.copy()
-    gone[xx >= 44] = 40
-    slab = _ball(base.shape, CENTRE_ZYX, 5) & (xx >= 44) & (xx < 50)
-    match, unlike = _judge(prompt, nodule, gone, slab)
+    gone = painted(base, (xx >= 44, 40))
+    slab = ball(base.shape, CENTRE_ZYX, 5) & (xx >= 44) & (xx < 50)
+    match, unlike = judge_case(prompt, nodule, gone, slab)
     assert match["candidate_coverage"] > 0.5 and "edgeless" in unlike and match["plausible"] == 0.0, (match, unlike)
     # the nodule itself on that wall, smaller but standing out of the lung around it: kept
-    shrunk = _ball(base.shape, CENTRE_ZYX, 4) & (xx < 50)
-    follow = base.copy()
-    follow[xx >= 50] = 40
-    follow[shrunk] = 30
-    match, unlike = _judge(prompt, nodule, follow, shrunk)
+    shrunk = ball(base.shape, CENTRE_ZYX, 4) & (xx < 50)
+    match, unlike = judge_case(prompt, nodule, painted(base, (xx >= 50, 40), (shrunk, 30)), shrunk)
     assert "edgeless" not in unlike and match["plausible"] == 1.0, (match, unlike)
 
 
 def _absence(prompt_arr, nodule, arr, mapped_lps=CENTRE_LPS):
     from LinGuinELib.quality.absence import absence_signals
 
-    p_img, img = _image(prompt_arr), _image(arr)
+    p_img, img = image(prompt_arr), image(arr)
     p_sig, _ = scan_checks(p_img, MaskCrop.from_full(nodule), is_prompt=True)
     ref = LesionReference.from_prompt(p_img, MaskCrop.from_full(nodule), CENTRE_LPS)
     return absence_signals(ref, p_img, img, mapped_lps, p_sig["level_hu"], p_sig["lung_level_hu"])
@@ -130,9 +85,9 @@ def _absence(prompt_arr, nodule, arr, mapped_lps=CENTRE_LPS):
 
 def _vessels(shape, seed=1):
     """Lung with a few vessels crossing near the lesion (the surroundings the check compares)."""
-    arr = _lung(shape, seed)
+    arr = lung(shape, seed)
     for zy, r in (((14, 30), 1.5), ((26, 50), 2.0), ((20, 54), 1.2), ((10, 44), 1.8)):
-        arr[_tube_x(shape, zy, r, 0, shape[2])] = 40
+        arr[tube_x(shape, zy, r, 0, shape[2])] = 40
     return arr
 
 
@@ -143,9 +98,8 @@ def test_a_disappearance_is_confident_only_where_the_surroundings_match_and_the_
 
     shape = (40, 80, 80)
     base = _vessels(shape)
-    nodule = _ball(shape, CENTRE_ZYX, 5)
-    prompt = base.copy()
-    prompt[nodule] = 30
+    nodule = ball(shape, CENTRE_ZYX, 5)
+    prompt = painted(base, (nodule, 30))
     doubts = [Finding(Reason.CANDIDATE_REJECTED, "a fragment"), Finding(Reason.LOW_REGISTRATION_CONFIDENCE)]
     later = _vessels(shape, seed=2)  # the same anatomy, new noise; the nodule has gone
     gone = _absence(prompt, nodule, later)
@@ -156,9 +110,7 @@ def test_a_disappearance_is_confident_only_where_the_surroundings_match_and_the_
         [Reason.LOW_REGISTRATION_CONFIDENCE]
     # still there (shrunk to half its radius would be kept by the candidate check; here the segmenter
     # returned nothing): the place is not empty, so the user is asked to look
-    stays = later.copy()
-    stays[_ball(shape, CENTRE_ZYX, 4)] = 30
-    kept = _absence(prompt, nodule, stays)
+    kept = _absence(prompt, nodule, painted(later, (ball(shape, CENTRE_ZYX, 4), 30)))
     assert kept["absence_empty"] < 0.8, kept
     assert Reason.ABSENCE_UNCONFIRMED in {f.reason for f in settle_absence([], kept)}
     # looked in the wrong place (registration 9 mm off in y): the surroundings do not match
@@ -179,7 +131,7 @@ def test_a_lesion_cut_to_one_thick_slice_is_flagged_shape_changed_but_not_an_ova
     r2 = ((zz - 6) * 5.0) ** 2 + ((yy - 45) * 0.7) ** 2 + ((xx - 45) * 0.7) ** 2
     lesion = r2 <= 8.0**2  # a 16 mm nodule: three or four 5 mm slices
     arr[lesion] = 30
-    img = _image(arr, spacing)
+    img = image(arr, spacing)
     p_sig, p_find = scan_checks(img, MaskCrop.from_full(lesion), is_prompt=True)
     assert Reason.SHAPE_CHANGED not in {f.reason for f in p_find}
     same = scan_checks(img, MaskCrop.from_full(lesion), is_prompt=False, prompt_signals=p_sig)[1]
@@ -197,15 +149,12 @@ def test_a_small_piece_kept_at_the_lesions_place_is_flagged_a_remnant_but_a_mode
     from LinGuinELib.quality import Reason
     from LinGuinELib.quality.match import remnant
 
-    base = _lung()
-    nodule = _ball(base.shape, CENTRE_ZYX, 6)
-    prompt = base.copy()
-    prompt[nodule] = 30
+    base = lung()
+    nodule = ball(base.shape, CENTRE_ZYX, 6)
+    prompt = painted(base, (nodule, 30))
     for radius, flagged in ((3.4, True), (4.8, False)):  # a fifth, then half of the volume
-        small = _ball(base.shape, CENTRE_ZYX, radius)
-        later = base.copy()
-        later[small] = 30
-        match, unlike = _judge(prompt, nodule, later, small)
+        small = ball(base.shape, CENTRE_ZYX, radius)
+        match, unlike = judge_case(prompt, nodule, painted(base, (small, 30)), small)
         assert match["plausible"] == 1.0, (radius, match, unlike)  # kept: it may be the lesion
         finding = remnant(match)
         assert (finding is not None and finding.reason is Reason.SMALL_REMNANT) == flagged, (radius, match)
@@ -219,16 +168,12 @@ def test_a_short_piece_of_the_vessel_at_a_gone_nodules_rim_is_rejected_a_deep_sh
     from LinGuinELib.quality import Reason
     from LinGuinELib.quality.match import remnant
 
-    base = _lung()
-    tube = _tube_x(base.shape, (20, 44), 2.0, 0, 80)  # a 4 mm vessel along the nodule's side, 4 mm off centre
-    nodule = _ball(base.shape, CENTRE_ZYX, 4.5)
-    prompt = base.copy()
-    prompt[tube] = 40
-    prompt[nodule] = 30
-    gone = base.copy()
-    gone[tube] = 40
-    piece = tube & _ball(base.shape, (20, 44, 45), 2.5)  # the segmenter's cut: 5 mm of it, round ends
-    match, unlike = _judge(prompt, nodule, gone, piece)
+    base = lung()
+    tube = tube_x(base.shape, (20, 44), 2.0, 0, 80)  # a 4 mm vessel along the nodule's side, 4 mm off centre
+    nodule = ball(base.shape, CENTRE_ZYX, 4.5)
+    prompt, gone = painted(base, (tube, 40), (nodule, 30)), painted(base, (tube, 40))
+    piece = tube & ball(base.shape, (20, 44, 45), 2.5)  # the segmenter's cut: 5 mm of it, round ends
+    match, unlike = judge_case(prompt, nodule, gone, piece)
     assert match["candidate_inside"] == 1.0 and match["candidate_coverage"] < 0.25, (match, unlike)
     assert match["plausible"] == 0.0 and match["candidate_misfit_mm"] > 1.0, match
     assert unlike == ["continues"]  # its cut faces open to the vessel (test_vanish_continues); here: where it lies
@@ -247,9 +192,7 @@ def test_a_short_piece_of_the_vessel_at_a_gone_nodules_rim_is_rejected_a_deep_sh
     # the nodule still there at 0.05 of its volume (1.7 mm radius, 3.4 mm across), its centre mapped
     # up to 2 mm off: kept, and flagged as a small remnant for the user
     for offset in ((0, 0, 0), (0, 1, 0), (1, 0, 0), (0, -2, 0)):
-        small = _ball(base.shape, tuple(c + o for c, o in zip(CENTRE_ZYX, offset)), 1.7)
-        later = gone.copy()
-        later[small] = 30
-        match, unlike = _judge(prompt, nodule, later, small)
+        small = ball(base.shape, tuple(c + o for c, o in zip(CENTRE_ZYX, offset)), 1.7)
+        match, unlike = judge_case(prompt, nodule, painted(gone, (small, 30)), small)
         assert match["plausible"] == 1.0 and match["candidate_misfit_mm"] < 0.0, (offset, match, unlike)
         assert remnant(match).reason is Reason.SMALL_REMNANT

@@ -83,6 +83,23 @@ def test_kill_between_the_two_renames_is_recovered(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_a_full_disk_while_writing_names_out_and_keeps_the_old_output(tmp_path):
+    """The OS's ENOSPC names no file ("No space left on device" was all the CLI said): the error
+    names OUT and says the previous output is intact, which it is."""
+    import errno
+
+    from LinGuinELib.errors import EnvironmentProblem
+
+    out = tmp_path / "out"
+    _output(out, "old")
+    with pytest.raises(EnvironmentProblem) as caught, staging.staged_output(out) as tmp:
+        (tmp / "run.json").write_text("half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what a write to a full disk raises
+    assert str(caught.value).startswith(f"{out}: the disk filled up") and "intact" in str(caught.value)
+    assert (out / "run.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_atomic_exchange_is_used_on_linux(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
@@ -109,6 +126,11 @@ def test_check_out_refusals(tmp_path):
     _output(tmp_path / "b", "x")
     with pytest.raises(InputError, match="'track' output, not a 'batch'"):
         safety.check_out(tmp_path / "b", kind="batch")
+    for planted in ("{}", '{"files": []}', '{"kind": null}', "[]"):  # a marker LinGuinE did not write
+        (tmp_path / "mine").mkdir(exist_ok=True)
+        (tmp_path / "mine" / MARKER).write_text(planted)
+        with pytest.raises(InputError, match="is not a LinGuinE output"):  # was: "a LinGuinE 'None' output"
+            safety.check_out(tmp_path / "mine")
     assert safety.check_out(tmp_path / "new" / "deeper") == (tmp_path / "new" / "deeper").resolve()
     assert not (tmp_path / "new").exists()
 

@@ -54,3 +54,19 @@ def test_label_key_groups():
     assert label_key("baseline").group == 0
     assert label_key("end of treatment").group == 3
     assert label_key("3").kind == "ordinal"
+
+
+def test_two_scans_of_one_day_are_kept_in_order_and_said(caplog):
+    """Repeat scans of one day (``study`` writes them for two imaging studies on a date) are valid;
+    a date copied onto the wrong row looks the same, so the run says so, naming both scans."""
+    scans = [Scan(id="T0", date=dt.date(2023, 1, 9)), Scan(id="T2", date=dt.date(2023, 2, 27)),
+             Scan(id="T1", date=dt.date(2023, 2, 27)), Scan(id="T3", date=dt.date(2023, 7, 10))]
+    with caplog.at_level("WARNING", logger="LinGuinELib.study.timepoints"):
+        ordered = sort_scans(scans)
+    assert _ids(ordered) == ["T0", "T2", "T1", "T3"] and days_from_first(ordered)[1:3] == [49.0, 49.0]
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "'T2' and 'T1' share the date 2023-02-27" in said[0], said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="LinGuinELib.study.timepoints"):
+        sort_scans([scans[0], scans[1], scans[3]])
+    assert not caplog.records

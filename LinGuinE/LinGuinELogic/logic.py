@@ -33,7 +33,7 @@ from LinGuinELib.study.model import Study
 from . import record as rec
 from .dependencies import backend_choices, ensure_requirements
 from .process import ChildTracking
-from .prompts import LesionPrompt, lesions_from_points, lesions_from_segments
+from .prompts import LesionPrompt, check_prompts, lesions_from_points, lesions_from_segments
 from .scene import default_scene, in_application, node_ids, place_in_study_of, remove_nodes_added_since
 from .segmentations import add_lesion_segment, create_segmentation_node
 from .study import StudyVolume, build_scans, list_scene_volumes, study_volumes
@@ -130,7 +130,9 @@ class LinGuinELogic(_LogicBase):
 
         With ``voxels`` the scans are checked here as the CLI and the child process check the scans
         they read (the library's ``load_pixels``): a volume that is not CT in Hounsfield units, or the
-        same image given twice (also in another voxel type or flipped), is an ``InputError``."""
+        same image given twice (also in another voxel type or flipped), is an ``InputError``. The
+        prompts are checked either way, as the CLI checks them: a point outside its volume or in air
+        is an ``InputError`` here, before a child process starts or a registration runs."""
         if promptNode is None:
             raise InputError("promptNode is None: place a point per lesion or pick a segmentation")
         if not volumeNodes:
@@ -151,6 +153,7 @@ class LinGuinELogic(_LogicBase):
             from LinGuinELib.study.preflight import load_pixels
 
             load_pixels(study)  # every scan is in memory: nothing is read, each one is checked
+        check_prompts(prompts, inputs)  # a click in air or off its volume: refused before any work
         return PreparedRun(study, volumes, prompts, name)
 
     def startTracking(self, prepared: PreparedRun, config: TrackingConfig,

@@ -30,6 +30,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from LinGuinELib.child import INPUT_EXIT, INPUT_PREFIX
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.propagation.progress import ProgressEvent
 
@@ -208,7 +209,8 @@ class ChildTracking:
     # --- once it finished ------------------------------------------------------------------
     @property
     def error(self) -> str | None:
-        """None on success; else the child's last log lines (or why it stopped)."""
+        """None on success; bad input: its one line, as the study worker and the CLI give it; else
+        the child's last log lines (or why it stopped)."""
         code = self.process.poll()
         if code is None or self.cancelled:
             return None
@@ -216,6 +218,8 @@ class ChildTracking:
         if code == 0 and self._result_seen and (self.folder / "result.pickle").is_file():
             return None
         lines = self.log_tail()
+        if code == INPUT_EXIT and lines and lines[-1].startswith(INPUT_PREFIX):
+            return lines[-1][len(INPUT_PREFIX):]
         reason = f"the tracking process stopped with exit status {code}"
         if code < 0:
             reason = f"the tracking process was killed by signal {-code}"

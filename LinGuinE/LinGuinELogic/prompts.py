@@ -18,9 +18,11 @@ from vtk.util import numpy_support
 
 from LinGuinELib.errors import InputError
 from LinGuinELib.geometry import inside_image, mask_to_image, ras_to_lps
+from LinGuinELib.prompt.checks import check_points_inside, check_prompt_voxels
 from LinGuinELib.study.model import Lesion
 
 from .scene import SEQUENCE_ITEM_ATTRIBUTE
+from .volumes import volume_view_zyx
 
 
 @dataclass
@@ -101,6 +103,18 @@ def lesions_from_points(markups: Any, scans: list[ScanInput]) -> list[LesionProm
     if not prompts:
         raise InputError(f"prompt '{markups.GetName()}' has no placed points: add a lesion first")
     return prompts
+
+
+def check_prompts(prompts: list[LesionPrompt], scans: list[ScanInput]) -> None:
+    """The library's prompt checks, as the CLI runs them (``LinGuinELib.prompt.checks``): each point
+    on its volume's grid and not in air, no prompt on NaN/inf voxels. On the volumes' own voxels
+    (main thread, nothing copied), so a run in this process and one in a child are refused alike,
+    before anything is computed or written."""
+    by_id = {scan.scan_id: scan for scan in scans}
+    for prompt in prompts:
+        scan = by_id[prompt.lesion.scan_id]
+        check_points_inside(prompt.lesion, scan.image)
+        check_prompt_voxels(prompt.lesion, scan.image, volume_view_zyx(scan.node))
 
 
 def _color_table_ids(scene: Any) -> set[str]:

@@ -63,11 +63,16 @@ def _voxels(node: Any) -> np.ndarray:
     return numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
 
 
+def volume_view_zyx(node: Any) -> np.ndarray:
+    """The voxels as a (z, y, x) view of VTK's buffer (main thread only; nothing is copied)."""
+    flat = _voxels(node)  # refuses a volume without scalar voxels
+    dims = node.GetImageData().GetDimensions()
+    return flat.reshape(dims[2], dims[1], dims[0])
+
+
 def volume_array_zyx(node: Any) -> np.ndarray:
     """The voxels as a (z, y, x) numpy array (a copy, safe to hand to another thread)."""
-    flat = _voxels(node)
-    dims = node.GetImageData().GetDimensions()
-    return flat.reshape(dims[2], dims[1], dims[0]).copy()
+    return volume_view_zyx(node).copy()
 
 
 # numpy's voxel types as NRRD names them

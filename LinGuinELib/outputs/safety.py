@@ -57,12 +57,13 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def read_marker(folder: Path) -> dict | None:
-    """The marker of a LinGuinE output folder, or None when there is none (or it is unreadable)."""
+    """The marker of a LinGuinE output folder, or None when there is none, it is unreadable, or it
+    names no output kind (LinGuinE always writes one: a file of that name without it is not ours)."""
     try:
         data = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return data if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import EnvironmentProblem
 from .safety import MARKER, read_marker, resolved, write_marker
 
 try:
@@ -27,6 +29,8 @@ except ImportError:  # Windows: no advisory locks; leftovers are then only clean
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # a write failed for want of space (device full, quota reached)
 
 
 def _mode_from_umask() -> int:
@@ -125,7 +129,8 @@ def staged_output(out: Path, kind: str = "track") -> Iterator[Path]:
     """Yield a private folder to write a complete output into; it replaces OUT on success.
 
     The caller must have checked OUT with ``check_out``. On any exception (Ctrl-C, SIGTERM,
-    disk full) the private folder is removed and OUT is left as it was.
+    disk full) the private folder is removed and OUT is left as it was; a full disk is said as an
+    ``EnvironmentProblem`` naming OUT (the OS's own error names no file).
     """
     out = resolved(out)  # a symlinked OUT: its target is replaced, the link kept
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +143,10 @@ def staged_output(out: Path, kind: str = "track") -> Iterator[Path]:
             yield tmp
             write_marker(tmp, kind, [p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.name != MARKER])
             swap_in(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:  # the OS names no file: say which OUT
+            raise EnvironmentProblem(f"{out}: the disk filled up while the results were written ({exc.strerror}); "
+                                     "nothing half-written was kept (a previous output there is intact): "
+                                     "free some space and run again") from exc
         raise

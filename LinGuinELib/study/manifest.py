@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import inside_image, ras_to_lps
+from ..geometry import ras_to_lps
+from ..prompt.checks import check_points_inside
 from ..prompt.masks import MAX_PROMPT_SPREAD_MM, points_spread_mm
 from ..textio import read_json
 from .duplicates import check_distinct_files
@@ -162,13 +163,7 @@ def validate_study(study: Study, where: str) -> Study:
         if lesion.scan_id not in geometries:
             raise InputError(f"{where}: lesion '{lesion.id}' names unknown scan '{lesion.scan_id}'")
         geom = geometries[lesion.scan_id]
-        if lesion.points_lps is not None:
-            outside = ~inside_image(geom, lesion.points_lps)
-            if outside.any():
-                p = np.round(lesion.points_lps[outside][0] * [-1, -1, 1], 1).tolist()
-                raise InputError(
-                    f"{where}: lesion '{lesion.id}': point RAS {p} is outside scan '{lesion.scan_id}'"
-                )
+        check_points_inside(lesion, geom, f"{where}: ")
         if lesion.mask_path is not None:
             from ..prompt.masks import read_prompt_mask  # validates alignment and emptiness
 

@@ -18,8 +18,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..geometry import physical_to_continuous_index_zyx
 from ..outputs.safety import check_out
+from ..prompt.checks import check_prompt_voxels
 from .duplicates import check_distinct_voxels
 from .images import read_geometry, read_image
 from .integrity import check_complete
@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 BYTES_PER_VOXEL = 0.1
 BASE_BYTES = 20_000_000
 READ_THREADS = 2  # more only adds memory: each read briefly holds about twice its image
-# A click whose surroundings are darker than this (HU) is in air or aerated lung, not on a lesion:
-# ground-glass nodules are about -300 to -700 HU, aerated lung about -850, air -1000.
-AIR_HU = -900.0
 # A chest CT in Hounsfield units holds air (-1000) and aerated lung (-900 to -700 HU), also when
 # cropped around a lung lesion. A scan with almost nothing darker than LUNG_MAX_HU (under
 # DARK_FRACTION of its voxels, so that a few ringing or padding voxels do not count) is MR, PET, or
@@ -110,36 +107,6 @@ def check_files(study: Study) -> None:
             read_geometry(scan.path)
 
 
-def check_prompt_voxels(study: Study) -> None:
-    """Refuse point prompts on NaN/inf voxels or in air, and masks over NaN/inf voxels.
-
-    Air: the median of the 3x3x3 voxels around the click is below ``AIR_HU`` on a scan in
-    Hounsfield units (one that holds air at -1000); no lesion is that dark, so the click missed.
-    """
-    for lesion in study.lesions:
-        image = study.scan(lesion.scan_id).image
-        if image is None:
-            continue
-        arr = sitk.GetArrayViewFromImage(image)
-        if lesion.points_lps is not None:
-            idx = np.round(physical_to_continuous_index_zyx(image, lesion.points_lps)).astype(int)
-            idx = np.clip(idx, 0, np.array(arr.shape) - 1)
-            for z, y, x in idx:
-                near = np.asarray(arr[max(z - 1, 0):z + 2, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2], float)
-                if not np.all(np.isfinite(near)):
-                    _refuse(lesion, "lies on non-finite (NaN/inf) voxels")
-                if np.median(near) < AIR_HU and np.nanmin(arr) <= -1000 + 50:
-                    _refuse(lesion, f"lies in air or aerated lung (median {np.median(near):.0f} HU around it); "
-                                    "click inside the lesion")
-        elif lesion.mask is not None and arr.dtype.kind == "f":
-            if not np.all(np.isfinite(arr[sitk.GetArrayViewFromImage(lesion.mask) != 0])):
-                _refuse(lesion, "covers non-finite (NaN/inf) voxels")
-
-
-def _refuse(lesion, what: str) -> None:
-    raise InputError(f"lesion '{lesion.id}': its prompt on scan '{lesion.scan_id}' {what}")
-
-
 def preflight(study: Study, out: Path, kind: str = "track", read_all: bool = False) -> Path:
     """Every check before the work: OUT (policy, writable, space), files, prompts. Writes nothing.
 
@@ -150,6 +117,9 @@ def preflight(study: Study, out: Path, kind: str = "track", read_all: bool = Fal
     check_files(study)
     load_pixels(study, None if read_all else {les.scan_id for les in study.lesions})
     study.unchecked_scans = {scan.id for scan in study.scans if scan.image is None}
-    check_prompt_voxels(study)
+    for lesion in study.lesions:  # the prompts, on the scans just read
+        image = study.scan(lesion.scan_id).image
+        if image is not None:
+            check_prompt_voxels(lesion, image, sitk.GetArrayViewFromImage(image))
     return target
 

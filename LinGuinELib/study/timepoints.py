@@ -87,9 +87,16 @@ def label_days(label: str | None) -> float | None:
 
 
 def sort_scans(scans: list[Scan]) -> list[Scan]:
-    """Scans earliest first. Stable: ties keep the manifest order."""
+    """Scans earliest first. Stable: ties keep the manifest order (two scans of one day are repeat
+    scans, 0 days apart; ``study`` writes them so, ordered by StudyTime), said in a warning since a
+    date copied onto the wrong row looks the same."""
     if all(s.date is not None for s in scans):
-        return sorted(scans, key=lambda s: s.date)
+        ordered = sorted(scans, key=lambda s: s.date)
+        for a, b in zip(ordered, ordered[1:]):
+            if a.date == b.date:
+                log.warning("scans '%s' and '%s' share the date %s: taken as two scans of one day, in the "
+                            "order given (0 days apart); if a date is wrong, correct it", a.id, b.id, a.date)
+        return ordered
     if all(s.timepoint for s in scans):
         keys = {s.id: label_key(s.timepoint) for s in scans}
         kinds = {k.kind for k in keys.values() if k.kind != "fixed"}

@@ -164,6 +164,7 @@ def test_bad_input_in_the_child_is_one_line(ball_study, tmp_path):
     job = logic.startTracking(prepared, TrackingConfig(registration="no-such-backend"), _environment(tmp_path))
     _wait(job)
     assert job.process.returncode == 2
+    assert job.error.startswith("registration backend 'no-such-backend' is unknown") and "\n" not in job.error
     with pytest.raises(TrackingFailed, match="registration backend 'no-such-backend' is unknown"):
         logic.finishTracking(job)
 

@@ -134,3 +134,69 @@ def test_the_panels_study_worker_refuses_them_too(ball_study, tmp_path, case):
     finally:
         logic.closeStudyWorker()
     assert _counts(ball_study.scene) == before
+
+
+
+def _air_block(study, k: int) -> list[float]:
+    """Volume ``k``'s background lifted to lung-like -700 HU (not air), air outside the body
+    (-1000 HU) in one corner; the RAS of that corner's centre. Only the right voxels read as air."""
+    node = study.volumes[k]
+    voxels = _voxels(node)
+    voxels[voxels < -500] = -700
+    voxels[:5, :7, :7] = -1000
+    node.GetImageData().Modified()
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return list(matrix.MultiplyPoint((3.0, 3.0, 2.0, 1.0))[:3])
+
+
+def _user_state(study) -> tuple:
+    """What the user owns: the point list's points and every volume's voxels."""
+    points = study.points
+    placed = []
+    for i in range(points.GetNumberOfControlPoints()):
+        ras = [0.0, 0.0, 0.0]
+        points.GetNthControlPointPositionWorld(i, ras)
+        placed.append((points.GetNthControlPointLabel(i), tuple(ras), points.GetNthControlPointAssociatedNodeID(i)))
+    return tuple(placed), tuple(_voxels(v).tobytes() for v in study.volumes)
+
+
+@pytest.mark.parametrize("where", ["air", "air_on_the_flipped_volume", "off_the_volume"])
+@pytest.mark.parametrize("child", [False, True], ids=["in_process", "child_process"])
+def test_a_click_in_air_or_off_its_volume_is_refused_before_any_work(ball_study, where, child):
+    """The CLI's prompt checks (``LinGuinELib.prompt.checks``), with its one line, in both Slicer
+    paths, the scene and the user's nodes untouched. Before: the in-process engine registered, then
+    said "nothing could be segmented"; the child process started, registered, and failed with two
+    lines ("exit status 2" first)."""
+    from LinGuinELogic import LinGuinELogic
+
+    k = 1 if where == "air_on_the_flipped_volume" else 0
+    ras = [500.0, 0.0, 0.0] if where == "off_the_volume" else _air_block(ball_study, k)
+    index = ball_study.points.AddControlPoint(*ras, "Missed")
+    ball_study.points.SetNthControlPointAssociatedNodeID(index, ball_study.volumes[k].GetID())
+    before, owned = _counts(ball_study.scene), _user_state(ball_study)
+    with pytest.raises(InputError) as caught:  # an InputError of this process: no child was started
+        LinGuinELogic(ball_study.scene).track(volumeNodes=ball_study.volumes, promptNode=ball_study.points,
+                                              childProcess=child, **FAST)
+    scan = ball_study.names[k]
+    expected = (f"lesion 'Missed': point RAS [500.0, 0.0, 0.0] is outside scan '{scan}'" if where == "off_the_volume"
+                else f"lesion 'Missed': its prompt on scan '{scan}' lies in air or aerated lung (median -1000 HU "
+                     "around it); click inside the lesion")
+    assert str(caught.value) == expected
+    assert _counts(ball_study.scene) == before and _user_state(ball_study) == owned
+
+
+@pytest.mark.parametrize("k", [0, 1], ids=["baseline", "flipped_volume"])
+def test_lung_like_voxels_beside_the_air_are_no_reason_to_refuse(ball_study, k):
+    """A click on -700 HU beside the air corner of the same volume is not refused (it is not in air)."""
+    from LinGuinELogic import LinGuinELogic
+
+    _air_block(ball_study, k)
+    centre = np.array(ball_study.volumes[k].GetImageData().GetDimensions()) / 2.0
+    matrix = vtk.vtkMatrix4x4()
+    ball_study.volumes[k].GetIJKToRASMatrix(matrix)
+    ras = list(matrix.MultiplyPoint((*centre, 1.0))[:3])  # the middle of the volume: lung-like, no ball
+    index = ball_study.points.AddControlPoint(*ras, "Lung")
+    ball_study.points.SetNthControlPointAssociatedNodeID(index, ball_study.volumes[k].GetID())
+    prepared = LinGuinELogic(ball_study.scene).prepare(ball_study.volumes, ball_study.points, voxels=True)
+    assert [p.name for p in prepared.prompts] == ["Nodule A", "Nodule B", "Lung"]
