@@ -7,67 +7,53 @@ import json
 import engine_fixtures as fx
 import numpy as np
 import SimpleITK as sitk
+from quality_fixtures import CENTRE_ZYX, ball, judge_case, lung, painted, tube_x
 
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.pipeline import run_study
-from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import Reason
 from LinGuinELib.quality.beyond import MAX_BEYOND
-from LinGuinELib.quality.match import LesionReference, candidate_match, match_findings
+from LinGuinELib.quality.match import match_findings
 
-CENTRE_ZYX = (20, 40, 40)  # 1 mm voxels: LPS (x, y, z) = (40, 40, 20)
-CENTRE_LPS = np.array([40.0, 40.0, 20.0])
-
-
-def _lung(shape=(40, 80, 80)) -> sitk.Image:
-    arr = -850 + 20 * np.random.default_rng(0).standard_normal(shape)
-    img = sitk.GetImageFromArray(arr.astype(np.int16))
-    img.SetSpacing((1.0, 1.0, 1.0))
-    return img
+SHAPE = (40, 80, 80)
+ZYX_OFF = (20, 42, 47)  # 2.8 mm from the lesion's centre, within the registration's allowance
 
 
-def _ball(shape, centre_zyx, r):
-    zz, yy, xx = np.indices(shape)
-    return (zz - centre_zyx[0]) ** 2 + (yy - centre_zyx[1]) ** 2 + (xx - centre_zyx[2]) ** 2 <= r**2
-
-
-def _tube_along_x(shape, centre_zyx, r, x_from, x_to):
-    zz, yy, xx = np.indices(shape)
-    across = (zz - centre_zyx[0]) ** 2 + (yy - centre_zyx[1]) ** 2 <= r**2
-    return across & (xx >= x_from) & (xx <= x_to)
-
-
-def _findings(prompt_mask, follow_up_mask, mapped_lps=CENTRE_LPS):
-    img = _lung(prompt_mask.shape)
-    ref = LesionReference.from_prompt(img, MaskCrop.from_full(prompt_mask), CENTRE_LPS)
-    match = candidate_match(ref, img, MaskCrop.from_full(follow_up_mask), mapped_lps, 90.0)
+def _judged(prompt_mask, follow_up_mask, vessel=None):
+    """candidate_match (with the image checks, as the engine runs them) of a follow-up segment
+    against the prompt's; both scans are lung with the segments painted solid, plus ``vessel``."""
+    extra = [(vessel, 40.0)] if vessel is not None else []
+    base = lung(SHAPE)
+    match, _ = judge_case(painted(base, *extra, (prompt_mask, 40.0)), prompt_mask,
+                          painted(base, *extra, (follow_up_mask, 40.0)), follow_up_mask)
     return match, {f.reason for f in match_findings(match)}
 
 
 def test_a_vessel_stretch_taken_in_beside_a_grown_nodule_is_flagged():
-    shape = (40, 80, 80)
-    prompt = _ball(shape, CENTRE_ZYX, 4.5)  # a 9 mm nodule on a vessel (the vessel left out)
-    grown = _ball(shape, CENTRE_ZYX, 5.0)  # x1.4 in volume
-    # the segment also took in 12 mm of the vessel on either side, nearly as thick as the nodule
-    taken = grown | _tube_along_x(shape, CENTRE_ZYX, 2.5, 40 - 17, 40 + 17)
-    match, reasons = _findings(prompt, taken)
+    vessel = tube_x(SHAPE, CENTRE_ZYX, 2.5, 0, 80)  # nearly as thick as the nodule, through it
+    prompt = ball(SHAPE, CENTRE_ZYX, 4.5)  # a 9 mm nodule on it (the vessel left out)
+    grown = ball(SHAPE, CENTRE_ZYX, 5.0)  # x1.4 in volume
+    taken = grown | (vessel & tube_x(SHAPE, CENTRE_ZYX, 9.0, 45 - 17, 45 + 18))  # and 12 mm of vessel each side
+    match, reasons = _judged(prompt, taken, vessel)
     assert match["plausible"] == 1.0, match  # it fills the lesion's place: kept, as it must be
     assert match["beyond_share"] >= MAX_BEYOND, match
     assert Reason.GROWN_BEYOND in reasons, match
 
 
 def test_a_nodule_grown_all_round_and_a_few_mm_off_is_not_flagged():
-    shape = (40, 80, 80)
-    prompt = _ball(shape, CENTRE_ZYX, 4.5)
-    for r in (4.5, 6.0, 8.0):  # the same, x2.4, x5.6 in volume
-        # put 3 mm off the mapped point (within the registration's allowance)
-        match, reasons = _findings(prompt, _ball(shape, (20, 42, 42), r))
+    prompt = ball(SHAPE, CENTRE_ZYX, 4.5)
+    for r in (4.5, 6.0, 8.0):  # the same, x2.4, x5.6 in volume, 2.8 mm off the mapped point
+        match, reasons = _judged(prompt, ball(SHAPE, ZYX_OFF, r))
         assert Reason.GROWN_BEYOND not in reasons, (r, match)
         assert match["beyond_share"] < 0.05, (r, match)
     # a lumpy growth (a lobe as thick as the lesion's own radius) still widens with the core
-    lobed = _ball(shape, CENTRE_ZYX, 6.0) | _ball(shape, (20, 40, 46), 4.0)
-    match, reasons = _findings(prompt, lobed)
+    lobed = ball(SHAPE, CENTRE_ZYX, 6.0) | ball(SHAPE, (20, 40, 51), 4.0)
+    match, reasons = _judged(prompt, lobed)
     assert Reason.GROWN_BEYOND not in reasons, match
+    # the same nodule on its vessel, grown and segmented without the vessel
+    vessel = tube_x(SHAPE, CENTRE_ZYX, 2.5, 0, 80)
+    match, reasons = _judged(prompt, ball(SHAPE, CENTRE_ZYX, 5.0), vessel)
+    assert Reason.GROWN_BEYOND not in reasons and match["beyond_share"] == 0.0, match
 
 
 def test_the_finding_needs_a_kept_candidate():
