@@ -186,6 +186,38 @@ def test_device_probe_asks_a_child_process(monkeypatch):
     assert "torch" not in sys.modules or sys.modules["torch"] is not None
 
 
+def test_the_gpu_probe_hides_its_console_on_windows(monkeypatch):
+    """PythonSlicer is a console program: on Windows every process the module starts is created
+    without a console window, as ``slicer.util.launchConsoleProcess`` does; the GPU probe, started
+    each time the panel is set up, flashed one. Tracking processes also lead their own group (Cancel)."""
+    import importlib.util
+    import subprocess
+
+    from LinGuinELogic import process
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, args, **kwargs):
+            seen.append(kwargs)
+            self.pid = 1
+
+        def poll(self):
+            return None  # still running
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(process, "WINDOWS", True)
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: object() if name == "torch" else real_find_spec(name, *args))
+    probe = process.DeviceProbe(python="PythonSlicer")
+    assert probe.devices() is None and len(seen) == 1  # asked, answer pending
+    assert seen[0]["creationflags"] == process.CREATE_NO_WINDOW
+    assert process.popen_options()["creationflags"] == process.CREATE_NO_WINDOW | process.CREATE_NEW_PROCESS_GROUP
+    monkeypatch.setattr(process, "WINDOWS", False)
+    assert process.popen_options() == {"start_new_session": True} and process.popen_options(False) == {}
+
+
 def test_segmentation_under_a_transform_keeps_the_volume_grid(ball_study):
     """A volume under a linear transform: the segmentation sits under the same transform with the
     volume's own (untransformed) grid, and the masks still match the balls voxel for voxel."""
