@@ -249,7 +249,12 @@ class WorkerJob:
         alive = self.worker.alive
         self.worker.poll()  # after the liveness check: a dying worker's last words are read too
         if self.reply is None and not alive:
-            self.fall_back()
+            try:
+                self.fall_back()
+            except Exception as exc:  # noqa: BLE001 - polled from the panel's timer: end the run with one line
+                log.error("no one-shot process could replace the study worker: %s", exc)
+                self.reply = {"stage": "error", "message": "the study worker stopped and no one-shot process "
+                              f"could replace it: {exc}"}
 
     def poll(self) -> list[ProgressEvent]:
         """Progress events since the last call (the worker's, or the fallback child's)."""
