@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from LinGuinELib.registration.changing import Changing, around_from_shell, choose
+from LinGuinELib.registration.changing import DRIFT, SETTLED, Changing, around_from_shell, choose, unsettled
 from LinGuinELib.registration.icon import DisplacementFieldMapper, GridGeometry, index_to_unit, unit_to_index
 
 GRID = 40
@@ -115,3 +115,13 @@ def test_which_estimate_places_the_lesion() -> None:
     assert pick(0.6, 0.9, 0.5) == "own"
     assert pick(0.6, np.nan, np.nan) == "own"  # a backend that cannot tell keeps its own
     assert pick(1.2, 0.9, 0.1) == "around"  # the lesion's own match is outside its place
+
+
+def test_when_the_surroundings_estimate_is_made() -> None:
+    """Only for an own estimate vouched for less than SETTLED (or not at all) or moved more than
+    DRIFT radii by the smaller boxes: elsewhere ``choose`` keeps the own estimate anyway."""
+    assert not unsettled(SETTLED, DRIFT * 10.0, 10.0)
+    assert unsettled(SETTLED - 0.01, 0.0, 10.0)
+    assert unsettled(np.nan, 0.0, 10.0)
+    assert unsettled(1.0, DRIFT * 10.0 + 0.1, 10.0)
+    assert not unsettled(1.0, DRIFT * 40.0, 40.0)  # the same mm on a larger lesion: within its tolerance

@@ -193,14 +193,8 @@ class _Run:
         key = (lesion.id, source, target)
         if key not in self.mapped:
             pair, point = self.pair_future(source, target), self.anchor(lesion, source)
-            self.pool.submit(self._warm, pair, point)  # beside ``_map``: the backend's part that can
             self.mapped[key] = self.pool.submit(self._map, pair, point, self.results[(lesion.id, source)].mask,
                                                 self.image_future(source))
-
-    def _warm(self, pair: Future, point: np.ndarray) -> None:
-        mapper = pair.result()
-        with self.timed("registration"):
-            mapper.warm(point)
 
     def _map(self, pair: Future, point: np.ndarray, region: MaskCrop, source: Future) -> tuple[np.ndarray, float]:
         """The point in the target scan and the backend's confidence in it; ``region``: the

@@ -38,10 +38,6 @@ class PointMapper(ABC):
         point = np.asarray(centre_lps, dtype=float).reshape(1, 3)
         return self.map_points(point)[0], float(self.confidence(point)[0])
 
-    def warm(self, centre_lps: np.ndarray) -> None:
-        """Part of ``map_lesion``'s work for this centre that may run on another thread beside it
-        (the engine submits both; nothing by default)."""
-
     def prepare(self) -> None:
         """Work the mapper would otherwise do on its first point (the engine calls this on its
         pool right after registering, so a study kept open has it done before any lesion comes)."""

@@ -10,7 +10,9 @@ doubling its volume adds (``GROWTH_MARGIN``):
 - a dense-field backend (the ``*gradicon`` ones) fits an affine to where the field sends a shell
   of points just outside the widened lesion and applies it to the centre.
 
-``choose`` then keeps one of the two (rule below, one place for every backend).
+``choose`` then keeps one of the two (rule below, one place for every backend). A backend whose
+second estimate costs as much as the first (``classical``) makes it only where the lesion's own
+estimate is ``unsettled``: elsewhere ``choose`` keeps the lesion's own anyway.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ GROWTH_MARGIN = 2 ** (1 / 3) - 1  # a lesion is widened by the share of its radi
 PARTED = 0.5  # estimates this many lesion radii apart cannot both be on its centre
 LEFT_ITS_PLACE = 1.0  # ... and this many: the lesion's own match is outside the lesion
 SHELL_POINTS = 400  # at most this many surroundings points are mapped (a field maps them in one call)
+SETTLED = 0.5  # an own estimate vouched for less (the quality flag's MIN_CONFIDENCE) is unsettled
+DRIFT = 0.25  # ... and one the small boxes moved more radii than this (half the least seen where it mattered)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,23 @@ def around_from_shell(centre: np.ndarray, shell: np.ndarray, mapped: np.ndarray)
     design = np.hstack([shell - centre, np.ones((len(shell), 1))])
     coef, *_ = np.linalg.lstsq(design, mapped, rcond=None)
     return coef[-1]  # the affine at the centre itself: its offset row
+
+
+def unsettled(confidence: float, drift_mm: float, radius_mm: float) -> bool:
+    """Whether the lesion's own estimate may be one ``choose`` overrules, so the surroundings'
+    estimate must be made (where it is not, ``choose`` keeps the own one anyway and the second
+    estimate, as costly as the first for ``classical``, is saved).
+
+    Unsettled: vouched for less than ``SETTLED`` (its two fine starts part, its box matches
+    poorly, or, for a lesion larger than the fine box, no fine box holds), or moved by the
+    smaller boxes more than ``DRIFT`` lesion radii (``drift_mm``) from the coarse box's estimate,
+    which is made mostly of the surroundings. A lesion that went or shrank pulls the smaller
+    boxes onto whatever looks like it. Read on the dev benchmark (session 10, seeds 1-4, 176
+    placements): the 10 placed by their surroundings (all on the scan where the lesion had gone)
+    had a drift of 0.53-1.64 radii, four of them a confidence of 0.5 or more; every other one
+    kept its own estimate. 76 of the 176 are unsettled.
+    """
+    return not confidence >= SETTLED or drift_mm > DRIFT * radius_mm
 
 
 def choose(own: tuple[np.ndarray, float], around: tuple[np.ndarray, float], radius_mm: float

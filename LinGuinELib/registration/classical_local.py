@@ -18,13 +18,15 @@ next to a lung, every box is restricted to the lung (plus a ball around the poin
 itself always counts): the lung slides along the chest wall when breathing, and a point in the
 lung must follow the lung, not the ribs.
 
-A lesion's centre (``map_lesion``) is estimated twice (why: ``changing``): by the boxes above, and
-by the same boxes with the lesion, widened, left out of every box's metric, each box widened to
-keep a ring of context around it as thick as half its own side (its lattice coarsened in
-proportion, so the work per box stays the same). Placed by its surroundings alone, a growing
-lesion's centre is biased where the context is one-sided (a wall on one side), by a few mm, and
-more where the lesion shrank to a tenth (its surroundings then move inwards by most of its
-radius); ``changing.choose`` keeps the lesion's own estimate unless the two part.
+A lesion's centre (``map_lesion``) is estimated by the boxes above and, where that estimate is
+``changing.unsettled`` (vouched for little, or moved by the smaller boxes away from the coarse
+box's estimate), a second time (why: ``changing``): by the same boxes with the lesion, widened,
+left out of every box's metric, each box widened to keep a ring of context around it as thick as
+half its own side (its lattice coarsened in proportion, so the work per box stays the same).
+Placed by its surroundings alone, a growing lesion's centre is biased where the context is
+one-sided (a wall on one side), by a few mm, and more where the lesion shrank to a tenth (its
+surroundings then move inwards by most of its radius); ``changing.choose`` keeps the lesion's
+own estimate unless the two part.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from .base import PointMapper
-from .changing import Changing, choose
+from .changing import Changing, choose, unsettled
 from .classical_global import (
     PADDING_HU,
     affine_from,
@@ -113,13 +115,14 @@ def _shrink(image: sitk.Image, voxel_mm: float) -> sitk.Image:
 
 
 class _Entry:
-    """One cached refinement: (mapped point, confidence) once computed, and the lock it is computed under."""
+    """One cached refinement: (mapped point, confidence, drift mm) once computed (drift: how far
+    the smaller boxes moved the point from the coarse box's estimate), and the lock it is computed under."""
 
     __slots__ = ("lock", "value")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.value: tuple[np.ndarray, float] | None = None
+        self.value: tuple[np.ndarray, float, float] | None = None
 
 
 class LocalRefinementMapper(PointMapper):
@@ -158,15 +161,15 @@ class LocalRefinementMapper(PointMapper):
         return np.array([self._map_one(p)[0] for p in self._check(points_lps)]).reshape(-1, 3)
 
     def map_lesion(self, centre_lps: np.ndarray, lesion: sitk.Image | None = None) -> tuple[np.ndarray, float]:
-        """The lesion's own estimate, or its surroundings' where the two part (see the module docstring)."""
+        """The lesion's own estimate, or its surroundings' where it is unsettled and the two part
+        (see the module docstring)."""
         point = self._check(centre_lps)[0]
+        mapped, confidence, drift = self._estimate(point)
+        own = (mapped, confidence)
         changing = Changing.of(lesion, point) if lesion is not None and self.refine else None
-        if changing is None:
-            own = self._map_one(point)
-            return own[0], float(own[1])
-        # the surroundings first: the lesion's own estimate may meanwhile run on another thread (``warm``)
+        if changing is None or not unsettled(confidence, drift, changing.radius_mm):
+            return mapped, float(confidence)
         around = self._map_one(point, changing)
-        own = self._map_one(point)
         chosen, apart = choose(own, around, changing.radius_mm)
         if chosen is around:
             log.debug("lesion at %s: its own match is %.2f radii from its surroundings' (confidence %.2f, "
@@ -204,6 +207,11 @@ class LocalRefinementMapper(PointMapper):
         return pts
 
     def _map_one(self, point: np.ndarray, changing: Changing | None = None) -> tuple[np.ndarray, float]:
+        mapped, conf, _ = self._estimate(point, changing)
+        return mapped, conf
+
+    def _estimate(self, point: np.ndarray, changing: Changing | None = None) -> tuple[np.ndarray, float, float]:
+        """(mapped point, confidence, drift mm), refined once per point (and lesion left out)."""
         key = (tuple(round(float(v), 3) for v in point), None if changing is None else changing.key)
         with self._lock:
             entry = self._cache.setdefault(key, _Entry())
@@ -214,14 +222,9 @@ class LocalRefinementMapper(PointMapper):
                     with pinned_threads(self.threads):
                         entry.value = self._refine(point, coarse, changing)
                 else:
-                    entry.value = (coarse, np.nan)
-            mapped, conf = entry.value
-        return mapped.copy(), conf
-
-    def warm(self, centre_lps: np.ndarray) -> None:
-        """The lesion's own estimate, which ``map_lesion`` needs after its surroundings' one: run
-        on another thread, the two estimates of one lesion are computed side by side."""
-        self._map_one(self._check(centre_lps)[0])
+                    entry.value = (coarse, np.nan, 0.0)
+            mapped, conf, drift = entry.value
+        return mapped.copy(), conf, drift
 
     def _lung_masks(self) -> tuple[sitk.Image, sitk.Image]:
         """``source_lung_masks`` of the source, fetched once."""
@@ -245,19 +248,20 @@ class LocalRefinementMapper(PointMapper):
         return all(0 <= idx[k] < near.GetSize()[k] for k in range(3)) and bool(near[idx])
 
     def _refine(self, point: np.ndarray, coarse: np.ndarray, changing: Changing | None = None
-                ) -> tuple[np.ndarray, float]:
-        """(mapped point, confidence); falls back to ``coarse`` when no local estimate holds."""
+                ) -> tuple[np.ndarray, float, float]:
+        """(mapped point, confidence, drift mm from the coarse box's estimate); falls back to
+        ``coarse`` (confidence 0) when no local estimate holds."""
         start = time.perf_counter()
         lung = self.lung_aware and self._in_lung(point)
         start_transform = self.lung_transform if lung and self.lung_transform is not None else self.global_transform
         first = self._stage(point, affine_from(start_transform, point), COARSE, lung, changing)
         if first is None:  # a poor match here is still the best start the smaller boxes have
-            return coarse, 0.0
+            return coarse, 0.0, 0.0
         a = self._apply(first[0], point)
         if np.linalg.norm(a - coarse) > self.max_correction_mm:
             log.warning("local refinement moved %.1f mm (> %.1f), global estimate kept",
                         np.linalg.norm(a - coarse), self.max_correction_mm)
-            return coarse, 0.0
+            return coarse, 0.0, 0.0
         medium = self._stage(point, first[0], MEDIUM, lung, changing)
         parent = medium if medium is not None and medium[1] >= MIN_NCC else first
         fine_stage = (self.local_box_mm,) + FINE[1:]
@@ -278,7 +282,7 @@ class LocalRefinementMapper(PointMapper):
             confidence = 0.0
         log.debug("local refinement at %s: coarse-global %.2f, fine spread %.2f mm, ncc %.2f, %.2f s",
                   point.round(1), np.linalg.norm(a - coarse), spread, ncc, time.perf_counter() - start)
-        return mapped, confidence
+        return mapped, confidence, float(np.linalg.norm(mapped - a))
 
     @staticmethod
     def _apply(transform: sitk.Transform, point: np.ndarray) -> np.ndarray:
