@@ -35,7 +35,7 @@ from ..geometry import ImageGeometry, inside_image, lps_to_ras, voxel_volume_ml
 from ..prompt import mask_centre_lps
 from ..quality import Finding, Reason, scan_checks
 from ..quality.absence import absence_signals, settle_absence
-from ..quality.match import LesionReference, candidate_match, remnant, unlike_prompt
+from ..quality.match import LesionReference, candidate_match, match_findings, unlike_prompt
 from ..registration.base import PointMapper, Registration
 from ..registry import create_backend
 from ..segmentation.base import Segmenter
@@ -260,9 +260,7 @@ class _Run:
                                    max(image.GetSpacing()), max(self.image(lesion.scan_id).GetSpacing()))
             match = candidate_match(reference, image, result.mask, result.propagated_point_lps,
                                     None if a is None or b is None else b - a, unlike)
-        little = remnant(match)
-        if little is not None:
-            result.findings.append(little)
+        result.findings.extend(match_findings(match))
         return bool(match.pop("plausible")), match, unlike
 
     def check(self, result: LesionScanResult, image: sitk.Image, confidence: float = float("nan"),

@@ -60,6 +60,7 @@ from scipy import ndimage
 
 from ..geometry import index_zyx_to_physical, physical_to_continuous_index_zyx, voxel_volume_ml
 from ..propagation.result import MaskCrop
+from .beyond import beyond_share, grown_beyond
 from .growth import equivalent_radius_mm, max_growth
 from .image_checks import MIN_COMPACTNESS
 from .reasons import Finding, Reason
@@ -159,6 +160,7 @@ class LesionReference:
     radius_mm: float  # of the sphere of the lesion's volume
     extent_mm: float  # farthest lesion voxel from the centre
     depth_mm: float  # of its centre below its outline
+    inscribed_mm: float = 0.0  # radius of the widest ball inside it
 
     @classmethod
     def from_prompt(cls, image: sitk.Image, mask: MaskCrop, centre_lps: np.ndarray,
@@ -177,6 +179,7 @@ class LesionReference:
         far = np.sqrt(((index_zyx_to_physical(image, mask.nonzero_zyx()) - centre_lps) ** 2).sum(1)).max()
         ref = cls(sdf.astype(np.float32), lo, image, centre_lps, radius, float(far), 0.0)
         ref.depth_mm = max(0.0, -float(ref.distance_at(centre_lps[None])[0]))
+        ref.inscribed_mm = max(0.0, -float(sdf.min()))
         return ref
 
     def distance_at(self, points_lps: np.ndarray) -> np.ndarray:
@@ -204,8 +207,9 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
                     mapped_lps: np.ndarray, days: float | None, unlike: list[str] = ()) -> dict[str, float]:
     """``candidate_inside`` (share of the candidate where the lesion can be), ``candidate_coverage``
     (share of the expected region it covers), ``candidate_unlike`` (how many ways it looks unlike
-    the prompt's lesion: ``unlike``, from ``unlike_prompt``) and ``plausible`` (1.0 / 0.0: fewer
-    than two pieces of evidence against it) for a candidate mask on ``image``."""
+    the prompt's lesion: ``unlike``, from ``unlike_prompt``), ``beyond_share`` (share of it beyond
+    where the lesion could have grown, see ``beyond``) and ``plausible`` (1.0 / 0.0: fewer than two
+    pieces of evidence against it) for a candidate mask on ``image``."""
     gain = min(max_growth(days) ** (1 / 3) - 1, MAX_RADIUS_GAIN)
     reach = reference.radius_mm * gain + REGISTRATION_ALLOWANCE_MM
     shift = reference.centre_lps - np.asarray(mapped_lps, float)
@@ -226,8 +230,10 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
     off = coverage < MIN_COVERAGE and misfit > max(image.GetSpacing())
     alone = any(a in unlike for a in ALONE)
     rejected = rejects(inside, coverage, len(unlike), alone, off)
+    beyond = beyond_share(reference, points, mask, np.array(image.GetSpacing()[::-1], float),
+                          REGISTRATION_ALLOWANCE_MM)
     return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
-            "candidate_misfit_mm": misfit, "plausible": float(not rejected),
+            "candidate_misfit_mm": misfit, "plausible": float(not rejected), "beyond_share": beyond,
             # rejected only for lying off the place: a remnant carried a few mm by a registration error would too
             "candidate_off": float(rejected and not rejects(inside, coverage, len(unlike), alone))}
 
@@ -248,6 +254,15 @@ def remnant(match: dict[str, float]) -> Finding | None:
         return Finding(Reason.SMALL_REMNANT, f"{100 * coverage:.0f}% of the lesion's place covered, "
                                              f"from {100 * MIN_COVERAGE:.0f}%")
     return None
+
+
+def match_findings(match: dict[str, float]) -> list[Finding]:
+    """Findings on a kept candidate from ``candidate_match``'s signals: ``remnant``'s, and
+    ``grown_beyond`` when much of it lies beyond where the lesion could have grown (``beyond``)."""
+    if not match.get("plausible", 1.0):
+        return []
+    found = (remnant(match), grown_beyond(match.get("beyond_share", math.nan)))
+    return [f for f in found if f is not None]
 
 
 def rejects(inside: float, coverage: float, unlike: int, alone: bool = False, off: bool = False) -> bool:

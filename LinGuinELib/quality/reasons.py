@@ -38,6 +38,7 @@ class Reason(str, Enum):
     RESPONSE_UNCERTAIN = "response_uncertain"
     BASELINE_DOUBTFUL = "baseline_doubtful"
     SHALLOW = "shallow"
+    GROWN_BEYOND = "grown_beyond"
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -77,6 +78,9 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.SHALLOW: "the segment is less than half as deep across the slices as it is wide: a slice holding the "
                     "lesion beside a wall that crosses the slices (the dome) was left out, or the lesion is flat; "
                     "its volume is not vouched for within a factor of 2",
+    Reason.GROWN_BEYOND: "part of the segment lies beyond where the lesion on the prompt scan could have grown "
+                         "(its outline widened by as much as its thickest part grew): the next stretch of a vessel "
+                         "or another structure beside it taken in; its volume is not vouched for within a factor of 2",
 }
 
 
