@@ -155,9 +155,9 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.devicePanel.fill(["cpu"])
         self.backendPanel.fill()
+        self.devicePanel.startProbe()  # before the parameter node: a saved cuda waits for its answer
         self.initializeParameterNode()
         self.studyPanel.refresh()
-        self.devicePanel.startProbe()
 
     def cleanup(self) -> None:
         """The widget goes away (Reload, application exit): no tracking process may outlive it."""
@@ -232,7 +232,7 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiState)
             self.backendPanel.showParameters()
-            self.ui.deviceComboBox.setCurrentText(self._parameterNode.device)
+            self.devicePanel.showParameter()
         self.updateGuiState()
 
     def updateGuiState(self, caller=None, event=None) -> None:

@@ -17,6 +17,7 @@ class DevicePanel:
     def __init__(self, ui, parameterNode: Callable[[], object], backendPanel) -> None:
         self.ui, self.parameterNode, self.backendPanel = ui, parameterNode, backendPanel
         self._probe = None
+        self._offered = ["cpu"]  # what the combo box lists: cpu until the probe has seen a GPU
         ui.deviceComboBox.currentTextChanged.connect(self.onDeviceChanged)
         ui.installTorchButton.clicked.connect(self.onInstallTorch)
 
@@ -38,7 +39,16 @@ class DevicePanel:
             return
         self.fill(devices)
 
+    def showParameter(self) -> None:
+        """A parameter node came (scene loaded, module entered): show its device. Once the probe has
+        answered, a device it does not offer (a scene saved on a GPU machine) becomes the one shown
+        (cpu) in the node too, so the run uses what the panel shows; while it asks, the answer decides."""
+        if self._probe is not None and self._probe.devices() is None:
+            return  # _checkProbe fills the combo box, selecting the node's device when offered
+        self.fill(self._offered)
+
     def fill(self, devices) -> None:
+        self._offered = list(devices)
         combo = self.ui.deviceComboBox
         combo.blockSignals(True)
         combo.clear()

@@ -66,6 +66,16 @@ def missing_requirements() -> list[str]:
     return missing
 
 
+def slicer_packaging():
+    """``slicer.packaging`` with ``pip_ensure`` (Slicer 5.12+), else None. It must be imported:
+    ``import slicer`` does not import it (Slicer's own template imports it too)."""
+    try:
+        import slicer.packaging as packaging
+    except ImportError:
+        return None
+    return packaging if hasattr(packaging, "pip_ensure") else None
+
+
 def ensure_requirements(requester: str = "LinGuinE", prompt: bool = True) -> bool:
     """Install what is missing (inside Slicer); elsewhere say what to pip-install.
 
@@ -81,15 +91,19 @@ def ensure_requirements(requester: str = "LinGuinE", prompt: bool = True) -> boo
         raise InputError(f"missing Python packages: pip install {' '.join(missing)}")
     import slicer
 
-    packaging = getattr(slicer, "packaging", None)
+    packaging = slicer_packaging()
     path = requirements_file()
-    if packaging is not None and hasattr(packaging, "pip_ensure") and path is not None:
+    if packaging is not None and path is not None:
         wanted = {"requester": requester, "prompt_install": prompt, "prompt_restart": prompt,
                   "skip_in_testing": False}
         accepted = inspect.signature(packaging.pip_ensure).parameters
         packaging.pip_ensure(packaging.load_requirements(str(path)),
                              **{k: v for k, v in wanted.items() if k in accepted})
-    else:
+    else:  # Slicer 5.10-5.11: pip_install asks nothing, so the confirmation pip_ensure shows is asked here
+        if prompt and not slicer.util.confirmOkCancelDisplay(
+                f"{requester} needs these Python packages in Slicer's Python:\n\n" + "\n".join(missing)
+                + "\n\nInstall them now?", f"{requester} - Install Python Packages"):
+            raise InputError(f"Python packages not installed (declined): {', '.join(missing)}")
         log.info("installing %s", " ".join(missing))
         slicer.util.pip_install(" ".join(f'"{m}"' if " " in m else m for m in missing))
     importlib.invalidate_caches()

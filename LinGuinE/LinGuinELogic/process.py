@@ -67,6 +67,21 @@ def python_executable() -> str:
     return sys.executable
 
 
+# Windows process creation flags (subprocess has them only on Windows).
+CREATE_NO_WINDOW = 0x08000000
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+WINDOWS = os.name == "nt"
+
+
+def popen_options(own_group: bool = True) -> dict[str, Any]:
+    """Popen options for every process the module starts under PythonSlicer (a console program):
+    on Windows no console window, as ``slicer.util.launchConsoleProcess`` hides it; ``own_group``:
+    the child leads its own process group (POSIX: session) so that Cancel kills its whole tree."""
+    if WINDOWS:
+        return {"creationflags": CREATE_NO_WINDOW | (CREATE_NEW_PROCESS_GROUP if own_group else 0)}
+    return {"start_new_session": True} if own_group else {}
+
+
 def lesion_records(lesions: list, folder: Path, prefix: str = "") -> list:
     """The lesions' prompts as JSON records for the child; mask prompts written into ``folder``."""
     records = []
@@ -104,9 +119,9 @@ def kill_tree(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return
     try:
-        if os.name == "nt":
+        if WINDOWS:
             subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True,
-                           timeout=KILL_WAIT_S, check=False)
+                           timeout=KILL_WAIT_S, check=False, **popen_options(own_group=False))
         else:
             os.killpg(process.pid, signal.SIGKILL)  # the child leads its own process group
     except (OSError, subprocess.SubprocessError) as exc:
@@ -146,13 +161,8 @@ class ChildTracking:
             env["PYTHONUNBUFFERED"] = "1"
             command = [python or python_executable(), "-m", "LinGuinELib.child", str(folder)]
             with open(folder / "progress.jsonl", "wb") as out, open(folder / "child.log", "wb") as err:
-                extra: dict[str, Any] = {}
-                if os.name == "nt":  # no console window; its own group so taskkill /T gets the tree
-                    extra["creationflags"] = subprocess.CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP
-                else:
-                    extra["start_new_session"] = True
                 process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                           env=env, cwd=str(folder), **extra)
+                                           env=env, cwd=str(folder), **popen_options())
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -277,7 +287,8 @@ class DeviceProbe:
         if importlib.util.find_spec("torch") is not None:
             self.process = subprocess.Popen([python or python_executable(), "-c", self.CODE],
                                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.DEVNULL, text=True)
+                                            stderr=subprocess.DEVNULL, text=True,
+                                            **popen_options(own_group=False))
             self._devices = None
 
     def devices(self) -> list[str] | None:

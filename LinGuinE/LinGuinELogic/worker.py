@@ -36,6 +36,7 @@ from .process import (
     kill_tree,
     lesion_records,
     library_root,
+    popen_options,
     python_executable,
     write_child_study,
 )
@@ -93,14 +94,9 @@ class StudyWorker:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (library_root(), env.get("PYTHONPATH", "")) if p)
             env["PYTHONUNBUFFERED"] = "1"
             command = [python or python_executable(), "-m", "LinGuinELib.worker"]
-            extra: dict[str, Any] = {}
-            if os.name == "nt":
-                extra["creationflags"] = subprocess.CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP
-            else:
-                extra["start_new_session"] = True
             with open(folder / "answers.jsonl", "wb") as out, open(folder / "worker.log", "wb") as err:
                 process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err, env=env,
-                                           cwd=str(folder), **extra)
+                                           cwd=str(folder), **popen_options())
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -253,7 +249,12 @@ class WorkerJob:
         alive = self.worker.alive
         self.worker.poll()  # after the liveness check: a dying worker's last words are read too
         if self.reply is None and not alive:
-            self.fall_back()
+            try:
+                self.fall_back()
+            except Exception as exc:  # noqa: BLE001 - polled from the panel's timer: end the run with one line
+                log.error("no one-shot process could replace the study worker: %s", exc)
+                self.reply = {"stage": "error", "message": "the study worker stopped and no one-shot process "
+                              f"could replace it: {exc}"}
 
     def poll(self) -> list[ProgressEvent]:
         """Progress events since the last call (the worker's, or the fallback child's)."""

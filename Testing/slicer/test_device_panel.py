@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
+
+MODULE_DIR = Path(__file__).resolve().parents[2] / "LinGuinE"
 
 if not hasattr(sys.modules.get("slicer"), "vtkMRMLScene"):  # conftest imported it if it could
     pytest.skip("slicer-core is not installed (bash scripts/install_slicer_core.sh)", allow_module_level=True)
@@ -89,3 +92,28 @@ def test_a_probe_still_running_is_asked_again(panel):
     assert ui.deviceComboBox.items == [] and later == [made._checkProbe]
     later.pop()()
     assert ui.deviceComboBox.items == ["cpu", "cuda"] and node.device == "cuda"
+
+
+def test_a_loaded_scenes_device_agrees_with_the_panel(panel):
+    """A scene saved on a GPU machine says cuda; once the probe has answered without cuda, the node
+    takes the cpu shown (the run uses what the panel shows). While the probe asks, cuda is kept and
+    the answer selects it. The widget calls this for every parameter node, after starting the probe."""
+    made, ui, node, later = panel
+    made.fill(["cpu"])  # the probe answered: no GPU here
+    node.device = "cuda"  # then a scene from a GPU machine is loaded
+    made.showParameter()
+    assert ui.deviceComboBox.currentText == "cpu" and node.device == "cpu"
+
+    made._probe = _Probe([None, None, ["cpu", "cuda"]])  # a GPU machine, the probe still asking
+    node.device = "cuda"
+    made.showParameter()
+    assert node.device == "cuda"  # not overwritten by the cpu shown meanwhile
+    made._checkProbe()
+    later.pop()()
+    assert ui.deviceComboBox.currentText == "cuda" and node.device == "cuda"
+
+    widget = (MODULE_DIR / "LinGuinE.py").read_text()
+    set_node = widget[widget.index("def setParameterNode"):widget.index("def updateGuiState")]
+    assert "self.devicePanel.showParameter()" in set_node and "deviceComboBox" not in set_node
+    setup = widget[widget.index("def setup"):widget.index("def cleanup")]
+    assert setup.index("devicePanel.startProbe()") < setup.index("self.initializeParameterNode()")

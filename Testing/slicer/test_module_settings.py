@@ -186,6 +186,38 @@ def test_device_probe_asks_a_child_process(monkeypatch):
     assert "torch" not in sys.modules or sys.modules["torch"] is not None
 
 
+def test_the_gpu_probe_hides_its_console_on_windows(monkeypatch):
+    """PythonSlicer is a console program: on Windows every process the module starts is created
+    without a console window, as ``slicer.util.launchConsoleProcess`` does; the GPU probe, started
+    each time the panel is set up, flashed one. Tracking processes also lead their own group (Cancel)."""
+    import importlib.util
+    import subprocess
+
+    from LinGuinELogic import process
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, args, **kwargs):
+            seen.append(kwargs)
+            self.pid = 1
+
+        def poll(self):
+            return None  # still running
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(process, "WINDOWS", True)
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: object() if name == "torch" else real_find_spec(name, *args))
+    probe = process.DeviceProbe(python="PythonSlicer")
+    assert probe.devices() is None and len(seen) == 1  # asked, answer pending
+    assert seen[0]["creationflags"] == process.CREATE_NO_WINDOW
+    assert process.popen_options()["creationflags"] == process.CREATE_NO_WINDOW | process.CREATE_NEW_PROCESS_GROUP
+    monkeypatch.setattr(process, "WINDOWS", False)
+    assert process.popen_options() == {"start_new_session": True} and process.popen_options(False) == {}
+
+
 def test_segmentation_under_a_transform_keeps_the_volume_grid(ball_study):
     """A volume under a linear transform: the segmentation sits under the same transform with the
     volume's own (untransformed) grid, and the masks still match the balls voxel for voxel."""
@@ -241,14 +273,62 @@ class _TestingModePackaging:
                            "skip_in_testing": skip_in_testing, "requester": requester})
 
 
+class _SlicerUtilInstall:
+    """``slicer.util``'s pip_install and confirmOkCancelDisplay (Slicer 5.10-5.11 path), recorded."""
+
+    def __init__(self, confirm: bool) -> None:
+        self.confirm, self.asked, self.installed = confirm, [], []
+
+    def confirmOkCancelDisplay(self, text, windowTitle=None, **kwargs):  # noqa: N802, N803 - Slicer's names
+        self.asked.append(text)
+        return self.confirm
+
+    def pip_install(self, requirements):
+        self.installed.append(requirements)
+
+
 def test_requirements_install_without_a_click_in_batch_and_fail_loudly_when_still_missing(monkeypatch):
+    """As in Slicer 5.12+: ``slicer.packaging`` is a submodule that ``import slicer`` does not import,
+    so it is in sys.modules only once imported, never an attribute of ``slicer`` before that."""
     from LinGuinELogic import dependencies
 
     packaging = _TestingModePackaging()
+    util = _SlicerUtilInstall(confirm=True)
     monkeypatch.setattr(slicer, "app", object(), raising=False)
-    monkeypatch.setattr(slicer, "packaging", packaging, raising=False)
+    monkeypatch.delattr(slicer, "packaging", raising=False)
+    monkeypatch.setitem(sys.modules, "slicer.packaging", packaging)
+    monkeypatch.setattr(slicer.util, "pip_install", util.pip_install, raising=False)
     monkeypatch.setattr(dependencies, "missing_requirements", lambda: ["connected-components-3d"])
     with pytest.raises(InputError, match="required Python packages are not installed: connected-components-3d"):
         dependencies.ensure_requirements(prompt=False)
     assert packaging.calls == [{"prompt_install": False, "prompt_restart": False, "skip_in_testing": False,
                                 "requester": "LinGuinE"}]
+    assert util.installed == []  # pip_ensure did it, not the old path without a confirmation
+
+
+@pytest.mark.parametrize("confirm", [False, True])
+def test_without_pip_ensure_the_install_is_confirmed_first(monkeypatch, confirm):
+    """Slicer 5.10-5.11 (no ``slicer.packaging``): ``pip_install`` asks nothing, so the panel's path
+    (prompt=True) asks before installing; declined: nothing installed, one line saying so."""
+    from LinGuinELogic import dependencies
+
+    util = _SlicerUtilInstall(confirm)
+    monkeypatch.setattr(slicer, "app", object(), raising=False)
+    monkeypatch.delattr(slicer, "packaging", raising=False)
+    monkeypatch.setitem(sys.modules, "slicer.packaging", None)  # import slicer.packaging fails
+    monkeypatch.setattr(slicer.util, "pip_install", util.pip_install, raising=False)
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", util.confirmOkCancelDisplay, raising=False)
+    missing = ["connected-components-3d", "edt>=2.4"]
+    monkeypatch.setattr(dependencies, "missing_requirements", lambda: list(missing))
+    if not confirm:
+        with pytest.raises(InputError, match="declined.*connected-components-3d, edt>=2.4"):
+            dependencies.ensure_requirements()
+        assert util.installed == [] and len(util.asked) == 1 and "edt>=2.4" in util.asked[0]
+        return
+    with pytest.raises(InputError, match="still|not installed"):  # the stand-in installs nothing
+        dependencies.ensure_requirements()
+    assert len(util.asked) == 1 and util.installed == ["connected-components-3d edt>=2.4"]
+    util.asked.clear()
+    with pytest.raises(InputError):
+        dependencies.ensure_requirements(prompt=False)  # batch: no question
+    assert util.asked == []

@@ -131,6 +131,42 @@ def test_a_worker_that_dies_mid_run_falls_back_to_a_one_shot_child(ball_study, t
         logic.closeStudyWorker()
 
 
+def test_a_dead_worker_whose_replacement_cannot_start_ends_the_run_with_one_line(ball_study, tmp_path, monkeypatch):
+    """The fallback is started from the panel's QTimer (job.poll / job.finished): if it cannot start
+    (here the disk is full when the study is written again), the run ends with that reason as its
+    error's first line, once, instead of the exception escaping the timer slot every 200 ms with the
+    panel left running."""
+    from LinGuinELogic import LinGuinELogic
+    from LinGuinELogic import worker as worker_module
+
+    logic = LinGuinELogic(ball_study.scene)
+    config = TrackingConfig(**FAST)
+    environment = _environment(tmp_path)
+    tries = []
+
+    def disk_full(*args, **kwargs):
+        tries.append(1)
+        raise OSError(28, "No space left on device")
+
+    before = ball_study.scene.GetNumberOfNodes()
+    try:
+        worker = logic.warmStudy(ball_study.volumes, config, environment, PLUGINS)
+        job = logic.startTracking(logic.prepare(ball_study.volumes, ball_study.points), config, environment,
+                                  PLUGINS, keepStudyOpen=True)
+        monkeypatch.setattr(worker_module.ChildTracking, "start", disk_full)
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        worker.process.wait(10)
+        assert job.poll() == [] and job.finished and job.fallback is None
+        assert job.error.splitlines()[0] == ("the study worker stopped and no one-shot process could "
+                                             "replace it: [Errno 28] No space left on device")
+        assert job.poll() == [] and job.finished and len(tries) == 1  # said once, not retried per poll
+        with pytest.raises(Exception, match="No space left on device"):
+            logic.finishTracking(job)
+        assert ball_study.scene.GetNumberOfNodes() == before
+    finally:
+        logic.closeStudyWorker()
+
+
 def test_cancel_kills_the_worker_and_nothing_reaches_the_scene(ball_study, tmp_path):
     from child_backends import SLEEPER_PID_ENV
     from LinGuinELogic import LinGuinELogic
