@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import qt
 import slicer
-import vtk
 from slicer.util import VTKObservationMixin
 
 _POINT_EVENTS = ("PointPositionDefinedEvent", "PointRemovedEvent", "PointModifiedEvent")
@@ -116,10 +115,13 @@ def rememberSequenceItem(node, index: int, volume) -> None:
 
 
 def backgroundVolumeAt(node, index: int):
-    """The slice views' background volume that contains the point: the one it was placed on.
+    """The slice views' background volume that contains the point: the one it was placed on
+    (world position against each volume's world grid, so a volume under a transform counts).
 
     A sequence's proxy node counts too; the logic maps it to the sequence item shown.
     """
+    from LinGuinELogic.volumes import volume_at
+
     position = [0.0, 0.0, 0.0]
     node.GetNthControlPointPositionWorld(index, position)
     candidates = []
@@ -127,11 +129,4 @@ def backgroundVolumeAt(node, index: int):
         volume = slicer.mrmlScene.GetNodeByID(composite.GetBackgroundVolumeID() or "")
         if volume is not None and volume not in candidates:
             candidates.append(volume)
-    for volume in candidates:
-        rasToIjk = vtk.vtkMatrix4x4()
-        volume.GetRASToIJKMatrix(rasToIjk)
-        point = rasToIjk.MultiplyPoint([*position, 1.0])
-        dims = volume.GetImageData().GetDimensions() if volume.GetImageData() else (0, 0, 0)
-        if all(-0.5 <= point[a] <= dims[a] - 0.5 for a in range(3)):
-            return volume
-    return None
+    return volume_at(candidates, position)

@@ -136,6 +136,24 @@ def volume_to_sitk(node: Any) -> sitk.Image:
     return geometry_from_matrix(image, world_ijk_to_ras(node))
 
 
+def volume_at(volumes: list[Any], position_ras: Any) -> Any | None:
+    """The first of ``volumes`` whose voxel grid holds a world RAS point (a control point's world
+    position), parent transforms included: the slice views' volume a point was placed on."""
+    for volume in volumes:
+        image = volume.GetImageData()
+        if image is None:
+            continue
+        try:
+            ras_to_ijk = np.linalg.inv(world_ijk_to_ras(volume))
+        except InputError:  # under a non-linear transform: the logic places the point itself
+            continue
+        ijk = ras_to_ijk @ np.array([*position_ras, 1.0])
+        dims = image.GetDimensions()
+        if all(-0.5 <= ijk[a] <= dims[a] - 0.5 for a in range(3)):
+            return volume
+    return None
+
+
 def volume_geometry(node: Any) -> ImageGeometry:
     """The volume's voxel grid (LPS, world) without its voxels."""
     image = node.GetImageData()

@@ -200,3 +200,39 @@ def test_lung_like_voxels_beside_the_air_are_no_reason_to_refuse(ball_study, k):
     ball_study.points.SetNthControlPointAssociatedNodeID(index, ball_study.volumes[k].GetID())
     prepared = LinGuinELogic(ball_study.scene).prepare(ball_study.volumes, ball_study.points, voxels=True)
     assert [p.name for p in prepared.prompts] == ["Nodule A", "Nodule B", "Lung"]
+
+
+def test_the_volume_a_point_was_placed_on_counts_its_transform(ball_study):
+    """The panel ties a new point to the slice views' background volume that holds it
+    (``LinGuinEGui.lesion_panel.backgroundVolumeAt``). Markups give the point's world position; a
+    follow-up aligned under a linear transform holds it only with that transform counted. Before,
+    each volume's own RAS-to-IJK was used: the point was tied to no volume (or to a wrong one), and
+    the logic then guessed the volume from the world grids (refused when several hold the point)."""
+    from pathlib import Path
+
+    from LinGuinELogic import LinGuinELogic
+    from LinGuinELogic.volumes import volume_at
+
+    scene = ball_study.scene
+    baseline, week8 = ball_study.volumes[0], ball_study.volumes[1]
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "aligned")
+    matrix = vtk.vtkMatrix4x4()
+    matrix.SetElement(0, 3, 120.0)  # far beyond both grids (60 mm wide): only the transform puts it there
+    transform.SetMatrixTransformToParent(matrix)
+    week8.SetAndObserveTransformNodeID(transform.GetID())
+    centre = ball_study.centres_ras[("Nodule A", "week_8")] + np.array([120.0, 0.0, 0.0])
+    points = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "clicked")
+    points.AddControlPoint(*centre, "Nodule A")  # the point list is not transformed: world = local
+    world = [0.0, 0.0, 0.0]
+    points.GetNthControlPointPositionWorld(0, world)
+
+    assert volume_at([baseline, week8], world) is week8
+    assert volume_at([baseline], world) is None
+    assert volume_at([baseline, week8], ball_study.centres_ras[("Nodule A", "baseline")]) is baseline
+    # Tied to it as the panel does, the logic takes the prompt on that volume.
+    points.SetNthControlPointAssociatedNodeID(0, week8.GetID())
+    prepared = LinGuinELogic(scene).prepare(ball_study.volumes, points)
+    assert [p.lesion.scan_id for p in prepared.prompts] == ["week_8"]
+    panel = (Path(__file__).resolve().parents[2] / "LinGuinE" / "LinGuinEGui" / "lesion_panel.py").read_text()
+    assert "return volume_at(candidates, position)" in panel and "GetRASToIJKMatrix" not in panel
+
