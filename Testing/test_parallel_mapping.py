@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 import SimpleITK as sitk
-from test_registration_classical import _known_target, _phantom, _points_inside
+from test_registration_classical import _known_target, _phantom, _points_inside, counting_mapper
 
 from LinGuinELib.registration.classical import ClassicalRegistration, LocalRefinementMapper
 
@@ -72,15 +72,7 @@ def test_a_settled_lesion_is_placed_by_its_own_estimate_alone() -> None:
     placed where the point alone maps, with the point's confidence."""
     source, target = _pair()
     centre = _points_inside(source)[0]
-    refined: list[bool] = []
-
-    class Counting(LocalRefinementMapper):
-        def _refine(self, point, coarse, changing=None):
-            refined.append(changing is None)
-            return super()._refine(point, coarse, changing)
-
-    plain = ClassicalRegistration().register(source, target)
-    mapper = Counting(source, target, plain.global_transform, lung_transform=plain.lung_transform)
+    plain, mapper, refined = counting_mapper(source, target)
     placed, confidence = mapper.map_lesion(centre, _ball(source, centre, 7.0))
     assert refined == [True] and confidence >= 0.5, (refined, confidence)
     np.testing.assert_array_equal(placed, plain.map_points(centre)[0])

@@ -297,6 +297,21 @@ def test_translation_search_prefers_full_overlap_on_a_chest_alike_along_z(tmp_pa
     assert len(errors) >= 3 and max(errors) < 10.0, errors
 
 
+def counting_mapper(source: sitk.Image, target: sitk.Image
+                    ) -> tuple[LocalRefinementMapper, LocalRefinementMapper, list[bool]]:
+    """(the pair's plain registration, a local mapper over it that records each refinement, the
+    record): True for a lesion's own estimate, False for its surroundings' one."""
+    refined: list[bool] = []
+
+    class Counting(LocalRefinementMapper):
+        def _refine(self, point, coarse, changing=None):
+            refined.append(changing is None)
+            return super()._refine(point, coarse, changing)
+
+    plain = ClassicalRegistration().register(source, target)
+    return plain, Counting(source, target, plain.global_transform, lung_transform=plain.lung_transform), refined
+
+
 def test_a_lesion_that_has_gone_is_placed_by_its_surroundings(tmp_path: Path) -> None:
     """A 35 mm mediastinal mass present on T0 and gone on T1 (the kinds generator, seed 3). Boxes
     that matched the mass itself pulled its centre 17 mm, onto the mediastinum (their two fine
@@ -311,15 +326,7 @@ def test_a_lesion_that_has_gone_is_placed_by_its_surroundings(tmp_path: Path) ->
     source, target = (sitk.ReadImage(str(folder / "scans" / f"{s}.nii.gz")) for s in ("T0", "T1"))
     lesion = sitk.ReadImage(str(folder / "truth" / "T0.nii.gz")) == 1
     centres = json.loads((folder / "truth.json").read_text())["lesions"][0]["centre_lps"]
-    refined: list[bool] = []
-
-    class Counting(LocalRefinementMapper):
-        def _refine(self, point, coarse, changing=None):
-            refined.append(changing is None)
-            return super()._refine(point, coarse, changing)
-
-    plain = ClassicalRegistration().register(source, target)
-    mapper = Counting(source, target, plain.global_transform, lung_transform=plain.lung_transform)
+    plain, mapper, refined = counting_mapper(source, target)
     mapped, confidence = mapper.map_lesion(np.array(centres[0]), lesion)
     assert np.linalg.norm(mapped - centres[1]) < 3.0 and confidence > 0.5, (mapped, centres[1], confidence)
     assert refined == [True, False]  # its own estimate, then its surroundings'
