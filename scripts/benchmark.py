@@ -142,6 +142,7 @@ def _kind_studies(args: argparse.Namespace, work: Path) -> list[tuple[str, Path]
         from LinGuinELib.synthetic import ATTACHMENTS, DENSITIES, LesionKind, make_kind_study
     except ImportError:
         return []
+    from LinGuinELib.errors import InputError
     if args.kinds == "full":  # every attachment x density on thin and thick slices, sizes rotating
         sizes = (6, 15, 40, 10, 25, 70)
         plan = [(slices, [(sizes[(i + j) % len(sizes)], att, den) for i, att in enumerate(ATTACHMENTS)])
@@ -156,9 +157,14 @@ def _kind_studies(args: argparse.Namespace, work: Path) -> list[tuple[str, Path]
             manifest = target / "study.json"
             if not manifest.exists():
                 t = time.perf_counter()
-                manifest = make_kind_study(target, [LesionKind(float(d), a, c, slice_mm=slices) for d, a, c in kinds],
-                                           n_scans=args.scans, seed=seed, prompt_scan=args.prompt_scan,
-                                           growth=growth)
+                try:
+                    manifest = make_kind_study(target, [LesionKind(float(d), a, c, slice_mm=slices)
+                                                        for d, a, c in kinds],
+                                               n_scans=args.scans, seed=seed, prompt_scan=args.prompt_scan,
+                                               growth=growth)
+                except InputError as exc:  # a plan's kind the synthetic chest cannot hold: say so, go on
+                    print(f"skipped {target.name}: {exc}", file=sys.stderr)
+                    continue
                 print(f"built {target.name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
             out.append(("synthetic", Path(manifest)))
     return out
