@@ -8,7 +8,7 @@ prompt lands. Real: the LIDC main nodules and the mass in ../shared/data (when p
 clicks. Per kind, size class, attachment, density and slice class: median Dice, fraction of
 volumes within a factor 2 of the truth, segmenter warnings, time per call.
 
-Usage: python scripts/eval_segmentation_kinds.py [--seeds 2] [--offsets 2] [--quick | --new | --wall] [--per-case]
+Usage: python scripts/eval_segmentation_kinds.py [--seeds 2] [--offsets 2] [--quick | --new | --wall | --part-solid | --thick-hazy] [--per-case]
 """
 
 from __future__ import annotations
@@ -71,7 +71,13 @@ PART_SOLID_KINDS = [
 # crosses the dome obliquely is a mix of lung, lesion and dome)
 WALL_KINDS = [(6, "chest_wall", "solid", 1.25, 0), (14, "diaphragm", "solid", 5.0, 0),
               (10, "costophrenic", "solid", 5.0, 0)]
-KINDS = KINDS + NEW_KINDS + WALL_KINDS + PART_SOLID_KINDS
+# part-solid and ground-glass lesions on 5 mm slices (session 11; `benchmark.py --kinds full` found them
+# cut to their core): a solid core averaged with its halo across a thick slice reads lighter than soft tissue
+THICK_HAZY_KINDS = [(25, "isolated", "part_solid", 5.0, 0), (20, "mediastinum", "part_solid", 5.0, 0),
+                    (20, "costophrenic", "part_solid", 5.0, 0), (40, "chest_wall", "part_solid", 5.0, 0),
+                    (8, "fissure", "part_solid", 5.0, 0), (20, "vessel", "ground_glass", 5.0, 0),
+                    (8, "diaphragm", "ground_glass", 5.0, 0)]
+KINDS = KINDS + NEW_KINDS + WALL_KINDS + PART_SOLID_KINDS + THICK_HAZY_KINDS
 QUICK = [0, 1, 6, 7, 12, 15, 19, 20]
 OFFSET_DIRS = np.array([[1, 0, 0], [0, -1, 0], [0, 0, 1], [-1, 1, -1], [1, 1, 0], [0, -1, -1]], float)
 OFFSET_DIRS /= np.linalg.norm(OFFSET_DIRS, axis=1, keepdims=True)
@@ -111,7 +117,7 @@ def synthetic_rows(seg, kinds: list[tuple], seeds: int, n_offsets: int) -> list[
         kind = LesionKind(float(d), attach, density, float(slice_mm), float(invade), *shape)
         for seed in range(seeds):
             case = render_case(kind, seed=seed)
-            group = {"source": "synthetic", "case": f"{kind.label} {slice_mm}mm s{seed}",
+            group = {"source": "synthetic", "case": f"{d:g} mm {kind.label} {slice_mm}mm s{seed}",
                      "kind": kind.label, "size": kind.size_class, "attachment": attach,
                      "density": density, "slices": kind.slice_class}
             rows += run_case(seg, case.image, case.truth, case.centre_lps, d / 2, n_offsets, group)
@@ -173,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new", action="store_true", help="only the kinds added after development (NEW_KINDS)")
     p.add_argument("--part-solid", action="store_true", help="only the part-solid kinds (PART_SOLID_KINDS)")
     p.add_argument("--wall", action="store_true", help="only the small juxtapleural kinds (WALL_KINDS)")
+    p.add_argument("--thick-hazy", action="store_true",
+                   help="only part-solid and ground-glass kinds on 5 mm slices (THICK_HAZY_KINDS)")
     p.add_argument("--only", default="", help="only kinds whose label contains this text")
     p.add_argument("--no-real", action="store_true", help="skip ../shared/data")
     p.add_argument("--per-case", action="store_true")
@@ -182,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     seg = create_backend("segmentation", args.backend)
     kinds = [KINDS[i] for i in QUICK] if args.quick else (
-        NEW_KINDS if args.new else WALL_KINDS if args.wall else PART_SOLID_KINDS if args.part_solid else KINDS)
+        NEW_KINDS if args.new else WALL_KINDS if args.wall else PART_SOLID_KINDS if args.part_solid
+        else THICK_HAZY_KINDS if args.thick_hazy else KINDS)
     kinds = [k for k in kinds if args.only in LesionKind(float(k[0]), *k[1:3], float(k[3]), float(k[4]), *k[5:]).label]
     rows = synthetic_rows(seg, kinds, args.seeds, min(args.offsets, len(OFFSET_DIRS)))
     if not args.no_real:

@@ -111,7 +111,7 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
         raise _NoLesion("no edge around the prompt (uniform surroundings)")
     sign = 1.0 if bright else -1.0
     for levels in candidates:
-        lesion, lesion_radius = _refine(roi, levels, sign, noise, diag, envelope, scale, small_factor)
+        lesion, lesion_radius, levels = _refine(roi, levels, sign, noise, diag, envelope, scale, small_factor)
         if lesion is not None:
             break
     else:
@@ -122,8 +122,8 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
         # beyond it the surroundings; kept when it holds the core and, wrapped in lung, reaches
         # no more of the region's border than the core did (not a haze running on)
         diag_halo = dict(diag)
-        whole, whole_radius = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
-                                      small_factor)
+        whole, whole_radius, _ = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
+                                         small_factor, keep_level=True)
         if whole is not None and float((whole & lesion).sum()) >= 0.8 * float(lesion.sum()) \
                 and open_face_cover(whole, roi) <= open_face_cover(lesion, roi):
             lesion, lesion_radius, halo = whole, whole_radius, None
@@ -137,12 +137,14 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
 
 
 def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, diag: dict, envelope,
-            scale: float, small_factor: float) -> tuple[np.ndarray | None, float]:
+            scale: float, small_factor: float, keep_level: bool = False
+            ) -> tuple[np.ndarray | None, float, tuple[float, float]]:
     """Threshold half-way between the levels, grow, separate; re-measure the levels on the region
-    found until the threshold settles. (None, 0) when no lesion is within reach."""
+    found until the threshold settles. (lesion, radius, the levels of its last threshold);
+    (None, 0, the given levels) when no lesion is within reach."""
     search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
     reach = sign * float(np.percentile(sign * roi.smooth[search], 90))
-    lesion, lesion_radius, tried = None, 0.0, []
+    lesion, lesion_radius, tried, found_levels = None, 0.0, [], levels
     for iteration in range(MAX_ITER):
         level, background = levels
         threshold = 0.5 * (level + background)
@@ -179,13 +181,13 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling
             break
-        lesion, lesion_radius = lesion_new, radius
+        lesion, lesion_radius, found_levels = lesion_new, radius, levels
         diag["attached_as_thick"] = bool(diag.get("attached_as_thick")) or as_thick
         diag["end_slice_on_wall"] = round(on_wall, 3)
         level, shell_level = refine_levels(lesion, region, roi)
         # the surroundings are the farther of the radial-profile plateau and the shell just
         # outside: a faint halo (ground glass, partial volume) is not the background
-        levels = (level, sign * min(sign * shell_level, sign * levels[1]))
+        levels = (levels[0] if keep_level else level, sign * min(sign * shell_level, sign * levels[1]))
         new = 0.5 * sum(levels)
         log.debug("threshold %.0f -> %.0f HU (%d voxels)", threshold, new, lesion.sum())
         tried.append(threshold)
@@ -195,7 +197,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         tolerance = 1.0 + 0.02 * abs(levels[0] - levels[1])
         if iteration and min(abs(new - t) for t in tried) < tolerance:
             break  # settled, or cycling between two regions
-    return lesion, lesion_radius
+    return lesion, lesion_radius, found_levels
 
 
 def _exclude_negatives(lesion: np.ndarray, roi: Roi, negatives: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ MIN_INTERIOR_VOXELS = 20  # fewer voxels beyond the partial-volume rim: a "small
 HALO_SHARE = 0.5  # a lesion with this much of its near surroundings hazy has a ground-glass halo
 HALO_DOUBT = 0.4  # a solid result with this much of them hazy cannot vouch that it has no halo
 HALO_FLOOR = 0.2  # hazy: at least this share of the way from the aerated lung to the lesion
+HALO_MIN_RISE_HU = 100.0  # ... and at least this far above it (lung texture and noise stay below)
 LUNG_REACH_MM = 15.0  # how far out from a found lesion the aerated lung is looked for
 
 
@@ -186,18 +187,23 @@ def halo_around(lesion: np.ndarray, roi: Roi, levels: tuple[float, float]) -> Ha
     aerated lung to the lesion (noise, lung texture and the blur of a solid edge stay below it).
     The lung is read beyond the shell (:func:`aerated_level`), not from the radial profile's
     plateau: that may be the halo itself or its fading edge, and a halo is then its own floor.
-    A lesion lighter than soft tissue (ground glass, or a nodule thinner than the slice, whose
-    level is its partial volume) gives no floor above the lung's own noise."""
+    A lesion so faint that the floor would not stand HALO_MIN_RISE_HU above the lung (ground glass)
+    has no halo to read; a solid core averaged with its halo across a thick slice (lighter than soft
+    tissue) still has. The shell is read inside the lung envelope and below the threshold: a wall
+    or a vessel beside the lesion is neither halo nor lung."""
     level, background = levels
-    if level < SOFT_TISSUE_HU:
-        return None
     box = box_around(lesion, 4.0 + roi.spacing.max(), roi.spacing)
     out_dist = edt_mm(~lesion[box], roi.spacing)
-    values = roi.smooth[box][(out_dist > 1.0) & (out_dist <= 4.0)]
-    lung = min(background, aerated_level(lesion, roi))
-    if values.size < 10 or not lung < AIR_LIKE_HU:
-        return None
+    shell = (out_dist > 1.0) & (out_dist <= 4.0)
+    if roi.allowed is not None:  # a halo lies in the lung: the wall beyond the envelope is not read
+        shell &= roi.allowed[box]
     threshold = 0.5 * (level + background)
+    # what is as dense as the lesion (its attachment, a vessel) is neither halo nor lung
+    values = roi.smooth[box][shell]
+    values = values[values < threshold]
+    lung = min(background, aerated_level(lesion, roi))
     floor = lung + HALO_FLOOR * (level - lung)
+    if values.size < 10 or not lung < AIR_LIKE_HU or floor - lung < HALO_MIN_RISE_HU:
+        return None
     hazy = (values > floor) & (values < threshold)
     return Halo(float(np.median(values[hazy])) if hazy.any() else float("nan"), float(hazy.mean()), lung)
