@@ -8,7 +8,8 @@ prompt lands. Real: the LIDC main nodules and the mass in ../shared/data (when p
 clicks. Per kind, size class, attachment, density and slice class: median Dice, fraction of
 volumes within a factor 2 of the truth, segmenter warnings, time per call.
 
-Usage: python scripts/eval_segmentation_kinds.py [--seeds 2] [--offsets 2] [--quick | --new | --wall | --part-solid | --thick-hazy] [--per-case]
+Usage: python scripts/eval_segmentation_kinds.py [--seeds 2] [--offsets 2] [--per-case]
+       [--quick | --new | --wall | --part-solid | --thick-hazy]
 """
 
 from __future__ import annotations
