@@ -124,7 +124,8 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
         diag_halo = dict(diag)
         whole, whole_radius, _ = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
                                          small_factor, keep_level=True)
-        if whole is not None and float((whole & lesion).sum()) >= 0.8 * float(lesion.sum()) \
+        core = lesion & (roi.dist <= lesion_radius)
+        if whole is not None and float((whole & core).sum()) >= 0.8 * float(core.sum()) \
                 and open_face_cover(whole, roi) <= open_face_cover(lesion, roi):
             lesion, lesion_radius, halo = whole, whole_radius, None
             diag.update(diag_halo)
