@@ -5,11 +5,19 @@ nothing written. Each case failed before the fix.
 
 from __future__ import annotations
 
+import ctypes
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import engine_fixtures as fx
 import pytest
 import SimpleITK as sitk
-from safety_fixtures import scan_image, snapshot, write_study
+from safety_fixtures import TRACK, scan_image, snapshot, write_study
 from test_safety_cli import assert_one_line, run
+from test_safety_inputs import CODE
 
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.errors import InputError
@@ -74,3 +82,78 @@ def test_a_batch_fails_only_that_study(tmp_path, capsys):
     failures = (out / "failures.csv").read_text(encoding="utf-8")
     assert "L_wall" in failures and "nothing could be segmented" in failures
     assert (out / "P_good" / "run.json").is_file() and not (out / "P_A").exists()
+
+
+# ----------------------------------------------------------------------------- OUT not writable
+
+CHILD = """
+import contextlib, io, json, os, sys
+import engine_fixtures  # the test backends
+from LinGuinELib.cli.main import main
+if os.access(sys.argv[1], os.W_OK):
+    print(json.dumps("permissions not enforced"))
+    sys.exit()
+said = []
+for argv in json.loads(sys.argv[2]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["-q", *argv])
+    said.append([code, err.getvalue()])
+print(json.dumps(said))
+"""
+
+
+def _without_root_override() -> None:
+    """A root test process writes anywhere: its child drops the capabilities that bypass file
+    permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) from its bounding set, lost at exec."""
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):
+            libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; a failure shows as writable: skipped
+
+
+def run_unprivileged(read_only: Path, cases: list[list]) -> list[tuple[int, str]]:
+    """``linguine`` on each argv in one child process where ``read_only`` cannot be written."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CODE), str(Path(__file__).parent)])}
+    argv = [sys.executable, "-c", CHILD, str(read_only), json.dumps([[str(a) for a in c] for c in cases])]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, preexec_fn=_without_root_override,
+                          timeout=600)
+    said = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else proc.stderr
+    if isinstance(said, str):
+        pytest.skip(said)
+    return [tuple(s) for s in said]
+
+
+def test_an_out_that_cannot_be_written_is_one_line_exit_2_before_any_work(tmp_path, capsys):
+    """Before: a read-only OUT (or parent) was exit 1; a writable OUT in a read-only folder was
+    tracked in full, then failed with 'Permission denied: .../.out.partial-*' (exit 1); `study` searched
+    the DICOM folder first; `evaluate` scored every study, then failed the same way, and so did `report`
+    on a read-only batch OUT, which it only reads (now it reports, leaving the folder as it was)."""
+    study = write_study(tmp_path / "S")
+    assert run(capsys, "batch", tmp_path / "S", "--out", tmp_path / "batch", *TRACK)[0] == 0
+    locked, locked_out = tmp_path / "locked", tmp_path / "locked_out"
+    (locked / "mine").mkdir(parents=True)  # writable itself, but its parent is not: a track OUT is swapped in there
+    locked_out.mkdir()
+    for folder in (locked, locked_out, tmp_path / "batch"):
+        folder.chmod(0o555)
+    cases = {("track", "new"): (["track", study, "--out", locked / "new", *TRACK], locked),
+             ("track", "read-only"): (["track", study, "--out", locked_out, *TRACK], locked_out),
+             ("track", "parent"): (["track", study, "--out", locked / "mine", *TRACK], locked),
+             ("batch", "read-only"): (["batch", tmp_path / "S", "--out", locked_out, *TRACK], locked_out),
+             ("demo", "new"): (["demo", "--out", locked / "demo"], locked),
+             ("study", "new"): (["study", tmp_path / "S", "--out", locked / "study.json"], locked),
+             ("evaluate", "read-only"): (["evaluate", tmp_path / "batch"], tmp_path / "batch"),
+             ("report", "new"): (["report", tmp_path / "batch", "--html", locked / "r.html"], locked)}
+    report = tmp_path / "report" / "r.html"
+    before = snapshot(tmp_path)
+    try:
+        said = run_unprivileged(locked, [argv for argv, _ in cases.values()] + [["report", tmp_path / "batch",
+                                                                               "--html", report]])
+    finally:
+        for folder in (locked, locked_out, tmp_path / "batch"):
+            folder.chmod(0o755)
+    for (case, (_, folder)), (code, err) in zip(cases.items(), said):
+        assert code == 2, (case, err)
+        assert_one_line(err, f"'{folder}' is not writable")
+    assert said[-1][0] == 0, said[-1][1]
+    assert snapshot(tmp_path, exclude=report.parent) == before and report.is_file()
