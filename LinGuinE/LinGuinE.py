@@ -352,11 +352,11 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             job.close()
             self.ui.statusLabel.text = "Cancelled: nothing was added to the scene."
             return
-        error = job.error
-        if error is not None:
+        failure = self.logic.trackingFailure(job)
+        if failure is not None:
             job.close()
-            self.ui.statusLabel.text = "Failed: " + error.splitlines()[0]
-            slicer.util.errorDisplay("Tracking failed; nothing was added to the scene.", detailedText=error)
+            self.ui.statusLabel.text = failure.message
+            slicer.util.errorDisplay(failure.message, detailedText=failure.details)
             return
         try:
             with slicer.util.tryWithErrorDisplay("Could not add the results to the scene."):

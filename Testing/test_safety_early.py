@@ -59,7 +59,7 @@ def test_an_empty_prompt_segment_is_refused_before_any_registration(tmp_path, wo
     assert fx.ShiftRegistration.calls == []
     message = str(caught.value)
     assert message.startswith("lesion 'L_wall': nothing could be segmented at its prompt")
-    assert "scan 'T1'" in message and "s1.mha" in message and "\n" not in message
+    assert "on scan 'T1'; click inside the lesion" in message and "\n" not in message
 
 
 def test_the_cli_says_so_in_one_line_and_writes_nothing(tmp_path, capsys):

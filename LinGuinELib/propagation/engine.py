@@ -236,10 +236,8 @@ class _Run:
             mask = self.segment_at(image, lesion.points_lps, lesion.negative_points_lps)
             if not mask.any():  # a click in air or beside the lesion: no baseline to track
                 p = np.round(lesion.points_lps[0] * [-1, -1, 1], 1).tolist()
-                path = self.study.scan(lesion.scan_id).path  # in memory (Slicer): no file to name
                 raise InputError(f"lesion '{lesion.id}': nothing could be segmented at its prompt (RAS {p}) "
-                                 f"on scan '{lesion.scan_id}'" + (f" ({path})" if path is not None else "")
-                                 + "; click inside the lesion")
+                                 f"on scan '{lesion.scan_id}'; click inside the lesion")
         crop = MaskCrop.from_full(mask)
         centre = mask_centre_lps(crop, image) if not crop.empty else None
         self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
