@@ -72,7 +72,8 @@ def _parameterNodeClass():
 
     Options with choices or bounds are bound to the .ui (SlicerParameterName = the camelCase
     name); registration, segmentation and device are set by the widget, whose combo items depend
-    on what can run here. Backend paths are application settings, not scene content.
+    on what can run here (the node's own backends are always listed: a scene keeps its choice).
+    Backend paths are application settings, not scene content.
     """
     annotations = {"promptNode": vtkMRMLMarkupsFiducialNode, "tableNode": vtkMRMLTableNode}
     defaults = {}

@@ -119,10 +119,11 @@ class LinGuinELogic(_LogicBase):
         return load_volume_file(self.scene, str(path), name or Path(path).name.split(".")[0])
 
     @staticmethod
-    def backendChoices(kind: str, options: Callable[[str, type], dict] | None = None
+    def backendChoices(kind: str, options: Callable[[str, type], dict] | None = None, keep: str = ""
                        ) -> list[tuple[str, str | None]]:
-        """(name, None) for usable backends, (name, reason) for the others (checked with ``options``)."""
-        return backend_choices(kind, options)
+        """(name, None) for usable backends, (name, reason) for the others (checked with ``options``);
+        ``keep`` (the scene's saved backend) is listed even when it cannot be offered here yet."""
+        return backend_choices(kind, options, keep)
 
     # --- tracking --------------------------------------------------------------------------
     def prepare(self, volumeNodes: list[Any], promptNode: Any, segmentIds: list[str] | None = None,
