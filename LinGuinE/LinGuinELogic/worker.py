@@ -300,7 +300,7 @@ class WorkerJob:
             return self.fallback.failure
         if self.cancelled or self.reply is None or self.reply.get("stage") == "result":
             return None
-        message = self.reply.get("message", "the study worker failed")
+        message = " ".join(str(self.reply.get("message", "the study worker failed")).split())  # one line
         return Failure(message, "" if self.reply.get("input") else "\n".join(self.worker.log_tail()))
 
     @property
