@@ -72,7 +72,8 @@ def _parameterNodeClass():
 
     Options with choices or bounds are bound to the .ui (SlicerParameterName = the camelCase
     name); registration, segmentation and device are set by the widget, whose combo items depend
-    on what can run here. Backend paths are application settings, not scene content.
+    on what can run here (the node's own backends are always listed: a scene keeps its choice).
+    Backend paths are application settings, not scene content.
     """
     annotations = {"promptNode": vtkMRMLMarkupsFiducialNode, "tableNode": vtkMRMLTableNode}
     defaults = {}
@@ -352,11 +353,11 @@ class LinGuinEWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             job.close()
             self.ui.statusLabel.text = "Cancelled: nothing was added to the scene."
             return
-        error = job.error
-        if error is not None:
+        failure = self.logic.trackingFailure(job)
+        if failure is not None:
             job.close()
-            self.ui.statusLabel.text = "Failed: " + error.splitlines()[0]
-            slicer.util.errorDisplay("Tracking failed; nothing was added to the scene.", detailedText=error)
+            self.ui.statusLabel.text = failure.message
+            slicer.util.errorDisplay(failure.message, detailedText=failure.details)
             return
         try:
             with slicer.util.tryWithErrorDisplay("Could not add the results to the scene."):

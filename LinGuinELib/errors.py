@@ -10,7 +10,8 @@ class BackendUnavailableError(InputError):
 
 
 class EnvironmentProblem(Exception):
-    """The machine, not the input: OUT not writable, disk full, scheduler unreachable."""
+    """The machine, not the input: disk full, scheduler unreachable (a read-only OUT is the user's
+    choice of place: an ``InputError``)."""
 
 
 class Cancelled(Exception):

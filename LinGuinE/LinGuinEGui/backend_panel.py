@@ -3,7 +3,9 @@
 For the backend picked in each combo box, the fields its constructor accepts among weights file,
 model folder, server URL and API key are shown (``LinGuinELogic.settings.PANEL_OPTIONS``); what
 is typed there is kept in Slicer's application settings (the API key in memory only), and the
-label below the combo box says whether the backend can run with it, or why not.
+label below the combo box says whether the backend can run with it, or why not. The scene's
+backend (parameter node) is listed and shown even when it cannot run here yet; only the user's
+pick in a combo box changes it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class BackendPanel:
         self.settings.set_model_dir(self.settings.model_dir())  # the checks here see the folder too
         self._filling = False
         self._reasons: dict = {}
+        self._listed: dict = {kind: {} for kind in KINDS}  # name -> why it cannot run (None: it can)
         for kind in KINDS:
             self.combo(kind).currentTextChanged.connect(lambda _text, kind=kind: self.onBackendChanged(kind))
             for option in WIDGETS:
@@ -50,39 +53,54 @@ class BackendPanel:
         return getattr(self.ui, kind + WIDGETS[option][1])
 
     def backendClass(self, kind: str, name: str):
+        """The backend's class, None when it cannot be loaded here (yet)."""
         from LinGuinELib.registry import backend_class
 
-        return backend_class(kind, name)
+        try:
+            return backend_class(kind, name)
+        except Exception:  # noqa: BLE001 - not registered, or its module needs what is not installed yet
+            return None
 
     # --- filling -----------------------------------------------------------------------------
     def fill(self) -> None:
         """List every backend of each kind (unusable ones too: their fields may make them usable)."""
         from LinGuinELogic.dependencies import missing_requirements
 
-        self._filling = True
-        try:
-            for kind in KINDS:
-                combo = self.combo(kind)
-                combo.clear()
-                for name, _reason in self.logic.backendChoices(kind):
-                    combo.addItem(name)
-        finally:
-            self._filling = False
+        self.listBackends()
         missing = missing_requirements()
         self.ui.backendStatusLabel.text = (f"Installed on first Track: {', '.join(missing)}; the learned "
                                            "backends are listed after that." if missing else "")
         self.showParameters()
 
-    def showParameters(self) -> None:
-        """Select the parameter node's backends in the combo boxes (or the default)."""
+    def listBackends(self) -> None:
+        """The combo boxes' items: the logic's choices, the parameter node's backends included."""
         parameters = self.parameterNode()
-        for kind in KINDS:
-            combo = self.combo(kind)
-            wanted = getattr(parameters, kind) if parameters else ""
-            self._filling = True
-            combo.setCurrentText(wanted)
+        self._filling = True
+        try:
+            for kind in KINDS:
+                combo = self.combo(kind)
+                combo.clear()
+                choices = self.logic.backendChoices(kind, keep=getattr(parameters, kind) if parameters else "")
+                self._listed[kind] = dict(choices)
+                for name, _reason in choices:
+                    combo.addItem(name)
+        finally:
             self._filling = False
-            self.onBackendChanged(kind)
+
+    def showParameters(self) -> None:
+        """Select the parameter node's backends in the combo boxes, listed even when they cannot run
+        here (yet); the node is not changed (a scene loaded before the first-use install keeps its
+        learned backend: it runs once installed)."""
+        parameters = self.parameterNode()
+        wanted = {kind: getattr(parameters, kind) if parameters else "" for kind in KINDS}
+        if any(name and name not in self._listed[kind] for kind, name in wanted.items()):
+            self.listBackends()  # a scene loaded after the combo boxes were filled
+        for kind in KINDS:
+            self._filling = True
+            self.combo(kind).setCurrentText(wanted[kind])
+            self._filling = False
+            self.showFields(kind)
+        self.updateStatus()
 
     # --- reacting ----------------------------------------------------------------------------
     def onBackendChanged(self, kind: str) -> None:
@@ -98,7 +116,8 @@ class BackendPanel:
         from LinGuinELogic.settings import backend_panel_options
 
         name = self.combo(kind).currentText
-        wanted = backend_panel_options(self.backendClass(kind, name)) if name else []
+        cls = self.backendClass(kind, name) if name else None
+        wanted = backend_panel_options(cls) if cls is not None else []
         for option in WIDGETS:
             widget, label = self.field(kind, option), self.label(kind, option)
             widget.visible = label.visible = option in wanted
@@ -130,11 +149,15 @@ class BackendPanel:
             name = self.combo(kind).currentText
             if not name:
                 continue
+            cls = self.backendClass(kind, name)
             try:
                 from LinGuinELib.registry import unavailable_reason
 
-                options = self.settings.check_options(kind, name, self.backendClass(kind, name))
-                reason = unavailable_reason(kind, name, device="cpu", **options)  # model folder included
+                if cls is None:  # the logic's listing says why (not installed yet, or unknown here)
+                    reason = self._listed[kind].get(name, "it cannot be loaded here")
+                else:
+                    options = self.settings.check_options(kind, name, cls)
+                    reason = unavailable_reason(kind, name, device="cpu", **options)  # model folder included
             except Exception as exc:  # noqa: BLE001 - a broken backend is unusable, not fatal
                 reason = f"check failed: {exc}"
             self._reasons[kind] = reason
@@ -153,6 +176,7 @@ class BackendPanel:
         out = {}
         for kind in KINDS:
             name = self.combo(kind).currentText
-            if name:
-                out[kind] = self.settings.backend_options(kind, name, self.backendClass(kind, name))
+            cls = self.backendClass(kind, name) if name else None
+            if cls is not None:
+                out[kind] = self.settings.backend_options(kind, name, cls)
         return out

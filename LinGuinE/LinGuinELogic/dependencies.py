@@ -30,6 +30,11 @@ IMPORT_NAMES = {
     "tqdm": "tqdm",
 }
 _MODULE_DIR = Path(__file__).resolve().parent.parent
+# Why a scene's saved backend is shown but cannot run: before the first-use install, and when no
+# installed package registers it (a plugin's backend, or one of another LinGuinE version).
+NOT_INSTALLED_YET = ("it is checked once LinGuinE's Python packages are installed (Track installs them "
+                     "first); the classical backend runs now")
+UNKNOWN_HERE = "no installed package provides it; install the plugin that does, or pick another backend"
 
 
 def requirements_file() -> Path | None:
@@ -113,18 +118,23 @@ def ensure_requirements(requester: str = "LinGuinE", prompt: bool = True) -> boo
     return True
 
 
-def backend_choices(kind: str, options: Callable[[str, type], dict] | None = None
+def backend_choices(kind: str, options: Callable[[str, type], dict] | None = None, keep: str = ""
                     ) -> list[tuple[str, str | None]]:
     """Every registered backend of ``kind`` with None if usable here, else the reason.
 
     ``options(name, cls)`` gives the options to check a backend with (weights, model folder,
     device, ...). Before the first-use install the backend modules cannot all be imported: offer
     "classical" (installed with the requirements) and let the caller ask again afterwards.
+    ``keep``: the backend a scene was saved with, listed last with the reason when it cannot be
+    offered here (yet), so that the panel shows the user's choice instead of replacing it.
     """
     from LinGuinELib.config import DEFAULT_BACKEND
 
     if missing_requirements():
-        return [(DEFAULT_BACKEND, None)]
+        out: list[tuple[str, str | None]] = [(DEFAULT_BACKEND, None)]
+        if keep and keep != DEFAULT_BACKEND:
+            out.append((keep, NOT_INSTALLED_YET))
+        return out
     from LinGuinELib.registry import backend_class, backend_names, unavailable_reason
 
     out = []
@@ -136,6 +146,8 @@ def backend_choices(kind: str, options: Callable[[str, type], dict] | None = Non
             reason = f"check failed: {exc}"
         out.append((name, reason))
     out.sort(key=lambda item: (item[0] != DEFAULT_BACKEND, item[0]))  # the default first: it always runs
+    if keep and keep not in backend_names(kind):
+        out.append((keep, UNKNOWN_HERE))
     return out
 
 

@@ -32,6 +32,7 @@ from LinGuinELib.study.model import Study
 
 from . import record as rec
 from .dependencies import backend_choices, ensure_requirements
+from .failure import Failure
 from .process import ChildTracking
 from .prompts import LesionPrompt, check_prompts, lesions_from_points, lesions_from_segments
 from .scene import default_scene, in_application, node_ids, place_in_study_of, remove_nodes_added_since
@@ -53,7 +54,8 @@ except ImportError:  # slicer-core: no Qt, no ScriptedLoadableModule
 
 
 class TrackingFailed(RuntimeError):
-    """The tracking process failed; the message holds its last error lines."""
+    """The tracking process failed; the message's first line says what failed (``failure``), the
+    lines after it are the process's last log lines."""
 
 
 @dataclass
@@ -117,10 +119,11 @@ class LinGuinELogic(_LogicBase):
         return load_volume_file(self.scene, str(path), name or Path(path).name.split(".")[0])
 
     @staticmethod
-    def backendChoices(kind: str, options: Callable[[str, type], dict] | None = None
+    def backendChoices(kind: str, options: Callable[[str, type], dict] | None = None, keep: str = ""
                        ) -> list[tuple[str, str | None]]:
-        """(name, None) for usable backends, (name, reason) for the others (checked with ``options``)."""
-        return backend_choices(kind, options)
+        """(name, None) for usable backends, (name, reason) for the others (checked with ``options``);
+        ``keep`` (the scene's saved backend) is listed even when it cannot be offered here yet."""
+        return backend_choices(kind, options, keep)
 
     # --- tracking --------------------------------------------------------------------------
     def prepare(self, volumeNodes: list[Any], promptNode: Any, segmentIds: list[str] | None = None,
@@ -208,6 +211,14 @@ class LinGuinELogic(_LogicBase):
         worker, self.studyWorker = self.studyWorker, None
         if worker is not None:
             worker.close()
+
+    @staticmethod
+    def trackingFailure(job: ChildTracking | WorkerJob) -> Failure | None:
+        """Why a finished job failed, for the panel's error dialog: what failed in one line the user
+        can act on (bad input: the library's own line), the process's log in the details; None
+        when it did not fail (or was cancelled)."""
+        failure = job.failure
+        return None if failure is None else failure.for_user()
 
     def finishTracking(self, job: ChildTracking | WorkerJob) -> TrackOutput:
         """Main thread: the finished job's result -> nodes (all or none); the job's files are removed."""

@@ -34,6 +34,7 @@ from LinGuinELib.child import INPUT_EXIT, INPUT_PREFIX
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.propagation.progress import ProgressEvent
 
+from .failure import Failure, from_log
 from .volumes import write_volume_nrrd
 
 log = logging.getLogger(__name__)
@@ -218,9 +219,9 @@ class ChildTracking:
 
     # --- once it finished ------------------------------------------------------------------
     @property
-    def error(self) -> str | None:
+    def failure(self) -> Failure | None:
         """None on success; bad input: its one line, as the study worker and the CLI give it; else
-        the child's last log lines (or why it stopped)."""
+        the exception or crash that ended the child (or why it stopped) and its last log lines."""
         code = self.process.poll()
         if code is None or self.cancelled:
             return None
@@ -229,11 +230,17 @@ class ChildTracking:
             return None
         lines = self.log_tail()
         if code == INPUT_EXIT and lines and lines[-1].startswith(INPUT_PREFIX):
-            return lines[-1][len(INPUT_PREFIX):]
+            return Failure(lines[-1][len(INPUT_PREFIX):])
         reason = f"the tracking process stopped with exit status {code}"
         if code < 0:
             reason = f"the tracking process was killed by signal {-code}"
-        return "\n".join([reason, *lines]) if lines else reason
+        return from_log(reason, lines)
+
+    @property
+    def error(self) -> str | None:
+        """The failure's text (one line for bad input), None on success."""
+        failure = self.failure
+        return None if failure is None else failure.text
 
     def log_tail(self, count: int = ERROR_LINES) -> list[str]:
         """The log's last lines; after a native crash, the lines before Python's fault handler's

@@ -30,6 +30,7 @@ from LinGuinELib.config import TrackingConfig, first_changed_stage
 from LinGuinELib.propagation.progress import ProgressEvent
 from LinGuinELib.study.model import Study
 
+from .failure import Failure
 from .process import (
     _RUNNING,
     ChildTracking,
@@ -293,12 +294,19 @@ class WorkerJob:
         return time.perf_counter() - self.started
 
     @property
-    def error(self) -> str | None:
+    def failure(self) -> Failure | None:
+        """None on success; bad input: the worker's one line; else its message and last log lines."""
         if self.fallback is not None:
-            return self.fallback.error
+            return self.fallback.failure
         if self.cancelled or self.reply is None or self.reply.get("stage") == "result":
             return None
-        return "\n".join([self.reply.get("message", "the study worker failed"), *self.worker.log_tail()])
+        message = " ".join(str(self.reply.get("message", "the study worker failed")).split())  # one line
+        return Failure(message, "" if self.reply.get("input") else "\n".join(self.worker.log_tail()))
+
+    @property
+    def error(self) -> str | None:
+        failure = self.failure
+        return None if failure is None else failure.text
 
     def log_tail(self, count: int = 12) -> list[str]:
         return self.fallback.log_tail(count) if self.fallback is not None else self.worker.log_tail(count)

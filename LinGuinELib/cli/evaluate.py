@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..evaluation.analyses import summarise, summary_columns
 from ..evaluation.evaluate import EVAL_COLUMNS, evaluate_batch, table_signature, write_table
 from ..evaluation.metrics import HIT_MIN_DICE
-from ..outputs.safety import check_replaceable, read_marker, record_written
+from ..outputs.safety import check_folder_writable, check_replaceable, read_marker, record_written
 
 SUMMARY_PRINT = (("pairs", "{:.0f}"), ("dice_median", "{:.3f}"), ("dice_q1", "{:.3f}"),
                  ("dice_q3", "{:.3f}"), ("centre_distance_mm_median", "{:.1f}"),
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{out}: not a `linguine batch` output (no batch.json); evaluate writes only there")
     if not 0 <= args.hit_min_dice <= 1:
         raise InputError(f"--hit-min-dice must be within [0, 1], got {args.hit_min_dice}")
+    check_folder_writable(out, str(out))  # its tables go there: said before the studies are scored
     tables = {out / "evaluation.csv": EVAL_COLUMNS, out / "evaluation_summary.csv": summary_columns()}
     for path, columns in tables.items():  # an earlier evaluation is replaced, never a file of yours
         check_replaceable(path, table_signature(columns), "a LinGuinE evaluation table")

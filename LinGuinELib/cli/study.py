@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..outputs.safety import check_outside_inputs
+from ..outputs.safety import check_folder_writable, check_outside_inputs
 from ..textio import read_json, write_json_atomic
 from .track import _parse_point
 
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{out}: exists; pass --force to replace it")
     if out.exists() and not _is_manifest(out):  # --force replaces a manifest, never another file
         raise InputError(f"{out}: exists and is not a study manifest; LinGuinE does not replace it")
+    check_folder_writable(out.resolve().parent, f"--out {out}")  # before the DICOM folder is searched
     if bool(args.point_ras) != bool(args.source):
         raise InputError("--point-ras and --source go together")
     series, skipped = scan_dicom_folder(args.folder)

@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import InputError
-from ..outputs.safety import check_replaceable, record_written
+from ..outputs.safety import check_folder_writable, check_replaceable, record_written
 from ..quality.scoring import flag_scores, is_bad
 from ..textio import read_json, write_text_atomic
 from .analyses import (
@@ -127,7 +127,7 @@ class _Run:
         if not self.info:
             return []
         rows, _ = evaluate_batch(self.out)  # a hand-edited table fails the report, as it fails evaluate
-        if rows:
+        if rows and os.access(self.out, os.W_OK | os.X_OK):  # kept for next time; a read-only OUT is only read
             write_table(rows, path)
             self.written.append(path)
         return rows
@@ -186,6 +186,7 @@ def build_report(outs: list[Path], html_path: Path | None = None) -> Path:
         if twice is not None:  # its rows counted twice, or compared with themselves as another run
             raise InputError(f"{out}: the same folder as '{twice}', given twice; give each batch output once")
     html_path = Path(html_path) if html_path else Path(outs[0]) / "report.html"
+    check_folder_writable(html_path.parent, str(html_path))
     _check_replaceable(html_path)  # before anything is written (evaluation.csv included)
     runs = [_Run(Path(o)) for o in outs]
     _disambiguate(runs)

@@ -73,8 +73,21 @@ def _existing_ancestor(path: Path) -> Path:
     return p
 
 
-def check_writable(out: Path, need_bytes: int = 0) -> None:
-    """Raise EnvironmentProblem when OUT cannot be created/written or lacks free space."""
+def check_folder_writable(folder: Path, where: str) -> None:
+    """Refuse writing into ``folder``, or into the folder that would be created there (its nearest
+    existing ancestor), when that is a file or cannot be written (read-only permissions or
+    filesystem): an ``InputError``, the user's choice of place, one line naming the folder, raised
+    before any work so that nothing is written. ``where``: what the user named (``--out X``)."""
+    base = _existing_ancestor(Path(folder))
+    if not base.is_dir():
+        raise InputError(f"{where}: '{base}' is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise InputError(f"{where}: the folder '{base}' is not writable (read-only); choose another place")
+
+
+def check_writable(out: Path, need_bytes: int = 0, replaced_whole: bool = False) -> None:
+    """Refuse an OUT that cannot be created/written or lacks free space. ``replaced_whole``: OUT is
+    written beside itself and swapped in (``staging``), so its parent must be writable too."""
     base = _existing_ancestor(out)
     if not base.is_dir():
         raise InputError(f"--out {out}: '{base}' is a file, not a folder")
@@ -84,8 +97,8 @@ def check_writable(out: Path, need_bytes: int = 0) -> None:
         raise EnvironmentProblem(f"--out {out}: cannot inspect '{base}' ({exc.strerror})") from None
     if st.f_blocks == 0:
         raise EnvironmentProblem(f"--out {out}: '{base}' is not on a real filesystem (e.g. /proc)")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise EnvironmentProblem(f"--out {out}: '{base}' is not writable")
+    for folder in (out, out.parent) if replaced_whole else (out,):
+        check_folder_writable(folder, f"--out {out}")
     free = st.f_bavail * st.f_frsize
     if need_bytes and free < need_bytes:
         raise EnvironmentProblem(f"--out {out}: {free / 1e6:.0f} MB free on that filesystem, "
@@ -140,7 +153,7 @@ def check_out(out: Path, inputs: Iterable[Path] = (), kind: str = "track", need_
                 if changed is not None:
                     raise InputError(f"--out {out}: {changed} was changed after LinGuinE wrote it (your edit "
                                      "would be lost); move it out of that folder or choose another --out")
-    check_writable(target, need_bytes)
+    check_writable(target, need_bytes, replaced_whole=kind == "track")
     return target
 
 

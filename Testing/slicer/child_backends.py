@@ -4,7 +4,8 @@
 ``KNOWN_SHIFTS_LPS`` (filled by the ``ball_study`` fixture) or, in a child process, from the JSON
 file named by ``LINGUINE_TEST_SHIFTS``; it maps points through a real SimpleITK transform.
 ``BrightRegionSegmenter`` returns the bright connected region under the prompt. The others
-misbehave on purpose: one never finishes (and starts a grandchild process), one crashes.
+misbehave on purpose: one never finishes (and starts a grandchild process), one crashes, one
+raises (as a backend out of GPU memory does).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from LinGuinELib.segmentation.base import Segmenter
 
 SHIFTS_ENV = "LINGUINE_TEST_SHIFTS"
 SLEEPER_PID_ENV = "LINGUINE_TEST_SLEEPER_PID_FILE"
+OUT_OF_MEMORY = "CUDA out of memory. Tried to allocate 2.00 GiB; choose the cpu device"
 # Grid key -> true motion of that scan (LPS mm).
 KNOWN_SHIFTS_LPS: dict[tuple, np.ndarray] = {}
 
@@ -90,3 +92,11 @@ class CrashingRegistration(Registration):
         sys.stderr.write("simulated backend crash: CUDA error: an illegal memory access\n")
         sys.stderr.flush()
         os.abort()
+
+
+@register_segmentation("slicer-test-raises")
+class RaisingSegmenter(Segmenter):
+    """Fails as a learned backend does when the GPU has no memory left: a Python exception."""
+
+    def segment(self, image, positive_lps, negative_lps=None):
+        raise RuntimeError(OUT_OF_MEMORY)

@@ -1,0 +1,159 @@
+"""Refused before the work, not after it: a click where the segmenter finds nothing (before any
+registration), and an OUT that cannot be written (before any image is read). One line, exit 2,
+nothing written. Each case failed before the fix.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import engine_fixtures as fx
+import pytest
+import SimpleITK as sitk
+from safety_fixtures import TRACK, scan_image, snapshot, write_study
+from test_safety_cli import assert_one_line, run
+from test_safety_inputs import CODE
+
+from LinGuinELib.config import TrackingConfig
+from LinGuinELib.errors import InputError
+from LinGuinELib.propagation.engine import track
+from LinGuinELib.study.manifest import load_manifest
+
+WALL_CLICK_LPS = [-10.0, 20.0, 10.0]  # inside the wall below, 22 mm from the ball's edge
+REAL_SEGMENTER = ["--registration", "test-shift", "--segmentation", "classical"]
+
+
+def wall_scan(k: int, scan_id: str) -> sitk.Image:
+    """``scan_image`` with a chest wall: uniform soft tissue (40 HU) at x < 0 mm LPS, air outside
+    it. The classical segmenter finds nothing at a click inside it; the click is not in air."""
+    image = scan_image(k, scan_id)
+    arr = sitk.GetArrayFromImage(image)
+    arr[:, :, 2:10] = 40
+    arr[:, :, :2] = -1000
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(image)
+    for key in image.GetMetaDataKeys():
+        out.SetMetaData(key, image.GetMetaData(key))
+    return out
+
+
+def wall_study(folder):
+    lesion = {"id": "L_wall", "scan": "T1", "point_lps": WALL_CLICK_LPS}
+    return write_study(folder, images={k: wall_scan(k, sid) for k, sid in enumerate(("T0", "T1", "T2"))},
+                       lesion=lesion)
+
+
+@pytest.mark.parametrize("workers", [0, None], ids=["serial", "threads"])
+def test_an_empty_prompt_segment_is_refused_before_any_registration(tmp_path, workers):
+    """Before: every pair's registration was submitted first and the prompt segmented after (the
+    serial run registered both pairs, then refused)."""
+    study = load_manifest(wall_study(tmp_path / "S"))
+    fx.ShiftRegistration.calls.clear()
+    with pytest.raises(InputError) as caught:
+        track(study, TrackingConfig(registration="test-shift", segmentation="classical"), workers=workers)
+    assert fx.ShiftRegistration.calls == []
+    message = str(caught.value)
+    assert message.startswith("lesion 'L_wall': nothing could be segmented at its prompt")
+    assert "on scan 'T1'; click inside the lesion" in message and "\n" not in message
+
+
+def test_the_cli_says_so_in_one_line_and_writes_nothing(tmp_path, capsys):
+    manifest = wall_study(tmp_path / "S")
+    before = snapshot(tmp_path)
+    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *REAL_SEGMENTER)
+    assert code == 2, err
+    assert_one_line(err, "L_wall", "nothing could be segmented", "T1")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_batch_fails_only_that_study(tmp_path, capsys):
+    """One lesion on nothing fails its study (listed in failures.csv, exit 1), the others run."""
+    ds = tmp_path / "ds"
+    wall_study(ds / "bad")
+    write_study(ds / "good", "P_good", images={k: wall_scan(k, sid) for k, sid in enumerate(("T0", "T1", "T2"))})
+    out = tmp_path / "out"
+    code, err = run(capsys, "batch", ds, "--out", out, *REAL_SEGMENTER)
+    assert code == 1, err
+    failures = (out / "failures.csv").read_text(encoding="utf-8")
+    assert "L_wall" in failures and "nothing could be segmented" in failures
+    assert (out / "P_good" / "run.json").is_file() and not (out / "P_A").exists()
+
+
+# ----------------------------------------------------------------------------- OUT not writable
+
+CHILD = """
+import contextlib, io, json, os, sys
+import engine_fixtures  # the test backends
+from LinGuinELib.cli.main import main
+if os.access(sys.argv[1], os.W_OK):
+    print(json.dumps("permissions not enforced"))
+    sys.exit()
+said = []
+for argv in json.loads(sys.argv[2]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["-q", *argv])
+    said.append([code, err.getvalue()])
+print(json.dumps(said))
+"""
+
+
+def _without_root_override() -> None:
+    """A root test process writes anywhere: its child drops the capabilities that bypass file
+    permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) from its bounding set, lost at exec."""
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):
+            libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; a failure shows as writable: skipped
+
+
+def run_unprivileged(read_only: Path, cases: list[list]) -> list[tuple[int, str]]:
+    """``linguine`` on each argv in one child process where ``read_only`` cannot be written."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CODE), str(Path(__file__).parent)])}
+    argv = [sys.executable, "-c", CHILD, str(read_only), json.dumps([[str(a) for a in c] for c in cases])]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, preexec_fn=_without_root_override,
+                          timeout=600)
+    said = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else proc.stderr
+    if isinstance(said, str):
+        pytest.skip(said)
+    return [tuple(s) for s in said]
+
+
+def test_an_out_that_cannot_be_written_is_one_line_exit_2_before_any_work(tmp_path, capsys):
+    """Before: a read-only OUT (or parent) was exit 1; a writable OUT in a read-only folder was
+    tracked in full, then failed with 'Permission denied: .../.out.partial-*' (exit 1); `study` searched
+    the DICOM folder first; `evaluate` scored every study, then failed the same way, and so did `report`
+    on a read-only batch OUT, which it only reads (now it reports, leaving the folder as it was)."""
+    study = write_study(tmp_path / "S")
+    assert run(capsys, "batch", tmp_path / "S", "--out", tmp_path / "batch", *TRACK)[0] == 0
+    locked, locked_out = tmp_path / "locked", tmp_path / "locked_out"
+    (locked / "mine").mkdir(parents=True)  # writable itself, but its parent is not: a track OUT is swapped in there
+    locked_out.mkdir()
+    for folder in (locked, locked_out, tmp_path / "batch"):
+        folder.chmod(0o555)
+    cases = {("track", "new"): (["track", study, "--out", locked / "new", *TRACK], locked),
+             ("track", "read-only"): (["track", study, "--out", locked_out, *TRACK], locked_out),
+             ("track", "parent"): (["track", study, "--out", locked / "mine", *TRACK], locked),
+             ("batch", "read-only"): (["batch", tmp_path / "S", "--out", locked_out, *TRACK], locked_out),
+             ("demo", "new"): (["demo", "--out", locked / "demo"], locked),
+             ("study", "new"): (["study", tmp_path / "S", "--out", locked / "study.json"], locked),
+             ("evaluate", "read-only"): (["evaluate", tmp_path / "batch"], tmp_path / "batch"),
+             ("report", "new"): (["report", tmp_path / "batch", "--html", locked / "r.html"], locked)}
+    report = tmp_path / "report" / "r.html"
+    before = snapshot(tmp_path)
+    try:
+        said = run_unprivileged(locked, [argv for argv, _ in cases.values()] + [["report", tmp_path / "batch",
+                                                                               "--html", report]])
+    finally:
+        for folder in (locked, locked_out, tmp_path / "batch"):
+            folder.chmod(0o755)
+    for (case, (_, folder)), (code, err) in zip(cases.items(), said):
+        assert code == 2, (case, err)
+        assert_one_line(err, f"'{folder}' is not writable")
+    assert said[-1][0] == 0, said[-1][1]
+    assert snapshot(tmp_path, exclude=report.parent) == before and report.is_file()
