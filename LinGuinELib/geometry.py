@@ -12,6 +12,8 @@ import numpy as np
 import SimpleITK as sitk
 
 _RAS_LPS = np.array([-1.0, -1.0, 1.0])
+# the same flip as a matrix, for direction cosines and 4x4 transforms (its own inverse too)
+RAS_LPS_MATRIX = np.diag(_RAS_LPS)
 
 
 @dataclass(frozen=True)

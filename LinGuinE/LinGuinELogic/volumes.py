@@ -21,11 +21,10 @@ import vtk
 from vtk.util import numpy_support
 
 from LinGuinELib.errors import InputError
-from LinGuinELib.geometry import ImageGeometry
+from LinGuinELib.geometry import RAS_LPS_MATRIX, ImageGeometry
 
 from .scene import TIMEPOINT_ATTRIBUTE, study_attribute
 
-_LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 _DATE_PATTERNS = (
     re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"),
     re.compile(r"(?<!\d)(\d{4})_(\d{2})_(\d{2})(?!\d)"),
@@ -106,13 +105,13 @@ def write_volume_nrrd(node: Any, path: Path) -> None:
 
 def geometry_from_matrix(image: sitk.Image, ijk_to_ras: np.ndarray) -> sitk.Image:
     """Set origin, spacing and direction (LPS) of ``image`` from a 4x4 IJK -> RAS matrix."""
-    linear = _LPS_FROM_RAS @ ijk_to_ras[:3, :3]
+    linear = RAS_LPS_MATRIX @ ijk_to_ras[:3, :3]
     spacing = np.linalg.norm(linear, axis=0)
     if np.any(spacing <= 0):
         raise InputError("volume geometry has a zero spacing")
     image.SetSpacing(tuple(float(s) for s in spacing))
     image.SetDirection(tuple(float(v) for v in (linear / spacing).ravel()))
-    image.SetOrigin(tuple(float(v) for v in _LPS_FROM_RAS @ ijk_to_ras[:3, 3]))
+    image.SetOrigin(tuple(float(v) for v in RAS_LPS_MATRIX @ ijk_to_ras[:3, 3]))
     return image
 
 
@@ -160,12 +159,12 @@ def volume_geometry(node: Any) -> ImageGeometry:
     if image is None:
         raise InputError(f"volume '{node.GetName()}' has no voxels")
     ijk_to_ras = world_ijk_to_ras(node)
-    linear = _LPS_FROM_RAS @ ijk_to_ras[:3, :3]
+    linear = RAS_LPS_MATRIX @ ijk_to_ras[:3, :3]
     spacing = np.linalg.norm(linear, axis=0)
     return ImageGeometry(
         tuple(int(d) for d in image.GetDimensions()),
         tuple(float(s) for s in spacing),
-        tuple(float(v) for v in _LPS_FROM_RAS @ ijk_to_ras[:3, 3]),
+        tuple(float(v) for v in RAS_LPS_MATRIX @ ijk_to_ras[:3, 3]),
         tuple(float(v) for v in (linear / spacing).ravel()),
     )
 

@@ -31,13 +31,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..geometry import RAS_LPS_MATRIX
 from ..outputs.names import unique_names
 from ..textio import read_json, write_text_atomic
 
 log = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("patient_id", "file_id", "image")
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
@@ -87,7 +87,7 @@ def _canonical_axes(image: sitk.Image) -> list[tuple[int, bool]]:
     Greedy assignment on the largest direction cosines, as nibabel's ``io_orientation`` does
     for non-degenerate directions.
     """
-    m = _LPS_TO_RAS @ np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    m = RAS_LPS_MATRIX @ np.array(image.GetDirection(), dtype=float).reshape(3, 3)
     work = np.abs(m)
     out: list[tuple[int, bool] | None] = [None, None, None]
     for _ in range(3):

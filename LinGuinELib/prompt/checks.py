@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..geometry import inside_image, physical_to_continuous_index_zyx
+from ..geometry import inside_image, lps_to_ras, physical_to_continuous_index_zyx
 from ..study.model import Lesion
 
 # A click whose surroundings are darker than this (HU) is in air or aerated lung, not on a lesion:
@@ -28,7 +28,7 @@ def check_points_inside(lesion: Lesion, grid, where: str = "") -> None:
         return
     outside = ~inside_image(grid, lesion.points_lps)
     if outside.any():
-        p = np.round(lesion.points_lps[outside][0] * [-1, -1, 1], 1).tolist()
+        p = np.round(lps_to_ras(lesion.points_lps[outside][0]), 1).tolist()
         raise InputError(f"{where}lesion '{lesion.id}': point RAS {p} is outside scan '{lesion.scan_id}'")
 
 

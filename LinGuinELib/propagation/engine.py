@@ -235,7 +235,7 @@ class _Run:
         else:
             mask = self.segment_at(image, lesion.points_lps, lesion.negative_points_lps)
             if not mask.any():  # a click in air or beside the lesion: no baseline to track
-                p = np.round(lesion.points_lps[0] * [-1, -1, 1], 1).tolist()
+                p = np.round(lps_to_ras(lesion.points_lps[0]), 1).tolist()
                 raise InputError(f"lesion '{lesion.id}': nothing could be segmented at its prompt (RAS {p}) "
                                  f"on scan '{lesion.scan_id}'; click inside the lesion")
         crop = MaskCrop.from_full(mask)
