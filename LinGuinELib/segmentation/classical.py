@@ -34,7 +34,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..filtering.components import edt_mm
+from ..filtering.components import dilate_mm, edt_mm
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
 from .base import Segmenter, prompt_points
@@ -68,6 +68,7 @@ MIN_ENVELOPE_FRACTION = 0.5  # a lung lesion's region must lie at least this muc
 BELOW_FAT_HU = -150.0  # fat (about -100 HU) and every other wall tissue is denser
 MIN_SCALE_MM = 2.0  # smallest lesion scale (a 4 mm nodule)
 LOW_CNR = 3.0  # edge contrast / noise below this: the edge is not trustworthy
+HALO_BEYOND_RIM = 0.25  # a halo taken adds at least this share of the core's volume beyond its blurred rim
 
 
 class _NoLesion(Exception):
@@ -119,14 +120,18 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
     halo = halo_around(lesion, roi, levels) if bright else None
     if halo is not None and halo.share >= HALO_SHARE and len(candidates) == 1:
         # a solid core inside a ground-glass halo: the halo is the lesion's, the aerated lung
-        # beyond it the surroundings; kept when it holds the core and, wrapped in lung, reaches
-        # no more of the region's border than the core did (not a haze running on)
+        # beyond it the surroundings; kept when it holds the core near the seed (what the core's
+        # reading took of a wall's partial volume beside it, the whole may drop), reaches, wrapped
+        # in lung, no more of the region's border than the core did (not a haze running on), and
+        # reaches beyond the core's own blurred rim (on thick slices a solid edge crossing them
+        # obliquely is as hazy as a halo, over a slice's width)
         diag_halo = dict(diag)
         whole, whole_radius, _ = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
                                          small_factor, keep_level=True)
         core = lesion & (roi.dist <= lesion_radius)
         if whole is not None and float((whole & core).sum()) >= 0.8 * float(core.sum()) \
-                and open_face_cover(whole, roi) <= open_face_cover(lesion, roi):
+                and open_face_cover(whole, roi) <= open_face_cover(lesion, roi) \
+                and _beyond_rim(whole, lesion, roi) >= HALO_BEYOND_RIM:
             lesion, lesion_radius, halo = whole, whole_radius, None
             diag.update(diag_halo)
     # a result resting on a wall that crosses the slices (the dome on thick slices) has that wall's
@@ -135,6 +140,13 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
     if negatives.size:
         lesion = _exclude_negatives(lesion, roi, negatives)
     return lesion, lesion_radius
+
+
+def _beyond_rim(whole: np.ndarray, core: np.ndarray, roi: Roi) -> float:
+    """The volume of ``whole`` beyond ``core``'s partial-volume rim (one blur width and half the
+    coarsest voxel), as a share of ``core``'s."""
+    rim = SMOOTH_MM + 0.5 * float(roi.spacing.max())
+    return float((whole & ~dilate_mm(core, rim, roi.spacing)).sum()) / max(float(core.sum()), 1.0)
 
 
 def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, diag: dict, envelope,
