@@ -129,9 +129,10 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
         whole, whole_radius, _ = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
                                          small_factor, keep_level=True)
         core = lesion & (roi.dist <= lesion_radius)
-        if whole is not None and float((whole & core).sum()) >= 0.8 * float(core.sum()) \
-                and open_face_cover(whole, roi) <= open_face_cover(lesion, roi) \
-                and _beyond_rim(whole, lesion, roi) >= HALO_BEYOND_RIM:
+        if whole is None or _beyond_rim(whole, lesion, roi) < HALO_BEYOND_RIM:
+            halo = None  # the haze is the lesion's own blurred edge: no halo to take or doubt
+        elif float((whole & core).sum()) >= 0.8 * float(core.sum()) \
+                and open_face_cover(whole, roi) <= open_face_cover(lesion, roi):
             lesion, lesion_radius, halo = whole, whole_radius, None
             diag.update(diag_halo)
     # a result resting on a wall that crosses the slices (the dome on thick slices) has that wall's
