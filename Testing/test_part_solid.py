@@ -11,7 +11,9 @@ enough (about -620 HU) for that to happen.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.synthetic import LesionKind, render_case
@@ -72,23 +74,45 @@ def test_part_solid_lesion_on_thick_slices_keeps_its_halo(seg):
     assert dice > 0.85 and 0.8 < ratio < 1.25, (dice, ratio)
 
 
-def test_a_halo_beside_the_mediastinum_is_taken(seg):
-    """The mediastinum fills part of the shell round this core, and the core's own reading took
-    half its voxels from the wall's partial volume: read inside the lung envelope the shell is
-    mostly halo, and the whole, which drops that wall mix, is kept (before: 0.46x, Dice 0.32,
-    unflagged)."""
+def test_a_halo_beside_the_mediastinum_left_out_is_said(seg):
+    """The mediastinum fills part of the shell round this core (46% hazy): too little to take the
+    halo, enough to say the result cannot vouch that there is none (0.46x; before: said from one
+    click of three, the click's partial-volume level hid the halo)."""
     case = render_case(LesionKind(20.0, "mediastinum", "part_solid", 5.0), seed=1)
     mask = seg.segment(case.image, case.centre_lps[None])
     dice, ratio = _score(case, mask)
-    assert dice > 0.7 and 0.5 < ratio < 2.0, (dice, ratio)
+    assert ratio < 0.6, (dice, ratio)  # the case this test is about
+    assert "halo_left_out" in seg.last_diagnostics["warnings"]
 
 
 def test_a_solid_edge_across_thick_slices_is_no_halo(seg):
-    """A 90 mm tumour invading the chest wall, on 5 mm slices: where its surface crosses the slices obliquely, its own
-    edge is as hazy as a halo over a slice's width. Taking it as one read 1.2x; it reaches no
-    further than the blurred rim, so neither taken nor doubted."""
+    """A 90 mm tumour invading the chest wall, on 5 mm slices: where its surface crosses the slices
+    obliquely its own edge is hazy over a slice's width (a quarter of the shell): no halo (a
+    reading of the shell inside the lung envelope only took it for one, at 1.2x)."""
     case = render_case(LesionKind(90.0, "chest_wall", "solid", 5.0, invade_mm=8.0), seed=1)
     mask = seg.segment(case.image, case.centre_lps[None])
     dice, ratio = _score(case, mask)
     assert dice > 0.85 and 0.9 < ratio < 1.1, (dice, ratio)
     assert not seg.last_diagnostics["halo_left_out"]
+
+
+@pytest.mark.lidc
+@pytest.mark.slow
+def test_a_real_solid_nodule_with_a_hazy_rim_is_not_taken_with_it(seg, lidc_dir, tmp_path):
+    """LIDC-0001's juxtapleural nodule on the benchmark's generated follow-ups (seed 0): about half
+    the shell round it is hazy (vessels, the pleura's partial volume), so the halo reading is
+    tried. Held at the haze's level (a variant tried in session 11) it read 1.7x of the
+    radiologists' outline (Dice 0.73); re-measured on what it finds, it comes back to the nodule."""
+    from LinGuinELib.synthetic.from_ct import DEFAULT_GROWTH, make_study_from_ct
+    from LinGuinELib.synthetic.manifest import lesion_centre_zyx
+
+    manifest = make_study_from_ct(lidc_dir / "LIDC-IDRI-0001_ct.nii.gz", lidc_dir / "LIDC-IDRI-0001_consensus2.nii.gz",
+                                  tmp_path / "study", n_scans=5, seed=0, growth=[*DEFAULT_GROWTH, 0.0])
+    for scan in ("T1", "T2"):
+        image = sitk.ReadImage(str(manifest.parent / "scans" / f"{scan}.nii.gz"))
+        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(manifest.parent / "truth" / f"{scan}.nii.gz"))) == 1
+        centre = lesion_centre_zyx(truth, np.array(image.GetSpacing()[::-1]))
+        point = image.TransformContinuousIndexToPhysicalPoint([float(v) for v in centre[::-1]])
+        mask = seg.segment(image, np.array(point)[None])
+        dice = 2.0 * (mask & truth).sum() / (mask.sum() + truth.sum())
+        assert dice > 0.8 and mask.sum() / truth.sum() < 1.3, (scan, dice, mask.sum() / truth.sum())

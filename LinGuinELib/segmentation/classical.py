@@ -34,7 +34,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..filtering.components import dilate_mm, edt_mm
+from ..filtering.components import edt_mm
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
 from .base import Segmenter, prompt_points
@@ -68,7 +68,6 @@ MIN_ENVELOPE_FRACTION = 0.5  # a lung lesion's region must lie at least this muc
 BELOW_FAT_HU = -150.0  # fat (about -100 HU) and every other wall tissue is denser
 MIN_SCALE_MM = 2.0  # smallest lesion scale (a 4 mm nodule)
 LOW_CNR = 3.0  # edge contrast / noise below this: the edge is not trustworthy
-HALO_BEYOND_RIM = 0.25  # a halo taken adds at least this share of the core's volume beyond its blurred rim
 
 
 class _NoLesion(Exception):
@@ -120,18 +119,12 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
     halo = halo_around(lesion, roi, levels) if bright else None
     if halo is not None and halo.share >= HALO_SHARE and len(candidates) == 1:
         # a solid core inside a ground-glass halo: the halo is the lesion's, the aerated lung
-        # beyond it the surroundings; kept when it holds the core near the seed (what the core's
-        # reading took of a wall's partial volume beside it, the whole may drop), reaches, wrapped
-        # in lung, no more of the region's border than the core did (not a haze running on), and
-        # reaches beyond the core's own blurred rim (on thick slices a solid edge crossing them
-        # obliquely is as hazy as a halo, over a slice's width)
+        # beyond it the surroundings; kept when it holds the core and, wrapped in lung, reaches
+        # no more of the region's border than the core did (not a haze running on)
         diag_halo = dict(diag)
         whole, whole_radius, _ = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
-                                         small_factor, keep_level=True)
-        core = lesion & (roi.dist <= lesion_radius)
-        if whole is None or _beyond_rim(whole, lesion, roi) < HALO_BEYOND_RIM:
-            halo = None  # the haze is the lesion's own blurred edge: no halo to take or doubt
-        elif float((whole & core).sum()) >= 0.8 * float(core.sum()) \
+                                         small_factor)
+        if whole is not None and float((whole & lesion).sum()) >= 0.8 * float(lesion.sum()) \
                 and open_face_cover(whole, roi) <= open_face_cover(lesion, roi):
             lesion, lesion_radius, halo = whole, whole_radius, None
             diag.update(diag_halo)
@@ -143,16 +136,8 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
     return lesion, lesion_radius
 
 
-def _beyond_rim(whole: np.ndarray, core: np.ndarray, roi: Roi) -> float:
-    """The volume of ``whole`` beyond ``core``'s partial-volume rim (one blur width and half the
-    coarsest voxel), as a share of ``core``'s."""
-    rim = SMOOTH_MM + 0.5 * float(roi.spacing.max())
-    return float((whole & ~dilate_mm(core, rim, roi.spacing)).sum()) / max(float(core.sum()), 1.0)
-
-
 def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, diag: dict, envelope,
-            scale: float, small_factor: float, keep_level: bool = False
-            ) -> tuple[np.ndarray | None, float, tuple[float, float]]:
+            scale: float, small_factor: float) -> tuple[np.ndarray | None, float, tuple[float, float]]:
     """Threshold half-way between the levels, grow, separate; re-measure the levels on the region
     found until the threshold settles. (lesion, radius, the levels of its last threshold);
     (None, 0, the given levels) when no lesion is within reach."""
@@ -201,7 +186,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         level, shell_level = refine_levels(lesion, region, roi)
         # the surroundings are the farther of the radial-profile plateau and the shell just
         # outside: a faint halo (ground glass, partial volume) is not the background
-        levels = (levels[0] if keep_level else level, sign * min(sign * shell_level, sign * levels[1]))
+        levels = (level, sign * min(sign * shell_level, sign * levels[1]))
         new = 0.5 * sum(levels)
         log.debug("threshold %.0f -> %.0f HU (%d voxels)", threshold, new, lesion.sum())
         tried.append(threshold)
