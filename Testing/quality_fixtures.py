@@ -56,8 +56,8 @@ def judge(prompt_img: sitk.Image, prompt_mask: np.ndarray, img: sitk.Image, cand
     c_sig, c_find = scan_checks(img, MaskCrop.from_full(cand), is_prompt=False, point_lps=centre_lps,
                                 prompt_signals=p_sig)
     unlike = unlike_prompt(c_find, c_sig, p_find, p_sig, 1.0, 1.0)
-    ref = LesionReference.from_prompt(prompt_img, MaskCrop.from_full(prompt_mask), centre_lps)
-    return candidate_match(ref, img, MaskCrop.from_full(cand), centre_lps, days, unlike), unlike
+    ref = LesionReference.from_prompt(prompt_img, MaskCrop.from_full(prompt_mask), centre_lps, p_sig["inscribed_mm"])
+    return candidate_match(ref, img, MaskCrop.from_full(cand), c_sig["inscribed_mm"], centre_lps, days, unlike), unlike
 
 
 def judge_case(prompt_arr, prompt_mask, arr, cand, days=90.0) -> tuple[dict, list[str]]:

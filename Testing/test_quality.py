@@ -13,6 +13,7 @@ from LinGuinELib.geometry import physical_to_continuous_index_zyx
 from LinGuinELib.pipeline import run_study
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import Reason, assess_volumes, scan_checks
+from LinGuinELib.quality.image_checks import widest_ball
 from LinGuinELib.quality.match import LesionReference, candidate_match
 from LinGuinELib.registry import register_segmentation
 from LinGuinELib.segmentation.base import Segmenter
@@ -116,14 +117,19 @@ def test_candidate_match_rejects_a_passing_vessel_keeps_a_shrunk_lesion():
     centre_zyx = (20, 40, 45)
     lesion = MaskCrop.from_full(_ball(arr.shape, centre_zyx, 6))
     centre_lps = np.array([45.0, 40.0, 20.0])
-    ref = LesionReference.from_prompt(img, lesion, centre_lps)
+    spacing = np.array(img.GetSpacing()[::-1])
+
+    def match(mask: np.ndarray) -> dict[str, float]:
+        return candidate_match(ref, img, MaskCrop.from_full(mask), widest_ball(mask, spacing)[0], centre_lps, 90.0)
+
+    ref = LesionReference.from_prompt(img, lesion, centre_lps, widest_ball(lesion.array, spacing)[0])
     vessel = np.zeros(arr.shape, bool)
     vessel[:, 40 - 2:40 + 2, 45 + 7:45 + 11] = True  # runs along z, 7 mm beside the old centre
-    v = candidate_match(ref, img, MaskCrop.from_full(vessel), centre_lps, 90.0)
+    v = match(vessel)
     assert v["plausible"] == 0.0, v
-    shrunk = candidate_match(ref, img, MaskCrop.from_full(_ball(arr.shape, (21, 41, 44), 3)), centre_lps, 90.0)
+    shrunk = match(_ball(arr.shape, (21, 41, 44), 3))
     assert shrunk["plausible"] == 1.0, shrunk
-    grown = candidate_match(ref, img, MaskCrop.from_full(_ball(arr.shape, (20, 42, 45), 8)), centre_lps, 90.0)
+    grown = match(_ball(arr.shape, (20, 42, 45), 8))
     assert grown["plausible"] == 1.0, grown
 
 

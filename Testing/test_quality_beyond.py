@@ -6,14 +6,18 @@ import json
 
 import engine_fixtures as fx
 import numpy as np
+import pytest
 import SimpleITK as sitk
-from quality_fixtures import CENTRE_ZYX, ball, judge_case, lung, painted, tube_x
+from quality_fixtures import CENTRE_ZYX, ball, image, judge_case, lung, painted, tube_x
 
 from LinGuinELib.config import TrackingConfig
+from LinGuinELib.geometry import index_zyx_to_physical
 from LinGuinELib.pipeline import run_study
-from LinGuinELib.quality import Reason
+from LinGuinELib.propagation.result import MaskCrop
+from LinGuinELib.quality import Reason, scan_checks
 from LinGuinELib.quality.beyond import MAX_BEYOND
-from LinGuinELib.quality.match import match_findings
+from LinGuinELib.quality.image_checks import widest_ball
+from LinGuinELib.quality.match import LesionReference, match_findings
 
 SHAPE = (40, 80, 80)
 ZYX_OFF = (20, 42, 47)  # 2.8 mm from the lesion's centre, within the registration's allowance
@@ -54,6 +58,28 @@ def test_a_nodule_grown_all_round_and_a_few_mm_off_is_not_flagged():
     vessel = tube_x(SHAPE, CENTRE_ZYX, 2.5, 0, 80)
     match, reasons = _judged(prompt, ball(SHAPE, CENTRE_ZYX, 5.0), vessel)
     assert Reason.GROWN_BEYOND not in reasons and match["beyond_share"] == 0.0, match
+
+
+@pytest.mark.parametrize("spacing_zyx", [(1.25, 0.7, 0.7), (5.0, 0.7, 0.7)])
+def test_the_widest_ball_is_one_measure_for_the_prompt_reference_and_the_follow_up(spacing_zyx):
+    """A 7 mm ball centred between voxel centres reads its radius within a voxel; the prompt's
+    signal, the prompt reference (and its signed distance) and the same segment read as a follow-up
+    agree exactly, so a segment that did not change has grown nothing (``grown_beyond``'s growth)."""
+    sp = np.array(spacing_zyx)
+    shape = tuple(int(np.ceil(40.0 / s)) for s in sp)
+    centre = np.array(shape) // 2 * sp + np.array([0.3, 0.2, 0.1]) * sp
+    mask = (((np.indices(shape).T * sp - centre) ** 2).sum(-1) <= 7.0**2).T
+    img = image(painted(lung(shape), (mask, 40.0)), spacing_zyx[::-1])
+    crop = MaskCrop.from_full(mask)
+    prompt, _ = scan_checks(img, crop, is_prompt=True)
+    assert prompt["inscribed_mm"] == widest_ball(mask, sp)[0]
+    assert abs(prompt["inscribed_mm"] - 7.0) <= sp.max(), prompt
+    assert prompt["compactness"] == prompt["inscribed_mm"] / prompt["radius_mm"]
+    ref = LesionReference.from_prompt(img, crop, index_zyx_to_physical(img, crop.nonzero_zyx()).mean(0),
+                                      prompt["inscribed_mm"])
+    assert -float(ref.sdf.min()) == pytest.approx(ref.inscribed_mm, abs=1e-5)  # its outline, as deep
+    follow_up, _ = scan_checks(img, crop, is_prompt=False, prompt_signals=prompt)
+    assert follow_up["inscribed_mm"] - ref.inscribed_mm == 0.0
 
 
 def test_the_finding_needs_a_kept_candidate():

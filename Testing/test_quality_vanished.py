@@ -6,7 +6,7 @@ from quality_fixtures import CENTRE_LPS, CENTRE_ZYX, ball, image, judge_case, lu
 
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import scan_checks
-from LinGuinELib.quality.image_checks import elongation
+from LinGuinELib.quality.image_checks import elongation, widest_ball
 from LinGuinELib.quality.match import LesionReference
 
 
@@ -14,8 +14,11 @@ def _judge_looks_alike(prompt_arr, prompt_mask, arr, cand, days=90.0):
     """As ``judge_case``, the candidate taken to look like the lesion (only where it lies counts)."""
     from LinGuinELib.quality.match import candidate_match
 
-    ref = LesionReference.from_prompt(image(prompt_arr), MaskCrop.from_full(prompt_mask), CENTRE_LPS)
-    return candidate_match(ref, image(arr), MaskCrop.from_full(cand), CENTRE_LPS, days, []), []
+    p_img, img = image(prompt_arr), image(arr)
+    ref = LesionReference.from_prompt(p_img, MaskCrop.from_full(prompt_mask), CENTRE_LPS,
+                                      widest_ball(prompt_mask, np.array(p_img.GetSpacing()[::-1]))[0])
+    inscribed = widest_ball(cand, np.array(img.GetSpacing()[::-1]))[0]
+    return candidate_match(ref, img, MaskCrop.from_full(cand), inscribed, CENTRE_LPS, days, []), []
 
 
 def test_elongation_tells_nodules_from_tubes_and_sheets_on_thin_and_thick_slices():
@@ -79,7 +82,7 @@ def _absence(prompt_arr, nodule, arr, mapped_lps=CENTRE_LPS):
 
     p_img, img = image(prompt_arr), image(arr)
     p_sig, _ = scan_checks(p_img, MaskCrop.from_full(nodule), is_prompt=True)
-    ref = LesionReference.from_prompt(p_img, MaskCrop.from_full(nodule), CENTRE_LPS)
+    ref = LesionReference.from_prompt(p_img, MaskCrop.from_full(nodule), CENTRE_LPS, p_sig["inscribed_mm"])
     return absence_signals(ref, p_img, img, mapped_lps, p_sig["level_hu"], p_sig["lung_level_hu"])
 
 

@@ -111,12 +111,17 @@ class LinGuinELogic(_LogicBase):
         set_timepoint(volumeNode, text)
 
     def loadVolume(self, path: str | Path, name: str | None = None) -> Any:
-        """Load an image file as a volume node (for scripts; works headless too)."""
+        """Load an image file as a volume node of this logic's scene (for scripts; works headless too).
+
+        Slicer's loader reads into the application's scene only, whatever scene the script made.
+        """
+        name = name or Path(path).name.split(".")[0]
         if in_application():
             import slicer
 
-            return slicer.util.loadVolume(str(path), {"name": name or Path(path).name.split(".")[0]})
-        return load_volume_file(self.scene, str(path), name or Path(path).name.split(".")[0])
+            if self.scene is slicer.mrmlScene:
+                return slicer.util.loadVolume(str(path), {"name": name})
+        return load_volume_file(self.scene, str(path), name)
 
     @staticmethod
     def backendChoices(kind: str, options: Callable[[str, type], dict] | None = None, keep: str = ""

@@ -73,8 +73,8 @@ def headless_scene() -> vtk.vtkObject:
 
 
 def application_logic(scene: Any) -> Any:
-    """The application logic attached to ``scene`` (Slicer's, or the headless one)."""
-    if in_application():
+    """The application logic attached to ``scene`` (Slicer's for its own scene, else the headless one)."""
+    if in_application() and scene is slicer.mrmlScene:
         return slicer.app.applicationLogic()
     for keep in _KEEP_ALIVE:
         if keep[0] is scene:

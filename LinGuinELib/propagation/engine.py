@@ -245,7 +245,8 @@ class _Run:
         click = lesion.points_lps.mean(axis=0) if lesion.prompt_kind != "mask" else None
         self.check(result, image, segmented=lesion.prompt_kind != "mask", point=click)
         with self.timed("quality"):
-            self.lesion_refs[lesion.id] = LesionReference.from_prompt(image, result.mask, centre)
+            self.lesion_refs[lesion.id] = LesionReference.from_prompt(
+                image, result.mask, centre, result.signals.get("inscribed_mm", float("nan")))
         return result
 
     def plausible(self, lesion: Lesion, image: sitk.Image, result: LesionScanResult,
@@ -259,7 +260,8 @@ class _Run:
         with self.timed("quality"):
             unlike = unlike_prompt(result.findings, result.signals, prompt.findings, prompt.signals,
                                    max(image.GetSpacing()), max(self.image(lesion.scan_id).GetSpacing()))
-            match = candidate_match(reference, image, result.mask, result.propagated_point_lps,
+            match = candidate_match(reference, image, result.mask, result.signals["inscribed_mm"],
+                                    result.propagated_point_lps,
                                     None if a is None or b is None else b - a, unlike)
         result.findings.extend(match_findings(match))
         return bool(match.pop("plausible")), match, unlike

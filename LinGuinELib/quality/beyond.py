@@ -20,12 +20,10 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
 
 from .reasons import Finding, Reason
 
 if TYPE_CHECKING:
-    from ..propagation.result import MaskCrop
     from .match import LesionReference
 
 MARGIN_VOXELS = 1.5  # both outlines and the widest ball: half a voxel each
@@ -36,20 +34,16 @@ MAX_POINTS = 1000  # segment voxels sampled (strided beyond): the share to about
 MAX_BEYOND = 0.15
 
 
-def inscribed_mm(mask: np.ndarray, spacing_zyx: np.ndarray) -> float:
-    """Radius (mm) of the widest ball inside a mask: its deepest voxel's distance to the outside."""
-    return float(ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing_zyx).max())
-
-
-def beyond_share(reference: LesionReference, points_lps: np.ndarray, mask: MaskCrop, spacing_zyx: np.ndarray,
+def beyond_share(reference: LesionReference, points_lps: np.ndarray, inscribed_mm: float, spacing_zyx: np.ndarray,
                  allowance_mm: float) -> float:
     """Share of a follow-up segment (``points_lps``: its voxels, carried to the prompt scan by the
-    registration's shift; ``mask``, ``spacing_zyx``: the segment on its own grid) outside the prompt
-    lesion's outline widened by the growth of its widest inscribed ball and the grids' margin, at the
-    shift within ``allowance_mm`` that leaves the least outside. NaN when there is nothing to compare."""
-    if mask.empty or not len(points_lps):
+    registration's shift; ``inscribed_mm``: its widest ball's radius, ``image_checks.widest_ball``;
+    ``spacing_zyx``: its grid) outside the prompt lesion's outline widened by the growth of its
+    widest inscribed ball and the grids' margin, at the shift within ``allowance_mm`` that leaves
+    the least outside. NaN when there is nothing to compare."""
+    if not len(points_lps):
         return math.nan
-    growth = max(0.0, inscribed_mm(mask.array, spacing_zyx) - reference.inscribed_mm)
+    growth = max(0.0, inscribed_mm - reference.inscribed_mm)
     grid = max(float(spacing_zyx.max()), float(max(reference.geometry.GetSpacing())))
     reach = growth + MARGIN_VOXELS * grid
     sample = points_lps[:: max(1, len(points_lps) // MAX_POINTS)]

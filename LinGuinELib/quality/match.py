@@ -89,10 +89,11 @@ def unlike_prompt(findings: list[Finding], signals: dict[str, float], prompt_fin
     """Ways a candidate looks less like a lesion than the prompt's segment did (reason codes).
 
     A look finding the prompt did not have counts; so does a compactness below the prompt's by
-    more than the quantisation of the widest inscribed ball (half a voxel, the largest spacing,
-    over each segment's radius) when both are below ``MIN_COMPACTNESS``; so does a faint
-    interior (see ``is_faint``), an edge that is hardly one (see ``is_edgeless``) and an outline
-    that runs on into tissue where the lesion's did not (see ``continues``).
+    more than the quantisation of the widest inscribed ball (``image_checks.widest_ball``: half a
+    voxel, the largest spacing, over each segment's radius) when both are below
+    ``MIN_COMPACTNESS``; so does a faint interior (see ``is_faint``), an edge that is hardly one
+    (see ``is_edgeless``) and an outline that runs on into tissue where the lesion's did not (see
+    ``continues``).
     """
     had = {f.reason for f in prompt_findings}
     out = [f.reason.value for f in findings if f.reason in LOOK_REASONS and f.reason not in had]
@@ -160,11 +161,13 @@ class LesionReference:
     radius_mm: float  # of the sphere of the lesion's volume
     extent_mm: float  # farthest lesion voxel from the centre
     depth_mm: float  # of its centre below its outline
-    inscribed_mm: float = 0.0  # radius of the widest ball inside it
+    inscribed_mm: float  # radius of the widest ball inside it (``image_checks.widest_ball``)
 
     @classmethod
-    def from_prompt(cls, image: sitk.Image, mask: MaskCrop, centre_lps: np.ndarray,
+    def from_prompt(cls, image: sitk.Image, mask: MaskCrop, centre_lps: np.ndarray, inscribed_mm: float,
                     max_margin_mm: float = 60.0) -> LesionReference | None:
+        """The reference of the prompt segment ``mask`` (``inscribed_mm``: its signal from
+        ``scan_checks``, passed on rather than measured again); None for an empty one."""
         if mask.empty:
             return None
         spacing = np.array(image.GetSpacing()[::-1], float)
@@ -177,9 +180,8 @@ class LesionReference:
             ndimage.distance_transform_edt(sub, sampling=spacing)
         centre_lps = np.asarray(centre_lps, float)
         far = np.sqrt(((index_zyx_to_physical(image, mask.nonzero_zyx()) - centre_lps) ** 2).sum(1)).max()
-        ref = cls(sdf.astype(np.float32), lo, image, centre_lps, radius, float(far), 0.0)
+        ref = cls(sdf.astype(np.float32), lo, image, centre_lps, radius, float(far), 0.0, inscribed_mm)
         ref.depth_mm = max(0.0, -float(ref.distance_at(centre_lps[None])[0]))
-        ref.inscribed_mm = max(0.0, -float(sdf.min()))
         return ref
 
     def distance_at(self, points_lps: np.ndarray) -> np.ndarray:
@@ -203,13 +205,14 @@ class LesionReference:
         return grid, index_zyx_to_physical(image, grid) + (self.centre_lps - mapped)
 
 
-def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCrop,
+def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCrop, inscribed_mm: float,
                     mapped_lps: np.ndarray, days: float | None, unlike: list[str] = ()) -> dict[str, float]:
     """``candidate_inside`` (share of the candidate where the lesion can be), ``candidate_coverage``
     (share of the expected region it covers), ``candidate_unlike`` (how many ways it looks unlike
     the prompt's lesion: ``unlike``, from ``unlike_prompt``), ``beyond_share`` (share of it beyond
     where the lesion could have grown, see ``beyond``) and ``plausible`` (1.0 / 0.0: fewer than two
-    pieces of evidence against it) for a candidate mask on ``image``."""
+    pieces of evidence against it) for a candidate mask on ``image`` (``inscribed_mm``: its widest
+    ball's radius, from ``scan_checks``' signals)."""
     gain = min(max_growth(days) ** (1 / 3) - 1, MAX_RADIUS_GAIN)
     reach = reference.radius_mm * gain + REGISTRATION_ALLOWANCE_MM
     shift = reference.centre_lps - np.asarray(mapped_lps, float)
@@ -230,7 +233,7 @@ def candidate_match(reference: LesionReference, image: sitk.Image, mask: MaskCro
     off = coverage < MIN_COVERAGE and misfit > max(image.GetSpacing())
     alone = any(a in unlike for a in ALONE)
     rejected = rejects(inside, coverage, len(unlike), alone, off)
-    beyond = beyond_share(reference, points, mask, np.array(image.GetSpacing()[::-1], float),
+    beyond = beyond_share(reference, points, inscribed_mm, np.array(image.GetSpacing()[::-1], float),
                           REGISTRATION_ALLOWANCE_MM)
     return {"candidate_inside": inside, "candidate_coverage": coverage, "candidate_unlike": float(len(unlike)),
             "candidate_misfit_mm": misfit, "plausible": float(not rejected), "beyond_share": beyond,

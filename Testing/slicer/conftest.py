@@ -42,4 +42,4 @@ for path in (str(REPO), str(MODULE_DIR)):
         sys.path.insert(0, path)
 
 if SLICER_CORE:
-    from slicer_fixtures import ball_study  # noqa: F401  (a fixture, used by the tests)
+    from slicer_fixtures import application_scene, ball_study  # noqa: F401  (fixtures)

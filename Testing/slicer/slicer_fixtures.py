@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,22 @@ def lps_grid_key(node) -> tuple:
     from LinGuinELogic.volumes import volume_geometry
 
     return grid_key(volume_geometry(node))
+
+
+@pytest.fixture(autouse=True)
+def application_scene(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Each test's own empty ``slicer.mrmlScene``, as in Slicer, where the application's scene exists
+    before a script makes its own. Without it the first test's scene stayed the global for the whole
+    session, and a test reading the global instead of its own scene (as ``slicer.util`` helpers do,
+    LinGuinE/README.md) passed or failed with the order the tests ran in. Code given a scene must
+    leave this one empty."""
+    import slicer
+
+    scene = slicer.vtkMRMLScene()
+    monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
+    yield scene
+    strays = [scene.GetNthNode(i).GetName() for i in range(scene.GetNumberOfNodes())]
+    assert not strays, f"added to slicer.mrmlScene instead of the scene in use: {strays}"
 
 
 @pytest.fixture()

@@ -260,14 +260,18 @@ def test_scene_bundle_save_and_reload(ball_study, tmp_path):
     reopen = application_logic(scene)
     (tmp_path / "unpacked").mkdir()
     assert reopen.OpenSlicerDataBundle(str(mrb), str(tmp_path / "unpacked"))
-    tables = [t for t in slicer.util.getNodesByClass("vtkMRMLTableNode", scene)
-              if t.GetAttribute("LinGuinE.Role") == "trajectory"]
-    assert len(tables) == 1
-    assert table_rows(tables[0]) == before
+    # The reopened scene's own tables (slicer.util.getNodesByClass reads slicer.mrmlScene's).
+    tables = [scene.GetNthNodeByClass(i, "vtkMRMLTableNode")
+              for i in range(scene.GetNumberOfNodesByClass("vtkMRMLTableNode"))]
+    tables = [t for t in tables if t.GetAttribute("LinGuinE.Role") == "trajectory"]
+    assert len(tables) == 1 and tables[0] is not result.tableNode
+    # A saved table keeps 6 significant digits (LinGuinE/README.md).
+    assert table_rows(tables[0]) == [{k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()}
+                                     for row in before]
     again = LinGuinELogic(scene).remeasure(tables[0])
     assert [r["volume_ml"] for r in again] == pytest.approx([r["volume_ml"] for r in before])
     volume, seg, segment_id = LinGuinELogic.rowTarget(tables[0], 5)
-    assert volume.GetName() == "week_16" and segment_id is not None
+    assert volume.GetName() == "week_16" and volume.GetScene() is scene and segment_id is not None
     assert seg.GetSegmentation().GetSegment(segment_id).GetName() == "Nodule B"
 
 
