@@ -151,9 +151,9 @@ def _kind_studies(args: argparse.Namespace, work: Path) -> list[tuple[str, Path]
     from LinGuinELib.errors import InputError
     if args.kinds == "full":  # every attachment x density on thin and thick slices, sizes rotating
         sizes = (6, 15, 40, 10, 25, 70)
-        # a lesion on a fissure or a vessel lies wholly inside the lung: one as large as 70 mm
+        # a lesion on a fissure or a vessel lies wholly inside the lung: one of 40 mm or more
         # would meet a wall (the synthetic chest has no site for it, and it is a wall lesion)
-        inside_lung = {"fissure": 40, "vessel": 40}
+        inside_lung = {"fissure": 25, "vessel": 25}
         plan = [(slices, [(min(sizes[(i + j) % len(sizes)], inside_lung.get(att, 110)), att, den)
                           for i, att in enumerate(ATTACHMENTS)])
                 for slices in (1.25, 5.0) for j, den in enumerate(DENSITIES)]
