@@ -39,6 +39,7 @@ class Reason(str, Enum):
     BASELINE_DOUBTFUL = "baseline_doubtful"
     SHALLOW = "shallow"
     GROWN_BEYOND = "grown_beyond"
+    FEW_SLICES = "few_slices"
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -81,6 +82,9 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.GROWN_BEYOND: "part of the segment lies beyond where the lesion on the prompt scan could have grown "
                          "(its outline widened by as much as its thickest part grew): the next stretch of a vessel "
                          "or another structure beside it taken in; its volume is not vouched for within a factor of 2",
+    Reason.FEW_SLICES: "the segment is less than two slices across: its volume is mostly the slices' partial "
+                       "volume with the lung and is not known within a factor of 2; measure small nodules on "
+                       "thin slices (1.5 mm or less)",
 }
 
 
