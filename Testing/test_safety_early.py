@@ -49,14 +49,15 @@ def wall_study(folder):
 
 
 @pytest.mark.parametrize("workers", [0, None], ids=["serial", "threads"])
-def test_an_empty_prompt_segment_is_refused_before_any_registration(tmp_path, workers):
+def test_an_empty_prompt_segment_is_refused_before_the_registrations(tmp_path, workers):
     """Before: every pair's registration was submitted first and the prompt segmented after (the
-    serial run registered both pairs, then refused)."""
+    serial run registered both pairs, then refused). With threads the first pair registers on the
+    core the prompt's segmentation leaves idle; the others are never started."""
     study = load_manifest(wall_study(tmp_path / "S"))
     fx.ShiftRegistration.calls.clear()
     with pytest.raises(InputError) as caught:
         track(study, TrackingConfig(registration="test-shift", segmentation="classical"), workers=workers)
-    assert fx.ShiftRegistration.calls == []
+    assert len(fx.ShiftRegistration.calls) <= (0 if workers == 0 else 1)
     message = str(caught.value)
     assert message.startswith("lesion 'L_wall': nothing could be segmented at its prompt")
     assert "on scan 'T1'; click inside the lesion" in message and "\n" not in message

@@ -7,8 +7,8 @@ mapped point, keep the component nearest the point, optionally boost, and record
 for chained steps. Masks stay on each scan's own grid: nothing is resampled.
 
 Both cores work: scans are read and pairs registered on a small thread pool while the calling
-thread segments. The prompts are segmented first (an empty one is an ``InputError`` before any
-registration starts); then every global registration of the plan is submitted; each step's point
+thread segments. The prompts are segmented first (an empty one is an ``InputError`` while at most
+the first pair registers, in the background); then every global registration of the plan is submitted; each step's point
 mapping (the local refinement) as soon as its starting point is known: all at once in direct
 mode, depth by depth in chain mode, so a chain stays causal. Segmentation stays on the calling
 thread, in the plan's order, so a run is bit-identical to a serial one (``workers=0``) whenever
@@ -373,11 +373,14 @@ class _Run:
         self.report("load", f"tracking {len(lesions)} lesion(s) over {len(self.study.scans)} scans",
                     advance=False)
         # Scans are read behind (prompted ones first; every scan has a geometry in the result, even
-        # with no step) while the prompts are segmented; no pair is registered before every prompt
-        # gave a baseline: a click on nothing is refused in seconds, not after the registrations.
+        # with no step) while the prompts are segmented, and the first pair is registered on the
+        # core the segmentation leaves idle; the others wait until every prompt gave a baseline: a
+        # click on nothing is refused within one registration, not after all of them.
         for scan_id in dict.fromkeys([les.scan_id for les in lesions] + [sid for pair in pairs for sid in pair]
                                      + [scan.id for scan in self.study.scans]):
             self.image_future(scan_id)
+        if self.workers > 0:
+            self.warm(pairs[:1])
         for lesion in lesions:
             self.results[(lesion.id, lesion.scan_id)] = self.prompt(lesion)
         self.warm(pairs)
