@@ -88,17 +88,15 @@ def check_folder_writable(folder: Path, where: str) -> None:
 def check_writable(out: Path, need_bytes: int = 0, replaced_whole: bool = False) -> None:
     """Refuse an OUT that cannot be created/written or lacks free space. ``replaced_whole``: OUT is
     written beside itself and swapped in (``staging``), so its parent must be writable too."""
+    for folder in (out, out.parent) if replaced_whole else (out,):  # a file in the way, or read-only
+        check_folder_writable(folder, f"--out {out}")
     base = _existing_ancestor(out)
-    if not base.is_dir():
-        raise InputError(f"--out {out}: '{base}' is a file, not a folder")
     try:
         st = os.statvfs(base)
     except OSError as exc:
         raise EnvironmentProblem(f"--out {out}: cannot inspect '{base}' ({exc.strerror})") from None
     if st.f_blocks == 0:
         raise EnvironmentProblem(f"--out {out}: '{base}' is not on a real filesystem (e.g. /proc)")
-    for folder in (out, out.parent) if replaced_whole else (out,):
-        check_folder_writable(folder, f"--out {out}")
     free = st.f_bavail * st.f_frsize
     if need_bytes and free < need_bytes:
         raise EnvironmentProblem(f"--out {out}: {free / 1e6:.0f} MB free on that filesystem, "

@@ -8,12 +8,13 @@ for chained steps. Masks stay on each scan's own grid: nothing is resampled.
 
 Both cores work: scans are read and pairs registered on a small thread pool while the calling
 thread segments. The prompts are segmented first (an empty one is an ``InputError`` while at most
-the first pair registers, in the background); then every global registration of the plan is submitted; each step's point
-mapping (the local refinement) as soon as its starting point is known: all at once in direct
-mode, depth by depth in chain mode, so a chain stays causal. Segmentation stays on the calling
-thread, in the plan's order, so a run is bit-identical to a serial one (``workers=0``) whenever
-the backends are deterministic. ``_Run`` keeps its scans and registered pairs between calls:
-``LinGuinELib.session.StudySession`` builds on that to add a lesion in seconds.
+the first pair registers, in the background); then every global registration of the plan is
+submitted; each step's point mapping (the local refinement) as soon as its starting point is
+known: all at once in direct mode, depth by depth in chain mode, so a chain stays causal.
+Segmentation stays on the calling thread, in the plan's order, so a run is bit-identical to a
+serial one (``workers=0``) whenever the backends are deterministic. ``_Run`` keeps its scans and
+registered pairs between calls: ``LinGuinELib.session.StudySession`` builds on that to add a
+lesion in seconds.
 """
 
 from __future__ import annotations
