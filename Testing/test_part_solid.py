@@ -116,3 +116,28 @@ def test_a_real_solid_nodule_with_a_hazy_rim_is_not_taken_with_it(seg, lidc_dir,
         mask = seg.segment(image, np.array(point)[None])
         dice = 2.0 * (mask & truth).sum() / (mask.sum() + truth.sum())
         assert dice > 0.8 and mask.sum() / truth.sum() < 1.3, (scan, dice, mask.sum() / truth.sum())
+
+
+def test_the_lung_beyond_a_fading_halo_is_read_where_the_halo_ends():
+    """The radial profile of an 80 mm part-solid tumour on the diaphragm (5 mm slices, the full kind
+    plan): the halo's own slow fade levelled off 4 mm into it, and that reading (-579 HU, not lung)
+    left the core alone as the lesion (0.12x). Beyond the halo the lung is read where it is."""
+    from LinGuinELib.segmentation.levels import AIR_LIKE_HU, lung_beyond
+
+    halo = np.linspace(-535.0, -601.0, 16)
+    profile = np.concatenate([halo, [-696, -746, -764, -769, -788, -840, -846, -849, -849, -854, -858, -861, -861]])
+    assert lung_beyond(profile, 1, -535.0, 8.0) < AIR_LIKE_HU
+    # a halo that gives way to something denser (a wall) has no lung beyond it
+    walled = np.concatenate([halo, [-560, -420, -200, -40, 20, 30, 30, 30]])
+    assert np.isnan(lung_beyond(walled, 1, -535.0, 8.0))
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_clear_halo_keeps_its_level_while_the_threshold_settles(seg, seed):
+    """A 20 mm mediastinal part-solid lesion on 5 mm slices, most of the shell round its core hazy:
+    re-measured on the core-and-halo whole, whose median lies between the two, the threshold crept
+    up into the halo round after round and ended at the core (0.49x and 0.32x)."""
+    case = render_case(LesionKind(20.0, "mediastinum", "part_solid", 5.0), seed=seed)
+    mask = seg.segment(case.image, case.centre_lps[None])
+    dice, ratio = _score(case, mask)
+    assert dice > 0.7 and 0.7 < ratio < 1.6, (dice, ratio)

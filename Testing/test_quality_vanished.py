@@ -199,3 +199,22 @@ def test_a_short_piece_of_the_vessel_at_a_gone_nodules_rim_is_rejected_a_deep_sh
         match, unlike = judge_case(prompt, nodule, painted(gone, (small, 30)), small)
         assert match["plausible"] == 1.0 and match["candidate_misfit_mm"] < 0.0, (offset, match, unlike)
         assert remnant(match).reason is Reason.SMALL_REMNANT
+
+
+def test_ground_glass_grown_into_an_angle_of_walls_is_kept_a_hazy_layer_on_the_wall_is_not():
+    """A ring mostly of wall gives a lesion lighter than the wall an edge contrast below zero (the
+    full kind plan, seed 44: a 40 mm ground-glass lesion in the costophrenic angle rejected as
+    edgeless on two scans). It stands out from the wall as much as from the lung; the mix of wall
+    and lung along thick slices, as light, is flat."""
+    base = lung()
+    zz, _, xx = np.indices(base.shape)
+    walls = (xx >= 48) | (zz >= 23)  # the chest wall and the diaphragm meeting at an angle
+    lesion = ball(base.shape, CENTRE_ZYX, 6) & ~walls
+    prompt = painted(base, (walls, 40), (lesion, -450))
+    grown = ball(base.shape, CENTRE_ZYX, 12) & ~walls
+    match, unlike = judge_case(prompt, lesion, painted(base, (walls, 40), (grown, -450)), grown)
+    assert "edgeless" not in unlike and match["plausible"] == 1.0, (match, unlike)
+    # gone; what is left is the walls' hazy mix with the lung, 2 mm thick, over the lesion's place
+    layer = ball(base.shape, CENTRE_ZYX, 12) & ~walls & ((xx >= 46) | (zz >= 21))
+    match, unlike = judge_case(prompt, lesion, painted(base, (walls, 40), (layer, -650)), layer)
+    assert "edgeless" in unlike and match["plausible"] == 0.0, (match, unlike)

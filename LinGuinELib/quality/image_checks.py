@@ -167,22 +167,26 @@ def elongation(mask: np.ndarray, spacing: np.ndarray) -> float:
     return float(np.sqrt(var[-1] / max(var[0], 1e-9)))
 
 
-def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float, float, float]:
-    """(edge contrast HU, open-boundary fraction, lung noise SD, lesion level HU, lung level HU)
-    from the mask's interior and rings around it."""
+def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """(edge contrast HU, open-boundary fraction, lung noise SD, lesion level HU, lung level HU,
+    wall step HU) from the mask's interior and rings around it. The wall step is how far the ring's
+    part denser than the interior stands above it (NaN: too little of it): a lesion lighter than
+    the wall it leans on stands out from that wall even where the ring is mostly wall."""
     interior = ndimage.binary_erosion(mask)
     inside = hu[interior] if interior.sum() >= MIN_VOXELS else hu[mask]
     level_in = float(np.median(inside))
     out = hu[_ring(mask)]
     if out.size == 0:
-        return math.nan, math.nan, math.nan, level_in, math.nan
+        return math.nan, math.nan, math.nan, level_in, math.nan, math.nan
     lung = out[out < level_in - 200.0]
     lung = lung[lung < LUNG_HU] if (lung < LUNG_HU).sum() >= 10 else lung
     lung_level = float(np.median(lung)) if lung.size >= 10 else DEFAULT_LUNG_LEVEL_HU
     noise = float(1.4826 * np.median(np.abs(lung - np.median(lung)))) if lung.size >= 10 else math.nan
     contrast = level_in - float(np.median(out))
     open_fraction = float(np.mean(out > 0.5 * (level_in + lung_level))) if level_in > lung_level else 1.0
-    return contrast, open_fraction, noise, level_in, lung_level
+    denser = out[out > level_in]
+    wall_step = float(np.median(denser)) - level_in if denser.size >= 10 else math.nan
+    return contrast, open_fraction, noise, level_in, lung_level, wall_step
 
 
 def _low_confidence(confidence: float, radius_mm: float) -> bool:
@@ -226,12 +230,13 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     margin = np.ceil((ENVELOPE_BALL_FACTOR * max(radius, 2.0) + 6.0) / spacing).astype(int) + 2
     box, sub = _grown(mask, margin)
     hu = sitk.GetArrayViewFromImage(image)[box].astype(np.float32)
-    contrast, open_fraction, noise, level, lung_level = _edge(hu, sub)
+    contrast, open_fraction, noise, level, lung_level, wall_step = _edge(hu, sub)
     outside, envelope = _outside_lung(hu, sub, spacing, radius)
     inscribed, depth_map = widest_ball(mask.array, spacing)
     thin = _thin_part(depth_map, inscribed, spacing)
     compact = inscribed / radius if radius > 0 else math.nan
-    signals.update(edge_contrast_hu=contrast, open_boundary=open_fraction, outside_lung=outside, thin_part=thin,
+    signals.update(edge_contrast_hu=contrast, wall_step_hu=wall_step, lung_noise_hu=noise,
+                   open_boundary=open_fraction, outside_lung=outside, thin_part=thin,
                    inscribed_mm=inscribed, compactness=compact, level_hu=level, lung_level_hu=lung_level,
                    open_in_lung=_open_in_lung(hu, sub, envelope, level, lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),

@@ -25,6 +25,7 @@ FAT_HU_MAX = -40.0  # fat is below this (about -100 HU); solid tissue, even necr
 MIN_CONTRAST_HU = 5.0  # below this no edge is trusted, whatever the noise
 MIN_INTERIOR_VOXELS = 20  # fewer voxels beyond the partial-volume rim: a "small" lesion
 HALO_SHARE = 0.5  # a lesion with this much of its near surroundings hazy has a ground-glass halo
+HALO_SURE = 0.6  # ... and with this much, the halo's level holds through the re-measuring
 HALO_DOUBT = 0.4  # a solid result with this much of them hazy cannot vouch that it has no halo
 HALO_FLOOR = 0.2  # hazy: at least this share of the way from the aerated lung to the lesion
 HALO_MIN_RISE_HU = 100.0  # ... and at least this far above it (lung texture and noise stay below)
@@ -100,13 +101,33 @@ def initial_levels(roi: Roi, core: float, bright: bool, delta: float) -> list[tu
         # a ground-glass halo (part-solid nodule), or a denser core inside a solid tumour: when
         # aerated lung follows, that plateau is the lesion's and the lung its surroundings
         # (fat around a lymph node is not: it stays the surroundings)
-        k2, lung = plateau(profile, background, k + 1, delta)
-        lung = min(lung, float(np.min(profile[k + 1 : k2 + 6]))) if k2 >= 0 else lung
-        if k2 >= 0 and lung < AIR_LIKE_HU:
+        lung = lung_beyond(profile, k + 1, background, delta)
+        if lung < AIR_LIKE_HU:
             candidates.insert(0, (sign * background, sign * lung))
     log.debug("radial profile: core %.0f, candidate (level, surroundings) %s HU", core,
               [(round(a), round(b)) for a, b in candidates])
     return candidates
+
+
+def lung_beyond(profile: np.ndarray, start: int, level: float, delta: float) -> float:
+    """The level of the first aerated plateau of the (sign-normalised) profile from ``start`` on,
+    going from plateau to plateau while they stay above aerated lung; NaN when the profile climbs
+    back above ``level`` (a denser structure: a wall, a vessel) or ends first.
+
+    A thick halo is not flat: its density fades slowly outwards (an 80 mm part-solid tumour's
+    halo fell 65 HU over 15 mm), and the first place where it levels off is still halo. Where the
+    aerated lung lies is read as far out as the halo goes, not at its first bend."""
+    while start < profile.size:
+        k, value = plateau(profile, level, start, delta)
+        if k < 0:
+            return float("nan")
+        lowest = min(value, float(np.min(profile[start : k + 6])))
+        if lowest < AIR_LIKE_HU:
+            return lowest
+        if np.any(profile[start : k + 1] > level + 2.0 * delta):
+            return float("nan")
+        start, level = k + 1, value
+    return float("nan")
 
 
 def polarity(roi: Roi, core: float, delta: float, in_lung: bool) -> bool:
