@@ -1,4 +1,4 @@
-"""Tiny studies and file snapshots for the data-safety tests (deterministic test backends).
+"""Tiny studies, file snapshots and the CLI runner for the data-safety tests (deterministic test backends).
 
 Scans are 48x48x16 voxels of 2x2x4 mm (96x96x64 mm, origin (-20, -20, -20) LPS) with one
 bright ball that moves by a known shift per scan; ``engine_fixtures``' test-shift registration
@@ -14,6 +14,8 @@ from pathlib import Path
 import engine_fixtures as fx
 import numpy as np
 import SimpleITK as sitk
+
+from LinGuinELib.cli.main import main
 
 SIZE = (48, 48, 16)
 SPACING = (2.0, 2.0, 4.0)
@@ -60,3 +62,30 @@ def snapshot(root: Path, exclude: Path | None = None) -> dict[str, str]:
         rel = str(p.relative_to(root))
         out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
+
+
+def run(capsys, *argv) -> tuple[int, str]:
+    """``linguine -q ARGV`` in this process: its exit code and its stderr (the error line, if any)."""
+    code = main(["-q", *map(str, argv)])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def assert_one_line(err: str, *words: str) -> None:
+    """One ``linguine:`` line holding every word, and no traceback: what a user is told, and no more."""
+    lines = [ln for ln in err.splitlines() if ln.startswith("linguine:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+def assert_refused(capsys, root: Path, *argv, words: tuple[str, ...] = (), code: int = 2) -> str:
+    """``linguine ARGV`` refused: exit ``code``, one line holding ``words``, nothing under ``root`` changed.
+
+    Returns the error text, for what a test checks beyond that."""
+    before = snapshot(root)
+    got, err = run(capsys, *argv)
+    assert got == code, (argv, err)
+    assert_one_line(err, *words)
+    assert snapshot(root) == before
+    return err

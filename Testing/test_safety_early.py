@@ -15,8 +15,7 @@ from pathlib import Path
 import engine_fixtures as fx
 import pytest
 import SimpleITK as sitk
-from safety_fixtures import TRACK, scan_image, snapshot, write_study
-from test_safety_cli import assert_one_line, run
+from safety_fixtures import TRACK, assert_one_line, assert_refused, run, scan_image, snapshot, write_study
 from test_safety_inputs import CODE
 
 from LinGuinELib.config import TrackingConfig
@@ -65,11 +64,8 @@ def test_an_empty_prompt_segment_is_refused_before_the_registrations(tmp_path, w
 
 def test_the_cli_says_so_in_one_line_and_writes_nothing(tmp_path, capsys):
     manifest = wall_study(tmp_path / "S")
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *REAL_SEGMENTER)
-    assert code == 2, err
-    assert_one_line(err, "L_wall", "nothing could be segmented", "T1")
-    assert snapshot(tmp_path) == before
+    assert_refused(capsys, tmp_path, "track", manifest, "--out", tmp_path / "out", *REAL_SEGMENTER,
+                   words=("L_wall", "nothing could be segmented", "T1"))
 
 
 def test_a_batch_fails_only_that_study(tmp_path, capsys):

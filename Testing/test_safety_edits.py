@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from safety_fixtures import TRACK, snapshot, write_study
-from test_safety_cli import assert_one_line, run
+from safety_fixtures import TRACK, assert_refused, run, write_study
 
 from LinGuinELib.outputs.safety import MARKER
 
@@ -30,11 +29,7 @@ def test_evaluate_refuses_to_replace_tables_it_did_not_write(tmp_path, capsys):
     for name in ("evaluation.csv", "evaluation_summary.csv"):
         mine = out / name
         mine.write_text("patient,note\nP1,x\n", encoding="utf-8")
-        before = snapshot(tmp_path)
-        code, err = run(capsys, "evaluate", out)
-        assert code == 2, err
-        assert_one_line(err, name, "not a LinGuinE evaluation table")
-        assert snapshot(tmp_path) == before
+        assert_refused(capsys, tmp_path, "evaluate", out, words=(name, "not a LinGuinE evaluation table"))
         mine.unlink()
     assert run(capsys, "evaluate", out)[0] == 0
     assert run(capsys, "evaluate", out)[0] == 0  # its own tables: replaced
@@ -51,11 +46,7 @@ def test_evaluate_and_report_keep_their_own_files_once_edited(tmp_path, capsys):
         mine = out / name
         kept = mine.read_bytes()
         mine.write_bytes(kept + b"\n")
-        before = snapshot(tmp_path)
-        code, err = run(capsys, *argv)
-        assert code == 2, (argv, err)
-        assert_one_line(err, name, "changed after LinGuinE wrote it")
-        assert snapshot(tmp_path) == before
+        assert_refused(capsys, tmp_path, *argv, words=(name, "changed after LinGuinE wrote it"))
         mine.write_bytes(kept)
         assert run(capsys, *argv)[0] == 0  # as LinGuinE wrote it: replaced
 
@@ -72,11 +63,7 @@ def test_track_rerun_keeps_files_edited_since_the_last_run(tmp_path, capsys):
              "segmentations/T1.seg.nrrd": lambda p: p.write_bytes(p.read_bytes()[:-1] + b"\x01")}  # same size
     for name, edit in edits.items():
         edit(out / name)
-        before = snapshot(tmp_path)
-        code, err = run(capsys, "track", study, "--out", out, *TRACK)
-        assert code == 2, err
-        assert_one_line(err, name, "changed", "another --out")
-        assert snapshot(tmp_path) == before
+        assert_refused(capsys, tmp_path, "track", study, "--out", out, *TRACK, words=(name, "changed", "another --out"))
         (out / name).rename(tmp_path / "kept")  # moved away: the next run may proceed
         assert run(capsys, "track", study, "--out", out, *TRACK)[0] == 0
         (tmp_path / "kept").unlink()
@@ -103,11 +90,7 @@ def test_evaluate_and_report_name_a_hand_edited_trajectory_line(tmp_path, capsys
     lines = table.read_text(encoding="utf-8").count("\n")
     with table.open("a", encoding="utf-8") as fh:
         fh.write("# reviewed by Dr X\n")
-    before = snapshot(tmp_path)
-    code, err = run(capsys, command, out)
-    assert code == 2, err
-    assert_one_line(err, "trajectory.csv", f"line {lines + 1}")
-    assert snapshot(tmp_path) == before
+    assert_refused(capsys, tmp_path, command, out, words=("trajectory.csv", f"line {lines + 1}"))
 
 
 def test_report_on_a_trajectory_edited_after_evaluate_fails_too(tmp_path, capsys):
@@ -116,11 +99,7 @@ def test_report_on_a_trajectory_edited_after_evaluate_fails_too(tmp_path, capsys
     assert run(capsys, "evaluate", out)[0] == 0
     table = out / "P_A" / "trajectory.csv"
     table.write_text(table.read_text(encoding="utf-8") + "L1,T9\n", encoding="utf-8")
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "report", out)
-    assert code == 2, err
-    assert_one_line(err, "trajectory.csv", "line")
-    assert snapshot(tmp_path) == before
+    assert_refused(capsys, tmp_path, "report", out, words=("trajectory.csv", "line"))
 
 
 def test_report_recognises_its_analyses_file_by_a_key_not_by_its_layout(tmp_path, capsys):
@@ -135,11 +114,8 @@ def test_report_recognises_its_analyses_file_by_a_key_not_by_its_layout(tmp_path
     analyses.write_text('{\n  "summary": []\n}', encoding="utf-8")  # the previous release's file
     assert run(capsys, "report", out, "--html", html)[0] == 0
     analyses.write_text('{"summary": "my notes"}', encoding="utf-8")  # a file of the user's
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "report", out, "--html", html)
-    assert code == 2, err
-    assert_one_line(err, "r_analyses.json", "not LinGuinE's analyses file")
-    assert snapshot(tmp_path) == before
+    assert_refused(capsys, tmp_path, "report", out, "--html", html,
+                   words=("r_analyses.json", "not LinGuinE's analyses file"))
 
 
 def test_report_records_what_it_wrote_once(tmp_path, capsys, monkeypatch):
@@ -162,11 +138,8 @@ def test_report_refuses_one_folder_given_twice(tmp_path, capsys):
     out = _batch(tmp_path, capsys)
     (tmp_path / "again").symlink_to(out, target_is_directory=True)
     for second in (out, tmp_path / "again"):
-        before = snapshot(tmp_path)
-        code, err = run(capsys, "report", out, second, "--html", tmp_path / "r.html")
-        assert code == 2, err
-        assert_one_line(err, str(second), "given twice")
-        assert snapshot(tmp_path) == before
+        assert_refused(capsys, tmp_path, "report", out, second, "--html", tmp_path / "r.html",
+                       words=(str(second), "given twice"))
 
 
 def test_a_hand_edited_batch_record_is_one_line_not_an_internal_error(tmp_path, capsys):
@@ -176,8 +149,4 @@ def test_a_hand_edited_batch_record_is_one_line_not_an_internal_error(tmp_path, 
     del info["studies"]["P_A"]["folder"]
     (out / "batch.json").write_text(json.dumps(info), encoding="utf-8")
     for command in ("evaluate", "report"):
-        before = snapshot(tmp_path)
-        code, err = run(capsys, command, out)
-        assert code == 2, (command, err)
-        assert_one_line(err, "batch.json", "P_A", "folder")
-        assert snapshot(tmp_path) == before
+        assert_refused(capsys, tmp_path, command, out, words=("batch.json", "P_A", "folder"))

@@ -13,8 +13,7 @@ import engine_fixtures as fx
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from safety_fixtures import TRACK, scan_image, snapshot, write_study
-from test_safety_cli import assert_one_line, run
+from safety_fixtures import TRACK, assert_refused, run, scan_image, write_study
 
 from LinGuinELib.study.images import read_image
 from LinGuinELib.study.preflight import check_pixels
@@ -42,11 +41,8 @@ def test_values_that_are_not_ct_in_hu_are_refused(tmp_path, capsys, which, kind)
         image = _values(which, 2.0, 1800.0)
         image[0, 0, 0] = image[1, 0, 0] = -1000  # ringing or padding: not a lung
     manifest = write_study(tmp_path / "S", images={which: image})
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)
-    assert code == 2, err
-    assert_one_line(err, f"s{which}.mha", "not a CT in Hounsfield units", "rescale")
-    assert snapshot(tmp_path) == before
+    assert_refused(capsys, tmp_path, "track", manifest, "--out", tmp_path / "out", *TRACK,
+                   words=(f"s{which}.mha", "not a CT in Hounsfield units", "rescale"))
 
 
 def test_unsigned_ct_with_its_rescale_intercept_is_read_in_hu(tmp_path):
@@ -95,11 +91,8 @@ def test_one_file_given_for_two_dates_is_refused_before_any_read(tmp_path, capsy
         link = scans / "s2.mha"
         link.hardlink_to(scans / "s1.mha") if how == "hard_link" else link.symlink_to("s1.mha")
     manifest.write_text(json.dumps(doc), encoding="utf-8")
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)
-    assert code == 2, err
-    assert_one_line(err, "'T1' and 'T2'", "same image", "s1.mha")
-    assert snapshot(tmp_path) == before
+    assert_refused(capsys, tmp_path, "track", manifest, "--out", tmp_path / "out", *TRACK,
+                   words=("'T1' and 'T2'", "same image", "s1.mha"))
 
 
 def test_a_folder_holding_a_link_to_another_of_its_scans_is_refused(tmp_path, capsys):
@@ -108,12 +101,8 @@ def test_a_folder_holding_a_link_to_another_of_its_scans_is_refused(tmp_path, ca
     for k, name in enumerate(("2024-01-01", "2024-02-01")):
         sitk.WriteImage(scan_image(k, name), str(folder / f"{name}.mha"))
     (folder / "2024-03-01.mha").symlink_to("2024-02-01.mha")
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "track", folder, _point_ras(), "--source", "2024-01-01", "--out", tmp_path / "out",
-                    *TRACK)
-    assert code == 2, err
-    assert_one_line(err, "'2024-02-01' and '2024-03-01'", "same image")
-    assert snapshot(tmp_path) == before
+    assert_refused(capsys, tmp_path, "track", folder, _point_ras(), "--source", "2024-01-01",
+                   "--out", tmp_path / "out", *TRACK, words=("'2024-02-01' and '2024-03-01'", "same image"))
 
 
 # with the prompt scan (read first), and two follow-ups (read while tracking)
@@ -128,11 +117,8 @@ def test_identical_voxels_in_two_files_are_refused(tmp_path, capsys, pair):
     (manifest.parent / doc["scans"][b]["image"]).unlink()
     doc["scans"][b]["image"] = "scans/copy.mha"
     manifest.write_text(json.dumps(doc), encoding="utf-8")
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)
-    assert code == 2, err
-    assert_one_line(err, f"'T{a}'", f"'T{b}'", "identical voxels", "copy.mha")
-    assert snapshot(tmp_path) == before
+    assert_refused(capsys, tmp_path, "track", manifest, "--out", tmp_path / "out", *TRACK,
+                   words=(f"'T{a}'", f"'T{b}'", "identical voxels", "copy.mha"))
 
 
 @pytest.mark.parametrize("pair", [(0, 2), (1, 2)])
@@ -149,11 +135,8 @@ def test_the_same_scan_in_another_voxel_type_or_axis_order_is_refused(tmp_path, 
         copy.SetMetaData(key, ct.GetMetaData(key))
     assert copy.GetPixelID() != ct.GetPixelID() or copy.GetDirection() != ct.GetDirection()  # not the same arrays
     manifest = write_study(tmp_path / "S", images={b: copy})
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "track", manifest, "--out", tmp_path / "out", *TRACK)
-    assert code == 2, err
-    assert_one_line(err, f"'T{a}'", f"'T{b}'", "identical voxels")
-    assert snapshot(tmp_path) == before
+    assert_refused(capsys, tmp_path, "track", manifest, "--out", tmp_path / "out", *TRACK,
+                   words=(f"'T{a}'", f"'T{b}'", "identical voxels"))
 
 
 def test_physical_view_puts_a_reoriented_copy_back_in_place():
@@ -188,8 +171,6 @@ def test_dicom_follow_ups_are_checked_too(tmp_path, capsys, case):
               _values(2, 2.0, 1800.0) if case == "mr_follow_up" else scan_image(1, "T1")]
     for k, image in enumerate(images):
         write_ct_series(image, dicom / f"exam{k}", CTSeriesHeader("P9", dt.date(2024, 1 + k, 2)))
-    before = snapshot(tmp_path)
-    code, err = run(capsys, "track", dicom, _point_ras(), "--source", "2024-01-02", "--out", tmp_path / "out", *TRACK)
-    assert code == 2, err
-    assert_one_line(err, "exam2", "not a CT in Hounsfield units" if case == "mr_follow_up" else "identical voxels")
-    assert snapshot(tmp_path) == before
+    said = "not a CT in Hounsfield units" if case == "mr_follow_up" else "identical voxels"
+    assert_refused(capsys, tmp_path, "track", dicom, _point_ras(), "--source", "2024-01-02", "--out", tmp_path / "out",
+                   *TRACK, words=("exam2", said))
