@@ -80,6 +80,25 @@ def test_clean_nodule_not_flagged_and_chest_wall_leak_flagged():
     assert {Reason.OUTSIDE_LUNG, Reason.OPEN_BOUNDARY} <= _reasons(leak), signals
 
 
+def test_ground_glass_on_the_wall_reads_a_clean_edge_a_solid_nodule_on_it_reads_open():
+    """Tissue denser than a segment by half its contrast to the lung is another structure: ground
+    glass leaning on the chest wall stands out from the wall as from the lung (its ring, half wall,
+    read open and weak before); a solid nodule on the wall runs on into tissue of its own density."""
+    img, arr = _chest()
+    nodule = _ball(arr.shape, (15, 30, 17), 7) & (np.indices(arr.shape)[2] >= 12)
+    opens = []
+    for hu in (-450, 30):
+        painted = arr.copy()
+        painted[nodule] = hu
+        scan = sitk.GetImageFromArray(painted.astype(np.int16))
+        scan.CopyInformation(img)
+        signals, findings = scan_checks(scan, MaskCrop.from_full(nodule), is_prompt=True)
+        opens.append(signals["open_boundary"])
+        if hu < 0:
+            assert not _reasons(findings) & {Reason.OPEN_BOUNDARY, Reason.WEAK_EDGE}, signals
+    assert opens[0] < 0.1 < opens[1], opens
+
+
 def test_empty_prompt_and_far_point_flagged():
     img, arr = _chest()
     _, empty = scan_checks(img, MaskCrop.from_full(np.zeros(arr.shape, bool)), is_prompt=True)

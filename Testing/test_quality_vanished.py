@@ -218,3 +218,18 @@ def test_ground_glass_grown_into_an_angle_of_walls_is_kept_a_hazy_layer_on_the_w
     layer = ball(base.shape, CENTRE_ZYX, 12) & ~walls & ((xx >= 46) | (zz >= 21))
     match, unlike = judge_case(prompt, lesion, painted(base, (walls, 40), (layer, -650)), layer)
     assert "edgeless" in unlike and match["plausible"] == 0.0, (match, unlike)
+
+
+def test_a_flat_lesion_as_dense_as_it_was_is_not_edgeless_a_fainter_hazy_mix_is():
+    """Signals recorded on the full kind plan (seed 44) and the development studies: an 80 mm
+    part-solid tumour on the diaphragm, not compact and its ring mostly dome, at its prompt's level;
+    the hazy mix of the dome and the lung where a solid diaphragm nodule had gone, as flat but far
+    fainter than the nodule was."""
+    from LinGuinELib.quality.match import is_edgeless
+
+    tumour_prompt = {"edge_contrast_hu": 280.0, "level_hu": -569.0, "lung_level_hu": -866.0}
+    tumour = {"edge_contrast_hu": 280.0, "ring_contrast_hu": -466.0, "compactness": 0.44, "level_hu": -574.0}
+    assert not is_edgeless(tumour, tumour_prompt)
+    nodule_prompt = {"edge_contrast_hu": 475.0, "level_hu": 30.0, "lung_level_hu": -880.0}
+    mix = {"edge_contrast_hu": 211.0, "ring_contrast_hu": 7.0, "compactness": 0.43, "level_hu": -686.0}
+    assert is_edgeless(mix, nodule_prompt)

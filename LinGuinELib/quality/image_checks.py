@@ -25,7 +25,7 @@ Measured from the image around the mask (learned segmenters report nothing about
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -167,26 +167,42 @@ def elongation(mask: np.ndarray, spacing: np.ndarray) -> float:
     return float(np.sqrt(var[-1] / max(var[0], 1e-9)))
 
 
-def _edge(hu: np.ndarray, mask: np.ndarray) -> tuple[float, float, float, float, float, float]:
-    """(edge contrast HU, open-boundary fraction, lung noise SD, lesion level HU, lung level HU,
-    wall step HU) from the mask's interior and rings around it. The wall step is how far the ring's
-    part denser than the interior stands above it (NaN: too little of it): a lesion lighter than
-    the wall it leans on stands out from that wall even where the ring is mostly wall."""
+class Edge(NamedTuple):
+    """What the ring round a segment says of its edge (HU, except the fraction)."""
+
+    contrast: float  # interior level above the ring's median, a denser structure it leans on left out
+    ring_contrast: float  # ... above the whole ring's median
+    open_fraction: float  # share of the ring as dense as the segment's own edge (not lung, not a denser wall)
+    noise: float  # SD of the lung in the ring
+    level: float  # interior median
+    lung_level: float
+
+
+def _edge(hu: np.ndarray, mask: np.ndarray) -> Edge:
+    """The segment's edge from its interior and the ring round it.
+
+    Tissue denser than the segment by half its contrast to the lung is another structure (the
+    chest wall or the diaphragm under ground glass), not the segment running on: a lesion lighter
+    than the wall it leans on stands out from it as it does from the lung. Left in, such a ring
+    reads open and weak, even below zero (a 40 mm ground-glass lesion in the costophrenic angle:
+    -24 HU). A solid lesion on a wall of its own density still reads open there."""
     interior = ndimage.binary_erosion(mask)
     inside = hu[interior] if interior.sum() >= MIN_VOXELS else hu[mask]
     level_in = float(np.median(inside))
     out = hu[_ring(mask)]
     if out.size == 0:
-        return math.nan, math.nan, math.nan, level_in, math.nan, math.nan
+        return Edge(math.nan, math.nan, math.nan, math.nan, level_in, math.nan)
     lung = out[out < level_in - 200.0]
     lung = lung[lung < LUNG_HU] if (lung < LUNG_HU).sum() >= 10 else lung
     lung_level = float(np.median(lung)) if lung.size >= 10 else DEFAULT_LUNG_LEVEL_HU
     noise = float(1.4826 * np.median(np.abs(lung - np.median(lung)))) if lung.size >= 10 else math.nan
-    contrast = level_in - float(np.median(out))
-    open_fraction = float(np.mean(out > 0.5 * (level_in + lung_level))) if level_in > lung_level else 1.0
-    denser = out[out > level_in]
-    wall_step = float(np.median(denser)) - level_in if denser.size >= 10 else math.nan
-    return contrast, open_fraction, noise, level_in, lung_level, wall_step
+    ring_contrast = level_in - float(np.median(out))
+    if not level_in > lung_level:
+        return Edge(ring_contrast, ring_contrast, 1.0, noise, level_in, lung_level)
+    beside = out <= level_in + 0.5 * (level_in - lung_level)
+    contrast = level_in - float(np.median(out[beside])) if beside.sum() >= 10 else ring_contrast
+    open_fraction = float(np.mean(beside & (out > 0.5 * (level_in + lung_level))))
+    return Edge(contrast, ring_contrast, open_fraction, noise, level_in, lung_level)
 
 
 def _low_confidence(confidence: float, radius_mm: float) -> bool:
@@ -230,13 +246,15 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     margin = np.ceil((ENVELOPE_BALL_FACTOR * max(radius, 2.0) + 6.0) / spacing).astype(int) + 2
     box, sub = _grown(mask, margin)
     hu = sitk.GetArrayViewFromImage(image)[box].astype(np.float32)
-    contrast, open_fraction, noise, level, lung_level, wall_step = _edge(hu, sub)
+    edge = _edge(hu, sub)
+    contrast, open_fraction, noise, level, lung_level = (edge.contrast, edge.open_fraction, edge.noise, edge.level,
+                                                         edge.lung_level)
     outside, envelope = _outside_lung(hu, sub, spacing, radius)
     inscribed, depth_map = widest_ball(mask.array, spacing)
     thin = _thin_part(depth_map, inscribed, spacing)
     compact = inscribed / radius if radius > 0 else math.nan
-    signals.update(edge_contrast_hu=contrast, wall_step_hu=wall_step, lung_noise_hu=noise,
-                   open_boundary=open_fraction, outside_lung=outside, thin_part=thin,
+    signals.update(edge_contrast_hu=contrast, ring_contrast_hu=edge.ring_contrast, open_boundary=open_fraction,
+                   outside_lung=outside, thin_part=thin,
                    inscribed_mm=inscribed, compactness=compact, level_hu=level, lung_level_hu=lung_level,
                    open_in_lung=_open_in_lung(hu, sub, envelope, level, lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),

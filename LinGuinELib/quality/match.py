@@ -76,7 +76,7 @@ FAINT = "faint"  # a way of looking unlike that is not a review reason of its ow
 FAINT_FRACTION = 0.25
 EDGELESS = "edgeless"  # the other way of looking unlike that rejects on its own
 EDGELESS_FRACTION = 0.1
-WALL_STEP_NOISE = 4.0  # a segment this many lung-noise SDs lighter than the wall round it is no slab of it
+SAME_LEVEL_FRACTION = 0.25  # a level this close (share of the prompt's contrast to the lung) is the lesion's
 ALONE = (FAINT, EDGELESS)  # either rejects a candidate by itself
 CONTINUES = "continues"  # a way of looking unlike: its outline runs on into tissue where the lesion's did not
 OPEN_FACTOR = 2.0  # open share of the outline, times the prompt's,
@@ -135,20 +135,32 @@ def continues(signals: dict[str, float], prompt_signals: dict[str, float]) -> bo
 
 
 def is_edgeless(signals: dict[str, float], prompt_signals: dict[str, float]) -> bool:
-    """Whether a segment's edge contrast (HU, ``image_checks``) is below ``EDGELESS_FRACTION`` of the
-    prompt lesion's: a piece of the tissue it was cut from, not an object standing out of it.
+    """Whether a segment stands out from the ring round it (``ring_contrast_hu``, ``image_checks``) by
+    less than ``EDGELESS_FRACTION`` of the prompt lesion's edge contrast: a piece of the tissue it
+    was cut from, not an object standing out of it.
 
-    A compact segment lighter than the wall round it by more than ``WALL_STEP_NOISE`` times the
-    lung's noise is not a piece of that wall: ground glass grown into the costophrenic angle has a
-    ring mostly of wall and a contrast below zero (-24 and -9 HU for a 40 mm lesion on 5 mm slices,
-    compactness 0.67-0.75, rejected on two scans before this). A slab cut from a wall lies within
-    the noise of it; the hazy mix of a wall and the lung along thick slices is lighter than the
-    wall too, but flat (a dome's, where a lesion had gone: compactness 0.43)."""
-    edge, was = signals.get("edge_contrast_hu", math.nan), prompt_signals.get("edge_contrast_hu", math.nan)
-    step, noise = signals.get("wall_step_hu", math.nan), signals.get("lung_noise_hu", math.nan)
-    if step > WALL_STEP_NOISE * noise and signals.get("compactness", math.nan) >= MIN_COMPACTNESS:
-        return False  # NaN compares False
-    return bool(was > 0 and edge < EDGELESS_FRACTION * was)
+    A segment that stands out once a denser wall it leans on is left out of its ring
+    (``edge_contrast_hu``) and is compact or as dense as the prompt's lesion is not a piece of that
+    wall: ground glass grown into the costophrenic angle, its ring mostly wall, read -24 and -9 HU
+    (a 40 mm lesion on 5 mm slices, compactness 0.67-0.75), an 80 mm part-solid tumour on the
+    diaphragm -466 HU (compactness 0.44, 5 HU from its prompt's level). The hazy mix of a wall and
+    the lung along thick slices also stands out of the lung beside it, but is flat and fainter
+    than the lesion was (a dome's, where a solid nodule had gone: compactness 0.43, 700 HU fainter)."""
+    was = prompt_signals.get("edge_contrast_hu", math.nan)
+    if not was > 0:
+        return False
+    stands_out = signals.get("edge_contrast_hu", math.nan) >= EDGELESS_FRACTION * was
+    if stands_out and (signals.get("compactness", math.nan) >= MIN_COMPACTNESS or _as_dense(signals, prompt_signals)):
+        return False
+    return bool(signals.get("ring_contrast_hu", math.nan) < EDGELESS_FRACTION * was)
+
+
+def _as_dense(signals: dict[str, float], prompt_signals: dict[str, float]) -> bool:
+    """Whether a segment's level is within ``SAME_LEVEL_FRACTION`` of the prompt lesion's contrast to
+    the lung from the prompt lesion's level."""
+    level, was = signals.get("level_hu", math.nan), prompt_signals.get("level_hu", math.nan)
+    lung = prompt_signals.get("lung_level_hu", math.nan)
+    return bool(abs(level - was) <= SAME_LEVEL_FRACTION * (was - lung))
 
 
 def is_faint(signals: dict[str, float], prompt_signals: dict[str, float]) -> bool:
