@@ -255,6 +255,14 @@ def summarise(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def crash_report(stderr: str, limit: int = 6000) -> str:
+    """A crashed child's stderr from faulthandler's "Fatal Python error" on (the crashing thread's
+    stack first), without its list of extension modules; the tail when there is no such line."""
+    start = stderr.find("Fatal Python error")
+    text = stderr[start:] if start >= 0 else stderr[-limit:]
+    return "\n".join(line for line in text.splitlines() if not line.startswith("Extension modules"))[:limit]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default=str(REPO / "bench_out"), help="where studies and outputs go")
@@ -292,7 +300,7 @@ def main() -> None:
             if proc.returncode in (0, REFUSED):
                 break
             print(f"{manifest.parent.name}: child exited {proc.returncode} (attempt {attempt}); its stderr "
-                  f"(faulthandler's stack when it crashed):\n{proc.stderr[-3000:]}", file=sys.stderr)
+                  f"(faulthandler's stacks when it crashed):\n{crash_report(proc.stderr)}", file=sys.stderr)
         if proc.returncode == REFUSED:
             refused.append(f"{manifest.parent.name}: {proc.stderr.strip().splitlines()[-1]}")
         if proc.returncode != 0:
