@@ -29,7 +29,6 @@ import time
 from concurrent.futures import wait as wait_futures
 
 import numpy as np
-import SimpleITK as sitk
 
 from .config import TrackingConfig, first_changed_stage
 from .errors import InputError
@@ -41,6 +40,7 @@ from .propagation.result import TrackingResult
 from .propagation.threads import default_workers
 from .registry import backend_class
 from .study.model import Lesion, Study
+from .voxels import voxels
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def same_prompt(a: Lesion, b: Lesion) -> bool:
     if a.mask is None:
         return True
     return (ImageGeometry.of(a.mask) == ImageGeometry.of(b.mask)
-            and np.array_equal(sitk.GetArrayViewFromImage(a.mask), sitk.GetArrayViewFromImage(b.mask)))
+            and np.array_equal(voxels(a.mask), voxels(b.mask)))
 
 
 class StudySession:

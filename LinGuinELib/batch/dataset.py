@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..outputs.names import safe_name, unique_names
 from ..textio import read_json, write_text_atomic
+from ..voxels import voxels
 from .reference_format import records_to_manifests
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def reprompt_manifest(manifest: Path, choice: str, work_dir: Path) -> Path:
     if scan.truth_path is None:
         raise InputError(f"{manifest}: scan '{scan.id}' has no 'label' to prompt from")
     truth = read_image(scan.truth_path)
-    arr = sitk.GetArrayViewFromImage(truth)
+    arr = voxels(truth)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     lesions = []

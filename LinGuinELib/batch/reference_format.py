@@ -34,6 +34,7 @@ from ..errors import InputError
 from ..geometry import RAS_LPS_MATRIX
 from ..outputs.names import unique_names
 from ..textio import read_json, write_text_atomic
+from ..voxels import voxels
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def _timepoint(rec: dict[str, Any]) -> str:
 
 def _label_values(path: Path) -> tuple[sitk.Image, list[int]]:
     label = sitk.ReadImage(str(path))
-    arr = sitk.GetArrayViewFromImage(label)
+    arr = voxels(label)
     values = [int(v) for v in np.unique(arr) if v != 0]
     return label, values
 

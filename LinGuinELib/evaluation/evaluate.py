@@ -29,6 +29,7 @@ from ..geometry import physical_to_continuous_index_zyx, same_grid, voxel_volume
 from ..study.images import read_image
 from ..study.model import Lesion, Scan, Study
 from ..textio import read_json
+from ..voxels import voxel_copy, voxels
 from .metrics import HIT_MIN_DICE, pair_metrics
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def read_truth(scan: Scan, reference: sitk.Image) -> np.ndarray | None:
     if not same_grid(truth, reference):
         log.warning("truth of scan %s is on another grid: resampled (nearest neighbour)", scan.id)
         truth = sitk.Resample(truth, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    return sitk.GetArrayFromImage(truth)
+    return voxel_copy(truth)
 
 
 def _infer_truth_label(lesion: Lesion, truth: np.ndarray | None, ref: sitk.Image) -> int | None:
@@ -79,7 +80,7 @@ def _infer_truth_label(lesion: Lesion, truth: np.ndarray | None, ref: sitk.Image
         return None
     values: list[int] = []
     if lesion.mask is not None:
-        prompt = sitk.GetArrayViewFromImage(lesion.mask) != 0
+        prompt = voxels(lesion.mask) != 0
         if prompt.shape == truth.shape:
             values = [int(v) for v in truth[prompt] if v]
     elif lesion.points_lps is not None:
@@ -243,7 +244,7 @@ def evaluate_study_output(study: Study, study_out: Path, dataset: str = "",
             raise InputError(f"{study_out}: predicted labels for scan '{scan.id}' missing ({path})")
         img = read_image(path)
         references[scan.id] = img
-        labels[scan.id] = sitk.GetArrayFromImage(img)
+        labels[scan.id] = voxel_copy(img)
     for k, lesion in enumerate(study.lesions, start=1):
         values.setdefault(lesion.id, k)
     statuses, points = _trajectory(study_out)

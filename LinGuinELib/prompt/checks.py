@@ -10,11 +10,11 @@ runs alike). Each refusal is one ``InputError`` line naming the lesion and the s
 from __future__ import annotations
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..errors import InputError
 from ..geometry import inside_image, lps_to_ras, physical_to_continuous_index_zyx
 from ..study.model import Lesion
+from ..voxels import voxels
 
 # A click whose surroundings are darker than this (HU) is in air or aerated lung, not on a lesion:
 # ground-glass nodules are about -300 to -700 HU, aerated lung about -850, air -1000.
@@ -52,7 +52,7 @@ def check_prompt_voxels(lesion: Lesion, grid, voxels_zyx: np.ndarray) -> None:
                 _refuse(lesion, f"lies in air or aerated lung (median {np.median(near):.0f} HU around it); "
                                 "click inside the lesion")
     elif lesion.mask is not None and arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr[sitk.GetArrayViewFromImage(lesion.mask) != 0])):
+        if not np.all(np.isfinite(arr[voxels(lesion.mask) != 0])):
             _refuse(lesion, "covers non-finite (NaN/inf) voxels")
 
 

@@ -10,6 +10,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import index_zyx_to_physical, same_grid
 from ..study.images import read_image
+from ..voxels import voxels
 
 # Farthest apart two parts of one lesion's prompt may be (mm): clicks or mask pieces farther apart
 # than the largest lung masses (about 10 cm) are two lesions, not one.
@@ -30,7 +31,7 @@ def read_prompt_mask(path: Path, geometry, label: int | None = None) -> sitk.Ima
             f"{path}: mask grid (size {mask.GetSize()}, spacing {np.round(mask.GetSpacing(), 3).tolist()}) "
             f"does not match its scan (size {tuple(geometry.GetSize())})"
         )
-    arr = sitk.GetArrayViewFromImage(mask)
+    arr = voxels(mask)
     if label is not None:
         binary = arr == label
         if not binary.any():

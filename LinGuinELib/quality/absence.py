@@ -32,6 +32,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..geometry import physical_to_continuous_index_zyx
+from ..voxels import voxels
 from .match import LesionReference
 from .reasons import Finding, Reason
 
@@ -47,7 +48,7 @@ def absence_signals(reference: LesionReference, prompt_image: sitk.Image, image:
     place on ``image``; ``lesion_hu`` / ``lung_hu``: the prompt segment's levels."""
     grid, back = reference.place_grid(image, mapped_lps, CONTEXT_MM + max(image.GetSpacing()))
     dist = reference.distance_at(back)
-    hu = sitk.GetArrayViewFromImage(image)[tuple(grid.T)].astype(float)
+    hu = voxels(image)[tuple(grid.T)].astype(float)
     place = dist <= 0
     cut = 0.5 * (lesion_hu + lung_hu) if np.isfinite(lesion_hu) and np.isfinite(lung_hu) and lesion_hu > lung_hu \
         else -400.0
@@ -60,7 +61,7 @@ def absence_signals(reference: LesionReference, prompt_image: sitk.Image, image:
         size = np.array(prompt_image.GetSize()[::-1])
         lo = np.clip(np.floor(idx.min(0)).astype(int), 0, size - 1)
         hi = np.clip(np.floor(idx.max(0)).astype(int) + 2, lo + 1, size)
-        box = sitk.GetArrayViewFromImage(prompt_image)[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        box = voxels(prompt_image)[tuple(slice(a, b) for a, b in zip(lo, hi))]
         before = ndimage.map_coordinates(box.astype(np.float32), (idx - lo).T, order=1, mode="nearest")
         after = hu[shell]
         sd = before.std() * after.std()

@@ -34,6 +34,7 @@ from scipy import ndimage
 from ..filtering.components import components_touching
 from ..geometry import index_zyx_to_physical, voxel_volume_ml
 from ..propagation.result import MaskCrop
+from ..voxels import voxels
 from .growth import equivalent_radius_mm
 from .reasons import Finding, Reason
 from .slice_depth import MIN_DEPTH_SHARE, depth_share
@@ -245,7 +246,7 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         findings.append(Finding(Reason.IMAGE_EDGE))
     margin = np.ceil((ENVELOPE_BALL_FACTOR * max(radius, 2.0) + 6.0) / spacing).astype(int) + 2
     box, sub = _grown(mask, margin)
-    hu = sitk.GetArrayViewFromImage(image)[box].astype(np.float32)
+    hu = voxels(image)[box].astype(np.float32)
     edge = _edge(hu, sub)
     contrast, open_fraction, noise, level, lung_level = (edge.contrast, edge.open_fraction, edge.noise, edge.level,
                                                          edge.lung_level)

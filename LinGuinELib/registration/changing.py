@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from ..filtering.components import dilate_mm
 from ..geometry import equivalent_radius_mm, index_zyx_to_physical
+from ..voxels import voxels
 
 GROWTH_MARGIN = 2 ** (1 / 3) - 1  # a lesion is widened by the share of its radius that doubling its volume adds
 PARTED = 0.5  # estimates this many lesion radii apart cannot both be on its centre
@@ -47,7 +48,7 @@ class Changing:
     @classmethod
     def of(cls, lesion: sitk.Image, centre: np.ndarray) -> Changing | None:
         """None for an empty mask (nothing to leave out)."""
-        arr = sitk.GetArrayViewFromImage(lesion) > 0
+        arr = voxels(lesion) > 0
         count = int(arr.sum())
         if not count:
             return None
@@ -67,7 +68,7 @@ class Changing:
     def shell(self) -> np.ndarray:
         """(N, 3) LPS mm: voxels just outside the widened lesion (at most ``SHELL_POINTS``,
         evenly thinned), the nearest surroundings that do not change with it."""
-        inside = sitk.GetArrayViewFromImage(self.mask) > 0
+        inside = voxels(self.mask) > 0
         ring = np.argwhere(ndimage.binary_dilation(inside) & ~inside)
         step = max(1, math.ceil(len(ring) / SHELL_POINTS))
         return index_zyx_to_physical(self.mask, ring[::step])

@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..voxels import voxel_copy, voxels
 from .classical_search import best_translation
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def downsample(image: sitk.Image, spacing_mm: float) -> sitk.Image:
 
 def valid_mask(image: sitk.Image, factors: list[int]) -> sitk.Image | None:
     """Voxels (after BinShrink by ``factors``) holding no padding; None when nothing is padded."""
-    if float(sitk.GetArrayViewFromImage(image).min()) >= PADDING_HU:  # numpy's min: 20x ITK's filter's speed
+    if float(voxels(image).min()) >= PADDING_HU:  # numpy's min: 20x ITK's filter's speed
         return None
     padded = sitk.Cast(image < PADDING_HU, sitk.sitkFloat32)
     small = sitk.BinShrink(padded, factors) if max(factors) > 1 else padded
@@ -90,7 +91,7 @@ def valid_mask(image: sitk.Image, factors: list[int]) -> sitk.Image | None:
 
 def warn_field_of_view(name: str, image: sitk.Image, small: sitk.Image, valid: sitk.Image | None) -> None:
     """Warn when a scan is padded outside its reconstruction circle or cuts through the body."""
-    arr = sitk.GetArrayViewFromImage(image)
+    arr = voxels(image)
     step = max(1, arr.shape[1] // 128)
     values = arr[:, ::step, ::step]
     padded = values < PADDING_HU
@@ -98,8 +99,8 @@ def warn_field_of_view(name: str, image: sitk.Image, small: sitk.Image, valid: s
         log.warning("%s: %.0f%% of the voxels are padding (%d) outside the reconstructed field of view; "
                     "registration uses the reconstructed region only, points outside it cannot be mapped",
                     name, 100 * padded.mean(), int(values[padded].min()))
-    body = sitk.GetArrayViewFromImage(small) > BODY_HU
-    inside = np.ones(body.shape, bool) if valid is None else sitk.GetArrayViewFromImage(valid) > 0
+    body = voxels(small) > BODY_HU
+    inside = np.ones(body.shape, bool) if valid is None else voxels(valid) > 0
     edge = inside & ~ndimage.binary_erosion(inside, np.ones((1, 3, 3), bool), border_value=0)
     edge[[0, -1]] = False  # the first and last slices always cut the body
     if edge.sum() and (body & edge).sum() / edge.sum() > 0.25:
@@ -114,7 +115,7 @@ def body_mask(small: sitk.Image, valid: sitk.Image | None = None) -> sitk.Image:
     The mask keeps the registration metric on the patient (not the table, not the air
     around it, not padding), which matters because the table does not follow the patient.
     """
-    arr = sitk.GetArrayViewFromImage(small) > BODY_HU  # (z, y, x)
+    arr = voxels(small) > BODY_HU  # (z, y, x)
     labels, count = ndimage.label(arr)
     if count == 0:
         mask = np.ones(arr.shape, dtype=np.uint8)
@@ -127,7 +128,7 @@ def body_mask(small: sitk.Image, valid: sitk.Image | None = None) -> sitk.Image:
         body = ndimage.binary_dilation(body, iterations=2)
         mask = body.astype(np.uint8)
     if valid is not None:
-        mask &= sitk.GetArrayViewFromImage(valid).astype(np.uint8)
+        mask &= voxels(valid).astype(np.uint8)
     out = sitk.GetImageFromArray(mask)
     out.CopyInformation(small)
     return out
@@ -146,8 +147,8 @@ def lung_mask_of(small: sitk.Image, valid: sitk.Image | None = None) -> sitk.Ima
     """``lung_mask`` of an already downsampled, clamped image."""
     # body_mask is grown by two voxels: shrink it back past the skin, or the ring of outside
     # air around the patient would count as lung.
-    body = ndimage.binary_erosion(sitk.GetArrayFromImage(body_mask(small, valid)) > 0, iterations=3)
-    arr = sitk.GetArrayViewFromImage(small)
+    body = ndimage.binary_erosion(voxel_copy(body_mask(small, valid)) > 0, iterations=3)
+    arr = voxels(small)
     labels, count = ndimage.label(body & (arr < LUNG_HU))
     voxel_ml = float(np.prod(small.GetSpacing())) / 1000.0
     lungs = np.zeros(arr.shape, bool)
@@ -165,7 +166,7 @@ def lung_mask_of(small: sitk.Image, valid: sitk.Image | None = None) -> sitk.Ima
 
 def mask_centroid(mask: sitk.Image) -> np.ndarray:
     """Physical (LPS mm) centroid of a binary mask."""
-    idx_zyx = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+    idx_zyx = np.argwhere(voxels(mask) > 0)
     if len(idx_zyx) == 0:
         size = np.array(mask.GetSize(), dtype=float)
         return np.array(mask.TransformContinuousIndexToPhysicalPoint(tuple((size - 1) / 2)))
@@ -236,9 +237,9 @@ def prepare(source: sitk.Image, target: sitk.Image, spacing_mm: float) -> Prepar
 
 def check_scan(name: str, image: sitk.Image, small: sitk.Image, valid: sitk.Image | None) -> None:
     """Warn when a scan does not look like CT in HU, is padded or cuts through the body."""
-    values = sitk.GetArrayViewFromImage(small)
+    values = voxels(small)
     if valid is not None:
-        values = values[sitk.GetArrayViewFromImage(valid) > 0]
+        values = values[voxels(valid) > 0]
     if values.size and float(np.percentile(values, 5)) > BODY_HU:
         log.warning("%s has almost no voxels below %.0f: is it CT in Hounsfield units? "
                     "Registration assumes HU (air -1000).", name, BODY_HU)
@@ -306,7 +307,7 @@ def lung_affine(source: sitk.Image, target: sitk.Image, body: sitk.AffineTransfo
     """
     src, src_valid, tgt, tgt_valid = prepared or prepare(source, target, spacing_mm)
     lungs = lung_mask_of(src, src_valid) if lungs is None else lungs
-    if sitk.GetArrayViewFromImage(lungs).sum() < 500:
+    if voxels(lungs).sum() < 500:
         return None
     transform = affine_from(body, mask_centroid(lungs))
     reg = method(ITERATIONS, spacing_mm, [2, 1], [spacing_mm, 0.0], threads, lungs, tgt_valid)

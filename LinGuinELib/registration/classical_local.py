@@ -40,6 +40,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..voxels import voxel_copy, voxels
 from .base import PointMapper
 from .changing import Changing, choose, unsettled
 from .classical_global import (
@@ -314,23 +315,23 @@ class LocalRefinementMapper(PointMapper):
         grid = _box_grid(self.source, point, box_mm, step_mm)
         fixed = sitk.Resample(_shrink(sitk.Cast(fixed_crop, sitk.sitkFloat32), voxel_mm), grid,
                               sitk.Transform(), sitk.sitkLinear, -3024.0, sitk.sitkFloat32)
-        values = sitk.GetArrayViewFromImage(fixed)
+        values = voxels(fixed)
         mask = values > PADDING_HU
         if lung:
-            lungs = sitk.GetArrayFromImage(sitk.Resample(self._lung_masks()[0], grid, sitk.Transform(),
+            lungs = voxel_copy(sitk.Resample(self._lung_masks()[0], grid, sitk.Transform(),
                                                              sitk.sitkNearestNeighbor, 0)) > 0
             zyx = np.stack(np.meshgrid(*[np.arange(n) for n in values.shape], indexing="ij"), axis=-1)
             ball = np.sum((zyx - (np.array(values.shape) - 1) / 2.0) ** 2, axis=-1) * step_mm**2
             mask &= lungs | (ball <= LESION_BALL_MM**2)
         if changing is not None:
-            mask &= sitk.GetArrayFromImage(sitk.Resample(changing.mask, grid, sitk.Transform(),
+            mask &= voxel_copy(sitk.Resample(changing.mask, grid, sitk.Transform(),
                                                          sitk.sitkNearestNeighbor, 0)) == 0
         moving = _shrink(sitk.Cast(moving_crop, sitk.sitkFloat32), voxel_mm)
-        if float(np.min(sitk.GetArrayViewFromImage(moving))) < PADDING_HU:
+        if float(np.min(voxels(moving))) < PADDING_HU:
             # Padding outside the target's reconstruction circle: sample only where the initial
             # estimate lands on reconstructed voxels. A fixed sample set (no moving mask) keeps
             # the optimiser from improving the metric by sliding the box off the hard parts.
-            reach = sitk.GetArrayFromImage(sitk.Resample(moving, grid, initial, sitk.sitkLinear, -3024.0,
+            reach = voxel_copy(sitk.Resample(moving, grid, initial, sitk.sitkLinear, -3024.0,
                                                          sitk.sitkFloat32))
             mask &= reach > -1100.0  # below air: padding (or its blur) reached
         if mask.sum() < 200 or float(np.std(np.clip(values[mask], -1000, 1000))) < 5.0:

@@ -37,6 +37,7 @@ from ..errors import InputError
 from ..filtering.components import edt_mm
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
+from ..voxels import voxels
 from .base import Segmenter, prompt_points
 from .dome import fill_corner
 from .levels import (
@@ -313,7 +314,7 @@ class ClassicalSegmenter(Segmenter):
             raise InputError(f"image must be 3D, got {image.GetDimension()}D")
         positives = prompt_points(positive_lps, "positive_lps")
         negatives = prompt_points(negative_lps, "negative_lps")
-        array = sitk.GetArrayViewFromImage(image)
+        array = voxels(image)
         spacing = np.array(image.GetSpacing()[::-1], dtype=float)
         shape = np.array(array.shape)
         out = np.zeros(array.shape, dtype=bool)

@@ -24,6 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..voxels import voxels
 from .model import Scan, Study
 
 _LOCK = threading.Lock()  # scans are read by preflight and by the engine's threads
@@ -85,14 +86,14 @@ def _named(scan: Scan) -> str:
 def check_distinct_voxels(study: Study, scan: Scan, image: sitk.Image) -> None:
     """Refuse this scan when an earlier-read scan of the study (still in memory) holds the same voxels:
     as stored, or in the body's order (another voxel type, axis order or direction)."""
-    stored = sitk.GetArrayViewFromImage(image)
+    stored = voxels(image)
     placed = physical_view(stored, image.GetDirection())
     with _LOCK:
         for other_id, ref in study.seen_voxels:
             other = ref()
             if other is None or other_id == scan.id:
                 continue
-            other_stored = sitk.GetArrayViewFromImage(other)
+            other_stored = voxels(other)
             if _same_values(stored, other_stored) or _same_values(
                     placed, physical_view(other_stored, other.GetDirection())):
                 raise InputError(f"scans {_named(study.scan(other_id))} and {_named(scan)} hold identical voxels: "

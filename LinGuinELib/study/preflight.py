@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..outputs.safety import check_out
 from ..prompt.checks import check_prompt_voxels
+from ..voxels import voxels
 from .duplicates import check_distinct_voxels
 from .images import read_geometry, read_image
 from .integrity import check_complete
@@ -53,13 +54,13 @@ def study_inputs(study: Study) -> list[Path]:
 
 def output_bytes(study: Study) -> int:
     """A rough upper estimate of what a track OUT needs on disk."""
-    voxels = 0
+    count = 0
     for scan in study.scans:
         if scan.image is not None:
-            voxels += int(np.prod(scan.image.GetSize()))
+            count += int(np.prod(scan.image.GetSize()))
         elif scan.path is not None and Path(scan.path).is_file():
-            voxels += Path(scan.path).stat().st_size  # a compressed file holds at least 1 byte/voxel/10
-    return int(BASE_BYTES + BYTES_PER_VOXEL * voxels * 2)
+            count += Path(scan.path).stat().st_size  # a compressed file holds at least 1 byte/voxel/10
+    return int(BASE_BYTES + BYTES_PER_VOXEL * count * 2)
 
 
 def load_pixels(study: Study, scan_ids: set[str] | None = None) -> None:
@@ -82,7 +83,7 @@ def check_pixels(scan_id: str, path: Path | None, image: sitk.Image) -> None:
     """Refuse a scan with no finite voxel, one value everywhere, or values that are not CT in HU
     (no air or lung: ``LUNG_MAX_HU``); warn about NaN/inf voxels."""
     name = f"scan '{scan_id}'" + (f" ({path})" if path is not None else "")  # in memory (Slicer): no path
-    arr = sitk.GetArrayViewFromImage(image)
+    arr = voxels(image)
     finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
     values = arr[finite] if finite is not None else arr
     if values.size == 0:
@@ -120,6 +121,6 @@ def preflight(study: Study, out: Path, kind: str = "track", read_all: bool = Fal
     for lesion in study.lesions:  # the prompts, on the scans just read
         image = study.scan(lesion.scan_id).image
         if image is not None:
-            check_prompt_voxels(lesion, image, sitk.GetArrayViewFromImage(image))
+            check_prompt_voxels(lesion, image, voxels(image))
     return target
 

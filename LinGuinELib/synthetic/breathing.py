@@ -28,6 +28,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..voxels import voxel_copy, voxels
+
 PADDING = -2048.0
 AIR = -1024.0
 
@@ -53,7 +55,7 @@ def lung_regions(source: sitk.Image, grid_mm: float = 2.5) -> tuple[sitk.Image, 
     factors = [max(1, int(round(grid_mm / s))) for s in source.GetSpacing()]
     small = sitk.BinShrink(sitk.Cast(source, sitk.sitkFloat32), factors)
     sp = np.array(small.GetSpacing())[::-1]  # (z, y, x)
-    arr = sitk.GetArrayFromImage(small)
+    arr = voxel_copy(small)
     body = arr > -500
     labels, count = ndimage.label(body)
     if count:
@@ -100,7 +102,7 @@ def lung_regions(source: sitk.Image, grid_mm: float = 2.5) -> tuple[sitk.Image, 
 
 def _mask_lookup(mask: sitk.Image, points: np.ndarray) -> np.ndarray:
     """Nearest-voxel value of ``mask`` at physical points (0 outside)."""
-    arr = sitk.GetArrayViewFromImage(mask)
+    arr = voxels(mask)
     out = np.zeros(len(points), dtype=bool)
     for i, p in enumerate(points):
         idx = mask.TransformPhysicalPointToIndex(tuple(map(float, p)))
@@ -125,7 +127,7 @@ def breathing_fields(source: sitk.Image, lungs: sitk.Image, rng: np.random.Gener
     shape = np.ceil((hi - lo + 120.0) / grid_mm).astype(int) + 1
     axes = [origin[i] + grid_mm * np.arange(shape[i]) for i in range(3)]
     pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
-    lung_idx = np.argwhere(sitk.GetArrayViewFromImage(lungs) > 0)[::7]
+    lung_idx = np.argwhere(voxels(lungs) > 0)[::7]
     lung_pts = np.array([lungs.TransformIndexToPhysicalPoint(tuple(int(v) for v in i[::-1]))
                          for i in lung_idx]) if len(lung_idx) else pts.reshape(-1, 3)
     top, bottom = lung_pts[:, 2].max(), lung_pts[:, 2].min()
@@ -198,7 +200,7 @@ def make_breathing_case(source: sitk.Image, rng: np.random.Generator,
     new_hi[2] -= rng.uniform(10.0, 40.0)
     fov = None
     if half_fov:
-        lung_pts = np.argwhere(sitk.GetArrayViewFromImage(lungs) > 0)[::11]
+        lung_pts = np.argwhere(voxels(lungs) > 0)[::11]
         phys = np.array([lungs.TransformIndexToPhysicalPoint(tuple(int(v) for v in i[::-1]))
                          for i in lung_pts])
         side = phys[phys[:, 0] < np.median(phys[:, 0])] if rng.random() < 0.5 else \
@@ -220,18 +222,18 @@ def make_breathing_case(source: sitk.Image, rng: np.random.Generator,
     # One nearest-neighbour pass gives both the region (interior or wall) and the lung weight.
     # Linear interpolation of the coarse masks, thresholded at 0.5: smooth region boundaries.
     label = sitk.Cast(interior, sitk.sitkFloat32) + 2.0 * sitk.Cast(lungs, sitk.sitkFloat32)
-    label = sitk.GetArrayFromImage(sitk.Resample(label, grid, g_in, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
+    label = voxel_copy(sitk.Resample(label, grid, g_in, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
     label = (label > 0.5).astype(np.uint8) + (label > 2.0)
-    img_in = sitk.GetArrayFromImage(sitk.Resample(src, grid, g_in, sitk.sitkLinear, AIR, sitk.sitkFloat32))
+    img_in = voxel_copy(sitk.Resample(src, grid, g_in, sitk.sitkLinear, AIR, sitk.sitkFloat32))
     jac_img = sitk.GetImageFromArray(np.transpose(jac, (2, 1, 0)).astype(np.float32))
     jac_img.SetOrigin(tuple(map(float, origin)))
     jac_img.SetSpacing((grid_mm,) * 3)
-    jac_t = sitk.GetArrayFromImage(sitk.Resample(jac_img, grid, pose, sitk.sitkLinear, 1.0, sitk.sitkFloat32))
+    jac_t = voxel_copy(sitk.Resample(jac_img, grid, pose, sitk.sitkLinear, 1.0, sitk.sitkFloat32))
     # Mass conservation in the parenchyma (air-tissue mixture), not in vessels or nodules.
     weight = (label == 2) * np.clip((-200.0 - img_in) / 300.0, 0.0, 1.0)
     img_in += weight * (img_in + 1000.0) * (jac_t - 1.0)
     del jac_t, weight
-    img_wall = sitk.GetArrayFromImage(sitk.Resample(src, grid, g_wall, sitk.sitkLinear, AIR, sitk.sitkFloat32))
+    img_wall = voxel_copy(sitk.Resample(src, grid, g_wall, sitk.sitkLinear, AIR, sitk.sitkFloat32))
     arr = np.where(label > 0, img_in, img_wall)
     del img_in, img_wall
     target = sitk.GetImageFromArray(arr)
@@ -249,7 +251,7 @@ def make_breathing_case(source: sitk.Image, rng: np.random.Generator,
     target = sitk.AdditiveGaussianNoise(target, standardDeviation=noise_sd, seed=int(rng.integers(1e6)))
     target = sitk.Clamp(target, sitk.sitkFloat32, AIR, 3071.0)
     if fov is not None:
-        out = sitk.GetArrayFromImage(target)
+        out = voxel_copy(target)
         xs = new_lo[0] + dxy * np.arange(size[0])
         ys = new_lo[1] + dxy * np.arange(size[1])
         outside = (xs[None, :] - fov[0][0]) ** 2 + (ys[:, None] - fov[0][1]) ** 2 > fov[1] ** 2
@@ -310,9 +312,9 @@ def lung_landmarks(source: sitk.Image, lungs: sitk.Image, n: int, rng: np.random
     ref = sitk.Image(size, sitk.sitkFloat32)
     ref.SetOrigin(tuple(map(float, lo)))
     ref.SetSpacing((grid_mm,) * 3)
-    img = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(source, sitk.sitkFloat32), ref,
+    img = voxel_copy(sitk.Resample(sitk.Cast(source, sitk.sitkFloat32), ref,
                                                sitk.Transform(), sitk.sitkLinear, AIR))
-    mask = sitk.GetArrayFromImage(sitk.Resample(lungs, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) > 0
+    mask = voxel_copy(sitk.Resample(lungs, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) > 0
     mask = ndimage.binary_erosion(mask, iterations=2)
     smooth = ndimage.gaussian_filter(np.clip(img, -1000.0, 200.0), 1.0 / grid_mm)
     grads = np.gradient(smooth)

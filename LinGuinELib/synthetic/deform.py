@@ -23,6 +23,7 @@ from scipy import ndimage
 from scipy.interpolate import CubicSpline
 
 from ..geometry import index_zyx_to_physical, physical_to_continuous_index_zyx
+from ..voxels import voxel_copy, voxels
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +264,7 @@ def slice_average(image: sitk.Image, thickness_mm: float) -> sitk.Image:
     m = int(np.ceil(half - 0.5))
     offsets = np.arange(-m, m + 1)
     weights = np.clip(half + 0.5 - np.abs(offsets), 0.0, 1.0)
-    arr = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    arr = voxel_copy(image).astype(np.float32, copy=False)
     out = ndimage.correlate1d(arr, weights / weights.sum(), axis=0, mode="nearest")
     img = sitk.GetImageFromArray(out)
     img.CopyInformation(image)
@@ -287,7 +288,7 @@ def resample_label(label: sitk.Image, transform: sitk.Transform, grid: sitk.Imag
     the transform): labels are small, scans are large.
     """
     lab = sitk.Cast(label, sitk.sitkUInt16)
-    arr = sitk.GetArrayViewFromImage(lab)
+    arr = voxels(lab)
     out = np.zeros(grid.GetSize()[::-1], dtype=np.uint16)
     nz = np.nonzero(arr)
     if len(nz[0]):
@@ -314,18 +315,18 @@ def resample_label(label: sitk.Image, transform: sitk.Transform, grid: sitk.Imag
                 c0 = np.maximum(lo.astype(int) - 2, 0)
                 c1 = np.minimum(hi.astype(int) + 3, arr.shape)
                 crop = lab[int(c0[2]):int(c1[2]), int(c0[1]):int(c1[1]), int(c0[0]):int(c1[0])]
-                crop_arr = sitk.GetArrayViewFromImage(crop)
+                crop_arr = voxels(crop)
                 res_arr = np.zeros(tuple(stop - start), np.uint16)
                 for value in np.unique(crop_arr[crop_arr > 0]):
                     m = sitk.GetImageFromArray((crop_arr == value).astype(np.float32))
                     m.CopyInformation(crop)
                     frac = sitk.Resample(m, sub, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-                    res_arr[sitk.GetArrayViewFromImage(frac) >= 0.5] = value
+                    res_arr[voxels(frac) >= 0.5] = value
                 out[region] = res_arr
             else:
                 res = sitk.Resample(lab, sub, transform, sitk.sitkNearestNeighbor, 0,
                                     sitk.sitkUInt16)
-                out[region] = sitk.GetArrayFromImage(res)
+                out[region] = voxel_copy(res)
     img = sitk.GetImageFromArray(out)
     img.CopyInformation(grid)
     return img

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..voxels import voxel_copy
+
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
@@ -56,7 +58,7 @@ def write_ct_series(image: sitk.Image, folder: Path, header: CTSeriesHeader) -> 
     study_uid = header.study_uid or generate_uid()
     series_uid = header.series_uid or generate_uid()
     frame_uid = header.frame_of_reference_uid or generate_uid()
-    arr = sitk.GetArrayFromImage(image)
+    arr = voxel_copy(image)
     arr = np.clip(np.round(arr), -32768, 32767).astype(np.int16)
     direction = np.array(image.GetDirection()).reshape(3, 3)
     spacing = np.array(image.GetSpacing(), float)

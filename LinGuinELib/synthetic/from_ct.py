@@ -20,6 +20,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..geometry import same_grid, voxel_volume_ml
+from ..voxels import voxels
 from .manifest import SLICE_SPACINGS_MM, SynthLesion, prompt_index_of, synthesize_study
 
 log = logging.getLogger(__name__)
@@ -136,12 +137,12 @@ def make_study_from_ct(
     if not same_grid(ct, mask_img):
         raise InputError(f"lesion_mask_path: {lesion_mask_path.name} is not on the CT's grid")
     rng = np.random.default_rng(seed)
-    comps = select_lesions(sitk.GetArrayViewFromImage(mask_img), ct.GetSpacing(), lesions,
+    comps = select_lesions(voxels(mask_img), ct.GetSpacing(), lesions,
                            min_lesion_ml)
     factors = _volume_factors(growth, len(comps), n_scans)
     scan_ids = [f"T{i}" for i in range(n_scans)]
     prompt_index = prompt_index_of(prompt_scan, scan_ids)
-    ct_arr = sitk.GetArrayViewFromImage(ct)
+    ct_arr = voxels(ct)
     records = [_lesion_record(k, c, ct_arr, factors[k - 1], rng)
                for k, c in enumerate(comps, start=1)]
     if kinds is not None:

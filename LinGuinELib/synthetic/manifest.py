@@ -41,6 +41,7 @@ from ..geometry import (
     physical_to_continuous_index_zyx,
     voxel_volume_ml,
 )
+from ..voxels import voxel_copy, voxels
 from . import deform
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def synthesize_study(
         raise InputError(f"prompt_kind must be 'point' or 'mask', not {prompt_kind!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ref_arr = sitk.GetArrayFromImage(reference).astype(np.float32)
+    ref_arr = voxel_copy(reference).astype(np.float32)
     sp_zyx = np.array(reference.GetSpacing())[::-1]
     centres, radii, ref_vol = [], [], []
     for les in lesions:
@@ -268,7 +269,7 @@ def synthesize_study(
             thick = deform.slice_blur(src, sz) if slice_profile == "gaussian" else deform.slice_average(src, sz)
             img = deform.resample_image(thick, transform, grid)
             del src, thick
-            arr = sitk.GetArrayFromImage(img)
+            arr = voxel_copy(img)
             del img
             if psf_mm > 0:
                 arr = _inplane_blur(arr, psf_mm, grid.GetSpacing())
@@ -288,7 +289,7 @@ def synthesize_study(
         _save(label, out_dir / "truth" / f"{sid}.nii.gz")
         if t == prompt_index:
             prompt_label = label
-        lab_arr = sitk.GetArrayViewFromImage(label)
+        lab_arr = voxels(label)
         counts = np.bincount(lab_arr.ravel(), minlength=max(les.truth_label for les in lesions) + 1)
         for i, les in enumerate(lesions):
             lt = les_truth[i]
@@ -318,7 +319,7 @@ def synthesize_study(
     for i, les in enumerate(lesions):
         entry: dict = {"id": les.id, "scan": scan_ids[prompt_index]}
         if prompt_kind == "mask":
-            m = (sitk.GetArrayFromImage(prompt_label) == les.truth_label).astype(np.uint8)
+            m = (voxel_copy(prompt_label) == les.truth_label).astype(np.uint8)
             mimg = sitk.GetImageFromArray(m)
             mimg.CopyInformation(prompt_label)
             _save(mimg, out_dir / "masks" / f"{les.id}.nii.gz")
@@ -356,7 +357,7 @@ def _noise(rng: np.random.Generator, shape, sd: float, corr_mm: float, spacing_x
 def _point_inside(label: sitk.Image, p_lps: np.ndarray, value: int) -> np.ndarray:
     """The pushed centre if its voxel carries ``value``, else the deepest voxel of that label."""
     idx = np.rint(physical_to_continuous_index_zyx(label, p_lps[None])[0]).astype(int)
-    arr = sitk.GetArrayViewFromImage(label)
+    arr = voxels(label)
     if np.all(idx >= 0) and np.all(idx < arr.shape) and arr[tuple(idx)] == value:
         return p_lps
     mask = arr == value
