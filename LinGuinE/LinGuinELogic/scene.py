@@ -9,6 +9,7 @@ bundles need, so the same adapters run in tests and scripts.
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 import slicer
@@ -38,8 +39,12 @@ _HEADLESS_LOGICS = (
     ("Sequences", "vtkSlicerSequencesLogic"),
 )
 
-# Keep Python references to headless logics alive as long as their scene.
-_KEEP_ALIVE: list[Any] = []
+# A headless scene's logics (application logic first), kept while the scene's Python object lives.
+# Weak keys, not a list that only grows: the logics hold C++ references to their scene, so a list
+# kept every scene of a process (one per test) alive, and a DeleteEvent observer on the scene never
+# fires while they are held. Dropping the last Python reference to the scene drops its logics and
+# with them the scene.
+_HEADLESS_LOGICS_OF: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
 
 def in_application() -> bool:
@@ -55,7 +60,7 @@ def headless_scene() -> vtk.vtkObject:
     scene = slicer.vtkMRMLScene()
     app_logic = slicer.vtkSlicerApplicationLogic()
     app_logic.SetMRMLScene(scene)
-    keep = [scene, app_logic]
+    keep = [app_logic]
     for name, class_name in _HEADLESS_LOGICS:
         cls = getattr(slicer, class_name, None)
         if cls is None:
@@ -66,7 +71,7 @@ def headless_scene() -> vtk.vtkObject:
         logic.SetMRMLScene(scene)
         app_logic.SetModuleLogic(name, logic)
         keep.append(logic)
-    _KEEP_ALIVE.append(keep)
+    _HEADLESS_LOGICS_OF[scene] = keep
     if getattr(slicer, "mrmlScene", None) is None:
         slicer.mrmlScene = scene
     return scene
@@ -76,10 +81,8 @@ def application_logic(scene: Any) -> Any:
     """The application logic attached to ``scene`` (Slicer's for its own scene, else the headless one)."""
     if in_application() and scene is slicer.mrmlScene:
         return slicer.app.applicationLogic()
-    for keep in _KEEP_ALIVE:
-        if keep[0] is scene:
-            return keep[1]
-    return None
+    keep = _HEADLESS_LOGICS_OF.get(scene)
+    return keep[0] if keep else None
 
 
 def default_scene() -> Any:

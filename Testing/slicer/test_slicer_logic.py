@@ -242,6 +242,21 @@ def test_remeasure_sees_edits_and_export_writes_files(ball_study, tmp_path):
     assert run["config"]["registration"] == FAST["registration"]
 
 
+def test_headless_logics_live_as_long_as_their_scene():
+    import gc
+
+    from LinGuinELogic.scene import application_logic, headless_scene
+
+    deleted = []
+    scene = headless_scene()
+    scene.AddObserver(vtk.vtkCommand.DeleteEvent, lambda *_: deleted.append(True))
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "v")
+    assert application_logic(node.GetScene()).GetModuleLogic("Sequences") is not None
+    del scene
+    gc.collect()
+    assert deleted and node.GetScene() is None  # the logics no longer hold the scene
+
+
 def test_scene_bundle_save_and_reload(ball_study, tmp_path):
     from LinGuinELogic import LinGuinELogic
     from LinGuinELogic.scene import application_logic, headless_scene
