@@ -46,7 +46,7 @@ from ..study.images import read_image
 from ..study.model import Lesion, Study
 from ..study.preflight import check_pixels
 from ..study.timepoints import days_from_first
-from ..voxels import voxel_copy
+from ..voxels import voxels
 from .plan import Step, plan_steps
 from .progress import CancelCheck, ProgressCallback, ProgressEvent
 from .result import LesionScanResult, MaskCrop, TrackingResult
@@ -233,7 +233,7 @@ class _Run:
             from ..prompt.masks import read_prompt_mask
 
             mask_img = lesion.mask if lesion.mask is not None else read_prompt_mask(lesion.mask_path, image)
-            mask = voxel_copy(mask_img).astype(bool)
+            mask = voxels(mask_img).astype(bool)
         else:
             mask = self.segment_at(image, lesion.points_lps, lesion.negative_points_lps)
             if not mask.any():  # a click in air or beside the lesion: no baseline to track

@@ -248,26 +248,24 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     box, sub = _grown(mask, margin)
     hu = voxels(image)[box].astype(np.float32)
     edge = _edge(hu, sub)
-    contrast, open_fraction, noise, level, lung_level = (edge.contrast, edge.open_fraction, edge.noise, edge.level,
-                                                         edge.lung_level)
     outside, envelope = _outside_lung(hu, sub, spacing, radius)
     inscribed, depth_map = widest_ball(mask.array, spacing)
     thin = _thin_part(depth_map, inscribed, spacing)
     compact = inscribed / radius if radius > 0 else math.nan
-    signals.update(edge_contrast_hu=contrast, ring_contrast_hu=edge.ring_contrast, open_boundary=open_fraction,
-                   outside_lung=outside, thin_part=thin,
-                   inscribed_mm=inscribed, compactness=compact, level_hu=level, lung_level_hu=lung_level,
-                   open_in_lung=_open_in_lung(hu, sub, envelope, level, lung_level),
+    signals.update(edge_contrast_hu=edge.contrast, ring_contrast_hu=edge.ring_contrast,
+                   open_boundary=edge.open_fraction, outside_lung=outside, thin_part=thin,
+                   inscribed_mm=inscribed, compactness=compact, level_hu=edge.level, lung_level_hu=edge.lung_level,
+                   open_in_lung=_open_in_lung(hu, sub, envelope, edge.level, edge.lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),
                    elongation=elongation(mask.array, spacing))
     if outside > MAX_OUTSIDE_LUNG:
         findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
-    if open_fraction > MAX_OPEN_BOUNDARY:
-        findings.append(Finding(Reason.OPEN_BOUNDARY, f"{100 * open_fraction:.0f}% of the outline"))
-    weak = max(WEAK_EDGE_HU, WEAK_EDGE_NOISE * noise) if np.isfinite(noise) else WEAK_EDGE_HU
+    if edge.open_fraction > MAX_OPEN_BOUNDARY:
+        findings.append(Finding(Reason.OPEN_BOUNDARY, f"{100 * edge.open_fraction:.0f}% of the outline"))
+    weak = max(WEAK_EDGE_HU, WEAK_EDGE_NOISE * edge.noise) if np.isfinite(edge.noise) else WEAK_EDGE_HU
     weak = max(weak, prompt_signals.get("edge_contrast_hu", math.nan) * PROMPT_CONTRAST_FRACTION)
-    if np.isfinite(contrast) and contrast < weak:
-        findings.append(Finding(Reason.WEAK_EDGE, f"{contrast:.0f} HU"))
+    if np.isfinite(edge.contrast) and edge.contrast < weak:
+        findings.append(Finding(Reason.WEAK_EDGE, f"{edge.contrast:.0f} HU"))
     if np.isfinite(thin) and thin > MAX_THIN_PART:
         findings.append(Finding(Reason.THIN_PART, f"{100 * thin:.0f}% of the segment"))
     shape, was = signals["elongation"], prompt_signals.get("elongation", math.nan)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..voxels import voxel_copy
+from ..voxels import voxel_copy, voxels
 
 AXES = (0, 1, 2)
 MIN_OVERLAP = 0.5  # shifts overlapping less than this share of the best possible overlap are not judged
@@ -51,7 +51,7 @@ def _on_axes_of(reference: sitk.Image, image: sitk.Image, valid: sitk.Image | No
     mask = values > outside / 2
     if valid is not None:
         inside = sitk.Resample(sitk.Cast(valid, sitk.sitkFloat32), grid, sitk.Transform(), sitk.sitkLinear, 0.0)
-        mask &= voxel_copy(inside) > 0.5
+        mask &= voxels(inside) > 0.5
     return values, mask, origin
 
 
@@ -67,8 +67,8 @@ def best_translation(fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Ima
     ``fixed`` and ``moving`` are coarse clamped images (any grids, any axes); the search runs
     on ``fixed``'s grid at its voxel size over every shift with a fair overlap.
     """
-    f = voxel_copy(fixed).astype(np.float64) / 1000.0
-    mf = (voxel_copy(fixed_mask) > 0).astype(np.float64)
+    f = voxels(fixed).astype(np.float64) / 1000.0
+    mf = (voxels(fixed_mask) > 0).astype(np.float64)
     g, mg, g_origin = _on_axes_of(fixed, moving, moving_valid, outside)
     g = np.where(mg, g, 0.0).astype(np.float64) / 1000.0
     mg = mg.astype(np.float64)

@@ -34,7 +34,7 @@ from ..segmentation.torch_utils import (
     resolve_device,
     weights_backend_problem,
 )
-from ..voxels import voxel_copy
+from ..voxels import voxels
 from .base import PointMapper, Registration
 from .changing import PARTED, Changing, around_from_shell, choose
 from .icon_io import instance_optimise
@@ -277,7 +277,7 @@ class _IconRegistration(Registration):
         import torch
         import torch.nn.functional as F
 
-        arr = self.intensities(voxel_copy(image).astype(np.float32),
+        arr = self.intensities(voxels(image).astype(np.float32),
                                tuple(image.GetSpacing()[::-1]))
         t = torch.from_numpy(arr)[None, None]
         t = F.interpolate(t, size=self.grid, mode="trilinear", align_corners=False)

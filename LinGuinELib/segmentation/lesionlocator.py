@@ -42,7 +42,7 @@ from .. import model_dir as model_dir_lookup
 from ..errors import BackendUnavailableError, InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
-from ..voxels import voxel_copy
+from ..voxels import voxels
 from .base import Segmenter, prompt_points
 from .torch_utils import INSTALL_HINT, device_problem, load_weights, missing_packages
 
@@ -237,7 +237,7 @@ class LesionLocator(Segmenter):
         m = self.load()
         if m["n_channels"] != 1:
             raise InputError(f"lesionlocator: the model expects {m['n_channels']} image channels")
-        arr = voxel_copy(image).astype(np.float32)[None]
+        arr = voxels(image).astype(np.float32)[None]
         props = {"spacing": list(image.GetSpacing()[::-1])}
         data, _, props = DefaultPreprocessor(verbose=False).run_case_npy(
             arr, None, props, m["plans"], m["config"], m["dataset"])

@@ -27,7 +27,7 @@ from .. import model_dir as model_dir_lookup
 from ..errors import BackendUnavailableError, InputError
 from ..geometry import physical_to_continuous_index_zyx
 from ..registry import register_segmentation
-from ..voxels import voxel_copy
+from ..voxels import voxels
 from .base import Segmenter, prompt_points
 from .torch_utils import INSTALL_HINT, device_problem, load_weights, missing_packages
 
@@ -119,7 +119,7 @@ class _PromptedSession(Segmenter):
             return np.zeros(shape, dtype=bool)
         session = self.load()
         if image is not self._last_image:
-            arr = voxel_copy(image).astype(np.float32)
+            arr = voxels(image).astype(np.float32)
             _quiet(session.set_image, arr[None])
             self._last_image = image
         session.set_do_autozoom(self.autozoom)

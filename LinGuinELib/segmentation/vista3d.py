@@ -26,7 +26,7 @@ import SimpleITK as sitk
 from .. import model_dir
 from ..errors import BackendUnavailableError, InputError
 from ..registry import register_segmentation
-from ..voxels import voxel_copy
+from ..voxels import voxels
 from .base import Segmenter, prompt_points
 from .torch_utils import load_weights, weights_backend_problem
 
@@ -105,7 +105,7 @@ class Vista3D(Segmenter):
         resampled = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), grid, sitk.Transform(),
                                   sitk.sitkLinear, HU_RANGE[0])
         lo, hi = HU_RANGE
-        arr = np.clip((voxel_copy(resampled) - lo) / (hi - lo), 0.0, 1.0)
+        arr = np.clip((voxels(resampled) - lo) / (hi - lo), 0.0, 1.0)
         x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 1, 0), np.float32))[None, None]
         self._cache = (image, grid, x)
         return grid, x
@@ -190,7 +190,7 @@ class Vista3D(Segmenter):
         logit_img = sitk.GetImageFromArray(out.transpose(2, 1, 0).astype(np.float32))
         logit_img.CopyInformation(grid)
         back = sitk.Resample(logit_img, image, sitk.Transform(), sitk.sitkLinear, -1e4)
-        return voxel_copy(back) > 0
+        return voxels(back) > 0
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()

@@ -264,7 +264,7 @@ def slice_average(image: sitk.Image, thickness_mm: float) -> sitk.Image:
     m = int(np.ceil(half - 0.5))
     offsets = np.arange(-m, m + 1)
     weights = np.clip(half + 0.5 - np.abs(offsets), 0.0, 1.0)
-    arr = voxel_copy(image).astype(np.float32, copy=False)
+    arr = voxels(image).astype(np.float32, copy=False)
     out = ndimage.correlate1d(arr, weights / weights.sum(), axis=0, mode="nearest")
     img = sitk.GetImageFromArray(out)
     img.CopyInformation(image)

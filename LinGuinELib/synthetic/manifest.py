@@ -200,7 +200,7 @@ def synthesize_study(
         raise InputError(f"prompt_kind must be 'point' or 'mask', not {prompt_kind!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ref_arr = voxel_copy(reference).astype(np.float32)
+    ref_arr = voxels(reference).astype(np.float32)
     sp_zyx = np.array(reference.GetSpacing())[::-1]
     centres, radii, ref_vol = [], [], []
     for les in lesions:
@@ -319,7 +319,7 @@ def synthesize_study(
     for i, les in enumerate(lesions):
         entry: dict = {"id": les.id, "scan": scan_ids[prompt_index]}
         if prompt_kind == "mask":
-            m = (voxel_copy(prompt_label) == les.truth_label).astype(np.uint8)
+            m = (voxels(prompt_label) == les.truth_label).astype(np.uint8)
             mimg = sitk.GetImageFromArray(m)
             mimg.CopyInformation(prompt_label)
             _save(mimg, out_dir / "masks" / f"{les.id}.nii.gz")
