@@ -280,3 +280,25 @@ def test_flat_folder_of_several_series(pacs, tmp_path):
         expected = read_image(pacs["folder"] / f"exam{k}" / "ct")
         assert scan.image.GetSize() == expected.GetSize() and len(scan.dicom_files) == expected.GetSize()[2]
         assert np.array_equal(sitk.GetArrayFromImage(scan.image), sitk.GetArrayFromImage(expected))
+
+
+def test_an_empty_prompt_is_reported_unmeasured_not_as_zero(pacs, tmp_path):
+    """A click that gave nothing (the study's other lesions tracked): its report group has no
+    measurement and response 'not evaluated'; before, writing it raised on the missing volume."""
+    from LinGuinELib.measures.trajectory import trajectory_rows
+    from LinGuinELib.outputs.dicom_sr import write_dicom
+    from LinGuinELib.propagation.result import MaskCrop
+
+    folder = pacs["folder"] / "exam1" / "ct"
+    files = dicom_series_files(folder)
+    result = _hand_result(folder, files, _three_masks(read_image(folder).GetSize()[::-1])[:2])
+    result.results[("L2", "T1")].status = "prompt"
+    result.results[("L2", "T1")].mask = MaskCrop(result.results[("L2", "T1")].mask.shape_zyx)
+    rows = trajectory_rows(result)
+    assert rows[1]["volume_ml"] is None and rows[1]["response"] == "NE"
+    info = write_dicom(result, rows, tmp_path / "dicom")
+    assert info["written"] == ["T1"]
+    groups = {g["tracking_identifier"].split("/")[-1]: g for g in
+              read_measurement_report(tmp_path / "dicom" / "T1.sr.dcm")}
+    assert groups["L2"]["volume_ml"] is None and groups["L2"]["response"] == "NE"
+    assert groups["L1"]["volume_ml"] == pytest.approx(rows[0]["volume_ml"])

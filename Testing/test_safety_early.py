@@ -5,6 +5,7 @@ nothing written. Each case failed before the fix.
 
 from __future__ import annotations
 
+import csv
 import ctypes
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 import engine_fixtures as fx
 import pytest
 import SimpleITK as sitk
-from safety_fixtures import TRACK, assert_one_line, assert_refused, run, scan_image, snapshot, write_study
+from safety_fixtures import CENTRE, TRACK, assert_one_line, assert_refused, run, scan_image, snapshot, write_study
 from test_safety_inputs import CODE
 
 from LinGuinELib.config import TrackingConfig
@@ -60,6 +61,43 @@ def test_an_empty_prompt_segment_is_refused_before_the_registrations(tmp_path, w
     message = str(caught.value)
     assert message.startswith("lesion 'L_wall': nothing could be segmented at its prompt")
     assert "on scan 'T1'; click inside the lesion" in message and "\n" not in message
+
+
+def two_lesion_study(folder, wall_too: bool = True) -> Path:
+    """``wall_study`` plus a lesion clicked on the ball (found), or a second click on the wall."""
+    manifest = wall_study(folder)
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    second = {"id": "L_ball", "scan": "T0", "point_lps": list(CENTRE)}
+    doc["lesions"].append(second if wall_too else {**doc["lesions"][0], "id": "L_wall2"})
+    manifest.write_text(json.dumps(doc), encoding="utf-8")
+    return manifest
+
+
+def test_a_study_whose_every_click_gives_nothing_is_refused_naming_the_first(tmp_path):
+    study = load_manifest(two_lesion_study(tmp_path / "S", wall_too=False))
+    with pytest.raises(InputError) as caught:
+        track(study, TrackingConfig(registration="test-shift", segmentation="classical"), workers=0)
+    message = str(caught.value)
+    assert message.startswith("lesion 'L_wall': nothing could be segmented at its prompt")
+    assert message.endswith("(and at the prompts of 1 other lesion(s))") and "\n" not in message
+
+
+def test_one_empty_click_does_not_cost_the_other_lesions(tmp_path, capsys):
+    """Before: the whole study was refused (exit 2) for one lesion's empty click. Now the ball is
+    tracked; the wall lesion's prompt is not measured (no 0 mL baseline reading CR then PD) and
+    every one of its rows is flagged."""
+    out = tmp_path / "out"
+    code, err = run(capsys, "track", two_lesion_study(tmp_path / "S"), "--out", out, *REAL_SEGMENTER)
+    assert code == 0, err
+    rows = list(csv.DictReader((out / "trajectory.csv").open(encoding="utf-8")))
+    ball = [r for r in rows if r["lesion"] == "L_ball"]
+    assert [r["status"] for r in ball] == ["prompt", "found", "found"] and all(float(r["volume_ml"]) > 0 for r in ball)
+    wall = {r["scan"]: r for r in rows if r["lesion"] == "L_wall"}
+    assert wall["T1"]["status"] == "prompt" and wall["T1"]["volume_ml"] == "" and wall["T1"]["response"] == "NE"
+    assert wall["T1"]["review_reasons"] == "empty_prompt"
+    for scan in ("T0", "T2"):
+        assert wall[scan]["review"] == "true" and "baseline_doubtful" in wall[scan]["review_reasons"], wall[scan]
+        assert "prompt scan: empty_prompt" in wall[scan]["review_details"]
 
 
 def test_the_cli_says_so_in_one_line_and_writes_nothing(tmp_path, capsys):

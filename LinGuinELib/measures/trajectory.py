@@ -38,7 +38,8 @@ def trajectory_rows(result: TrackingResult) -> list[dict]:
         for scan, day in zip(scans, days):
             res = result.get(lesion.id, scan.id)
             ref = result.references[scan.id]
-            measured = res.status != "outside_image"
+            # a click that gave nothing is not a measurement of 0 mL: it would read as the lesion gone
+            measured = res.status != "outside_image" and not (res.status == "prompt" and res.mask.empty)
             m = lesion_measures(res.mask, ref) if measured else {}
             row = {"lesion": lesion.id, "scan": scan.id, "when": scan.when, "days_from_first": day,
                    "status": res.status,

@@ -50,7 +50,7 @@ def _group(result: TrackingResult, row: dict, seg, ct_series_uid: str, uid: str,
 
     lesion_id = row["lesion"]
     measurements = []
-    if row["status"] != "outside_image":
+    if row["volume_ml"] is not None:  # measured (not outside the scan, not an empty prompt)
         for key, code, unit, meaning in MEASURES:
             measurements.append(hd.sr.Measurement(
                 name=getattr(codes.SCT, code), value=float(row[key]),

@@ -7,8 +7,8 @@ mapped point, keep the component nearest the point, optionally boost, and record
 for chained steps. Masks stay on each scan's own grid: nothing is resampled.
 
 Both cores work: scans are read and pairs registered on a small thread pool while the calling
-thread segments. The prompts are segmented first (an empty one is an ``InputError`` while at most
-the first pair registers, in the background); then every global registration of the plan is
+thread segments. The prompts are segmented first (a call where every one is empty is an
+``InputError`` while at most the first pair registers, in the background); then every global registration of the plan is
 submitted; each step's point mapping (the local refinement) as soon as its starting point is
 known: all at once in direct mode, depth by depth in chain mode, so a chain stays causal.
 Segmentation stays on the calling thread, in the plan's order, so a run is bit-identical to a
@@ -236,10 +236,6 @@ class _Run:
             mask = voxels(mask_img).astype(bool)
         else:
             mask = self.segment_at(image, lesion.points_lps, lesion.negative_points_lps)
-            if not mask.any():  # a click in air or beside the lesion: no baseline to track
-                p = np.round(lps_to_ras(lesion.points_lps[0]), 1).tolist()
-                raise InputError(f"lesion '{lesion.id}': nothing could be segmented at its prompt (RAS {p}) "
-                                 f"on scan '{lesion.scan_id}'; click inside the lesion")
         crop = MaskCrop.from_full(mask)
         centre = mask_centre_lps(crop, image) if not crop.empty else None
         self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
@@ -250,6 +246,29 @@ class _Run:
             self.lesion_refs[lesion.id] = LesionReference.from_prompt(
                 image, result.mask, centre, result.signals.get("inscribed_mm", float("nan")))
         return result
+
+    def refuse_if_nothing_segmented(self, lesions: list[Lesion]) -> None:
+        """Refuse the call when no click of it gave a segment (a click in air or beside the
+        lesion: nothing to track). When only some did, the others are tracked: an empty prompt
+        is not measured, flagged ``empty_prompt``, and its lesion is carried from the click itself
+        with every follow-up flagged (``quality.baseline``), so one small nodule the segmenter
+        cannot see on thick slices does not cost a study's other lesions."""
+        empty = [les for les in lesions if self.results[(les.id, les.scan_id)].mask.empty]
+        if not empty:
+            return
+        first = empty[0]
+        where = np.round(lps_to_ras(first.points_lps[0]), 1).tolist()
+        message = (f"lesion '{first.id}': nothing could be segmented at its prompt (RAS {where}) "
+                   f"on scan '{first.scan_id}'; click inside the lesion")
+        if len(empty) == len(lesions):
+            for lesion in lesions:  # a session keeps nothing of a refused call
+                self.results.pop((lesion.id, lesion.scan_id))
+                self.lesion_refs.pop(lesion.id, None)
+            others = f" (and at the prompts of {len(empty) - 1} other lesion(s))" if len(empty) > 1 else ""
+            raise InputError(message + others)
+        for lesion in empty:
+            log.warning("lesion '%s': nothing could be segmented at its prompt on scan '%s'; tracked from the "
+                        "click and flagged for review", lesion.id, lesion.scan_id)
 
     def plausible(self, lesion: Lesion, image: sitk.Image, result: LesionScanResult,
                   prompt: LesionScanResult | None) -> tuple[bool, dict[str, float], list[str]]:
@@ -376,8 +395,8 @@ class _Run:
                     advance=False)
         # Scans are read behind (prompted ones first; every scan has a geometry in the result, even
         # with no step) while the prompts are segmented, and the first pair is registered on the
-        # core the segmentation leaves idle; the others wait until every prompt gave a baseline: a
-        # click on nothing is refused within one registration, not after all of them.
+        # core the segmentation leaves idle; the others wait until every prompt is segmented: a call
+        # whose clicks all fall on nothing is refused within one registration, not after all of them.
         for scan_id in dict.fromkeys([les.scan_id for les in lesions] + [sid for pair in pairs for sid in pair]
                                      + [scan.id for scan in self.study.scans]):
             self.image_future(scan_id)
@@ -385,6 +404,7 @@ class _Run:
             self.warm(pairs[:1])
         for lesion in lesions:
             self.results[(lesion.id, lesion.scan_id)] = self.prompt(lesion)
+        self.refuse_if_nothing_segmented(lesions)
         self.warm(pairs)
         current_target = None
         for _, level in groupby(steps, key=lambda s: s.depth):

@@ -36,8 +36,11 @@ def _run(study, tmp_path, config: TrackingConfig, keep_open: bool):
     return logic, job
 
 
-def _click_on_nothing(study) -> None:
-    """A point where the test segmenter finds nothing though it is not in air (lung-like -700 HU)."""
+def _click_on_nothing(study, alone: bool = True) -> None:
+    """A point where the test segmenter finds nothing though it is not in air (lung-like -700 HU);
+    ``alone``: the study's only click (a study where some clicks gave a segment is tracked)."""
+    if alone:
+        study.points.RemoveAllControlPoints()
     node = study.volumes[0]
     voxels = _voxels(node)
     voxels[voxels < -500] = -700
@@ -63,6 +66,26 @@ def test_bad_input_found_by_the_process_is_the_dialogs_text(ball_study, tmp_path
     assert failure.message.endswith("on scan 'baseline'; click inside the lesion") and "\n" not in failure.message
     assert failure.details == "Nothing was added to the scene."
     assert _counts(ball_study.scene) == before
+
+
+@PATHS
+def test_a_click_on_nothing_beside_others_is_a_flagged_row_not_a_failure(ball_study, tmp_path, keep_open):
+    """Before: the whole study failed for one click that gave nothing. Now the nodules are
+    tracked; the table row of the empty click has no volume and is marked with its reason."""
+    from LinGuinELogic.tables import table_rows
+
+    _click_on_nothing(ball_study, alone=False)
+    logic, job = _run(ball_study, tmp_path, TrackingConfig(**FAST), keep_open)
+    try:
+        output = logic.finishTracking(job)
+    finally:
+        job.close()
+        logic.closeStudyWorker()
+    rows = {(r["lesion"], r["scan"]): r for r in table_rows(output.tableNode)}
+    empty = rows[("Nothing", "baseline")]
+    assert empty["volume_ml"] in ("", None) and empty["review"] == "review", empty
+    assert empty["review_reasons"] == "empty_prompt"
+    assert all(float(rows[("Nodule_A", scan)]["volume_ml"]) > 0 for scan in ball_study.names), rows
 
 
 @PATHS
