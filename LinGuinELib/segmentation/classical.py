@@ -112,17 +112,22 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
     if not candidates:
         raise _NoLesion("no edge around the prompt (uniform surroundings)")
     sign = 1.0 if bright else -1.0
-    for levels in candidates:
+    for rank, levels in enumerate(candidates):
         lesion, lesion_radius, levels = _refine(roi, levels, sign, noise, diag, envelope, scale, small_factor)
         if lesion is not None:
+            first_reading = rank == 0
             break
     else:
         raise _NoLesion("no region of the lesion class within reach of the prompt")
     halo = halo_around(lesion, roi, levels) if bright else None
-    if halo is not None and halo.share >= HALO_SHARE and len(candidates) == 1:
+    if halo is not None and halo.share >= HALO_SHARE and first_reading:
         # a solid core inside a ground-glass halo: the halo is the lesion's, the aerated lung
         # beyond it the surroundings; kept when it holds the core and, wrapped in lung, reaches
-        # no more of the region's border than the core did (not a haze running on)
+        # no more of the region's border than the core did (not a haze running on). Not after a
+        # later reading: the first, the plateau taken as the lesion's, has then failed already
+        # (a dome's mix with the lung on thick slices). A first reading that took a large
+        # tumour's denser part against its own solid plateau (a core of +20 HU inside -550 HU
+        # ground glass, 80 mm on the dome: 0.21x) still has its halo tried.
         diag_halo = dict(diag)
         whole, whole_radius, _ = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
                                          small_factor, hold_level=halo.share >= HALO_SURE)
