@@ -175,7 +175,7 @@ class StudySession:
         todo = [les for les in lesions if les.id not in reused]
         self.last_reused = sorted(reused)
         since = time.perf_counter()
-        self._add(todo, progress, cancel)
+        self._add(todo, progress, cancel, others=[les for les in lesions if les.id in reused])
         return self._started().result_for(list(lesions), since)
 
     def result(self) -> TrackingResult:
@@ -193,7 +193,7 @@ class StudySession:
         return self._run
 
     def _add(self, lesions: list[Lesion], progress: ProgressCallback | None,
-             cancel: CancelCheck | None) -> TrackingResult:
+             cancel: CancelCheck | None, others: list[Lesion] = ()) -> TrackingResult:
         run = self._started()
         ids = [s.id for s in self.study.scans]
         for lesion in lesions:
@@ -202,7 +202,7 @@ class StudySession:
         since = time.perf_counter()
         run.progress, run.cancel = progress, cancel
         try:
-            run.execute(lesions)
+            run.execute(lesions, others)
         finally:
             run.progress = run.cancel = None
         new = {les.id for les in lesions}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import ctypes
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import engine_fixtures as fx
+import numpy as np
 import pytest
 import SimpleITK as sitk
 from safety_fixtures import CENTRE, TRACK, assert_one_line, assert_refused, run, scan_image, snapshot, write_study
@@ -21,7 +23,9 @@ from test_safety_inputs import CODE
 
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.errors import InputError
+from LinGuinELib.measures.trajectory import trajectory_rows
 from LinGuinELib.propagation.engine import track
+from LinGuinELib.session import StudySession
 from LinGuinELib.study.manifest import load_manifest
 
 WALL_CLICK_LPS = [-10.0, 20.0, 10.0]  # inside the wall below, 22 mm from the ball's edge
@@ -98,6 +102,41 @@ def test_one_empty_click_does_not_cost_the_other_lesions(tmp_path, capsys):
     for scan in ("T0", "T2"):
         assert wall[scan]["review"] == "true" and "baseline_doubtful" in wall[scan]["review_reasons"], wall[scan]
         assert "prompt scan: empty_prompt" in wall[scan]["review_details"]
+    # no row is vouched for, so none is a baseline: before, a follow-up not found there read as a
+    # 0 mL baseline and whatever was found later as PD
+    assert all(r["response"] == "NE" and r["change_from_baseline_pct"] == "" for r in wall.values()), wall
+
+
+def _session_lesions(tmp_path):
+    study = load_manifest(two_lesion_study(tmp_path / "S"))
+    wall, ball = study.lesions
+    return study, wall, ball
+
+
+def test_a_refused_reclick_leaves_the_session_as_it_was(tmp_path):
+    """A tracked lesion whose click is moved onto nothing: that call is refused, and the session
+    still answers with the lesion as it was (before, the refused call had already replaced its
+    prompt, then dropped it: every later answer raised KeyError, and the Slicer study worker died)."""
+    study, _, ball = _session_lesions(tmp_path)
+    moved = dataclasses.replace(ball, points_lps=np.array([WALL_CLICK_LPS], float))
+    with StudySession(study, TrackingConfig(registration="test-shift", segmentation="classical"), workers=0) as s:
+        before = trajectory_rows(s.add_lesion(ball))
+        with pytest.raises(InputError, match="nothing could be segmented"):
+            s.add_lesion(moved)
+        assert trajectory_rows(s.result()) == before
+        assert trajectory_rows(s.track_lesions([ball])) == before and s.last_reused == ["L_ball"]
+
+
+def test_an_empty_click_beside_a_reused_one_is_tracked_as_in_a_fresh_run(tmp_path):
+    """The panel sends every lesion each time; a lesion tracked before is reused. Whether an empty
+    click is refused must not depend on that history (before: refused after [ball], tracked fresh)."""
+    study, wall, ball = _session_lesions(tmp_path)
+    config = TrackingConfig(registration="test-shift", segmentation="classical")
+    with StudySession(study, config, workers=0) as s:
+        fresh = trajectory_rows(s.track_lesions([ball, wall]))
+    with StudySession(study, config, workers=0) as s:
+        s.track_lesions([ball])
+        assert trajectory_rows(s.track_lesions([ball, wall])) == fresh and s.last_reused == ["L_ball"]
 
 
 def test_the_cli_says_so_in_one_line_and_writes_nothing(tmp_path, capsys):

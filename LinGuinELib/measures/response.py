@@ -35,6 +35,11 @@ def _pct(value: float, ref: float) -> float | None:
     return 100.0 * (value - ref) / ref if ref > 0 else None
 
 
+def not_evaluable() -> dict:
+    """The response columns of a scan with nothing to read a change from or against."""
+    return {"change_from_baseline_pct": None, "change_from_nadir_pct": None, "response": "NE"}
+
+
 def trajectory_changes(volumes: list[float | None]) -> list[dict]:
     """Per scan (time order): change_from_baseline_pct, change_from_nadir_pct, response.
 
@@ -44,7 +49,7 @@ def trajectory_changes(volumes: list[float | None]) -> list[dict]:
     baseline: float | None = None
     nadir: float | None = None
     for volume in volumes:
-        row: dict = {"change_from_baseline_pct": None, "change_from_nadir_pct": None, "response": "NE"}
+        row = not_evaluable()
         if volume is None:
             out.append(row)
             continue

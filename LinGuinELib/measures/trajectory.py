@@ -9,7 +9,7 @@ from ..quality.baseline import baseline_doubt
 from ..quality.growth import measurement_tolerance
 from ..quality.shared_registration import shared_doubts
 from ..study.timepoints import days_from_first
-from .response import response_uncertainty, trajectory_changes
+from .response import not_evaluable, response_uncertainty, trajectory_changes
 from .shape import lesion_measures
 
 TRAJECTORY_COLUMNS = (
@@ -49,7 +49,13 @@ def trajectory_rows(result: TrackingResult) -> list[dict]:
             row.update(_xyz("centroid", m.get("centroid_lps")))
             row.update(_xyz("point", res.propagated_point_lps))
             lesion_rows.append(row)
-        changes = trajectory_changes([r["volume_ml"] for r in lesion_rows])
+        prompt = result.get(lesion.id, lesion.scan_id)
+        # an empty click (the study's other lesions tracked, this one carried from the click): no
+        # row is vouched for, so none is a baseline (a follow-up not found there would read 0 mL,
+        # then PD wherever anything was found)
+        no_baseline = prompt.status == "prompt" and prompt.mask.empty
+        changes = ([not_evaluable() for _ in lesion_rows] if no_baseline
+                   else trajectory_changes([r["volume_ml"] for r in lesion_rows]))
         for row, change in zip(lesion_rows, changes):
             row.update(change)
         _add_review(result, lesion, lesion_rows, days, shared)
@@ -70,8 +76,9 @@ def _add_review(result: TrackingResult, lesion, rows: list[dict], days: list, sh
     volumes = [r["volume_ml"] for r in rows]
     temporal = assess_volumes(volumes, days, found, prompt, voxel)
     tolerance = [measurement_tolerance(v or 0.0, s) for v, s in zip(volumes, voxel)]
-    for extra, note in zip(temporal, response_uncertainty(volumes, tolerance)):
-        if note:
+    evaluable = [r["response"] != "NE" for r in rows]
+    for extra, note, judged in zip(temporal, response_uncertainty(volumes, tolerance), evaluable):
+        if note and judged:
             extra.append(Finding(Reason.RESPONSE_UNCERTAIN, note))
     drawn = lesion.prompt_kind == "mask"
     baseline = None if drawn else baseline_doubt(result.get(lesion.id, lesion.scan_id).findings)

@@ -7,6 +7,15 @@ from pathlib import Path
 from .colors import lesion_color
 
 
+def series(rows: list[dict], lesion: str) -> tuple[list[float], list[dict]]:
+    """A lesion's measured rows and their x: days from the first scan, or (a study without dates)
+    the scan's place in time order, so a scan with nothing measured leaves a gap, not a shift."""
+    use_days = all(r["days_from_first"] is not None for r in rows)
+    scans = list(dict.fromkeys(r["scan"] for r in rows))
+    pts = [r for r in rows if r["lesion"] == lesion and r["volume_ml"] is not None]
+    return [r["days_from_first"] if use_days else scans.index(r["scan"]) for r in pts], pts
+
+
 def plot_trajectory(rows: list[dict], lesion_ids: list[str], path: Path, title: str = "") -> None:
     # The object API, not pyplot: no global backend switch (this also runs inside Slicer's
     # Python) and no pyplot import; safe in a worker thread.
@@ -15,16 +24,15 @@ def plot_trajectory(rows: list[dict], lesion_ids: list[str], path: Path, title: 
     fig = Figure(figsize=(6.4, 4.0), dpi=120)
     ax = fig.subplots()
     use_days = all(r["days_from_first"] is not None for r in rows)
+    scans = list(dict.fromkeys(r["scan"] for r in rows))
     for k, lesion in enumerate(lesion_ids):
-        pts = [r for r in rows if r["lesion"] == lesion and r["volume_ml"] is not None]
+        xs, pts = series(rows, lesion)
         if not pts:
             continue
-        xs = [r["days_from_first"] for r in pts] if use_days else list(range(len(pts)))
         ax.plot(xs, [r["volume_ml"] for r in pts], "o-", color=lesion_color(k), label=lesion)
         for x, r in zip(xs, pts):
             if r["status"] == "prompt":
                 ax.plot([x], [r["volume_ml"]], "*", ms=14, color=lesion_color(k), mec="k")
-    scans = list(dict.fromkeys(r["scan"] for r in rows))
     if not use_days:
         ax.set_xticks(range(len(scans)), scans)
     ax.set_xlabel("days from first scan" if use_days else "scan")

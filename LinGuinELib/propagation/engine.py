@@ -226,14 +226,17 @@ class _Run:
                 keep = part if keep is None else keep | part
         return keep if keep is not None else np.zeros(raw.shape, dtype=bool)
 
-    def prompt(self, lesion: Lesion) -> LesionScanResult:
-        """The lesion on its own scan: the user's mask, or the segmentation of the user's click."""
+    def prompt(self, lesion: Lesion) -> tuple[LesionScanResult, LesionReference | None]:
+        """The lesion on its own scan (the user's mask, or the segmentation of the user's click)
+        and its reference for the follow-ups (None for an empty one); stored by ``execute``."""
         image = self.image(lesion.scan_id)
         if lesion.prompt_kind == "mask":
             from ..prompt.masks import read_prompt_mask
 
             mask_img = lesion.mask if lesion.mask is not None else read_prompt_mask(lesion.mask_path, image)
             mask = voxels(mask_img).astype(bool)
+            if not mask.any():  # files and Slicer segments are refused earlier; an in-memory mask here
+                raise InputError(f"lesion '{lesion.id}': its mask prompt is empty on scan '{lesion.scan_id}'")
         else:
             mask = self.segment_at(image, lesion.points_lps, lesion.negative_points_lps)
         crop = MaskCrop.from_full(mask)
@@ -243,29 +246,29 @@ class _Run:
         click = lesion.points_lps.mean(axis=0) if lesion.prompt_kind != "mask" else None
         self.check(result, image, segmented=lesion.prompt_kind != "mask", point=click)
         with self.timed("quality"):
-            self.lesion_refs[lesion.id] = LesionReference.from_prompt(
+            reference = LesionReference.from_prompt(
                 image, result.mask, centre, result.signals.get("inscribed_mm", float("nan")))
-        return result
+        return result, reference
 
-    def refuse_if_nothing_segmented(self, lesions: list[Lesion]) -> None:
-        """Refuse the call when no click of it gave a segment (a click in air or beside the
-        lesion: nothing to track). When only some did, the others are tracked: an empty prompt
-        is not measured, flagged ``empty_prompt``, and its lesion is carried from the click itself
-        with every follow-up flagged (``quality.baseline``), so one small nodule the segmenter
-        cannot see on thick slices does not cost a study's other lesions."""
-        empty = [les for les in lesions if self.results[(les.id, les.scan_id)].mask.empty]
+    def refuse_if_nothing_segmented(self, lesions: list[Lesion], prompts: dict[str, LesionScanResult],
+                                    others: list[Lesion]) -> None:
+        """Refuse a request in which no click gave a segment (a click in air or beside the lesion:
+        nothing to track); ``prompts``: this call's, not stored yet (a refused call leaves a session
+        as it was); ``others``: lesions of the same request tracked before (a session's reused ones).
+        When some did give one, every lesion is tracked: an empty prompt is not measured, flagged
+        ``empty_prompt``, and its lesion is carried from the click itself with every follow-up
+        flagged (``quality.baseline``), so one small nodule the segmenter cannot see on thick
+        slices does not cost a study's other lesions."""
+        empty = [les for les in lesions if prompts[les.id].mask.empty]
         if not empty:
             return
-        first = empty[0]
-        where = np.round(lps_to_ras(first.points_lps[0]), 1).tolist()
-        message = (f"lesion '{first.id}': nothing could be segmented at its prompt (RAS {where}) "
-                   f"on scan '{first.scan_id}'; click inside the lesion")
-        if len(empty) == len(lesions):
-            for lesion in lesions:  # a session keeps nothing of a refused call
-                self.results.pop((lesion.id, lesion.scan_id))
-                self.lesion_refs.pop(lesion.id, None)
-            others = f" (and at the prompts of {len(empty) - 1} other lesion(s))" if len(empty) > 1 else ""
-            raise InputError(message + others)
+        earlier = [self.results.get((les.id, les.scan_id)) for les in others]
+        if len(empty) == len(lesions) and not any(res is not None and not res.mask.empty for res in earlier):
+            first = empty[0]
+            where = np.round(lps_to_ras(first.points_lps[0]), 1).tolist()
+            more = f" (and at the prompts of {len(empty) - 1} other lesion(s))" if len(empty) > 1 else ""
+            raise InputError(f"lesion '{first.id}': nothing could be segmented at its prompt (RAS {where}) "
+                             f"on scan '{first.scan_id}'; click inside the lesion{more}")
         for lesion in empty:
             log.warning("lesion '%s': nothing could be segmented at its prompt on scan '%s'; tracked from the "
                         "click and flagged for review", lesion.id, lesion.scan_id)
@@ -380,8 +383,9 @@ class _Run:
                 self.image_future(scan_id)
             self.pair_future(*pair)
 
-    def execute(self, lesions: list[Lesion] | None = None) -> TrackingResult:
-        """Track ``lesions`` (default: the study's) on every scan; earlier results are kept."""
+    def execute(self, lesions: list[Lesion] | None = None, others: list[Lesion] = ()) -> TrackingResult:
+        """Track ``lesions`` (default: the study's) on every scan; earlier results are kept.
+        ``others``: lesions of the same request tracked before (see ``refuse_if_nothing_segmented``)."""
         since = time.perf_counter()
         lesions = list(self.study.lesions if lesions is None else lesions)
         by_id = {lesion.id: lesion for lesion in lesions}
@@ -402,9 +406,10 @@ class _Run:
             self.image_future(scan_id)
         if self.workers > 0:
             self.warm(pairs[:1])
+        prompts = {lesion.id: self.prompt(lesion) for lesion in lesions}
+        self.refuse_if_nothing_segmented(lesions, {k: v[0] for k, v in prompts.items()}, list(others))
         for lesion in lesions:
-            self.results[(lesion.id, lesion.scan_id)] = self.prompt(lesion)
-        self.refuse_if_nothing_segmented(lesions)
+            self.results[(lesion.id, lesion.scan_id)], self.lesion_refs[lesion.id] = prompts[lesion.id]
         self.warm(pairs)
         current_target = None
         for _, level in groupby(steps, key=lambda s: s.depth):
