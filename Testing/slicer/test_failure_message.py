@@ -25,15 +25,20 @@ from LinGuinELib.config import TrackingConfig  # noqa: E402
 PATHS = pytest.mark.parametrize("keep_open", [True, False], ids=["study_worker", "one_shot_child"])
 
 
-def _run(study, tmp_path, config: TrackingConfig, keep_open: bool):
-    """The panel's path: prepare, start, poll until done; the logic and the finished job."""
+def _outcome(study, tmp_path, config: TrackingConfig, keep_open: bool, read=None):
+    """The panel's path: prepare, start, poll until done; what ``read(logic, job)`` makes of the
+    finished job (default: its failure), the job and any study worker closed after."""
     from LinGuinELogic import LinGuinELogic
 
     logic = LinGuinELogic(study.scene)
     prepared = logic.prepare(study.volumes, study.points)
     job = logic.startTracking(prepared, config, _environment(tmp_path), PLUGINS, keepStudyOpen=keep_open)
     _wait(job)
-    return logic, job
+    try:
+        return read(logic, job) if read is not None else logic.trackingFailure(job)
+    finally:
+        job.close()
+        logic.closeStudyWorker()
 
 
 def _click_on_nothing(study, alone: bool = True) -> None:
@@ -56,12 +61,7 @@ def _click_on_nothing(study, alone: bool = True) -> None:
 def test_bad_input_found_by_the_process_is_the_dialogs_text(ball_study, tmp_path, keep_open):
     _click_on_nothing(ball_study)
     before = _counts(ball_study.scene)
-    logic, job = _run(ball_study, tmp_path, TrackingConfig(**FAST), keep_open)
-    try:
-        failure = logic.trackingFailure(job)
-    finally:
-        job.close()
-        logic.closeStudyWorker()
+    failure = _outcome(ball_study, tmp_path, TrackingConfig(**FAST), keep_open)
     assert failure.message.startswith("Tracking failed: lesion 'Nothing': nothing could be segmented at its prompt")
     assert failure.message.endswith("on scan 'baseline'; click inside the lesion") and "\n" not in failure.message
     assert failure.details == "Nothing was added to the scene."
@@ -75,12 +75,8 @@ def test_a_click_on_nothing_beside_others_is_a_flagged_row_not_a_failure(ball_st
     from LinGuinELogic.tables import table_rows
 
     _click_on_nothing(ball_study, alone=False)
-    logic, job = _run(ball_study, tmp_path, TrackingConfig(**FAST), keep_open)
-    try:
-        output = logic.finishTracking(job)
-    finally:
-        job.close()
-        logic.closeStudyWorker()
+    output = _outcome(ball_study, tmp_path, TrackingConfig(**FAST), keep_open,
+                      lambda logic, job: logic.finishTracking(job))
     rows = {(r["lesion"], r["scan"]): r for r in table_rows(output.tableNode)}
     empty = rows[("Nothing", "baseline")]
     assert empty["volume_ml"] in ("", None) and empty["review"] == "review", empty
@@ -90,32 +86,19 @@ def test_a_click_on_nothing_beside_others_is_a_flagged_row_not_a_failure(ball_st
 
 @PATHS
 def test_a_backend_exception_is_named_with_the_log_in_the_details(ball_study, tmp_path, keep_open):
-    logic, job = _run(ball_study, tmp_path, TrackingConfig(registration=FAST["registration"],
-                                                           segmentation="slicer-test-raises"), keep_open)
-    try:
-        failure = logic.trackingFailure(job)
-    finally:
-        job.close()
-        logic.closeStudyWorker()
+    failure = _outcome(ball_study, tmp_path, TrackingConfig(registration=FAST["registration"],
+                                                            segmentation="slicer-test-raises"), keep_open)
     assert failure.message == f"Tracking failed: RuntimeError: {OUT_OF_MEMORY}"
     assert failure.details.startswith("Nothing was added to the scene.\n\n") and len(failure.details.splitlines()) > 3
 
 
 def test_a_native_crash_says_so(ball_study, tmp_path):
     config = TrackingConfig(registration="slicer-test-crash", segmentation=FAST["segmentation"])
-    logic, job = _run(ball_study, tmp_path, config, keep_open=False)
-    try:
-        failure = logic.trackingFailure(job)
-    finally:
-        job.close()
+    failure = _outcome(ball_study, tmp_path, config, keep_open=False)
     assert failure.message.startswith("Tracking failed: the tracking process was killed by signal")
     assert failure.message.endswith(": Fatal Python error: Aborted")
     assert "illegal memory access" in failure.details and "File " in failure.details
 
 
 def test_no_failure_no_dialog(ball_study, tmp_path):
-    logic, job = _run(ball_study, tmp_path, TrackingConfig(**FAST), keep_open=False)
-    try:
-        assert logic.trackingFailure(job) is None
-    finally:
-        job.close()
+    assert _outcome(ball_study, tmp_path, TrackingConfig(**FAST), keep_open=False) is None
