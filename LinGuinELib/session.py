@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import wait as wait_futures
 
 import numpy as np
@@ -128,7 +129,9 @@ class StudySession:
         return stage
 
     def close(self) -> None:
-        """Free scans, registrations and backends (waits for a registration in progress)."""
+        """Free scans, registrations and backends (waits for a registration in progress); the
+        lesions tracked go with their results (a later ``start`` tracks them anew)."""
+        self.lesions = []
         if self._run is not None:
             run, self._run = self._run, None
             run.close()
@@ -163,7 +166,9 @@ class StudySession:
 
     def add_lesion(self, lesion: Lesion, progress: ProgressCallback | None = None,
                    cancel: CancelCheck | None = None) -> TrackingResult:
-        """Track one more lesion (a lesion with the id of an earlier one replaces it)."""
+        """Track one more lesion (a lesion with the id of an earlier one replaces it). The request
+        is this lesion alone: a click that gives nothing is refused (``track_lesions`` counts the
+        other lesions it is sent with)."""
         return self._add([lesion], progress, cancel)
 
     def track_lesions(self, lesions: list[Lesion], progress: ProgressCallback | None = None,
@@ -193,7 +198,7 @@ class StudySession:
         return self._run
 
     def _add(self, lesions: list[Lesion], progress: ProgressCallback | None,
-             cancel: CancelCheck | None, others: list[Lesion] = ()) -> TrackingResult:
+             cancel: CancelCheck | None, others: Sequence[Lesion] = ()) -> TrackingResult:
         run = self._started()
         ids = [s.id for s in self.study.scans]
         for lesion in lesions:
@@ -201,11 +206,14 @@ class StudySession:
                 raise InputError(f"lesion '{lesion.id}': scan '{lesion.scan_id}' is not in the study")
         since = time.perf_counter()
         run.progress, run.cancel = progress, cancel
+        new = {les.id for les in lesions}
         try:
             run.execute(lesions, others)
+        except BaseException:  # a lesion the engine dropped (it failed half-way) is tracked no more
+            self.lesions = [les for les in self.lesions if (les.id, les.scan_id) in run.results]
+            raise
         finally:
             run.progress = run.cancel = None
-        new = {les.id for les in lesions}
         self.lesions = [les for les in self.lesions if les.id not in new] + lesions
         log.info("session %s: %d lesion(s) tracked in %.1f s", self.study.patient_id, len(lesions),
                  time.perf_counter() - since)

@@ -22,7 +22,7 @@ from safety_fixtures import CENTRE, TRACK, assert_one_line, assert_refused, run,
 from test_safety_inputs import CODE
 
 from LinGuinELib.config import TrackingConfig
-from LinGuinELib.errors import InputError
+from LinGuinELib.errors import Cancelled, InputError
 from LinGuinELib.measures.trajectory import trajectory_rows
 from LinGuinELib.propagation.engine import track
 from LinGuinELib.session import StudySession
@@ -100,8 +100,8 @@ def test_one_empty_click_does_not_cost_the_other_lesions(tmp_path, capsys):
     assert wall["T1"]["status"] == "prompt" and wall["T1"]["volume_ml"] == "" and wall["T1"]["response"] == "NE"
     assert wall["T1"]["review_reasons"] == "empty_prompt"
     for scan in ("T0", "T2"):
-        assert wall[scan]["review"] == "true" and "baseline_doubtful" in wall[scan]["review_reasons"], wall[scan]
-        assert "prompt scan: empty_prompt" in wall[scan]["review_details"]
+        assert wall[scan]["review"] == "true" and "no_baseline" in wall[scan]["review_reasons"], wall[scan]
+        assert "could not be checked against the lesion" in wall[scan]["review_details"]
     # no row is vouched for, so none is a baseline: before, a follow-up not found there read as a
     # 0 mL baseline and whatever was found later as PD
     assert all(r["response"] == "NE" and r["change_from_baseline_pct"] == "" for r in wall.values()), wall
@@ -137,6 +137,52 @@ def test_an_empty_click_beside_a_reused_one_is_tracked_as_in_a_fresh_run(tmp_pat
     with StudySession(study, config, workers=0) as s:
         s.track_lesions([ball])
         assert trajectory_rows(s.track_lesions([ball, wall])) == fresh and s.last_reused == ["L_ball"]
+        # ... and a request of the empty click alone is refused, reused or not (the review found it
+        # accepted once the ball was deleted from the list), as add_lesion refuses it
+        with pytest.raises(InputError, match="lesion 'L_wall': nothing could be segmented"):
+            s.track_lesions([wall])
+        with pytest.raises(InputError, match="lesion 'L_other': nothing could be segmented"):
+            s.add_lesion(dataclasses.replace(wall, id="L_other"))
+        assert trajectory_rows(s.result()) == fresh
+
+
+@pytest.mark.parametrize("mode", ["direct", "chain"])
+def test_an_empty_clicks_lesion_is_flagged_on_every_row_in_both_modes(tmp_path, mode):
+    """Also when the table is rebuilt without the engine's findings (the Slicer module's
+    re-measure of edited segments keeps no finding): the rows decide it themselves."""
+    study = load_manifest(two_lesion_study(tmp_path / "S"))
+    result = track(study, TrackingConfig(registration="test-shift", segmentation="classical", mode=mode), workers=0)
+    for res in result.results.values():
+        res.findings = []
+    wall = {r["scan"]: r for r in trajectory_rows(result) if r["lesion"] == "L_wall"}
+    assert wall["T1"]["review_reasons"] == "empty_prompt" and wall["T1"]["volume_ml"] is None
+    assert all(r["review_reasons"] == "no_baseline" and r["response"] == "NE" for s, r in wall.items() if s != "T1")
+
+
+def test_a_call_cancelled_half_way_leaves_no_lesion_half_tracked(tmp_path):
+    """Before, the prompts were stored and the session still listed the lesion as it had been:
+    asked again with the old click, it was "reused" with a mixed trajectory."""
+    study, _, ball = _session_lesions(tmp_path)
+    config = TrackingConfig(registration="test-shift", segmentation="classical")
+    moved = dataclasses.replace(ball, points_lps=ball.points_lps + 1.0)
+    with StudySession(study, config, workers=0) as s:
+        before = trajectory_rows(s.add_lesion(ball))
+        steps = []
+        with pytest.raises(Cancelled):
+            s.track_lesions([moved], cancel=lambda: len(steps) > 0,
+                            progress=lambda e: steps.append(e) if e.stage == "segment" else None)
+        assert s.lesions == [] and ("L_ball", "T1") not in s._run.results
+        assert trajectory_rows(s.track_lesions([ball])) == before and s.last_reused == []
+
+
+def test_a_closed_session_started_again_tracks_its_lesions_anew(tmp_path):
+    """Before, the lesions outlived their results: asked again, one was "reused" and raised KeyError."""
+    study, _, ball = _session_lesions(tmp_path)
+    session = StudySession(study, TrackingConfig(registration="test-shift", segmentation="classical"), workers=0)
+    with session:
+        before = trajectory_rows(session.add_lesion(ball))
+    with session:
+        assert trajectory_rows(session.track_lesions([ball])) == before and session.last_reused == []
 
 
 def test_the_cli_says_so_in_one_line_and_writes_nothing(tmp_path, capsys):

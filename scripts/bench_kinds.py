@@ -128,7 +128,7 @@ def pair_records(dataset: str, study_id: str, kinds: dict, evaluation_rows: list
         truth_v = [float(r["truth_volume_ml"]) if np.isfinite(r["truth_volume_ml"]) else None for r in rows]
         pred_v = [traj[(lesion, r["scan"])]["volume_ml"] for r in rows]
         true_resp = trajectory_changes(truth_v)
-        pred_resp = trajectory_changes(pred_v)
+        pred_resp = [{"response": traj[(lesion, r["scan"])]["response"]} for r in rows]  # what users are told
         expected = kinds[lesion].get("expected_ml") or {}
         exp_resp = trajectory_changes([expected.get(r["scan"]) for r in rows]) if expected else [{}] * len(rows)
         for k, (r, tr, pr, er) in enumerate(zip(rows, true_resp, pred_resp, exp_resp)):
@@ -142,7 +142,8 @@ def pair_records(dataset: str, study_id: str, kinds: dict, evaluation_rows: list
                         "true_response": tr["response"], "reported_response": pr["response"],
                         "expected_response": er.get("response", ""),
                         "review": bool(t["review"]), "reasons": t["review_reasons"],
-                        "cause": disagreement_cause(truth_v, pred_v, k) if differ else ""})
+                        "cause": ("" if not differ else "not evaluable (no baseline: the click gave nothing)"
+                                  if pr["response"] == "NE" else disagreement_cause(truth_v, pred_v, k))})
     return out
 
 

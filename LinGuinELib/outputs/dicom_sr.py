@@ -5,7 +5,8 @@ the SEG and on every timepoint), the SEG segment it measures, the timepoint, vol
 axial diameter (SCT Long axis, mm), short axis (mm) and the volumetric response (DCM Current
 Response: Target Lesion at Baseline / Complete / Partial Response / Stable / Progressive Disease,
 SCT Not evaluated). Values are the trajectory table's, stored exactly (FloatingPointValue).
-A lesion not measurable on the scan (outside it) gets no measurements, only its response NE.
+A lesion not measured on the scan (outside it, or a click that gave nothing) gets no measurements,
+only its response; the review flags stay in trajectory.csv (the template has no place for them).
 """
 
 from __future__ import annotations

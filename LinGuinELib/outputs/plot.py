@@ -7,11 +7,16 @@ from pathlib import Path
 from .colors import lesion_color
 
 
+def _axis(rows: list[dict]) -> tuple[bool, list[str]]:
+    """Whether x is days from the first scan (every scan dated), and the scans in time order."""
+    return all(r["days_from_first"] is not None for r in rows), list(dict.fromkeys(r["scan"] for r in rows))
+
+
 def series(rows: list[dict], lesion: str) -> tuple[list[float], list[dict]]:
     """A lesion's measured rows and their x: days from the first scan, or (a study without dates)
-    the scan's place in time order, so a scan with nothing measured leaves a gap, not a shift."""
-    use_days = all(r["days_from_first"] is not None for r in rows)
-    scans = list(dict.fromkeys(r["scan"] for r in rows))
+    the scan's place in time order, so a point stays at its own scan when an earlier scan has
+    nothing measured (the line then joins the measured ones across it)."""
+    use_days, scans = _axis(rows)
     pts = [r for r in rows if r["lesion"] == lesion and r["volume_ml"] is not None]
     return [r["days_from_first"] if use_days else scans.index(r["scan"]) for r in pts], pts
 
@@ -23,8 +28,7 @@ def plot_trajectory(rows: list[dict], lesion_ids: list[str], path: Path, title: 
 
     fig = Figure(figsize=(6.4, 4.0), dpi=120)
     ax = fig.subplots()
-    use_days = all(r["days_from_first"] is not None for r in rows)
-    scans = list(dict.fromkeys(r["scan"] for r in rows))
+    use_days, scans = _axis(rows)
     for k, lesion in enumerate(lesion_ids):
         xs, pts = series(rows, lesion)
         if not pts:

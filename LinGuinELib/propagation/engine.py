@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from itertools import groupby
@@ -242,8 +243,10 @@ class _Run:
         crop = MaskCrop.from_full(mask)
         centre = mask_centre_lps(crop, image) if not crop.empty else None
         self.report("segment", f"{lesion.id}: prompt on {lesion.scan_id}", lesion=lesion.id, scan=lesion.scan_id)
-        result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", crop, centre_lps=centre)
         click = lesion.points_lps.mean(axis=0) if lesion.prompt_kind != "mask" else None
+        # a click that gave nothing keeps its place in the table (the Slicer row still leads to it)
+        result = LesionScanResult(lesion.id, lesion.scan_id, "prompt", crop, centre_lps=centre,
+                                  propagated_point_lps=click if crop.empty else None)
         self.check(result, image, segmented=lesion.prompt_kind != "mask", point=click)
         with self.timed("quality"):
             reference = LesionReference.from_prompt(
@@ -251,27 +254,33 @@ class _Run:
         return result, reference
 
     def refuse_if_nothing_segmented(self, lesions: list[Lesion], prompts: dict[str, LesionScanResult],
-                                    others: list[Lesion]) -> None:
-        """Refuse a request in which no click gave a segment (a click in air or beside the lesion:
-        nothing to track); ``prompts``: this call's, not stored yet (a refused call leaves a session
-        as it was); ``others``: lesions of the same request tracked before (a session's reused ones).
-        When some did give one, every lesion is tracked: an empty prompt is not measured, flagged
-        ``empty_prompt``, and its lesion is carried from the click itself with every follow-up
-        flagged (``quality.baseline``), so one small nodule the segmenter cannot see on thick
-        slices does not cost a study's other lesions."""
-        empty = [les for les in lesions if prompts[les.id].mask.empty]
+                                    others: Sequence[Lesion]) -> None:
+        """Refuse a request in which no click gave a segment: nothing to track (a click in air or
+        beside the lesion). ``prompts``: this call's, not stored yet, so a refused call leaves a
+        session as it was; ``others``: the request's lesions tracked before (a session's reused
+        ones) count with their earlier prompts. Otherwise an empty click's lesion is tracked from
+        the click and flagged (``measures.trajectory``)."""
+        earlier = [(les, self.results.get((les.id, les.scan_id))) for les in others]
+        answers = [(les, prompts[les.id]) for les in lesions] + [(les, r) for les, r in earlier if r is not None]
+        empty = [les for les, res in answers if res.empty_prompt]
         if not empty:
             return
-        earlier = [self.results.get((les.id, les.scan_id)) for les in others]
-        if len(empty) == len(lesions) and not any(res is not None and not res.mask.empty for res in earlier):
+        if len(empty) == len(answers):
             first = empty[0]
             where = np.round(lps_to_ras(first.points_lps[0]), 1).tolist()
             more = f" (and at the prompts of {len(empty) - 1} other lesion(s))" if len(empty) > 1 else ""
             raise InputError(f"lesion '{first.id}': nothing could be segmented at its prompt (RAS {where}) "
                              f"on scan '{first.scan_id}'; click inside the lesion{more}")
-        for lesion in empty:
+        for lesion in (les for les in lesions if prompts[les.id].empty_prompt):
             log.warning("lesion '%s': nothing could be segmented at its prompt on scan '%s'; tracked from the "
                         "click and flagged for review", lesion.id, lesion.scan_id)
+
+    def forget(self, lesion_ids: set[str]) -> None:
+        """Drop these lesions' results (a call that failed after storing some of them)."""
+        for key in [k for k in self.results if k[0] in lesion_ids]:
+            del self.results[key]
+        for lesion_id in lesion_ids:
+            self.lesion_refs.pop(lesion_id, None)
 
     def plausible(self, lesion: Lesion, image: sitk.Image, result: LesionScanResult,
                   prompt: LesionScanResult | None) -> tuple[bool, dict[str, float], list[str]]:
@@ -383,7 +392,7 @@ class _Run:
                 self.image_future(scan_id)
             self.pair_future(*pair)
 
-    def execute(self, lesions: list[Lesion] | None = None, others: list[Lesion] = ()) -> TrackingResult:
+    def execute(self, lesions: list[Lesion] | None = None, others: Sequence[Lesion] = ()) -> TrackingResult:
         """Track ``lesions`` (default: the study's) on every scan; earlier results are kept.
         ``others``: lesions of the same request tracked before (see ``refuse_if_nothing_segmented``)."""
         since = time.perf_counter()
@@ -407,10 +416,22 @@ class _Run:
         if self.workers > 0:
             self.warm(pairs[:1])
         prompts = {lesion.id: self.prompt(lesion) for lesion in lesions}
-        self.refuse_if_nothing_segmented(lesions, {k: v[0] for k, v in prompts.items()}, list(others))
+        self.refuse_if_nothing_segmented(lesions, {k: v[0] for k, v in prompts.items()}, others)
         for lesion in lesions:
             self.results[(lesion.id, lesion.scan_id)], self.lesion_refs[lesion.id] = prompts[lesion.id]
-        self.warm(pairs)
+        try:
+            self.warm(pairs)
+            self.run_steps(steps, by_id, pending)
+        except BaseException:  # cancelled or failed half-way: no lesion of the call is left half-tracked
+            self.forget(set(by_id))
+            raise
+        result = self.result_for(lesions, since)
+        self.report("done", "tracking finished", advance=False)
+        return result
+
+    def run_steps(self, steps: list[Step], by_id: dict[str, Lesion], pending: set[tuple[str, str]]) -> None:
+        """Segment every step, depth by depth (``plan``); ``pending``: the registrations still to
+        report as they are first used."""
         current_target = None
         for _, level in groupby(steps, key=lambda s: s.depth):
             level = list(level)
@@ -426,9 +447,6 @@ class _Run:
                     pending.discard(pair)
                     self.report("register", f"registered {pair[0]} -> {pair[1]}", scan=pair[1])
         self.segmenter.release()
-        result = self.result_for(lesions, since)
-        self.report("done", "tracking finished", advance=False)
-        return result
 
     def result_for(self, lesions: list[Lesion], since: float) -> TrackingResult:
         """The result of these (tracked) lesions; timings count the work done after ``since``."""

@@ -90,6 +90,11 @@ class LesionScanResult:
     signals: dict[str, float] = field(default_factory=dict)
     findings: list = field(default_factory=list)
 
+    @property
+    def empty_prompt(self) -> bool:
+        """The prompt scan's result of a click that gave nothing: no baseline for the lesion."""
+        return self.status == "prompt" and self.mask.empty
+
 
 @dataclass
 class TrackingResult:

@@ -11,8 +11,6 @@ right (measured on the development studies: 60 good follow-ups under such prompt
 A baseline cut to fewer slices than its width needs (``shallow``: the slice it shares with the
 dome left out on 5 mm slices) is carried too: the follow-ups may be right, but their change is
 read against half the lesion.
-A prompt that gave nothing (``empty_prompt``: the study's other lesions are tracked, this one from
-its click) leaves every follow-up with no baseline at all: carried too.
 A baseline the user drew (a mask prompt) is the user's answer, not the segmenter's: nothing is
 carried from it.
 """
@@ -22,7 +20,7 @@ from __future__ import annotations
 from .reasons import Finding, Reason
 
 # Findings on the prompt scan's own segment that make its follow-ups doubtful.
-BASELINE_SHAPE_REASONS = (Reason.EMPTY_PROMPT, Reason.TINY_SEGMENT, Reason.NOT_COMPACT, Reason.THIN_PART,
+BASELINE_SHAPE_REASONS = (Reason.TINY_SEGMENT, Reason.NOT_COMPACT, Reason.THIN_PART,
                           Reason.ATTACHED_AS_THICK, Reason.OUTSIDE_LUNG, Reason.REGION_BORDER, Reason.SHALLOW)
 
 

@@ -37,6 +37,7 @@ class Reason(str, Enum):
     ABSENCE_UNCONFIRMED = "absence_unconfirmed"
     RESPONSE_UNCERTAIN = "response_uncertain"
     BASELINE_DOUBTFUL = "baseline_doubtful"
+    NO_BASELINE = "no_baseline"
     SHALLOW = "shallow"
     GROWN_BEYOND = "grown_beyond"
     FEW_SLICES = "few_slices"
@@ -76,6 +77,9 @@ REASON_TEXT: dict[Reason, str] = {
                                "uncertainty of a threshold: the neighbouring category is as likely",
     Reason.BASELINE_DOUBTFUL: "the prompt scan's own segment, the baseline this volume and response are read "
                               "against, does not look like a lesion: the same segmenter may have erred here too",
+    Reason.NO_BASELINE: "the click on the prompt scan gave nothing: this result was found at the click's mapped "
+                        "point and could not be checked against the lesion (there is no outline to check it "
+                        "against, nor a volume to read a response from)",
     Reason.SHALLOW: "the segment is less than half as deep across the slices as it is wide: a slice holding the "
                     "lesion beside a wall that crosses the slices (the dome) was left out, or the lesion is flat; "
                     "its volume is not vouched for within a factor of 2",

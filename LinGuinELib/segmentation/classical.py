@@ -124,10 +124,9 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
         # a solid core inside a ground-glass halo: the halo is the lesion's, the aerated lung
         # beyond it the surroundings; kept when it holds the core and, wrapped in lung, reaches
         # no more of the region's border than the core did (not a haze running on). Not after a
-        # later reading: the first, the plateau taken as the lesion's, has then failed already
-        # (a dome's mix with the lung on thick slices). A first reading that took a large
-        # tumour's denser part against its own solid plateau (a core of +20 HU inside -550 HU
-        # ground glass, 80 mm on the dome: 0.21x) still has its halo tried.
+        # later reading: the first, the plateau taken as the lesion's, failed (a dome's mix with
+        # the lung on thick slices); a first that took a solid core against its own plateau has
+        # its halo tried.
         diag_halo = dict(diag)
         whole, whole_radius, _ = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
                                          small_factor, hold_level=halo.share >= HALO_SURE)

@@ -79,8 +79,10 @@ def test_a_click_on_nothing_beside_others_is_a_flagged_row_not_a_failure(ball_st
                       lambda logic, job: logic.finishTracking(job))
     rows = {(r["lesion"], r["scan"]): r for r in table_rows(output.tableNode)}
     empty = rows[("Nothing", "baseline")]
-    assert empty["volume_ml"] in ("", None) and empty["review"] == "review", empty
+    assert empty["volume_ml"] is None and empty["review"] == "review", empty
     assert empty["review_reasons"] == "empty_prompt"
+    after = [rows[("Nothing", scan)] for scan in ball_study.names if scan != "baseline"]
+    assert all(r["response"] == "NE" and "no_baseline" in r["review_reasons"] for r in after), after
     assert all(float(rows[("Nodule_A", scan)]["volume_ml"]) > 0 for scan in ball_study.names), rows
 
 
