@@ -1,5 +1,6 @@
 """A lesion's prompt checked before any work: its points on its scan's grid, not in air, not on
-NaN/inf voxels, and a mask prompt not over NaN/inf voxels.
+NaN/inf voxels, and a mask prompt not over NaN/inf voxels; and, once the prompts are segmented, a
+request in which no click gave anything (``check_something_segmented``).
 
 Written once for every way in: the CLI (``study.manifest.validate_study`` checks the points
 against the scans' headers, ``study.preflight`` the voxels of the prompted scans) and the Slicer
@@ -58,3 +59,18 @@ def check_prompt_voxels(lesion: Lesion, grid, voxels_zyx: np.ndarray) -> None:
 
 def _refuse(lesion: Lesion, what: str) -> None:
     raise InputError(f"lesion '{lesion.id}': its prompt on scan '{lesion.scan_id}' {what}")
+
+
+def check_something_segmented(answers: list[tuple[Lesion, bool]]) -> list[Lesion]:
+    """Refuse a request in which no click gave a segment: nothing to track (a click in air or beside
+    the lesion). ``answers``: each lesion of the request with whether its click gave nothing (the
+    engine counts a session's reused lesions with their earlier prompts). The lesions whose click
+    gave nothing, when others did: they are tracked from the click and flagged."""
+    empty = [lesion for lesion, nothing in answers if nothing]
+    if empty and len(empty) == len(answers):
+        first = empty[0]
+        where = np.round(lps_to_ras(first.points_lps[0]), 1).tolist()
+        more = f" (and at the prompts of {len(empty) - 1} other lesion(s))" if len(empty) > 1 else ""
+        raise InputError(f"lesion '{first.id}': nothing could be segmented at its prompt (RAS {where}) "
+                         f"on scan '{first.scan_id}'; click inside the lesion{more}")
+    return empty

@@ -36,6 +36,7 @@ from ..errors import Cancelled, InputError
 from ..filtering import keep_nearest_component
 from ..geometry import ImageGeometry, inside_image, lps_to_ras, voxel_volume_ml
 from ..prompt import mask_centre_lps
+from ..prompt.checks import check_something_segmented
 from ..quality import Finding, Reason, scan_checks
 from ..quality.absence import absence_signals, settle_absence
 from ..quality.match import LesionReference, candidate_match, match_findings, unlike_prompt
@@ -255,25 +256,14 @@ class _Run:
 
     def refuse_if_nothing_segmented(self, lesions: list[Lesion], prompts: dict[str, LesionScanResult],
                                     others: Sequence[Lesion]) -> None:
-        """Refuse a request in which no click gave a segment: nothing to track (a click in air or
-        beside the lesion). ``prompts``: this call's, not stored yet, so a refused call leaves a
-        session as it was; ``others``: the request's lesions tracked before (a session's reused
-        ones) count with their earlier prompts. Otherwise an empty click's lesion is tracked from
-        the click and flagged (``measures.trajectory``)."""
+        """``prompt.checks.check_something_segmented`` on this call's prompts (not stored yet: a
+        refused call leaves a session as it was) and the request's lesions tracked before."""
         earlier = [(les, self.results.get((les.id, les.scan_id))) for les in others]
-        answers = [(les, prompts[les.id]) for les in lesions] + [(les, r) for les, r in earlier if r is not None]
-        empty = [les for les, res in answers if res.empty_prompt]
-        if not empty:
-            return
-        if len(empty) == len(answers):
-            first = empty[0]
-            where = np.round(lps_to_ras(first.points_lps[0]), 1).tolist()
-            more = f" (and at the prompts of {len(empty) - 1} other lesion(s))" if len(empty) > 1 else ""
-            raise InputError(f"lesion '{first.id}': nothing could be segmented at its prompt (RAS {where}) "
-                             f"on scan '{first.scan_id}'; click inside the lesion{more}")
-        for lesion in (les for les in lesions if prompts[les.id].empty_prompt):
-            log.warning("lesion '%s': nothing could be segmented at its prompt on scan '%s'; tracked from the "
-                        "click and flagged for review", lesion.id, lesion.scan_id)
+        answers = [(les, prompts[les.id].empty_prompt) for les in lesions]
+        for lesion in check_something_segmented(answers + [(les, r.empty_prompt) for les, r in earlier if r]):
+            if lesion.id in prompts:
+                log.warning("lesion '%s': nothing could be segmented at its prompt on scan '%s'; tracked from "
+                            "the click and flagged for review", lesion.id, lesion.scan_id)
 
     def forget(self, lesion_ids: set[str]) -> None:
         """Drop these lesions' results (a call that failed after storing some of them)."""
