@@ -21,6 +21,7 @@ import SimpleITK as sitk
 from safety_fixtures import CENTRE, TRACK, assert_one_line, assert_refused, run, scan_image, snapshot, write_study
 from test_safety_inputs import CODE
 
+from LinGuinELib.cli.main import main
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.errors import Cancelled, InputError
 from LinGuinELib.measures.trajectory import trajectory_rows
@@ -189,6 +190,19 @@ def test_the_cli_says_so_in_one_line_and_writes_nothing(tmp_path, capsys):
     manifest = wall_study(tmp_path / "S")
     assert_refused(capsys, tmp_path, "track", manifest, "--out", tmp_path / "out", *REAL_SEGMENTER,
                    words=("L_wall", "nothing could be segmented", "T1"))
+
+
+def test_a_batch_says_how_many_results_need_a_look(tmp_path, capsys):
+    """A study whose one click gave nothing now succeeds: the batch's last lines say so, and how many
+    results are flagged, so "0 failed" is not read as "all vouched for"."""
+    two_lesion_study(tmp_path / "ds" / "S")
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "ds"), "--out", str(out), *REAL_SEGMENTER]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-2:]
+    rows = csv.DictReader((out / "P_A" / "trajectory.csv").open(encoding="utf-8"))
+    flagged = sum(r["review"] == "true" for r in rows)
+    assert last[0].startswith(f"  {flagged} (lesion, scan) result(s) flagged for review in 1 study(ies)"), last
+    assert last[1].startswith("  1 lesion(s) whose click gave nothing"), last
 
 
 def test_a_batch_fails_only_that_study(tmp_path, capsys):

@@ -145,6 +145,27 @@ def check_batch_info(out_root: Path, config: TrackingConfig, source: str = "mani
                          "use another --out folder")
 
 
+def review_summary(out_root: Path, jobs: list[StudyJob]) -> dict[str, int]:
+    """Over the studies finished in OUT: ``flagged`` (lesion, scan) results marked for review,
+    ``studies`` holding one, ``empty_clicks`` lesions whose click gave nothing (tracked from the
+    click, no baseline): what a batch's last lines say, so a run that "succeeded" is not taken as
+    vouched for. Read from each study's own trajectory.csv (the same file ``report`` reads)."""
+    flagged = studies = empty = 0
+    for job in jobs:
+        path = Path(out_root) / job.folder_name / "trajectory.csv"
+        if not path.is_file():
+            continue
+        try:
+            with path.open(newline="", encoding="utf-8") as fh:
+                marked = [r for r in csv.DictReader(fh) if str(r.get("review", "")).lower() == "true"]
+        except (OSError, UnicodeDecodeError, csv.Error):  # edited by hand since: `report` names it
+            continue
+        flagged += len(marked)
+        studies += bool(marked)
+        empty += sum("empty_prompt" in (r.get("review_reasons") or "").split(";") for r in marked)
+    return {"flagged": flagged, "studies": studies, "empty_clicks": empty}
+
+
 def write_batch_info(out_root: Path, dataset: str, config: TrackingConfig, jobs: list[StudyJob],
                      source: str = "manifest") -> None:
     """Record what this output folder is a run of; refuse a different configuration."""

@@ -9,7 +9,14 @@ import shutil
 from pathlib import Path
 
 from ..batch.dataset import SOURCE_CHOICES, StudyJob, load_dataset, reprompt_manifest
-from ..batch.runner import batch_inputs, check_batch_info, connect_scheduler, run_batch, write_batch_info
+from ..batch.runner import (
+    batch_inputs,
+    check_batch_info,
+    connect_scheduler,
+    review_summary,
+    run_batch,
+    write_batch_info,
+)
 from ..errors import InputError
 from ..outputs.safety import check_out, claim_out, first_missing
 from ..registry import check_config_options
@@ -121,4 +128,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  failed {o.patient_id}: {o.error}: {o.message}")
         if failed:
             print(f"  (listed in {out / 'failures.csv'}; rerun the same command to retry them)")
+        review = review_summary(out, jobs)
+        if review["flagged"]:
+            print(f"  {review['flagged']} (lesion, scan) result(s) flagged for review in {review['studies']} "
+                  f"study(ies); `linguine report {out}` lists them")
+        if review["empty_clicks"]:
+            print(f"  {review['empty_clicks']} lesion(s) whose click gave nothing: tracked from the click, "
+                  "no baseline (empty_prompt)")
     return 1 if failed else 0
