@@ -128,22 +128,22 @@ def pair_records(dataset: str, study_id: str, kinds: dict, evaluation_rows: list
         truth_v = [float(r["truth_volume_ml"]) if np.isfinite(r["truth_volume_ml"]) else None for r in rows]
         pred_v = [traj[(lesion, r["scan"])]["volume_ml"] for r in rows]
         true_resp = trajectory_changes(truth_v)
-        pred_resp = [{"response": traj[(lesion, r["scan"])]["response"]} for r in rows]  # what users are told
         expected = kinds[lesion].get("expected_ml") or {}
         exp_resp = trajectory_changes([expected.get(r["scan"]) for r in rows]) if expected else [{}] * len(rows)
-        for k, (r, tr, pr, er) in enumerate(zip(rows, true_resp, pred_resp, exp_resp)):
-            t = traj[(lesion, r["scan"])]
-            differ = tr["response"] not in ("baseline", "NE") and tr["response"] != pr["response"]
+        for k, (r, tr, er) in enumerate(zip(rows, true_resp, exp_resp)):
+            t = traj[(lesion, r["scan"])]  # its response is what users are told
+            differ = tr["response"] not in ("baseline", "NE") and tr["response"] != t["response"]
             out.append({"dataset": dataset, "study": study_id, "lesion": lesion, "scan": r["scan"],
                         **{k: v for k, v in kinds[lesion].items() if k not in ("tissue_contact", "expected_ml")},
                         "is_source": bool(r["is_source"]), "status": r["status"],
                         "truth_ml": r["truth_volume_ml"], "pred_ml": r["pred_volume_ml"],
                         "dice": r["dice"], "centre_mm": r["centre_distance_mm"],
-                        "true_response": tr["response"], "reported_response": pr["response"],
+                        "true_response": tr["response"], "reported_response": t["response"],
                         "expected_response": er.get("response", ""),
                         "review": bool(t["review"]), "reasons": t["review_reasons"],
                         "cause": ("" if not differ else "not evaluable (no baseline: the click gave nothing)"
-                                  if pr["response"] == "NE" else disagreement_cause(truth_v, pred_v, k))})
+                                  if "no_baseline" in t["review_reasons"].split(";")
+                                  else disagreement_cause(truth_v, pred_v, k))})
     return out
 
 

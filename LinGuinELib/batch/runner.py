@@ -34,7 +34,9 @@ from urllib.parse import urlsplit
 
 from ..config import TrackingConfig
 from ..errors import EnvironmentProblem, InputError
+from ..evaluation.evaluate import EditedOutput, read_trajectory
 from ..outputs.safety import check_out, claim_out
+from ..quality.reasons import Reason
 from ..textio import read_json, write_json_atomic, write_text_atomic
 from .dataset import StudyJob
 
@@ -152,17 +154,14 @@ def review_summary(out_root: Path, jobs: list[StudyJob]) -> dict[str, int]:
     vouched for. Read from each study's own trajectory.csv (the same file ``report`` reads)."""
     flagged = studies = empty = 0
     for job in jobs:
-        path = Path(out_root) / job.folder_name / "trajectory.csv"
-        if not path.is_file():
-            continue
         try:
-            with path.open(newline="", encoding="utf-8") as fh:
-                marked = [r for r in csv.DictReader(fh) if str(r.get("review", "")).lower() == "true"]
-        except (OSError, UnicodeDecodeError, csv.Error):  # edited by hand since: `report` names it
+            rows = read_trajectory(Path(out_root) / job.folder_name / "trajectory.csv")
+        except (OSError, EditedOutput):  # edited by hand since: `report` names it
             continue
+        marked = [r for r in rows if str(r.get("review", "")).lower() == "true"]
         flagged += len(marked)
         studies += bool(marked)
-        empty += sum("empty_prompt" in (r.get("review_reasons") or "").split(";") for r in marked)
+        empty += sum(Reason.EMPTY_PROMPT.value in (r.get("review_reasons") or "").split(";") for r in marked)
     return {"flagged": flagged, "studies": studies, "empty_clicks": empty}
 
 

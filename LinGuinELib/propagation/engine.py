@@ -254,17 +254,6 @@ class _Run:
                 image, result.mask, centre, result.signals.get("inscribed_mm", float("nan")))
         return result, reference
 
-    def refuse_if_nothing_segmented(self, lesions: list[Lesion], prompts: dict[str, LesionScanResult],
-                                    others: Sequence[Lesion]) -> None:
-        """``prompt.checks.check_something_segmented`` on this call's prompts (not stored yet: a
-        refused call leaves a session as it was) and the request's lesions tracked before."""
-        earlier = [(les, self.results.get((les.id, les.scan_id))) for les in others]
-        answers = [(les, prompts[les.id].empty_prompt) for les in lesions]
-        for lesion in check_something_segmented(answers + [(les, r.empty_prompt) for les, r in earlier if r]):
-            if lesion.id in prompts:
-                log.warning("lesion '%s': nothing could be segmented at its prompt on scan '%s'; tracked from "
-                            "the click and flagged for review", lesion.id, lesion.scan_id)
-
     def forget(self, lesion_ids: set[str]) -> None:
         """Drop these lesions' results (a call that failed after storing some of them)."""
         for key in [k for k in self.results if k[0] in lesion_ids]:
@@ -384,7 +373,7 @@ class _Run:
 
     def execute(self, lesions: list[Lesion] | None = None, others: Sequence[Lesion] = ()) -> TrackingResult:
         """Track ``lesions`` (default: the study's) on every scan; earlier results are kept.
-        ``others``: lesions of the same request tracked before (see ``refuse_if_nothing_segmented``)."""
+        ``others``: lesions of the same request tracked before (``prompt.checks.check_something_segmented``)."""
         since = time.perf_counter()
         lesions = list(self.study.lesions if lesions is None else lesions)
         by_id = {lesion.id: lesion for lesion in lesions}
@@ -406,7 +395,14 @@ class _Run:
         if self.workers > 0:
             self.warm(pairs[:1])
         prompts = {lesion.id: self.prompt(lesion) for lesion in lesions}
-        self.refuse_if_nothing_segmented(lesions, {k: v[0] for k, v in prompts.items()}, others)
+        # refused before anything is stored (a refused call leaves a session as it was); the
+        # request's lesions tracked before count with their earlier prompts
+        answers = [(les, prompts[les.id][0].empty_prompt) for les in lesions] + [
+            (les, r.empty_prompt) for les in others if (r := self.results.get((les.id, les.scan_id))) is not None]
+        for lesion in check_something_segmented(answers):
+            if lesion.id in by_id:
+                log.warning("lesion '%s': nothing could be segmented at its prompt on scan '%s'; tracked from "
+                            "the click and flagged for review", lesion.id, lesion.scan_id)
         for lesion in lesions:
             self.results[(lesion.id, lesion.scan_id)], self.lesion_refs[lesion.id] = prompts[lesion.id]
         try:

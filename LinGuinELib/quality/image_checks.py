@@ -110,14 +110,14 @@ def _outside_lung(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray,
     return float(1.0 - envelope[coarse_mask].mean()), fine
 
 
-def _open_in_lung(hu: np.ndarray, mask: np.ndarray, envelope: np.ndarray | None, level: float,
+def _open_in_lung(hu: np.ndarray, ring: np.ndarray, envelope: np.ndarray | None, level: float,
                   lung_level: float) -> float:
     """``open_boundary`` counted on the part of the ring that lies in the lung (``envelope``):
     tissue the outline runs on into there (a vessel, a fissure), not the wall or mediastinum a
     lesion leans on. NaN when no part of the ring is lung or the segment is no denser than lung."""
     if envelope is None or not level > lung_level:
         return math.nan
-    ring = _ring(mask) & envelope
+    ring = ring & envelope
     return float(np.mean(hu[ring] > 0.5 * (level + lung_level))) if ring.any() else math.nan
 
 
@@ -179,7 +179,7 @@ class Edge(NamedTuple):
     lung_level: float
 
 
-def _edge(hu: np.ndarray, mask: np.ndarray) -> Edge:
+def _edge(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray) -> Edge:
     """The segment's edge from its interior and the ring round it.
 
     Tissue denser than the segment by half its contrast to the lung is another structure (the
@@ -190,7 +190,7 @@ def _edge(hu: np.ndarray, mask: np.ndarray) -> Edge:
     interior = ndimage.binary_erosion(mask)
     inside = hu[interior] if interior.sum() >= MIN_VOXELS else hu[mask]
     level_in = float(np.median(inside))
-    out = hu[_ring(mask)]
+    out = hu[ring]
     if out.size == 0:
         return Edge(math.nan, math.nan, math.nan, math.nan, level_in, math.nan)
     lung = out[out < level_in - 200.0]
@@ -247,7 +247,8 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     margin = np.ceil((ENVELOPE_BALL_FACTOR * max(radius, 2.0) + 6.0) / spacing).astype(int) + 2
     box, sub = _grown(mask, margin)
     hu = voxels(image)[box].astype(np.float32)
-    edge = _edge(hu, sub)
+    ring = _ring(sub)  # read by the edge and by open_in_lung
+    edge = _edge(hu, sub, ring)
     outside, envelope = _outside_lung(hu, sub, spacing, radius)
     inscribed, depth_map = widest_ball(mask.array, spacing)
     thin = _thin_part(depth_map, inscribed, spacing)
@@ -255,7 +256,7 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     signals.update(edge_contrast_hu=edge.contrast, ring_contrast_hu=edge.ring_contrast,
                    open_boundary=edge.open_fraction, outside_lung=outside, thin_part=thin,
                    inscribed_mm=inscribed, compactness=compact, level_hu=edge.level, lung_level_hu=edge.lung_level,
-                   open_in_lung=_open_in_lung(hu, sub, envelope, edge.level, edge.lung_level),
+                   open_in_lung=_open_in_lung(hu, ring, envelope, edge.level, edge.lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),
                    elongation=elongation(mask.array, spacing))
     if outside > MAX_OUTSIDE_LUNG:
