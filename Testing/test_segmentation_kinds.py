@@ -210,6 +210,20 @@ def test_nodule_on_the_dome_keeps_the_slice_it_rests_on(seg):
     assert dice > 0.9 and 0.85 < ratio < 1.2, (dice, ratio)
 
 
+def test_nodule_on_the_dome_against_the_chest_wall_is_followed_into_the_dome_slice(seg):
+    """A 14 mm nodule on the dome against the chest wall, 5 mm slices: the slice it shares with
+    the dome reads as wall to the envelope, and the segment was the one slice above it (0.38x,
+    Dice 0.55). The segment is followed into that slice where the nodule fills more than half of
+    it over the dome's mix round it, and the chest wall beside it, dense on every slice, is left
+    out (end_slices)."""
+    case = render_case(LesionKind(14.0, "diaphragm", "solid", 5.0), seed=0)
+    mask = seg.segment(case.image, case.centre_lps[None])
+    dice, ratio = _score(case, mask)
+    assert dice > 0.88 and 0.8 < ratio < 1.25, (dice, ratio)
+    assert set(np.flatnonzero(mask.any(axis=(1, 2)))) == set(np.flatnonzero(case.truth.any(axis=(1, 2))))
+    assert 0.0 < seg.last_diagnostics["end_slice_on_wall"] < 1.0
+
+
 def test_prompt_carried_into_the_dome_below_a_nodule_finds_the_nodule(seg):
     """A propagated point a few mm off lands in the dome under a 14 mm nodule on 5 mm slices
     (the benchmark: 4-12 mm). Nothing lesion-like is around it, inside the lung envelope or not,

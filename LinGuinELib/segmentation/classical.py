@@ -19,6 +19,8 @@ thick slices behave alike):
 5. Attached structures (:mod:`.separate`): a top-hat with a ball larger than the lesion drops
    walls, an opening with a ball that fits in it cuts vessels and fissures, a closing and hole
    filling make porous ground glass solid. Negative points claim the voxels nearer to them.
+6. Thick slices on a wall along them (:mod:`.end_slices`): the slice a lesion shares with the
+   dome is decided by partial volume, over the dome's mix read round the lesion in that slice.
 
 A region that still covers much of a ROI face (an organ, the body wall), or that lies mostly
 outside the lung envelope although the prompt is in the lung, gives an empty mask. Each call
@@ -40,6 +42,7 @@ from ..registry import register_segmentation
 from ..voxels import voxels
 from .base import Segmenter, prompt_points
 from .dome import fill_corner
+from .end_slices import settle_end_slices
 from .levels import (
     AIR_LIKE_HU,
     HALO_DOUBT,
@@ -53,7 +56,7 @@ from .levels import (
 )
 from .lung_envelope import air_distances, cavity_wall, lesion_scale, lung_envelope
 from .roi import SMOOTH_MM, Roi, component_near, distance_map, make_roi, open_face_cover
-from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate, trim_end_slices
+from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +191,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         if lesion_new is not None and sign > 0:
             if level >= BELOW_FAT_HU:  # a solid lesion: a wall is as dense, ground glass is not
                 lesion_new = fill_corner(lesion_new, free, roi)
-            lesion_new, on_wall = trim_end_slices(lesion_new, roi)
+            lesion_new, on_wall = settle_end_slices(lesion_new, roi.smooth, roi.allowed, roi.spacing, levels)
         if lesion_new is None or not lesion_new.any():
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling
@@ -301,7 +304,8 @@ class ClassicalSegmenter(Segmenter):
     - ``halo_left_out``: a bright result wrapped by a shell of intermediate density (a ground-glass
       halo?) that it did not take: the lesion may be the larger part-solid whole;
     - ``end_slice_on_wall``: share of the volume in end slices that rest on a wall along thick
-      slices (the dome): a mix of lesion and wall no threshold can part (0: none);
+      slices (the dome), before their partial volume decided them (:mod:`.end_slices`): read
+      through the wall's mix (0: none);
     - ``warnings``: codes among ``empty``, ``roi_border``, ``outside_envelope``, ``low_contrast``,
       ``leak_retry``, ``halo_left_out``: what the segmenter itself cannot vouch for.
     """

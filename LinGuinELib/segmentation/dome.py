@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from ..filtering.components import components_touching
 from ..filtering.hull import filled_hull
+from .end_slices import rests_on_wall
 from .levels import AIR_LIKE_HU
 from .roi import Roi
 
@@ -40,13 +41,6 @@ def _circle(points: np.ndarray) -> tuple[np.ndarray, float] | None:
     centre = sol[:2] / 2.0
     r2 = sol[2] + (centre**2).sum()
     return (centre, float(np.sqrt(r2))) if r2 > 0 else None
-
-
-def _on_wall(lesion: np.ndarray, roi: Roi, k: int, step: int) -> bool:
-    """Does slice k of the lesion rest on a wall that runs along the slices (the slice beyond,
-    under its cross-section, mostly outside the lung envelope)?"""
-    beyond = k + step
-    return 0 <= beyond < lesion.shape[0] and roi.allowed[beyond][lesion[k]].mean() <= 0.5
 
 
 def _solid_wall(smooth: np.ndarray, lesion: np.ndarray, wall: np.ndarray, k: int, inner: int) -> bool:
@@ -80,9 +74,10 @@ def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.nda
         les = lesion[k]
         rim = les & ~ndimage.binary_erosion(les, _CROSS, border_value=1)
         near_cut = ndimage.binary_dilation(cut_off[k], _CROSS)
-        if zs.size > 1 and k in (zs[0], zs[-1]) and _on_wall(lesion, roi, k, -1 if k == zs[0] else 1) \
+        bottom = k == zs[0]
+        if zs.size > 1 and k in (zs[0], zs[-1]) and rests_on_wall(lesion, roi.allowed, k, k - 1 if bottom else k + 1) \
                 and not _solid_wall(roi.smooth, lesion, ndimage.binary_dilation(les, _CROSS, RING) & cut_off[k], k,
-                                    zs[1] if k == zs[0] else zs[-2]):
+                                    zs[1] if bottom else zs[-2]):
             continue
         arc = rim & ndimage.binary_dilation(~free[k], _CROSS) & ~near_cut
         if arc.sum() < MIN_ARC_PIXELS or (rim & near_cut).sum() < MIN_CUT_SHARE * rim.sum():

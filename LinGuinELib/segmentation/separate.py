@@ -38,7 +38,6 @@ STUB_FRACTION = 0.5  # protrusions up to this fraction of the small ball are kep
 CORE_ELONGATION = 2.0  # an eroded core reaching farther than this * its middle half-axis runs along a vessel
 REGROW_SLACK = 0.5  # voxels (finest axis) regrown beyond the opening, for the staircase
 AS_THICK_FACTOR = 0.75  # an attachment that outlasts a ball this share of the lesion's thickness is as thick
-THICK_SLICE_RATIO = 2.0  # slices this many times thicker than the pixels are thick: a wall along them is mixed
 
 
 def lesion_radius(region: np.ndarray, roi: Roi, sign: float) -> tuple[float, float, np.ndarray]:
@@ -164,34 +163,3 @@ def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
     log.debug("separate: region %d, part %d, lesion %d, small ball %.1f mm",
               region.sum(), part.sum(), out.sum(), small)
     return out, radius, as_thick
-
-
-def trim_end_slices(lesion: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
-    """The lesion with each end slice that rests on a wall along the slices kept within what a
-    round lesion can reach from the slice next to it, and the share of the volume such end slices
-    hold (0: none).
-
-    On thick slices a wall that runs along them (the diaphragm's dome) crosses a slice obliquely:
-    that slice is a mix of lung and dome, as dense as a lesion over a wide area and inside the
-    lung envelope where it meets the lesion (a 14 mm nodule was measured 2-4x its volume with
-    it). A round lesion's cross-section on its end slice lies within that on the slice next to it
-    grown by what its equator could add there; what reaches beyond is the dome's. An end slice is
-    on a wall when the slice beyond lies mostly outside the lung envelope under it. What is left of it is still a mix of
-    lesion and dome, which no threshold can part: the share it holds is what the volume cannot
-    vouch for."""
-    sp = roi.spacing
-    if roi.allowed is None or sp[0] < THICK_SLICE_RATIO * float(sp[1:].max()):
-        return lesion, 0.0
-    zs = np.flatnonzero(lesion.any(axis=(1, 2)))
-    if zs.size < 2:
-        return lesion, 0.0
-    out, on_wall = lesion.copy(), []
-    for end, inner, beyond in ((zs[0], zs[0] + 1, zs[0] - 1), (zs[-1], zs[-1] - 1, zs[-1] + 1)):
-        if 0 <= beyond < lesion.shape[0] and roi.allowed[beyond][lesion[end]].mean() <= 0.5:
-            # a round lesion of radius r across the slice inwards is at most sqrt(r^2 + T^2)
-            # across on a slice T further on (its equator there), plus a pixel for the edge
-            r = float(np.sqrt(lesion[inner].sum() * sp[1] * sp[2] / np.pi))
-            grow = float(np.sqrt(r * r + sp[0] ** 2)) - r + float(sp[1:].max())
-            out[end] &= edt_mm(~lesion[inner], sp[1:]) <= grow
-            on_wall.append(end)
-    return out, float(sum(out[z].sum() for z in on_wall)) / max(float(out.sum()), 1.0)
