@@ -246,9 +246,10 @@ def dome_study(tmp_path_factory):
 def test_nodule_on_the_dome_leaves_the_dome_slice_beside_it(seg, dome_study):
     """On a follow-up the dome crosses the slice under the nodule obliquely: that slice is a mix of
     lung and dome as dense as a lesion over a wide area, inside the envelope where it meets the
-    nodule, and the segment took it (2.1x the volume, Dice 0.62; in the benchmark up to 4.4x).
-    The end slice resting on the dome is held to what a round lesion can reach from the slice
-    next to it, and the segmenter says how much of the volume lies in such a slice."""
+    nodule, and the segment took it (2.1x the volume, Dice 0.62; held to a round lesion's reach
+    from the slice above, still 1.8x, Dice 0.71). Its pixels are now decided by partial volume over
+    the dome's mix round the nodule, and the segmenter says how much of the volume lies in such a
+    slice."""
     image = sitk.ReadImage(str(dome_study / "scans" / "T2.nii.gz"))
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(dome_study / "truth" / "T2.nii.gz"))) == 1
     sp = np.array(image.GetSpacing()[::-1])
@@ -257,7 +258,7 @@ def test_nodule_on_the_dome_leaves_the_dome_slice_beside_it(seg, dome_study):
     mask = seg.segment(image, point[None])
     dice = 2.0 * (mask & truth).sum() / (mask.sum() + truth.sum())
     ratio = mask.sum() / truth.sum()
-    assert dice > 0.7 and 0.7 < ratio < 1.8, (dice, ratio)
+    assert dice > 0.85 and 0.8 < ratio < 1.25, (dice, ratio)
     assert 0.0 < seg.last_diagnostics["end_slice_on_wall"] < 1.0
 
 

@@ -192,6 +192,11 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             if level >= BELOW_FAT_HU:  # a solid lesion: a wall is as dense, ground glass is not
                 lesion_new = fill_corner(lesion_new, free, roi)
             lesion_new, on_wall = settle_end_slices(lesion_new, roi.smooth, roi.allowed, roi.spacing, levels)
+            if roi.allowed is not None:
+                # what the lesion's shape gave back in a pleural corner and the slice it was
+                # followed into on the dome are lung envelope too: the next round's region must
+                # hold them, or separate() sees one slice of a round lesion
+                roi.allowed |= lesion_new
         if lesion_new is None or not lesion_new.any():
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling

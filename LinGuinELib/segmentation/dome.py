@@ -19,7 +19,6 @@ from scipy import ndimage
 from ..filtering.components import components_touching
 from ..filtering.hull import filled_hull
 from .end_slices import rests_on_wall
-from .levels import AIR_LIKE_HU
 from .roi import Roi
 
 MIN_ARC_PIXELS = 8  # fewer rim pixels facing the lung: no circle to fit
@@ -28,8 +27,6 @@ HOLD_SHARE = 0.9  # the circle must hold this share of the cross-section it was 
 WINDOW = 2.0  # the pleura is read within this many circle radii of its centre
 MAX_RADIUS_MM = 20.0  # larger cross-sections: the pleura is not flat across the window (a tumour
 # spanning the chest wall's curve, or invading it, is no corner filling)
-SOLID_SLACK = 0.1  # a wall this share of the lesion's contrast to lung lighter than it is still solid
-RING = 4  # pixels: the wall beside a cross-section is read this far from it
 _CROSS = ndimage.generate_binary_structure(2, 1)
 
 
@@ -43,26 +40,15 @@ def _circle(points: np.ndarray) -> tuple[np.ndarray, float] | None:
     return (centre, float(np.sqrt(r2))) if r2 > 0 else None
 
 
-def _solid_wall(smooth: np.ndarray, lesion: np.ndarray, wall: np.ndarray, k: int, inner: int) -> bool:
-    """Is the wall the envelope cut slice k's cross-section from as dense as the lesion (its
-    cross-section on the ``inner`` slice next to it), within a tenth of the lesion's contrast
-    to aerated lung? Then it crosses the slice (the chest wall beside the dome); a lighter one is
-    a partial-volume mix of a wall running along the slices (the dome) and lung."""
-    if not wall.any():
-        return False
-    level = float(np.median(smooth[inner][lesion[inner]]))
-    return float(np.median(smooth[k][wall])) >= level - SOLID_SLACK * (level - AIR_LIKE_HU)
-
-
 def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.ndarray:
     """The lesion with, in each slice where the lung envelope cut its cross-section, the voxels
     of ``free`` (the thresholded region before the envelope) that the envelope left out and that
     lie inside the circle through its outline towards the lung and inside the slice's pleura.
 
-    The voxels given back join ``roi.allowed`` (the envelope). Not on an end slice that rests on a
-    wall along the slices (the dome on thick slices) unless the wall beside it in that slice is as
-    dense as the lesion: a slice crossing the dome is a mix of lesion and dome, its outline the
-    dome's as much as the lesion's."""
+    The voxels given back are lung envelope too (the caller adds them). Not on an end slice that
+    rests on a wall along the slices (the dome on thick slices): a slice crossing the dome is a mix
+    of lesion and dome, its outline the dome's as much as the lesion's, and its pixels are settled
+    by their partial volume (:mod:`.end_slices`)."""
     if roi.allowed is None or free is None or not lesion.any():
         return lesion
     sp = roi.spacing[1:]
@@ -75,10 +61,8 @@ def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.nda
         rim = les & ~ndimage.binary_erosion(les, _CROSS, border_value=1)
         near_cut = ndimage.binary_dilation(cut_off[k], _CROSS)
         bottom = k == zs[0]
-        if zs.size > 1 and k in (zs[0], zs[-1]) and rests_on_wall(lesion, roi.allowed, k, k - 1 if bottom else k + 1) \
-                and not _solid_wall(roi.smooth, lesion, ndimage.binary_dilation(les, _CROSS, RING) & cut_off[k], k,
-                                    zs[1] if bottom else zs[-2]):
-            continue
+        if zs.size > 1 and k in (zs[0], zs[-1]) and rests_on_wall(lesion, roi.allowed, k, k - 1 if bottom else k + 1):
+            continue  # a mix of lesion and the wall along the slices: end_slices settles it
         arc = rim & ndimage.binary_dilation(~free[k], _CROSS) & ~near_cut
         if arc.sum() < MIN_ARC_PIXELS or (rim & near_cut).sum() < MIN_CUT_SHARE * rim.sum():
             continue
@@ -94,5 +78,4 @@ def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.nda
         pleura = filled_hull((~free[k] | les) & (d2 <= (WINDOW * radius) ** 2))
         both = les | (disc & cut_off[k] & pleura)
         out[k] |= components_touching(both, les, connectivity=8)
-    roi.allowed |= out  # what the lesion's shape gave back is lung envelope too
     return out

@@ -9,11 +9,12 @@ under it taken) across the benchmark's studies.
 
 A pixel of such a slice reads the shares of the slice's thickness that lung, wall and lesion
 fill, each at its level. Beside the lesion it reads the wall's share (the ring round the
-lesion's cross-section); over the lesion, the wall's share plus the lesion's. The truth holds a
-pixel the lesion fills at least half of, so a pixel is the lesion's when its excess over the
-ring's level is at least half the lesion's contrast to the lung: the same rule as the
-threshold half-way between lesion and lung, with the wall's share of the slice read locally.
-A slice with no dome in it reads the lung round the lesion, and the rule is the threshold.
+lesion's cross-section); over the lesion, the wall's share plus the lesion's. A pixel the lesion
+fills at least half of (the benchmark's truth; on an end slice the lesion crosses the slice's
+inner face, so this is the pixel's centre lying in it) has an excess over the ring's level of at
+least half the lesion's contrast to the lung: the threshold half-way between lesion and lung,
+with the wall's share of the slice read locally. A slice with no dome in it reads the lung round
+the lesion, and the rule is the threshold.
 """
 
 from __future__ import annotations
@@ -21,45 +22,36 @@ from __future__ import annotations
 import numpy as np
 
 from ..filtering.components import components_touching, edt_mm
+from .roi import SMOOTH_MM
 
 THICK_SLICE_RATIO = 2.0  # slices this many times thicker than the pixels are thick: a wall along them is mixed
 RING_MM = (2.0, 6.0)  # the wall's share is read this far round a cross-section (past the smoothing's blur)
 MIN_RING_PIXELS = 10  # fewer pixels of ring to read the wall's mix from: it cannot be read
-PLANE_ROUNDS = 2  # fits of the wall's plane, each leaving out what stood out of the one before
-OUTLIER_SD = 2.5  # a ring pixel this many robust SDs off the plane stands out of it
+MIN_PLANE_SPREAD_MM = 2.0  # a ring narrower than this across its thinner axis holds no plane: its median is read
 ON_WALL_SHARE = 0.5  # the slice beyond an end, under it, is wall when at most this share of it is in the envelope
+MIN_PIECE_MM = SMOOTH_MM  # a slice's piece smaller than a disc of this radius (the image's blur) is noise
 
 
 def _wall_mix(smooth: np.ndarray, footprint: np.ndarray, spacing: np.ndarray, floor: float,
-              crossing: np.ndarray) -> np.ndarray | None:
+              crossing: np.ndarray) -> np.ndarray | float | None:
     """The wall's mix under ``footprint`` (never below the lung's level): a plane fitted to a ring
-    round it, leaving out ``crossing`` and, robustly, what stands out of the plane (a vessel).
-    A dome crossing the slice obliquely is a slope across it. None: too little ring to read."""
+    round it, leaving out ``crossing`` (a dome crossing the slice obliquely is a slope across it;
+    where the ring is lung on one side and dome on the other, the plane runs between them). The
+    ring's median where the ring holds no plane (its pixels along a line); None where there is too
+    little ring to read."""
     dist = edt_mm(~footprint, spacing)
     ring = (dist > RING_MM[0]) & (dist <= RING_MM[1]) & ~crossing
     if ring.sum() < MIN_RING_PIXELS:
         return None
-    yy, xx = np.nonzero(ring)
-    design = np.column_stack([np.ones(yy.size), yy, xx]).astype(float)
+    yx = np.argwhere(ring) * spacing
+    centre = yx.mean(axis=0)
+    yx -= centre
     values = smooth[ring].astype(float)
-    keep = np.ones(values.size, bool)
-    for _ in range(PLANE_ROUNDS):
-        coef, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
-        res = values - design @ coef
-        spread = 1.4826 * float(np.median(np.abs(res[keep] - np.median(res[keep])))) + 1e-3
-        keep = np.abs(res) <= OUTLIER_SD * spread
-    y, x = np.indices(smooth.shape)
-    return np.maximum(coef[0] + coef[1] * y + coef[2] * x, floor)
-
-
-def _lesion_pixels(smooth: np.ndarray, within: np.ndarray, crossing: np.ndarray, spacing: np.ndarray,
-                   levels: tuple[float, float]) -> np.ndarray | None:
-    """The pixels of ``within`` that the lesion fills at least half of, over the wall's mix round
-    it (read where the slice next to it, towards the lesion's middle, is not ``crossing``). None:
-    the mix cannot be read."""
-    level, lung = levels
-    wall_mix = _wall_mix(smooth, within, spacing, lung, crossing)
-    return None if wall_mix is None else within & (smooth - wall_mix >= 0.5 * (level - lung))
+    if np.sqrt(np.linalg.eigvalsh(np.cov(yx.T))[0]) < MIN_PLANE_SPREAD_MM:
+        return max(float(np.median(values)), floor)
+    coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(yx)), yx]), values, rcond=None)
+    grid = np.indices(smooth.shape).reshape(2, -1).T * spacing - centre
+    return np.maximum((coef[0] + grid @ coef[1:]).reshape(smooth.shape), floor)
 
 
 def rests_on_wall(lesion: np.ndarray, allowed: np.ndarray, end: int, beyond: int) -> bool:
@@ -68,59 +60,61 @@ def rests_on_wall(lesion: np.ndarray, allowed: np.ndarray, end: int, beyond: int
     return 0 <= beyond < lesion.shape[0] and float(allowed[beyond][lesion[end]].mean()) <= ON_WALL_SHARE
 
 
-def _ends(lesion: np.ndarray) -> list[tuple[int, int, int]]:
-    """(end, the slice inwards, the slice beyond) for the lesion's bottom and top slice (a lesion
-    of one slice: that slice is its own inward neighbour)."""
+def _ends(lesion: np.ndarray) -> list[tuple[int, int | None, int]]:
+    """(end, the slice inwards, the slice beyond) for the lesion's bottom and top slice; the slice
+    inwards is None for a lesion of one slice."""
     zs = np.flatnonzero(lesion.any(axis=(1, 2)))
     if zs.size == 0:
         return []
-    return [(zs[0], min(zs[0] + 1, zs[-1]), zs[0] - 1), (zs[-1], max(zs[-1] - 1, zs[0]), zs[-1] + 1)]
+    if zs.size == 1:
+        return [(zs[0], None, zs[0] - 1), (zs[0], None, zs[0] + 1)]
+    return [(zs[0], zs[0] + 1, zs[0] - 1), (zs[-1], zs[-1] - 1, zs[-1] + 1)]
 
 
-def _decide(out: np.ndarray, k: int, inner: int, smooth: np.ndarray, allowed: np.ndarray, spacing: np.ndarray,
-            levels: tuple[float, float]) -> None:
-    """Slice ``k`` of the lesion, next to slice ``inner``, decided by the rule within what a round
-    lesion can reach from ``inner``; what it holds joins ``allowed``."""
+def _decide(near: np.ndarray, smooth_k: np.ndarray, smooth_near: np.ndarray, had: np.ndarray, spacing: np.ndarray,
+            levels: tuple[float, float]) -> np.ndarray:
+    """A slice of the lesion next to one where its cross-section is ``near``: the pixels the rule
+    gives within what a round lesion can reach from ``near`` (``had``: what the slice held before,
+    kept within that reach where the wall's mix cannot be read)."""
     sp2 = spacing[1:]
-    # a round lesion of radius r across slice ``inner`` is at most sqrt(r^2 + T^2) across on a
-    # slice T further on (its equator there), plus a pixel for the edge
-    r = float(np.sqrt(out[inner].sum() * sp2[0] * sp2[1] / np.pi))
+    # a round lesion of radius r on one slice has at most radius sqrt(r^2 + T^2) on a slice T
+    # further on (its equator there), plus a pixel for the edge
+    r = float(np.sqrt(near.sum() * sp2[0] * sp2[1] / np.pi))
     grow = float(np.sqrt(r * r + spacing[0] ** 2)) - r + float(sp2.max())
-    # dense on slice ``inner`` too: the lesion there, or a wall that crosses the slices (the chest
-    # wall beside a nodule on the dome, a vessel): beside the lesion, not under it, and no mix of
-    # the wall along the slices
-    dense = smooth[inner] >= 0.5 * sum(levels)
-    reach = (edt_mm(~out[inner], sp2) <= grow) & ~(dense & ~out[inner])
-    found = _lesion_pixels(smooth[k], reach, dense, sp2, levels)
-    if found is None:  # walls all round: keep what the envelope gave, within the reach
-        found = out[k] & reach
-    out[k] = components_touching(found, out[inner], connectivity=8)
-    allowed[k] |= out[k]
+    # dense on the slice next to it too: the lesion there, or a wall that crosses the slices (the
+    # chest wall beside a nodule on the dome, a vessel): beside the lesion, not under it, and no
+    # mix of the wall along the slices
+    dense = smooth_near >= 0.5 * sum(levels)
+    reach = (edt_mm(~near, sp2) <= grow) & ~(dense & ~near)
+    level, lung = levels
+    wall_mix = _wall_mix(smooth_k, reach, sp2, lung, dense)
+    found = had & reach if wall_mix is None else reach & (smooth_k - wall_mix >= 0.5 * (level - lung))
+    found = components_touching(found, near, connectivity=8)
+    return found if found.sum() * sp2[0] * sp2[1] >= np.pi * MIN_PIECE_MM**2 else np.zeros_like(found)
 
 
 def settle_end_slices(lesion: np.ndarray, smooth: np.ndarray, allowed: np.ndarray | None,
                       spacing: np.ndarray, levels: tuple[float, float]) -> tuple[np.ndarray, float]:
     """The lesion with its end slices that rest on a wall along thick slices settled by the
-    partial-volume rule, and the share of the volume such end slices held before the rule
-    decided them (0: none).
+    partial-volume rule, and the share of the volume those slices hold (0: none).
 
-    First the lesion is followed into the slice beyond each such end (the slice it shares with
-    the dome, which the envelope left out); then each end slice on a wall is decided by the rule
-    within a round lesion's reach from the slice inwards (the dome's mix spreads far in it).
-    ``allowed`` (the lung envelope) gains what the rule finds. An end slice on a wall is read
-    through the wall's mix, whatever the rule kept of it: its share is what the volume cannot
-    vouch for."""
+    Each such end slice is decided by the rule within a round lesion's reach from the slice
+    inwards (the dome's mix spreads far in it); then the lesion is followed into the slice beyond
+    (the one it shares with the dome, which the envelope left out). Both are read through the
+    wall's mix, whatever the rule kept: the share, of the larger of each slice's volume before and
+    after the rule over the larger of the whole volume before and after, is what the volume cannot
+    vouch for (above 0 when the rule emptied a slice). ``allowed`` is read, not changed."""
     if allowed is None or spacing[0] < THICK_SLICE_RATIO * float(spacing[1:].max()):
         return lesion, 0.0
-    out = lesion.copy()
-    for end, _inner, beyond in _ends(out):
-        if rests_on_wall(out, allowed, end, beyond):
-            _decide(out, beyond, end, smooth, allowed, spacing, levels)
-    in_doubt, before = 0.0, float(out.sum())
-    for end, inner, beyond in _ends(out):
-        if inner != end and rests_on_wall(out, allowed, end, beyond):
-            in_doubt += float(out[end].sum())
-            _decide(out, end, inner, smooth, allowed, spacing, levels)
-    if not out.any():  # two slices, both a wall's mix by the rule: nothing to prefer
+    out, in_doubt = lesion.copy(), 0.0
+    for end, inner, beyond in _ends(lesion):
+        if not rests_on_wall(lesion, allowed, end, beyond):
+            continue
+        if inner is not None:
+            out[end] = _decide(lesion[inner], smooth[end], smooth[inner], lesion[end], spacing, levels)
+        if out[end].any():
+            out[beyond] = _decide(out[end], smooth[beyond], smooth[end], lesion[beyond], spacing, levels)
+        in_doubt += max(float(lesion[end].sum()), float(out[end].sum())) + float(out[beyond].sum())
+    if not out.any():  # the rule emptied both ends of a two-slice lesion: nothing to prefer
         return lesion, 1.0
-    return out, in_doubt / max(before, 1.0)
+    return out, in_doubt / max(float(lesion.sum()), float(out.sum()), 1.0)
