@@ -136,3 +136,41 @@ def test_thin_slices_and_no_envelope_are_left_alone():
     for spacing, env in ((np.array([0.8, 0.8, 0.8]), allowed), (SPACING, None)):
         out, share = settle_end_slices(lesion, image, env, spacing, LEVELS)
         assert (out == lesion).all() and share == 0.0
+
+
+def test_a_speck_under_the_nodule_is_not_followed():
+    """A few pixels denser than the dome's mix under the nodule (noise, a vessel's tip), smaller
+    than the image's blur: the nodule is not followed into the dome's slice for them."""
+    image, allowed, lesion = _phantom(0.3, 0.0, 0.0)
+    image[1][31:33, 31:33] += 0.9 * (TISSUE - LUNG)
+    out, share = _settle(image, allowed, lesion)
+    assert not out[1].any() and (out[2:4] == DISC).all()
+
+
+def test_a_one_slice_lesion_between_two_walls_is_followed_both_ways():
+    """A lesion found on one slice, the slices under and over it mixes of a wall and the lesion
+    (the envelope left both out): it is followed into both, and the share of its volume read
+    through a wall's mix is all of it, not more."""
+    image, allowed, lesion = _phantom(0.3, 0.7, 0.7)
+    image[3] = image[1]
+    image[4] = TISSUE
+    allowed[3:] = False
+    lesion[3] = False
+    out, share = _settle(image, allowed, lesion)
+    assert out[1][DISC].mean() > 0.9 and out[3][DISC].mean() > 0.9
+    assert share == pytest.approx(1.0)
+
+
+def test_both_ends_of_a_two_slice_lesion_a_mix_keep_the_lesion_as_found():
+    """Both slices of a two-slice lesion read as a wall's mix the lesion fills under half of: the
+    rule would leave nothing, so the lesion is kept as found, all of it in doubt."""
+    image = np.full(SHAPE, TISSUE)
+    mix = 0.3 * TISSUE + 0.7 * LUNG
+    image[1:3] = mix
+    image[1:3, DISC] = mix + 0.3 * (TISSUE - LUNG)
+    allowed = np.zeros(SHAPE, bool)
+    allowed[1:3] = True
+    lesion = np.zeros(SHAPE, bool)
+    lesion[1:3] = DISC
+    out, share = _settle(image, allowed, lesion)
+    assert (out == lesion).all() and share == 1.0

@@ -191,12 +191,12 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         if lesion_new is not None and sign > 0:
             if level >= BELOW_FAT_HU:  # a solid lesion: a wall is as dense, ground glass is not
                 lesion_new = fill_corner(lesion_new, free, roi)
-            lesion_new, on_wall = settle_end_slices(lesion_new, roi.smooth, roi.allowed, roi.spacing, levels)
+            settled, on_wall = settle_end_slices(lesion_new, roi.smooth, roi.allowed, roi.spacing, levels)
             if roi.allowed is not None:
-                # what the lesion's shape gave back in a pleural corner and the slice it was
-                # followed into on the dome are lung envelope too: the next round's region must
-                # hold them, or separate() sees one slice of a round lesion
-                roi.allowed |= lesion_new
+                # the slice the lesion was followed into on the dome is lung envelope too: the next
+                # round's region must hold it, or separate() sees one slice of a round lesion
+                roi.allowed |= settled & ~lesion_new
+            lesion_new = settled
         if lesion_new is None or not lesion_new.any():
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling
@@ -309,8 +309,8 @@ class ClassicalSegmenter(Segmenter):
     - ``halo_left_out``: a bright result wrapped by a shell of intermediate density (a ground-glass
       halo?) that it did not take: the lesion may be the larger part-solid whole;
     - ``end_slice_on_wall``: share of the volume in end slices that rest on a wall along thick
-      slices (the dome), before their partial volume decided them (:mod:`.end_slices`): read
-      through the wall's mix (0: none);
+      slices (the dome), settled by their partial volume over the wall's mix (0: none; defined in
+      :func:`.end_slices.settle_end_slices`);
     - ``warnings``: codes among ``empty``, ``roi_border``, ``outside_envelope``, ``low_contrast``,
       ``leak_retry``, ``halo_left_out``: what the segmenter itself cannot vouch for.
     """

@@ -45,7 +45,7 @@ def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.nda
     of ``free`` (the thresholded region before the envelope) that the envelope left out and that
     lie inside the circle through its outline towards the lung and inside the slice's pleura.
 
-    The voxels given back are lung envelope too (the caller adds them). Not on an end slice that
+    The voxels given back join ``roi.allowed`` (the envelope). Not on an end slice that
     rests on a wall along the slices (the dome on thick slices): a slice crossing the dome is a mix
     of lesion and dome, its outline the dome's as much as the lesion's, and its pixels are settled
     by their partial volume (:mod:`.end_slices`)."""
@@ -78,4 +78,5 @@ def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.nda
         pleura = filled_hull((~free[k] | les) & (d2 <= (WINDOW * radius) ** 2))
         both = les | (disc & cut_off[k] & pleura)
         out[k] |= components_touching(both, les, connectivity=8)
+    roi.allowed |= out  # what the lesion's shape gave back is lung envelope too
     return out

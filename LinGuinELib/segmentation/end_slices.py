@@ -20,6 +20,7 @@ the lesion, and the rule is the threshold.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ..filtering.components import components_touching, edt_mm
 from .roi import SMOOTH_MM
@@ -27,9 +28,9 @@ from .roi import SMOOTH_MM
 THICK_SLICE_RATIO = 2.0  # slices this many times thicker than the pixels are thick: a wall along them is mixed
 RING_MM = (2.0, 6.0)  # the wall's share is read this far round a cross-section (past the smoothing's blur)
 MIN_RING_PIXELS = 10  # fewer pixels of ring to read the wall's mix from: it cannot be read
-MIN_PLANE_SPREAD_MM = 2.0  # a ring narrower than this across its thinner axis holds no plane: its median is read
+MIN_PLANE_SPREAD_MM = 2.0  # a ring whose SD across its thinner axis is less (a strip under ~7 mm) holds no plane
 ON_WALL_SHARE = 0.5  # the slice beyond an end, under it, is wall when at most this share of it is in the envelope
-MIN_PIECE_MM = SMOOTH_MM  # a slice's piece smaller than a disc of this radius (the image's blur) is noise
+MIN_PIECE_MM = SMOOTH_MM  # a piece followed into a slice smaller than a disc this radius (the blur) is noise
 
 
 def _wall_mix(smooth: np.ndarray, footprint: np.ndarray, spacing: np.ndarray, floor: float,
@@ -37,8 +38,8 @@ def _wall_mix(smooth: np.ndarray, footprint: np.ndarray, spacing: np.ndarray, fl
     """The wall's mix under ``footprint`` (never below the lung's level): a plane fitted to a ring
     round it, leaving out ``crossing`` (a dome crossing the slice obliquely is a slope across it;
     where the ring is lung on one side and dome on the other, the plane runs between them). The
-    ring's median where the ring holds no plane (its pixels along a line); None where there is too
-    little ring to read."""
+    ring's median where the ring holds no plane (a strip); None where there is too little ring to
+    read."""
     dist = edt_mm(~footprint, spacing)
     ring = (dist > RING_MM[0]) & (dist <= RING_MM[1]) & ~crossing
     if ring.sum() < MIN_RING_PIXELS:
@@ -47,7 +48,7 @@ def _wall_mix(smooth: np.ndarray, footprint: np.ndarray, spacing: np.ndarray, fl
     centre = yx.mean(axis=0)
     yx -= centre
     values = smooth[ring].astype(float)
-    if np.sqrt(np.linalg.eigvalsh(np.cov(yx.T))[0]) < MIN_PLANE_SPREAD_MM:
+    if np.linalg.eigvalsh(np.cov(yx.T))[0] < MIN_PLANE_SPREAD_MM**2:
         return max(float(np.median(values)), floor)
     coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(yx)), yx]), values, rcond=None)
     grid = np.indices(smooth.shape).reshape(2, -1).T * spacing - centre
@@ -89,8 +90,7 @@ def _decide(near: np.ndarray, smooth_k: np.ndarray, smooth_near: np.ndarray, had
     level, lung = levels
     wall_mix = _wall_mix(smooth_k, reach, sp2, lung, dense)
     found = had & reach if wall_mix is None else reach & (smooth_k - wall_mix >= 0.5 * (level - lung))
-    found = components_touching(found, near, connectivity=8)
-    return found if found.sum() * sp2[0] * sp2[1] >= np.pi * MIN_PIECE_MM**2 else np.zeros_like(found)
+    return components_touching(found, near, connectivity=8)
 
 
 def settle_end_slices(lesion: np.ndarray, smooth: np.ndarray, allowed: np.ndarray | None,
@@ -101,20 +101,31 @@ def settle_end_slices(lesion: np.ndarray, smooth: np.ndarray, allowed: np.ndarra
     Each such end slice is decided by the rule within a round lesion's reach from the slice
     inwards (the dome's mix spreads far in it); then the lesion is followed into the slice beyond
     (the one it shares with the dome, which the envelope left out). Both are read through the
-    wall's mix, whatever the rule kept: the share, of the larger of each slice's volume before and
-    after the rule over the larger of the whole volume before and after, is what the volume cannot
-    vouch for (above 0 when the rule emptied a slice). ``allowed`` is read, not changed."""
+    wall's mix, whatever the rule kept: their share of the volume, each slice counted at the larger
+    of its volume before and after the rule (so above 0 when the rule emptied one, at most 1), is
+    what the volume cannot vouch for. ``allowed`` is read, not changed."""
     if allowed is None or spacing[0] < THICK_SLICE_RATIO * float(spacing[1:].max()):
         return lesion, 0.0
-    out, in_doubt = lesion.copy(), 0.0
+    out, settled = lesion.copy(), set()
     for end, inner, beyond in _ends(lesion):
         if not rests_on_wall(lesion, allowed, end, beyond):
             continue
         if inner is not None:
             out[end] = _decide(lesion[inner], smooth[end], smooth[inner], lesion[end], spacing, levels)
         if out[end].any():
-            out[beyond] = _decide(out[end], smooth[beyond], smooth[end], lesion[beyond], spacing, levels)
-        in_doubt += max(float(lesion[end].sum()), float(out[end].sum())) + float(out[beyond].sum())
+            followed = _decide(out[end], smooth[beyond], smooth[end], lesion[beyond], spacing, levels)
+            out[beyond] = _without_specks(followed, spacing[1:])
+        settled |= {end, beyond}
     if not out.any():  # the rule emptied both ends of a two-slice lesion: nothing to prefer
         return lesion, 1.0
-    return out, in_doubt / max(float(lesion.sum()), float(out.sum()), 1.0)
+    larger = np.maximum(lesion.sum(axis=(1, 2)), out.sum(axis=(1, 2)))
+    return out, float(sum(larger[k] for k in settled)) / max(float(larger.sum()), 1.0)
+
+
+def _without_specks(piece: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """``piece`` without its parts smaller than a disc of MIN_PIECE_MM (the image's blur: noise)."""
+    labels, n = ndimage.label(piece, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return piece
+    areas = np.bincount(labels.ravel())[1:] * float(spacing[0] * spacing[1])
+    return np.isin(labels, 1 + np.flatnonzero(areas >= np.pi * MIN_PIECE_MM**2))
