@@ -19,8 +19,8 @@ the lesion, and the rule is the threshold.
 
 from __future__ import annotations
 
+import cc3d
 import numpy as np
-from scipy import ndimage
 
 from ..filtering.components import components_touching, edt_mm
 from .roi import SMOOTH_MM
@@ -124,8 +124,5 @@ def settle_end_slices(lesion: np.ndarray, smooth: np.ndarray, allowed: np.ndarra
 
 def _without_specks(piece: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """``piece`` without its parts smaller than a disc of MIN_PIECE_MM (the image's blur: noise)."""
-    labels, n = ndimage.label(piece, structure=np.ones((3, 3), bool))
-    if n == 0:
-        return piece
-    areas = np.bincount(labels.ravel())[1:] * float(spacing[0] * spacing[1])
-    return np.isin(labels, 1 + np.flatnonzero(areas >= np.pi * MIN_PIECE_MM**2))
+    min_pixels = int(np.ceil(np.pi * MIN_PIECE_MM**2 / float(spacing[0] * spacing[1]) - 1e-9))
+    return cc3d.dust(piece, threshold=min_pixels, connectivity=8).astype(bool)
