@@ -45,6 +45,7 @@ from .dome import fill_corner
 from .end_slices import settle_end_slices
 from .levels import (
     AIR_LIKE_HU,
+    BELOW_FAT_HU,
     HALO_DOUBT,
     HALO_SHARE,
     HALO_SURE,
@@ -54,7 +55,7 @@ from .levels import (
     polarity,
     refine_levels,
 )
-from .lung_envelope import air_distances, cavity_wall, lesion_scale, lung_envelope
+from .lung_envelope import air_distances, base_on_wall, cavity_wall, clear_of_tissue, lesion_scale, lung_envelope
 from .roi import SMOOTH_MM, Roi, component_near, distance_map, make_roi, open_face_cover
 from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
 
@@ -70,7 +71,6 @@ MAX_FACE_COVER = 0.2  # a region covering more of a ROI face is an organ / body 
 MAX_ITER = 5  # threshold refinements (they usually settle in 2-3)
 LEAK_VOLUME_FACTOR = 8.0  # a region this many times a ball of the lesion's scale is a leak
 MIN_ENVELOPE_FRACTION = 0.5  # a lung lesion's region must lie at least this much in the envelope
-BELOW_FAT_HU = -150.0  # fat (about -100 HU) and every other wall tissue is denser
 MIN_SCALE_MM = 2.0  # smallest lesion scale (a 4 mm nodule)
 LOW_CNR = 3.0  # edge contrast / noise below this: the edge is not trustworthy
 
@@ -85,18 +85,6 @@ def _reaches_out(free: np.ndarray, roi: Roi, scale: float) -> bool:
     if any(np.take(free, end, axis=axis).any() for axis in range(3) for end in (0, -1)):
         return True
     return float(free.sum()) * float(np.prod(roi.spacing)) > 4.0 / 3.0 * np.pi * (2.0 * scale) ** 3
-
-
-def _clear_of_tissue(roi: Roi) -> np.ndarray:
-    """Voxels lighter than fat and farther from anything as dense as fat than the image's blur.
-
-    For a lesion lighter than fat (ground glass), whose band reaches the wall only through a
-    denser spot: the envelope is there to keep out wall tissue, but its closing ball also cuts
-    the lesion's base where it meets the wall. Wall tissue is fat or denser; the mix of wall and
-    lung that the slice thickness and smoothing make next to it lies within the blur of it. What
-    lies beyond is neither, so the envelope need not hold it back."""
-    blur = 2.0 * SMOOTH_MM + 0.5 * float(roi.spacing.max())
-    return edt_mm(roi.smooth < BELOW_FAT_HU, roi.spacing) > blur
 
 
 def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
@@ -182,15 +170,18 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             solid = level >= BELOW_FAT_HU
             roi.allowed = envelope(threshold if solid else AIR_LIKE_HU)
             if roi.allowed is not None and not solid:
-                roi.allowed = roi.allowed | _clear_of_tissue(roi)
+                roi.allowed = roi.allowed | clear_of_tissue(roi)
         region = free if roi.allowed is None or free is None else component_near(
             free & roi.allowed, roi.dist, SEED_SEARCH_MM)
         lesion_new, radius, as_thick = separate(region, roi, sign, small_factor=small_factor) \
             if region is not None else (None, 0.0, False)
-        on_wall = 0.0
+        on_wall, base = 0.0, None
         if lesion_new is not None and sign > 0:
             if level >= BELOW_FAT_HU:  # a solid lesion: a wall is as dense, ground glass is not
                 lesion_new = fill_corner(lesion_new, free, roi)
+            else:  # its base on a wall is measured by the mix with the wall, not as the lesion
+                with_base = base_on_wall(lesion_new, free, roi, level, background)
+                base, lesion_new = with_base & ~lesion_new, with_base
             settled, on_wall = settle_end_slices(lesion_new, roi.smooth, roi.allowed, roi.spacing, levels)
             if roi.allowed is not None:
                 # the slice the lesion was followed into on the dome is lung envelope too: the next
@@ -204,7 +195,8 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         lesion, lesion_radius, found_levels = lesion_new, radius, levels
         diag["attached_as_thick"] = bool(diag.get("attached_as_thick")) or as_thick
         diag["end_slice_on_wall"] = round(on_wall, 3)
-        level, shell_level = refine_levels(lesion, region, roi)
+        own = lesion if base is None or not (lesion & ~base).any() else lesion & ~base
+        level, shell_level = refine_levels(own, region, roi)
         # the surroundings are the farther of the radial-profile plateau and the shell just
         # outside: a faint halo (ground glass, partial volume) is not the background
         levels = (levels[0] if hold_level else level, sign * min(sign * shell_level, sign * levels[1]))

@@ -22,7 +22,7 @@ from ..filtering.components import (
     labels_touching,
     opening_mm,
 )
-from .levels import AIR_LIKE_HU
+from .levels import AIR_LIKE_HU, BELOW_FAT_HU, shell_quantile
 from .roi import DIRECTIONS, SMOOTH_MM, Roi, distance_map
 
 ENVELOPE_FACTOR = 2.5  # closing ball radius / lesion scale: the ball must span the lesion's dent
@@ -38,6 +38,7 @@ AIR_RUN_MM = 2.0  # a ray has reached lung when it stays aerated this long (nois
 CAVITY_REACH_MM = 40.0  # a prompt in air looks this far for the wall of a cavity around it
 CAVITY_ENCLOSED = 0.95  # share of rays that must meet tissue: a cavity is closed
 CAVITY_SPREAD = 2.5  # the farthest wall (95th percentile) within this x the nearest (5th) + 3 mm
+MIN_MIX_VOXELS = 20  # the wall's mix with the lung is read at a distance only from this many voxels
 
 
 def air_distances(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,3 +211,58 @@ def _edge_offset(smooth: np.ndarray, closed: np.ndarray, near: np.ndarray, spaci
     if not surface.any():
         return None
     return float(np.median(edt_mm(~closed, spacing)[surface]))
+
+
+def _blur_mm(roi: Roi) -> float:
+    """How far a dense structure's partial volume reaches into the lung: the smoothing on both
+    sides of the edge and half a (thickest) voxel."""
+    return 2.0 * SMOOTH_MM + 0.5 * float(roi.spacing.max())
+
+
+def clear_of_tissue(roi: Roi) -> np.ndarray:
+    """Voxels lighter than fat and farther from anything as dense as fat than the image's blur.
+
+    For a lesion lighter than fat (ground glass), whose band reaches the wall only through a
+    denser spot: the envelope is there to keep out wall tissue, but its closing ball also cuts
+    the lesion's base where it meets the wall. Wall tissue is fat or denser; the mix of wall and
+    lung that the slice thickness and smoothing make next to it lies within the blur of it. What
+    lies beyond is neither, so the envelope need not hold it back (the base: :func:`base_on_wall`)."""
+    return edt_mm(roi.smooth < BELOW_FAT_HU, roi.spacing) > _blur_mm(roi)
+
+
+def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, lung: float) -> np.ndarray:
+    """The lesion (lighter than fat) with its base on a wall: the voxels of ``free`` (its band)
+    within the blur of both the wall and the lesion that the envelope held back and that are more
+    lesion than wall. They stay out of ``roi.allowed``: the next round's region, and the levels
+    measured on it, are the lesion's own.
+
+    Within the blur of tissue a voxel beside the lung reads the wall's mix with the lung at its
+    distance from the tissue (the median over the ROI at that distance: walls and vessels are most
+    of it); one beside the lesion reads more, by its lesion share times the lesion's contrast to the
+    lung. Standing above the mix by half that contrast, it is more lesion than wall (the end
+    slices' partial-volume rule, in-plane). A ground-glass nodule on a wall on thin slices lost
+    this layer: 0.7-0.85x. ``level``, ``lung``: the lesion's and the aerated lung's levels."""
+    if roi.allowed is None or level <= lung or not lesion.any():
+        return lesion
+    blur = _blur_mm(roi)
+    lighter = roi.smooth < BELOW_FAT_HU
+    dist = edt_mm(lighter, roi.spacing)
+    zone = lighter & (dist <= blur)
+    # beside the lesion within its slices' own blur: across thick slices the end slices are
+    # settled on their own (:mod:`.end_slices`)
+    beside = edt_mm(~lesion, roi.spacing) <= 2.0 * SMOOTH_MM + 0.5 * float(roi.spacing[1:].max())
+    beside &= lesion.any(axis=(1, 2))[:, None, None]
+    held = zone & free & ~roi.allowed & beside
+    if not held.any():
+        return lesion
+    values, step = roi.smooth[zone], 0.5 * float(roi.spacing.min())
+    bins = np.floor(dist[zone] / step).astype(np.int32)
+    n_bins = int(bins.max()) + 1
+    mix = np.full(n_bins, np.inf)
+    read = np.bincount(bins, minlength=n_bins) >= MIN_MIX_VOXELS
+    mix[read] = shell_quantile(values, bins, n_bins, 0.5)[read]
+    at = np.floor(dist[held] / step).astype(np.int32)
+    base = np.zeros_like(held)
+    base[held] = roi.smooth[held] - mix[at] >= 0.5 * (level - lung)
+    whole = components_touching(lesion | base, lesion)
+    return whole
