@@ -13,6 +13,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+from LinGuinELib.filtering.components import dilate_mm
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import Reason, scan_checks
 from LinGuinELib.segmentation.classical import ClassicalSegmenter
@@ -128,6 +129,21 @@ def test_juxtavascular_nodule_keeps_no_stretch_of_its_vessel(seg, seed):
     case = render_case(LesionKind(9.0, "vessel", "solid", 1.25), seed=seed, half_mm=40.0)
     dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.85 and 0.7 < ratio < 1.25, (dice, ratio)
+
+
+@pytest.mark.parametrize("seed", [10, 11, 14])
+def test_a_vessel_just_thinner_than_the_ball_keeps_no_stretch_along_the_nodule(seg, seed):
+    """A 9 mm nodule with a vessel passing along its side, a little thinner than the opening's
+    ball: the eroded core stays compact (no vessel is seen as attached), and the border detail
+    grown back round the opening took the stretch of vessel alongside (10-13% of the nodule's
+    volume beyond 1 mm of it on these seeds; the held-out juxtavascular nodules of seeds 74-76 came
+    out 1.5-1.6x). What runs on beyond the regrowth's reach at half the ball's thickness is a
+    vessel, and is not grown back."""
+    case = render_case(LesionKind(9.0, "vessel", "solid", 1.25), seed=seed, half_mm=40.0)
+    mask = seg.segment(case.image, case.centre_lps[None])
+    spacing = np.array(case.image.GetSpacing()[::-1])
+    beyond = mask & ~dilate_mm(case.truth, 1.0, spacing)
+    assert beyond.sum() < 0.095 * case.truth.sum(), beyond.sum() / case.truth.sum()
 
 
 def test_a_click_on_the_vessel_beside_a_nodule_says_it_cannot_tell(seg):

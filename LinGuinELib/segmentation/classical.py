@@ -173,7 +173,8 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
                 roi.allowed = roi.allowed | clear_of_tissue(roi)
         region = free if roi.allowed is None or free is None else component_near(
             free & roi.allowed, roi.dist, SEED_SEARCH_MM)
-        lesion_new, radius, as_thick = separate(region, roi, sign, small_factor=small_factor) \
+        lesion_new, radius, as_thick = separate(region, roi, sign, small_factor=small_factor,
+                                                solid=level >= BELOW_FAT_HU) \
             if region is not None else (None, 0.0, False)
         on_wall, base = 0.0, None
         if lesion_new is not None and sign > 0:
