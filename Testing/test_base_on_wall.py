@@ -4,15 +4,19 @@ blur is decided by partial volume (:func:`LinGuinELib.segmentation.lung_envelope
 The phantom is a flat chest wall and a ground-glass dome of lesion sitting on it, smoothed the way
 the segmenter smooths (its own ROI). The region the envelope lets through stops a blur width short
 of the wall (:func:`clear_of_tissue`); the base is what lies between, and a voxel is the lesion's
-where the lesion fills at least half of it."""
+where the lesion fills at least half of it. Where the wall's surface lies within a voxel matters
+(a code review measured it): the rule is asserted to take no wall at any phase, and to bring the
+base back where the surface lies on a voxel boundary and on average over the phases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.segmentation.lung_envelope import base_on_wall, clear_of_tissue
 from LinGuinELib.segmentation.roi import make_roi
+from LinGuinELib.synthetic import LesionKind, render_case
 
 TISSUE, BONE, GGO, LUNG = 40.0, 1000.0, -550.0, -850.0
 WALL_X = 30  # wall: x < WALL_X
@@ -20,14 +24,15 @@ SHAPE = (60, 80, 80)
 CENTRE = np.array([30, 40, WALL_X], float)
 
 
-def _phantom(radius: float, spacing: np.ndarray, rib: bool = False):
+def _phantom(radius: float, spacing: np.ndarray, rib: bool = False, phase: float = 0.0):
     """(image, truth, roi) with the lesion a half-ball of ``radius`` mm on the wall, voxel centres
     sampled 4x per axis so the truth is each voxel's majority; ``rib``: the wall is bone-dense along
-    a 6 mm band that runs under the lesion and on beyond it."""
+    a 6 mm band that runs under the lesion and on beyond it; ``phase``: where the wall's surface
+    lies within a voxel (0: on a voxel boundary)."""
     fine = 4
     z, y, x = np.meshgrid(*[(np.arange(n * fine) + 0.5) / fine - 0.5 for n in SHAPE], indexing="ij")
     d = np.sqrt(sum(((a - c) * s) ** 2 for a, c, s in zip((z, y, x), CENTRE, spacing)))
-    in_wall = x < WALL_X - 0.5
+    in_wall = x < WALL_X - 0.5 + phase
     les = (d <= radius) & ~in_wall
     wall = np.where(rib & (np.abs(y - CENTRE[1]) * spacing[1] < 3.0), BONE, TISSUE)
     value = np.where(in_wall, wall, np.where(les, GGO, LUNG))
@@ -38,7 +43,7 @@ def _phantom(radius: float, spacing: np.ndarray, rib: bool = False):
     return image, truth, roi
 
 
-def _found(roi):
+def _found(roi) -> tuple[np.ndarray, np.ndarray]:
     """The region a threshold half-way between lesion and lung finds where the envelope (here only
     what is clear of tissue) lets it, and the whole band."""
     band = roi.smooth >= 0.5 * (GGO + LUNG)
@@ -47,21 +52,40 @@ def _found(roi):
     return band & roi.allowed, band
 
 
-@pytest.mark.parametrize("spacing", [np.array([1.0, 0.7, 0.7]), np.array([1.25, 0.8, 0.8])])
-def test_the_base_on_the_wall_comes_back(spacing):
-    """Without its base the half-ball misses a blur-wide layer (10-25% of its volume); with it the
-    result covers the truth's base and takes no wall."""
-    _, truth, roi = _phantom(8.0, spacing)
+def _missed_and_extra(spacing: np.ndarray, phase: float) -> tuple[float, float, float]:
+    """(truth share missed before the rule, after it, share of the result outside the truth)."""
+    _, truth, roi = _phantom(8.0, spacing, phase=phase)
     lesion, band = _found(roi)
     truth = truth[tuple(slice(lo, lo + n) for lo, n in zip(roi.lo, roi.smooth.shape))]
-    missed_before = (truth & ~lesion).sum() / truth.sum()
     out = base_on_wall(lesion, band, roi, GGO, LUNG)
-    missed_after = (truth & ~out).sum() / truth.sum()
-    extra = (out & ~truth).sum() / truth.sum()
-    assert missed_before > 0.08, missed_before
-    assert missed_after < 0.5 * missed_before, (missed_before, missed_after)
-    assert extra < 0.05, extra
     assert (out & lesion).sum() == lesion.sum()
+    return (truth & ~lesion).sum() / truth.sum(), (truth & ~out).sum() / truth.sum(), \
+        (out & ~truth).sum() / truth.sum()
+
+
+@pytest.mark.parametrize("spacing", [np.array([1.0, 0.7, 0.7]), np.array([1.25, 0.8, 0.8])])
+def test_the_base_on_the_wall_comes_back(spacing):
+    """Without its base the half-ball misses a blur-wide layer (a quarter to a third of its
+    volume); with it, the wall's surface on a voxel boundary, the result covers the truth's base
+    and takes no wall."""
+    before, after, extra = _missed_and_extra(spacing, 0.0)
+    assert before > 0.2, before
+    assert after < 0.5 * before, (before, after)
+    assert extra < 0.05, extra
+
+
+@pytest.mark.parametrize("spacing", [np.array([1.0, 0.7, 0.7]), np.array([1.0, 0.5, 0.5])])
+def test_wherever_the_wall_lies_in_a_voxel_no_wall_is_taken_and_the_base_comes_back_on_average(spacing):
+    """The lesion lifts the mix of the voxel it shares with the wall, which can move the tissue's
+    border out by a voxel: its base is then read against the lung's mix a voxel nearer the wall
+    and less of it comes back (nothing with the surface half-way through a voxel at 0.7 mm). At
+    no phase does the result take wall; over four phases at least a quarter of the missed base
+    comes back."""
+    runs = [_missed_and_extra(spacing, phase) for phase in (0.0, 0.25, 0.5, 0.75)]
+    for before, after, extra in runs:
+        assert after <= before and extra < 0.05, (before, after, extra)
+    before, after = np.mean([r[0] for r in runs]), np.mean([r[1] for r in runs])
+    assert after < 0.75 * before, (before, after)
 
 
 @pytest.mark.parametrize("rib", [False, True])
@@ -86,3 +110,15 @@ def test_no_contrast_no_base():
     _, _, roi = _phantom(8.0, np.array([1.0, 0.7, 0.7]))
     lesion, band = _found(roi)
     assert (base_on_wall(lesion, band, roi, LUNG, LUNG) == lesion).all()
+
+
+def test_a_part_solid_nodule_in_the_costophrenic_angle_on_thick_slices_gets_its_base_not_the_corner():
+    """A 20 mm part-solid nodule in the costophrenic angle on 5 mm slices, clicked 3 mm off its
+    centre: the envelope left out its base on both walls (0.51x before the rule). Its base comes
+    back; the mix along the walls beyond the lesion's own in-plane blur stays out (taken with it,
+    the corner's mix ran to the ROI's border: 1.24x)."""
+    case = render_case(LesionKind(20.0, "costophrenic", "part_solid", 5.0), seed=1)
+    seg = ClassicalSegmenter()
+    mask = seg.segment(case.image, (case.centre_lps + [3.0, 0.0, 0.0])[None])
+    ratio = mask.sum() / case.truth.sum()
+    assert 0.65 < ratio < 1.15 and "roi_border" not in seg.last_diagnostics["warnings"], ratio

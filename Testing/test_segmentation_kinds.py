@@ -138,12 +138,27 @@ def test_a_vessel_just_thinner_than_the_ball_keeps_no_stretch_along_the_nodule(s
     grown back round the opening took the stretch of vessel alongside (10-13% of the nodule's
     volume beyond 1 mm of it on these seeds; the held-out juxtavascular nodules of seeds 74-76 came
     out 1.5-1.6x). What runs on beyond the regrowth's reach at half the ball's thickness is a
-    vessel, and is not grown back."""
+    vessel, and is not grown back. These seeds are the ones the rule helped; on seeds 12, 15 and 16
+    it keeps 15-27% still (a vessel as thick as the ball, or through the nodule)."""
     case = render_case(LesionKind(9.0, "vessel", "solid", 1.25), seed=seed, half_mm=40.0)
     mask = seg.segment(case.image, case.centre_lps[None])
     spacing = np.array(case.image.GetSpacing()[::-1])
     beyond = mask & ~dilate_mm(case.truth, 1.0, spacing)
     assert beyond.sum() < 0.095 * case.truth.sum(), beyond.sum() / case.truth.sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_spiculated_solid_nodule_keeps_its_spicules(seg, seed):
+    """Spicules (0.45-0.75 mm thick, out to 1.4-1.9 radii) run on beyond the regrowth's reach too,
+    but are thinner than half the vessel-cutting ball: border detail, kept (0.68-0.72 of the truth
+    beyond 1.2 radii on these seeds; cutting every protrusion that runs on kept 0.30-0.39)."""
+    case = render_case(LesionKind(25.0, "chest_wall", "solid", 2.5, 0.0, "spiculated"), seed=seed)
+    mask = seg.segment(case.image, case.centre_lps[None])
+    spacing = np.array(case.image.GetSpacing()[::-1])
+    centre = lesion_centre_zyx(case.truth, spacing)
+    far = np.sqrt(sum(((a - c) * s) ** 2 for a, c, s in zip(np.indices(mask.shape), centre, spacing))) > 15.0
+    kept = (mask & case.truth & far).sum() / (case.truth & far).sum()
+    assert kept > 0.55, kept
 
 
 def test_a_click_on_the_vessel_beside_a_nodule_says_it_cannot_tell(seg):

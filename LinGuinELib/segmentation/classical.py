@@ -56,7 +56,7 @@ from .levels import (
     refine_levels,
 )
 from .lung_envelope import air_distances, base_on_wall, cavity_wall, clear_of_tissue, lesion_scale, lung_envelope
-from .roi import SMOOTH_MM, Roi, component_near, distance_map, make_roi, open_face_cover
+from .roi import Roi, blur_mm, component_near, distance_map, make_roi, open_face_cover
 from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ def _deepest_in(envelope: np.ndarray, roi: Roi) -> np.ndarray | None:
     """The image index of the densest voxel inside the envelope by more than the image's blur
     (clear of the wall's partial volume), within SEED_SEARCH_MM of the envelope's edge nearest
     the seed, if it is denser than aerated lung; else None."""
-    blur = 2.0 * SMOOTH_MM + 0.5 * float(roi.spacing.max())
+    blur = blur_mm(roi.spacing)
     near = (roi.dist <= SEED_SEARCH_MM + blur) & (edt_mm(envelope, roi.spacing) > blur)
     near &= roi.smooth >= AIR_LIKE_HU
     if not near.any():

@@ -23,7 +23,7 @@ from ..filtering.components import (
     opening_mm,
 )
 from .levels import AIR_LIKE_HU, BELOW_FAT_HU, shell_quantile
-from .roi import DIRECTIONS, SMOOTH_MM, Roi, distance_map
+from .roi import DIRECTIONS, SMOOTH_MM, Roi, blur_mm, distance_map
 
 ENVELOPE_FACTOR = 2.5  # closing ball radius / lesion scale: the ball must span the lesion's dent
 SCALE_QUANTILE = 30  # percentile of the ray distances to lung (rays that find it): robust to the
@@ -151,7 +151,7 @@ def _envelope(smooth: np.ndarray, spacing: np.ndarray, seed: np.ndarray, dist: n
     if outside.any():
         # the partial-volume rim along the skin lies within the blur of the air outside; what is
         # left of it is thin everywhere: lung is not
-        air &= edt_mm(~outside, spacing) > 2.0 * SMOOTH_MM + 0.5 * float(spacing.max())
+        air &= edt_mm(~outside, spacing) > blur_mm(spacing)
     labels = cc3d.connected_components(air, connectivity=26)
     labels = _thick_parts(labels, air, max(MIN_LUNG_MM, float(spacing.min())), spacing)
     if not labels.any():
@@ -213,12 +213,6 @@ def _edge_offset(smooth: np.ndarray, closed: np.ndarray, near: np.ndarray, spaci
     return float(np.median(edt_mm(~closed, spacing)[surface]))
 
 
-def _blur_mm(roi: Roi) -> float:
-    """How far a dense structure's partial volume reaches into the lung: the smoothing on both
-    sides of the edge and half a (thickest) voxel."""
-    return 2.0 * SMOOTH_MM + 0.5 * float(roi.spacing.max())
-
-
 def clear_of_tissue(roi: Roi) -> np.ndarray:
     """Voxels lighter than fat and farther from anything as dense as fat than the image's blur.
 
@@ -227,30 +221,39 @@ def clear_of_tissue(roi: Roi) -> np.ndarray:
     the lesion's base where it meets the wall. Wall tissue is fat or denser; the mix of wall and
     lung that the slice thickness and smoothing make next to it lies within the blur of it. What
     lies beyond is neither, so the envelope need not hold it back (the base: :func:`base_on_wall`)."""
-    return edt_mm(roi.smooth < BELOW_FAT_HU, roi.spacing) > _blur_mm(roi)
+    return edt_mm(roi.smooth < BELOW_FAT_HU, roi.spacing) > blur_mm(roi.spacing)
 
 
 def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, lung: float) -> np.ndarray:
     """The lesion (lighter than fat) with its base on a wall: the voxels of ``free`` (its band)
-    within the blur of both the wall and the lesion that the envelope held back and that are more
-    lesion than wall. They stay out of ``roi.allowed``: the next round's region, and the levels
-    measured on it, are the lesion's own.
+    within the blur of both the wall and the lesion that the envelope (``roi.allowed``) held back
+    and that are more lesion than wall. ``roi.allowed`` is not changed.
 
-    Within the blur of tissue a voxel beside the lung reads the wall's mix with the lung at its
-    distance from the tissue (the median over the ROI at that distance: walls and vessels are most
-    of it); one beside the lesion reads more, by its lesion share times the lesion's contrast to the
-    lung. Standing above the mix by half that contrast, it is more lesion than wall (the end
-    slices' partial-volume rule, in-plane). A ground-glass nodule on a wall on thin slices lost
-    this layer: 0.7-0.85x. ``level``, ``lung``: the lesion's and the aerated lung's levels."""
+    Within the blur of the wall a voxel beside the lung reads the wall's mix with the lung at its
+    distance from the wall's tissue: the median, per distance, over the wall's blur in the ROI (the
+    wall being the tissue within the blur of the lesion, not the vessels round it). A voxel beside
+    the lesion reads more, by its lesion share times the lesion's contrast to the lung: standing
+    above the mix by half that contrast, it is more lesion than wall (the end slices' partial-volume
+    rule, in-plane). Only within the lesion's own slices and their in-plane blur of it: across thick
+    slices the end slices are settled on their own (:mod:`.end_slices`). A ground-glass nodule on a
+    wall on thin slices lost this layer: 0.7-0.85x.
+
+    Distances are whole voxels: where the wall's surface lies in a voxel matters, since the lesion
+    beside the wall lifts the edge voxel's mix and can move the tissue's border out by one voxel (a
+    half-ball on a flat wall: its base comes back with the wall's surface on a voxel boundary, not
+    half-way through one). The rule then takes less, never the wall. ``level``, ``lung``: the
+    lesion's and the aerated lung's levels."""
     if roi.allowed is None or level <= lung or not lesion.any():
         return lesion
-    blur = _blur_mm(roi)
-    lighter = roi.smooth < BELOW_FAT_HU
-    dist = edt_mm(lighter, roi.spacing)
-    zone = lighter & (dist <= blur)
-    # beside the lesion within its slices' own blur: across thick slices the end slices are
-    # settled on their own (:mod:`.end_slices`)
-    beside = edt_mm(~lesion, roi.spacing) <= 2.0 * SMOOTH_MM + 0.5 * float(roi.spacing[1:].max())
+    blur = blur_mm(roi.spacing)
+    tissue = roi.smooth >= BELOW_FAT_HU
+    # the envelope kept the lesion a blur away from it: the tissue a voxel beyond that
+    wall = components_touching(tissue, dilate_mm(lesion, blur + float(roi.spacing.max()), roi.spacing) & tissue)
+    if not wall.any():
+        return lesion
+    dist = edt_mm(~wall, roi.spacing)
+    zone = ~tissue & (dist <= blur)
+    beside = edt_mm(~lesion, roi.spacing) <= blur_mm(roi.spacing[1:])
     beside &= lesion.any(axis=(1, 2))[:, None, None]
     held = zone & free & ~roi.allowed & beside
     if not held.any():
@@ -264,5 +267,4 @@ def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, l
     at = np.floor(dist[held] / step).astype(np.int32)
     base = np.zeros_like(held)
     base[held] = roi.smooth[held] - mix[at] >= 0.5 * (level - lung)
-    whole = components_touching(lesion | base, lesion)
-    return whole
+    return components_touching(lesion | base, lesion)

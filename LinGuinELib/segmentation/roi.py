@@ -135,3 +135,9 @@ def ray_profiles(volume: np.ndarray, start: np.ndarray, spacing: np.ndarray, len
     pts = start + DIRECTIONS[:, None, :] * radii[None, :, None] / spacing
     values = ndimage.map_coordinates(volume, pts.reshape(-1, 3).T, order=order, mode="nearest")
     return values.reshape(len(DIRECTIONS), len(radii))
+
+
+def blur_mm(spacing: np.ndarray) -> float:
+    """How far a dense structure's partial volume reaches into the lung: the smoothing on both
+    sides of its edge and half a voxel of the given (zyx, mm) spacing along its coarsest axis."""
+    return 2.0 * SMOOTH_MM + 0.5 * float(np.max(spacing))
