@@ -16,8 +16,11 @@ thick slices behave alike):
 4. Lung envelope: in the lung, the region may only lie inside the adjacent lung closed with a
    ball scaled to the lesion: juxtapleural lesions come off the chest wall, mediastinum and
    diaphragm, and a large pleural-based tumour keeps its full extent (its dent is in the envelope).
+   A lesion lighter than fat gets back its base on the wall, decided by partial volume against the
+   wall's own mix with the lung (:func:`.lung_envelope.base_on_wall`).
 5. Attached structures (:mod:`.separate`): a top-hat with a ball larger than the lesion drops
-   walls, an opening with a ball that fits in it cuts vessels and fissures, a closing and hole
+   walls, an opening with a ball that fits in it cuts vessels and fissures (from a solid lesion
+   also a vessel a little thinner than that ball that runs on past it), a closing and hole
    filling make porous ground glass solid. Negative points claim the voxels nearer to them.
 6. Thick slices on a wall along them (:mod:`.end_slices`): the slice a lesion shares with the
    dome is decided by partial volume, over the dome's mix read round the lesion in that slice.

@@ -92,10 +92,10 @@ def _regrow(piece: np.ndarray, core: np.ndarray, ball: float, reach: float, sp: 
     the lesion's side: the core stayed compact and the regrowth took the stretch alongside, 1.4-1.6x
     on 9 mm nodules). Half the ball, but at least a voxel of the coarsest axis: across 5 mm slices
     the tube must be 10 mm thick, so for a nodule there the rule is in effect off (a slice resolves
-    no tube across it); a large tumour's ball is wider. Of it only the opening's rim is kept. Thinner ones (spicules, a pleural tag)
-    are border detail that readers draw as lesion; so is what runs on from ground glass, whose band
-    reaches through its porous edge into the lung texture and vessels round it (LIDC-0002 lost
-    a fifth of its volume)."""
+    no tube across it); a large tumour's ball is wider. Of it only the opening's rim is kept.
+    Thinner ones (spicules, a pleural tag) are border detail that readers draw as lesion; so is what
+    runs on from ground glass, whose band reaches through its porous edge into the lung texture and
+    vessels round it (LIDC-0002 lost a fifth of its volume)."""
     zone = piece & dilate_mm(core, reach, sp)
     if not (vessel or solid):
         return zone
