@@ -153,6 +153,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
     lesion, lesion_radius, tried, found_levels = None, 0.0, [], levels
     for iteration in range(MAX_ITER):
         level, background = levels
+        solid = level >= BELOW_FAT_HU  # as dense as a wall; lighter: ground glass, a halo
         threshold = 0.5 * (level + background)
         # the band's ceiling: from at least the densest tenth near the prompt, on every round (a
         # prompt in a partial-volume rim underrates the lesion level, and the solid core of a
@@ -170,18 +171,16 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             # envelope uses it where a slice crosses a wall along the slices (lung_envelope). A
             # lesion lighter than fat has its edge below that mix (the envelope keeps the air
             # level, and what is clear of tissue is let back in)
-            solid = level >= BELOW_FAT_HU
             roi.allowed = envelope(threshold if solid else AIR_LIKE_HU)
             if roi.allowed is not None and not solid:
                 roi.allowed = roi.allowed | clear_of_tissue(roi)
         region = free if roi.allowed is None or free is None else component_near(
             free & roi.allowed, roi.dist, SEED_SEARCH_MM)
-        lesion_new, radius, as_thick = separate(region, roi, sign, small_factor=small_factor,
-                                                solid=level >= BELOW_FAT_HU) \
+        lesion_new, radius, as_thick = separate(region, roi, sign, small_factor=small_factor, solid=solid) \
             if region is not None else (None, 0.0, False)
         on_wall, base = 0.0, None
         if lesion_new is not None and sign > 0:
-            if level >= BELOW_FAT_HU:  # a solid lesion: a wall is as dense, ground glass is not
+            if solid:  # a wall is as dense as the lesion: its outline decides; ground glass is lighter
                 lesion_new = fill_corner(lesion_new, free, roi)
             else:  # its base on a wall is measured by the mix with the wall, not as the lesion
                 with_base = base_on_wall(lesion_new, free, roi, level, background)

@@ -23,6 +23,7 @@ import cc3d
 import numpy as np
 
 from ..filtering.components import components_touching, edt_mm
+from .levels import more_lesion_than_wall
 from .roi import SMOOTH_MM
 
 THICK_SLICE_RATIO = 2.0  # slices this many times thicker than the pixels are thick: a wall along them is mixed
@@ -87,9 +88,8 @@ def _decide(near: np.ndarray, smooth_k: np.ndarray, smooth_near: np.ndarray, had
     # mix of the wall along the slices
     dense = smooth_near >= 0.5 * sum(levels)
     reach = (edt_mm(~near, sp2) <= grow) & ~(dense & ~near)
-    level, lung = levels
-    wall_mix = _wall_mix(smooth_k, reach, sp2, lung, dense)
-    found = had & reach if wall_mix is None else reach & (smooth_k - wall_mix >= 0.5 * (level - lung))
+    wall_mix = _wall_mix(smooth_k, reach, sp2, levels[1], dense)
+    found = had & reach if wall_mix is None else reach & more_lesion_than_wall(smooth_k, wall_mix, levels)
     return components_touching(found, near, connectivity=8)
 
 

@@ -33,6 +33,16 @@ HALO_MIN_RISE_HU = 100.0  # ... and at least this far above it (lung texture and
 LUNG_REACH_MM = 15.0  # how far out from a found lesion the aerated lung is looked for
 
 
+def more_lesion_than_wall(values: np.ndarray, wall_mix: np.ndarray | float, levels: tuple[float, float]) -> np.ndarray:
+    """The partial-volume rule where a lesion meets a wall: beside the lung a voxel reads the wall's
+    mix with the lung; beside the lesion more, by its lesion share times the lesion's contrast to
+    the lung. A voxel standing above the wall's mix by half that contrast is at least half lesion
+    (the threshold half-way between lesion and lung, with the wall's share read locally).
+    ``levels``: (lesion, aerated lung)."""
+    level, lung = levels
+    return values - wall_mix >= 0.5 * (level - lung)
+
+
 def noise_delta(roi: Roi) -> tuple[float, float]:
     """(noise sd of the raw image near the seed, smallest trusted step after smoothing)."""
     noise = 1.4826 * float(np.median(np.abs(roi.raw - roi.smooth)[roi.dist <= 10.0]))

@@ -22,7 +22,7 @@ from ..filtering.components import (
     labels_touching,
     opening_mm,
 )
-from .levels import AIR_LIKE_HU, BELOW_FAT_HU, shell_quantile
+from .levels import AIR_LIKE_HU, BELOW_FAT_HU, more_lesion_than_wall, shell_quantile
 from .roi import DIRECTIONS, SMOOTH_MM, Roi, blur_mm, distance_map
 
 ENVELOPE_FACTOR = 2.5  # closing ball radius / lesion scale: the ball must span the lesion's dent
@@ -266,5 +266,5 @@ def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, l
     mix[read] = shell_quantile(values, bins, n_bins, 0.5)[read]
     at = np.floor(dist[held] / step).astype(np.int32)
     base = np.zeros_like(held)
-    base[held] = roi.smooth[held] - mix[at] >= 0.5 * (level - lung)
+    base[held] = more_lesion_than_wall(roi.smooth[held], mix[at], (level, lung))
     return components_touching(lesion | base, lesion)

@@ -106,21 +106,18 @@ def _regrow(piece: np.ndarray, core: np.ndarray, ball: float, reach: float, sp: 
     return zone & ~components_touching(rest, runs_on)
 
 
-def separate(region: np.ndarray, roi: Roi, sign: float, walls: bool = True,
-             small_factor: float = SMALL_BALL_FACTOR, solid: bool = True) -> tuple[np.ndarray | None, float, bool]:
+def separate(region: np.ndarray, roi: Roi, sign: float, *, solid: bool,
+             small_factor: float = SMALL_BALL_FACTOR) -> tuple[np.ndarray | None, float, bool]:
     """The lesion within the seed's region, its radius (mm) and whether an attachment as thick as
-    it was cut: walls cut off by a top-hat (unless ``walls`` is False: the lung envelope already
-    did), vessels by an opening. An attached structure that outlasts a ball of AS_THICK_FACTOR of
-    the lesion's thickness is about as thick as what is kept: then the shape cannot say which is
-    the lesion (a vanished nodule's vessel, a junction of vessels). ``solid``: the lesion is as
+    it was cut: walls cut off by a top-hat, vessels by an opening. An attached structure that
+    outlasts a ball of AS_THICK_FACTOR of the lesion's thickness is about as thick as what is kept:
+    then the shape cannot say which is the lesion (a vanished nodule's vessel, a junction of
+    vessels). ``solid``: the lesion is as
     dense as its vessels (not ground glass), so a tube running on from it is one (:func:`_regrow`)."""
     radius, extent, _ = lesion_radius(region, roi, sign)
-    if walls:
-        big = BIG_BALL_FACTOR * max(radius, extent)
-        tophat = region & ~coarse_opening_mm(region, big, roi.spacing, BIG_BALL_GRID)
-        part = component_near(tophat, roi.dist, SEED_SEARCH_MM)
-    else:
-        part = region
+    big = BIG_BALL_FACTOR * max(radius, extent)
+    tophat = region & ~coarse_opening_mm(region, big, roi.spacing, BIG_BALL_GRID)
+    part = component_near(tophat, roi.dist, SEED_SEARCH_MM)
     if part is None:
         return None, radius, False
     sp = roi.spacing
