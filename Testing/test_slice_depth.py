@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import Reason, scan_checks
@@ -75,4 +76,20 @@ def test_a_nodule_less_than_two_slices_across_is_flagged(kind, seed, flagged):
     on 5 mm slices, it is measurable."""
     case = render_case(kind, seed=seed)
     _, findings = scan_checks(case.image, MaskCrop.from_full(case.truth), is_prompt=True)
+    assert (Reason.FEW_SLICES in {f.reason for f in findings}) is flagged
+
+
+@pytest.mark.parametrize("prompt_across_mm, flagged", [(7.0, True), (14.0, False)])
+def test_a_follow_up_grown_past_two_slices_is_read_at_the_prompt_lesion_size(prompt_across_mm, flagged):
+    """A 7 mm nodule's follow-up segment on 5 mm slices that took in its neighbours' partial volume
+    (held out, session 15: 2.56x, 10 mm across, only its response marked uncertain) is no better
+    measured for looking larger: the prompt's lesion size decides. A lesion 14 mm across on the
+    prompt scan is measurable on 5 mm slices whatever its follow-up segment."""
+    case = render_case(LesionKind(7.0, "isolated", "solid", 5.0), seed=2)
+    grown = ndimage.binary_dilation(case.truth, iterations=2)
+    alone, findings = scan_checks(case.image, MaskCrop.from_full(grown), is_prompt=True)
+    assert 2 * alone["radius_mm"] > 10.0 and Reason.FEW_SLICES not in {f.reason for f in findings}
+    prompt = {"radius_mm": prompt_across_mm / 2}
+    _, findings = scan_checks(case.image, MaskCrop.from_full(grown), is_prompt=False,
+                              point_lps=case.centre_lps, prompt_signals=prompt)
     assert (Reason.FEW_SLICES in {f.reason for f in findings}) is flagged

@@ -60,7 +60,9 @@ PROMPT_CONTRAST_FRACTION = 1 / 3  # a follow-up edge weaker than this share of t
 MAX_THIN_PART = 0.25  # share of a segment thinner than half its thickest part (vessel, pleura)
 MIN_COMPACTNESS = 0.5  # radius of the widest ball inside / radius of the sphere of its volume
 MIN_SLICES_ACROSS = 2.0  # a segment less than this many slices across (its volume's sphere) is mostly
-# partial volume: on 5 mm slices a nodule under 10 mm (the Fleischner Society asks for <= 1.5 mm)
+# partial volume: on 5 mm slices a nodule under 10 mm (the Fleischner Society asks for <= 1.5 mm).
+# On a follow-up the lesion's size is the smaller of its segment's and the prompt's: a small nodule
+# whose segment took in its neighbour's partial volume is no better measured for looking larger.
 # A lesion keeps its shape between scans: a follow-up segment whose elongation (see ``elongation``)
 # reaches ELONGATED and SHAPE_CHANGE times the prompt segment's was cut (one slice of a lesion on
 # thick slices), grew along a vessel or sheet, or is a piece of one (round lesions measure 1.1-1.9).
@@ -239,8 +241,9 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     if volume < MIN_VOLUME_ML or count < MIN_VOXELS:
         findings.append(Finding(Reason.TINY_SEGMENT, f"{volume * 1000:.0f} mm3, {count} voxels"))
     spacing = np.array(image.GetSpacing()[::-1], float)
-    if 2.0 * radius < MIN_SLICES_ACROSS * float(spacing.max()):
-        findings.append(Finding(Reason.FEW_SLICES, f"{2 * radius:.0f} mm across on {spacing.max():.1f} mm slices"))
+    across = 2.0 * min(radius, prompt_signals.get("radius_mm", radius))
+    if across < MIN_SLICES_ACROSS * float(spacing.max()):
+        findings.append(Finding(Reason.FEW_SLICES, f"{across:.0f} mm across on {spacing.max():.1f} mm slices"))
     lo, hi = np.array(mask.offset_zyx), np.array(mask.offset_zyx) + mask.array.shape
     if np.any(lo == 0) or np.any(hi == np.array(mask.shape_zyx)):
         findings.append(Finding(Reason.IMAGE_EDGE))
