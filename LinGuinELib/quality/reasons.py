@@ -41,6 +41,7 @@ class Reason(str, Enum):
     SHALLOW = "shallow"
     GROWN_BEYOND = "grown_beyond"
     FEW_SLICES = "few_slices"
+    RUNS_ON = "runs_on"
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -86,9 +87,12 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.GROWN_BEYOND: "part of the segment lies beyond where the lesion on the prompt scan could have grown "
                          "(its outline widened by as much as its thickest part grew): the next stretch of a vessel "
                          "or another structure beside it taken in; its volume is not vouched for within a factor of 2",
-    Reason.FEW_SLICES: "the segment is less than two slices across: its volume is mostly the slices' partial "
-                       "volume with the lung and is not known within a factor of 2; measure small nodules on "
-                       "thin slices (1.5 mm or less)",
+    Reason.FEW_SLICES: "the lesion (this segment, or the prompt scan's if smaller) is less than two slices across: "
+                       "its volume is mostly the slices' partial volume with the lung and is not known within a "
+                       "factor of 2; measure small nodules on thin slices (1.5 mm or less)",
+    Reason.RUNS_ON: "where the outline lies in the lung, much of it runs on into tissue as dense as the segment: a "
+                    "vessel about as thick as the lesion taken in (the shape cannot tell which is the lesion), or "
+                    "a lesion cut from part of itself (a part-solid lesion's ground glass left out)",
 }
 
 
