@@ -19,7 +19,8 @@ Measured from the image around the mask (learned segmenters report nothing about
 - scan edge, distance from the propagated point, the registration's own confidence, and the
   segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
   ``roi_border_contact`` means its region reached the border of its region of interest;
-  ``attached_as_thick``, a structure as thick as the result cut from it).
+  ``attached_as_thick``, a structure as thick as the result cut from it; ``halo_left_out``, a hazy
+  shell round a dense result that it did not take).
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ MIN_SLICES_ACROSS = 2.0  # a segment less than this many slices across (its volu
 # whose segment took in its neighbour's partial volume is no better measured for looking larger.
 # A lesion keeps its shape between scans: a follow-up segment whose elongation (see ``elongation``)
 # reaches ELONGATED and SHAPE_CHANGE times the prompt segment's was cut (one slice of a lesion on
-# thick slices), grew along a vessel or sheet, or is a piece of one (round lesions measure 1.1-1.9).
+# thick slices), grew along a vessel or sheet, or is a piece of one (round lesions measure 1.1-1.9,
+# a half-ball on a wall 1.8). Any segment that elongated is flagged (``elongated``); on sessions 13-15's
+# benchmark runs (1934 records) 34 bad results and 7 good ones were.
 ELONGATED = 2.5
 SHAPE_CHANGE = 1.75
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
@@ -283,6 +286,8 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     shape, was = signals["elongation"], prompt_signals.get("elongation", math.nan)
     if np.isfinite(was) and shape >= max(ELONGATED, SHAPE_CHANGE * was):
         findings.append(Finding(Reason.SHAPE_CHANGED, f"elongation {shape:.1f}, {was:.1f} on the prompt scan"))
+    elif shape >= ELONGATED:
+        findings.append(Finding(Reason.ELONGATED, f"elongation {shape:.1f}"))
     depth, width = depth_share(mask.array, spacing)
     signals["depth_share"] = depth
     if np.isfinite(depth) and depth < MIN_DEPTH_SHARE:
@@ -302,4 +307,6 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         findings.append(Finding(Reason.REGION_BORDER))
     if diagnostics and diagnostics.get("attached_as_thick"):
         findings.append(Finding(Reason.ATTACHED_AS_THICK))
+    if diagnostics and diagnostics.get("halo_left_out"):
+        findings.append(Finding(Reason.HALO_LEFT_OUT))
     return signals, findings
