@@ -10,7 +10,7 @@ from test_safety_early import two_lesion_study
 
 from LinGuinELib.config import TrackingConfig
 from LinGuinELib.errors import InputError
-from LinGuinELib.outputs.plot import series
+from LinGuinELib.outputs.plot import scan_positions, series
 from LinGuinELib.propagation.engine import track
 from LinGuinELib.study.images import read_image
 from LinGuinELib.study.manifest import load_manifest
@@ -39,3 +39,6 @@ def test_an_undated_trajectory_keeps_each_point_at_its_scan():
     assert xs == [1, 2] and [r["scan"] for r in pts] == ["tp2", "tp3"]
     dated = [dict(r, days_from_first=d) for r, d in zip(rows, (0, 30, 91))]
     assert series(dated, "L1")[0] == [30, 91]
+    # one scan undated: days for some scans and places for others would share one axis
+    partly = [dict(r, days_from_first=d) for r, d in zip(rows, (0, None, 91))]
+    assert scan_positions(partly) == (False, {"tp1": 0.0, "tp2": 1.0, "tp3": 2.0})

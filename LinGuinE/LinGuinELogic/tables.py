@@ -19,6 +19,8 @@ from typing import Any
 
 import vtk
 
+from LinGuinELib.outputs.plot import scan_positions
+
 TEXT_COLUMNS = ("lesion", "scan", "when", "status", "response", "review", "review_reasons", "review_details")
 # Column name -> (title shown in Slicer, unit); names stay the CSV's, titles are for people.
 TITLES = {
@@ -188,16 +190,10 @@ def fill_plot(
     lesions: list[tuple[str, str, tuple[float, float, float]]],
 ) -> None:
     """Volume (mL) against days (or scan index when undated); one series per (id, name, colour)."""
-    scan_order: list[str] = []
-    x_of: dict[str, float] = {}
-    for row in rows:
-        if row["scan"] not in x_of:
-            scan_order.append(row["scan"])
-            days = row.get(PLOT_X)
-            x_of[row["scan"]] = float(days) if days is not None else float(len(scan_order) - 1)
+    dated, x_of = scan_positions(rows)
     rows_by = {(row["lesion"], row["scan"]): row for row in rows}
     plot_rows = []
-    for scan in scan_order:
+    for scan in x_of:
         plot_row = {PLOT_X: x_of[scan], "scan": scan}
         for lesion_id, _, _ in lesions:
             plot_row[_series_column(lesion_id)] = rows_by.get((lesion_id, scan), {}).get(PLOT_Y)
@@ -216,7 +212,6 @@ def fill_plot(
         series.SetLineStyle(series.LineStyleSolid)
         series.SetColor(*color)
         chart.AddAndObservePlotSeriesNodeID(series.GetID())
-    dated = all(row.get(PLOT_X) is not None for row in rows)
     chart.SetXAxisTitle("days from first scan" if dated else "scan (time order)")
     chart.SetYAxisTitle("volume (mL)")
     chart.SetTitle("Lesion volume over time")
