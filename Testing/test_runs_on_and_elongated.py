@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import Reason, scan_checks
+from LinGuinELib.quality.baseline import baseline_doubt
 from LinGuinELib.quality.image_checks import ELONGATED, MAX_OPEN_IN_LUNG
 
 LUNG_HU, TISSUE_HU = -850.0, 30.0
@@ -52,3 +53,5 @@ def test_a_nodule_with_a_stretch_of_its_vessel_taken_in_is_elongated(stretch_mm,
     signals, findings = scan_checks(image, MaskCrop.from_full(segment), is_prompt=True)
     assert (Reason.ELONGATED in {f.reason for f in findings}) is flagged, signals["elongation"]
     assert (signals["elongation"] >= ELONGATED) is flagged
+    carried = baseline_doubt(findings)  # a baseline drawn out so reads every follow-up against a vessel
+    assert (carried is not None and "elongated" in carried.detail) is flagged

@@ -23,7 +23,7 @@ from .reasons import Finding, Reason
 # Findings on the prompt scan's own segment that make its follow-ups doubtful.
 BASELINE_SHAPE_REASONS = (Reason.TINY_SEGMENT, Reason.NOT_COMPACT, Reason.THIN_PART,
                           Reason.ATTACHED_AS_THICK, Reason.OUTSIDE_LUNG, Reason.REGION_BORDER, Reason.SHALLOW,
-                          Reason.HALO_LEFT_OUT)
+                          Reason.HALO_LEFT_OUT, Reason.ELONGATED)
 
 
 def baseline_doubt(prompt_findings: list[Finding]) -> Finding | None:
