@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.segmentation.lung_envelope import base_on_wall, clear_of_tissue
@@ -122,3 +123,17 @@ def test_a_part_solid_nodule_in_the_costophrenic_angle_on_thick_slices_gets_its_
     mask = seg.segment(case.image, (case.centre_lps + [3.0, 0.0, 0.0])[None])
     ratio = mask.sum() / case.truth.sum()
     assert 0.65 < ratio < 1.15 and "roi_border" not in seg.last_diagnostics["warnings"], ratio
+
+
+def test_a_segment_that_is_only_in_the_smoothing_gets_no_base():
+    """Where a wall nodule had gone, the segmenter found the wall's own blur in its smoothed image:
+    its voxels were lung (held out, seeds 85-89: median 124 HU below the threshold), and the base it
+    was given beside the wall made it read as tissue, kept as the lesion. Here a shell of lung round
+    a ground-glass dome, as a segment, gets none of the dome's base; the dome itself does."""
+    spacing = np.array([1.0, 0.7, 0.7])
+    _, _, roi = _phantom(8.0, spacing)
+    lesion, band = _found(roi)
+    ghost = ndimage.binary_dilation(lesion, iterations=2) & ~lesion & ~band
+    assert np.median(roi.raw[ghost]) < 0.5 * (GGO + LUNG)
+    assert base_on_wall(ghost, band, roi, GGO, LUNG).sum() == ghost.sum()
+    assert base_on_wall(lesion, band, roi, GGO, LUNG).sum() > lesion.sum()

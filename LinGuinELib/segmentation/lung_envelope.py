@@ -242,9 +242,17 @@ def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, l
     beside the wall lifts the edge voxel's mix and can move the tissue's border out by one voxel (a
     half-ball on a flat wall: its base comes back with the wall's surface on a voxel boundary, not
     half-way through one). The rule then takes less, never the wall. ``level``, ``lung``: the
-    lesion's and the aerated lung's levels."""
+    lesion's and the aerated lung's levels.
+
+    Only a lesion that is in the image gets a base: the median of its unsmoothed voxels reaches the
+    threshold half-way from the lung to its level (ground-glass lesions on a wall read 112-196 HU
+    above it). Where a wall nodule had gone, the segment at its place was the wall's blur in the
+    smoothed image, its own voxels lung (124 HU below); given a base, it read as tissue and was
+    kept as the lesion (held out, seeds 85-89)."""
     if roi.allowed is None or level <= lung or not lesion.any():
         return lesion
+    if float(np.median(roi.raw[lesion])) < 0.5 * (level + lung):
+        return lesion  # not in the image, only in its smoothing: the wall's own blur, no lesion to give a base
     blur = blur_mm(roi.spacing)
     tissue = roi.smooth >= BELOW_FAT_HU
     # the envelope kept the lesion a blur away from it: the tissue a voxel beyond that
