@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from LinGuinELib.propagation.result import MaskCrop
+from LinGuinELib.quality import Reason, scan_checks
+from LinGuinELib.quality.baseline import baseline_doubt
 from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.synthetic import LesionKind, render_case
 
@@ -49,6 +52,12 @@ def test_a_halo_left_out_is_said(seg):
     dice, ratio = _score(case, mask)
     assert ratio < 0.5, (dice, ratio)  # the case this test is about (else it tests nothing)
     assert seg.last_diagnostics["halo_left_out"] and "halo_left_out" in seg.last_diagnostics["warnings"]
+    # a review finding on the result, and carried from a baseline to its follow-ups
+    _, findings = scan_checks(case.image, MaskCrop.from_full(mask), is_prompt=True,
+                              diagnostics=seg.last_diagnostics)
+    assert Reason.HALO_LEFT_OUT in {f.reason for f in findings}
+    carried = baseline_doubt(findings)
+    assert carried is not None and "halo_left_out" in carried.detail
 
 
 @pytest.mark.parametrize("kind", [LesionKind(12.0, "fissure", "solid", 1.25), LesionKind(14.0, "vessel", "solid", 5.0),

@@ -2,7 +2,7 @@
 
 ``runs_on``: its outline, where it lies in the lung, runs on into tissue as dense as it. A nodule
 on a vessel as thick as itself (held out, session 15: 2.1x on every scan, nothing flagged) is cut
-out of the vessel over a third of its outline; one on vessels a third as thick is not.
+out of the vessel over a third of its outline; one on a vessel 0.8 or a third as thick is not.
 ``elongated``: drawn out along one axis as a stretch of vessel taken in makes it (a ground-glass
 nodule on a vessel on 5 mm slices at its click: 1.77x, unflagged, full kind plan seed 84)."""
 
@@ -34,7 +34,7 @@ def _nodule_on_vessel(vessel_radius_mm: float, spacing_mm: float = 0.7) -> tuple
     return image, ball, vessel & ~ball
 
 
-@pytest.mark.parametrize("vessel_radius_mm, flagged", [(4.0, True), (1.5, False), (0.0, False)])
+@pytest.mark.parametrize("vessel_radius_mm, flagged", [(4.0, True), (3.5, False), (1.5, False), (0.0, False)])
 def test_a_nodule_cut_from_a_vessel_as_thick_is_flagged(vessel_radius_mm, flagged):
     image, ball, _ = _nodule_on_vessel(vessel_radius_mm)
     signals, findings = scan_checks(image, MaskCrop.from_full(ball), is_prompt=True)
@@ -42,10 +42,10 @@ def test_a_nodule_cut_from_a_vessel_as_thick_is_flagged(vessel_radius_mm, flagge
     assert (signals["open_in_lung"] > MAX_OPEN_IN_LUNG) is flagged
 
 
-@pytest.mark.parametrize("stretch_mm, flagged", [(0.0, False), (4.0, False), (12.0, True)])
+@pytest.mark.parametrize("stretch_mm, flagged", [(0.0, False), (4.0, False), (8.0, False), (10.0, True)])
 def test_a_nodule_with_a_stretch_of_its_vessel_taken_in_is_elongated(stretch_mm, flagged):
     """The ball with its 3 mm vessel taken in up to ``stretch_mm`` beyond its surface on each side:
-    a stub of a few mm leaves it round; a stretch longer than the ball is wide does not."""
+    stubs of up to 8 mm leave it round enough (elongation 2.3); 10 mm (2.85) do not."""
     image, ball, vessel = _nodule_on_vessel(1.5)
     n = ball.shape[2]
     x = (np.arange(n) - (n - 1) / 2.0) * 0.7

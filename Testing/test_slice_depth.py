@@ -93,3 +93,8 @@ def test_a_follow_up_grown_past_two_slices_is_read_at_the_prompt_lesion_size(pro
     _, findings = scan_checks(case.image, MaskCrop.from_full(grown), is_prompt=False,
                               point_lps=case.centre_lps, prompt_signals=prompt)
     assert (Reason.FEW_SLICES in {f.reason for f in findings}) is flagged
+    # the smaller of the two decides: a follow-up segment of the 7 mm nodule itself is flagged
+    # whatever size the prompt's was
+    _, findings = scan_checks(case.image, MaskCrop.from_full(case.truth), is_prompt=False,
+                              point_lps=case.centre_lps, prompt_signals=prompt)
+    assert Reason.FEW_SLICES in {f.reason for f in findings}

@@ -12,7 +12,7 @@ def scan_positions(rows: list[dict]) -> tuple[bool, dict[str, float]]:
     scan when every scan is dated, else (a study without dates, or with some undated) every
     scan's place in time order; and whether x is days. ``rows``: trajectory rows in time order."""
     scans = list(dict.fromkeys(r["scan"] for r in rows))
-    if all(r["days_from_first"] is not None for r in rows):
+    if all(r.get("days_from_first") is not None for r in rows):
         return True, {r["scan"]: float(r["days_from_first"]) for r in rows}
     return False, {scan: float(k) for k, scan in enumerate(scans)}
 

@@ -11,7 +11,9 @@ right (measured on the development studies: 60 good follow-ups under such prompt
 A baseline cut to fewer slices than its width needs (``shallow``: the slice it shares with the
 dome left out on 5 mm slices) is carried too: the follow-ups may be right, but their change is
 read against half the lesion. So is a baseline that left a hazy shell round its core out
-(``halo_left_out``): the follow-ups may be read against the core of a part-solid lesion.
+(``halo_left_out``: the follow-ups may be read against the core of a part-solid lesion), and one
+drawn out along an axis (``elongated``: a stretch of vessel taken in with the lesion is taken in
+again on each follow-up).
 A baseline the user drew (a mask prompt) is the user's answer, not the segmenter's: nothing is
 carried from it.
 """

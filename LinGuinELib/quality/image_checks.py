@@ -46,10 +46,11 @@ ENVELOPE_BALL_FACTOR = 1.5  # closing radius / segment radius: spans a juxtapleu
 MAX_OUTSIDE_LUNG = 0.5
 MAX_OPEN_BOUNDARY = 0.5
 # The outline's part in the lung envelope runs through lung round a lesion, bar its vessels' cross
-# sections (a vessel through a 9 mm ball: 5% of its outline at a third of its thickness, 35% at 0.9;
-# Testing/test_runs_on.py); from this share on it was cut from something about as thick (``runs_on``).
-# A large wall tumour's ring, where the closing ball counts the wall beside it as lung, read up to
-# 0.30 on the development studies.
+# sections (a vessel through a 9 mm ball: 5% of its outline at a third of its thickness, 28% at 0.8,
+# 35% at 0.9; Testing/test_runs_on_and_elongated.py); beyond this share it was cut from something
+# about as thick (``runs_on``, unless ``open_boundary`` already says so of the whole outline). A large
+# wall tumour's ring, where the closing ball counts the wall beside it as lung, read up to 0.30 on the
+# development studies.
 MAX_OPEN_IN_LUNG = 0.3
 WEAK_EDGE_HU = 100.0
 WEAK_EDGE_NOISE = 2.0  # or this many noise SDs of the surrounding lung, if larger
@@ -73,8 +74,7 @@ MIN_SLICES_ACROSS = 2.0  # a segment less than this many slices across (its volu
 # A lesion keeps its shape between scans: a follow-up segment whose elongation (see ``elongation``)
 # reaches ELONGATED and SHAPE_CHANGE times the prompt segment's was cut (one slice of a lesion on
 # thick slices), grew along a vessel or sheet, or is a piece of one (round lesions measure 1.1-1.9,
-# a half-ball on a wall 1.8). Any segment that elongated is flagged (``elongated``); on sessions 13-15's
-# benchmark runs (1934 records) 34 bad results and 7 good ones were.
+# a half-ball on a wall 1.8). Any other segment that elongated is flagged too (``elongated``).
 ELONGATED = 2.5
 SHAPE_CHANGE = 1.75
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
@@ -240,7 +240,8 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     prompt_signals = prompt_signals or {}
     volume = count * voxel_volume_ml(image)
     radius = equivalent_radius_mm(volume)
-    if _low_confidence(confidence, min(radius, prompt_signals.get("radius_mm", radius))):
+    lesion_radius = min(radius, prompt_signals.get("radius_mm", radius))  # the smaller of it and the prompt's
+    if _low_confidence(confidence, lesion_radius):
         findings.append(Finding(Reason.LOW_REGISTRATION_CONFIDENCE, f"confidence {confidence:.2f}"))
     if count == 0:
         if is_prompt:
@@ -250,9 +251,10 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     if volume < MIN_VOLUME_ML or count < MIN_VOXELS:
         findings.append(Finding(Reason.TINY_SEGMENT, f"{volume * 1000:.0f} mm3, {count} voxels"))
     spacing = np.array(image.GetSpacing()[::-1], float)
-    across = 2.0 * min(radius, prompt_signals.get("radius_mm", radius))
-    if across < MIN_SLICES_ACROSS * float(spacing.max()):
-        findings.append(Finding(Reason.FEW_SLICES, f"{across:.0f} mm across on {spacing.max():.1f} mm slices"))
+    if 2.0 * lesion_radius < MIN_SLICES_ACROSS * float(spacing.max()):
+        whose = "" if lesion_radius == radius else " on the prompt scan"
+        findings.append(Finding(Reason.FEW_SLICES, f"{2 * lesion_radius:.0f} mm across{whose}, "
+                                                   f"on {spacing.max():.1f} mm slices"))
     lo, hi = np.array(mask.offset_zyx), np.array(mask.offset_zyx) + mask.array.shape
     if np.any(lo == 0) or np.any(hi == np.array(mask.shape_zyx)):
         findings.append(Finding(Reason.IMAGE_EDGE))
@@ -275,7 +277,7 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
     if edge.open_fraction > MAX_OPEN_BOUNDARY:
         findings.append(Finding(Reason.OPEN_BOUNDARY, f"{100 * edge.open_fraction:.0f}% of the outline"))
-    if signals["open_in_lung"] > MAX_OPEN_IN_LUNG:
+    if signals["open_in_lung"] > MAX_OPEN_IN_LUNG and edge.open_fraction <= MAX_OPEN_BOUNDARY:
         findings.append(Finding(Reason.RUNS_ON, f"{100 * signals['open_in_lung']:.0f}% of the outline in the lung"))
     weak = max(WEAK_EDGE_HU, WEAK_EDGE_NOISE * edge.noise) if np.isfinite(edge.noise) else WEAK_EDGE_HU
     weak = max(weak, prompt_signals.get("edge_contrast_hu", math.nan) * PROMPT_CONTRAST_FRACTION)
