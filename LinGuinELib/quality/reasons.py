@@ -42,7 +42,6 @@ class Reason(str, Enum):
     GROWN_BEYOND = "grown_beyond"
     FEW_SLICES = "few_slices"
     RUNS_ON = "runs_on"
-    HALO_LEFT_OUT = "halo_left_out"
     ELONGATED = "elongated"
 
 
@@ -94,8 +93,6 @@ REASON_TEXT: dict[Reason, str] = {
                        "factor of 2; measure small nodules on thin slices (1.5 mm or less)",
     Reason.ELONGATED: "drawn out along one axis (2.5 times its spread across it or more) where a lesion is "
                       "rounder: a stretch of vessel or a sheet of pleura taken in, or a lesion cut along one",
-    Reason.HALO_LEFT_OUT: "the segmenter took a dense core wrapped in a hazy shell that it left out: the lesion may "
-                          "be the larger part-solid whole (its ground glass), the volume that of the core alone",
     Reason.RUNS_ON: "where the outline lies in the lung, much of it runs on into tissue as dense as the segment: a "
                     "vessel about as thick as the lesion taken in (the shape cannot tell which is the lesion), or "
                     "a lesion cut from part of itself (a part-solid lesion's ground glass left out)",
