@@ -48,8 +48,8 @@ MAX_OPEN_BOUNDARY = 0.5
 # sections (a vessel through a 9 mm ball: 5% of its outline at a third of its thickness, 28% at 0.8,
 # 35% at 0.9; Testing/test_runs_on_and_elongated.py); beyond this share it was cut from something
 # about as thick (``runs_on``, unless ``open_boundary`` already says so of the whole outline). A large
-# wall tumour's ring, where the closing ball counts the wall beside it as lung, read up to 0.30 on the
-# development studies.
+# wall tumour's ring, where the closing ball counts the wall beside it as lung, read 0.25-0.32 on the
+# benchmark runs: some are flagged.
 MAX_OPEN_IN_LUNG = 0.3
 WEAK_EDGE_HU = 100.0
 WEAK_EDGE_NOISE = 2.0  # or this many noise SDs of the surrounding lung, if larger
