@@ -52,6 +52,7 @@ from .levels import (
     HALO_DOUBT,
     HALO_SHARE,
     HALO_SURE,
+    edge_threshold,
     halo_around,
     initial_levels,
     noise_delta,
@@ -154,7 +155,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
     for iteration in range(MAX_ITER):
         level, background = levels
         solid = level >= BELOW_FAT_HU  # as dense as a wall; lighter: ground glass, a halo
-        threshold = 0.5 * (level + background)
+        threshold = edge_threshold(levels)
         # the band's ceiling: from at least the densest tenth near the prompt, on every round (a
         # prompt in a partial-volume rim underrates the lesion level, and the solid core of a
         # part-solid lesion is denser than the lesion's median: a ceiling below it hollowed the
@@ -203,7 +204,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         # the surroundings are the farther of the radial-profile plateau and the shell just
         # outside: a faint halo (ground glass, partial volume) is not the background
         levels = (levels[0] if hold_level else level, sign * min(sign * shell_level, sign * levels[1]))
-        new = 0.5 * sum(levels)
+        new = edge_threshold(levels)
         log.debug("threshold %.0f -> %.0f HU (%d voxels)", threshold, new, lesion.sum())
         tried.append(threshold)
         diag.update(threshold_hu=round(new, 1), edge_contrast_hu=round(abs(levels[0] - levels[1]), 1),

@@ -23,7 +23,7 @@ import cc3d
 import numpy as np
 
 from ..filtering.components import components_touching, edt_mm
-from .levels import more_lesion_than_wall
+from .levels import edge_threshold, more_lesion_than_wall
 from .roi import SMOOTH_MM
 
 THICK_SLICE_RATIO = 2.0  # slices this many times thicker than the pixels are thick: a wall along them is mixed
@@ -86,7 +86,7 @@ def _decide(near: np.ndarray, smooth_k: np.ndarray, smooth_near: np.ndarray, had
     # dense on the slice next to it too: the lesion there, or a wall that crosses the slices (the
     # chest wall beside a nodule on the dome, a vessel): beside the lesion, not under it, and no
     # mix of the wall along the slices
-    dense = smooth_near >= 0.5 * sum(levels)
+    dense = smooth_near >= edge_threshold(levels)
     reach = (edt_mm(~near, sp2) <= grow) & ~(dense & ~near)
     wall_mix = _wall_mix(smooth_k, reach, sp2, levels[1], dense)
     found = had & reach if wall_mix is None else reach & more_lesion_than_wall(smooth_k, wall_mix, levels)

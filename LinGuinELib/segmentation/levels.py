@@ -33,6 +33,13 @@ HALO_MIN_RISE_HU = 100.0  # ... and at least this far above it (lung texture and
 LUNG_REACH_MM = 15.0  # how far out from a found lesion the aerated lung is looked for
 
 
+def edge_threshold(levels: tuple[float, float]) -> float:
+    """The threshold half-way from the surroundings' level to the lesion's: where a voxel is half
+    lesion. ``levels``: (lesion, surroundings)."""
+    level, background = levels
+    return 0.5 * (level + background)
+
+
 def more_lesion_than_wall(values: np.ndarray, wall_mix: np.ndarray | float, levels: tuple[float, float]) -> np.ndarray:
     """The partial-volume rule where a lesion meets a wall: beside the lung a voxel reads the wall's
     mix with the lung; beside the lesion more, by its lesion share times the lesion's contrast to
@@ -228,7 +235,7 @@ def halo_around(lesion: np.ndarray, roi: Roi, levels: tuple[float, float]) -> Ha
     box = box_around(lesion, 4.0 + roi.spacing.max(), roi.spacing)
     out_dist = edt_mm(~lesion[box], roi.spacing)
     values = roi.smooth[box][(out_dist > 1.0) & (out_dist <= 4.0)]
-    threshold = 0.5 * (level + background)
+    threshold = edge_threshold(levels)
     lung = min(background, aerated_level(lesion, roi))
     floor = lung + HALO_FLOOR * (level - lung)
     if values.size < 10 or not lung < AIR_LIKE_HU or floor - lung < HALO_MIN_RISE_HU:

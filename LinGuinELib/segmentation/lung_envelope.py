@@ -22,7 +22,7 @@ from ..filtering.components import (
     labels_touching,
     opening_mm,
 )
-from .levels import AIR_LIKE_HU, BELOW_FAT_HU, more_lesion_than_wall, shell_quantile
+from .levels import AIR_LIKE_HU, BELOW_FAT_HU, edge_threshold, more_lesion_than_wall, shell_quantile
 from .roi import DIRECTIONS, SMOOTH_MM, Roi, blur_mm, distance_map
 
 ENVELOPE_FACTOR = 2.5  # closing ball radius / lesion scale: the ball must span the lesion's dent
@@ -251,7 +251,7 @@ def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, l
     kept as the lesion (held out, seeds 85-89)."""
     if roi.allowed is None or level <= lung or not lesion.any():
         return lesion
-    if float(np.median(roi.raw[lesion])) < 0.5 * (level + lung):
+    if float(np.median(roi.raw[lesion])) < edge_threshold((level, lung)):
         return lesion  # not in the image, only in its smoothing: the wall's own blur, no lesion to give a base
     blur = blur_mm(roi.spacing)
     tissue = roi.smooth >= BELOW_FAT_HU
