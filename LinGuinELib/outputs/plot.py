@@ -11,10 +11,9 @@ def scan_positions(rows: list[dict]) -> tuple[bool, dict[str, float]]:
     """Each scan's x on a trajectory plot (the PNG here and Slicer's chart): days from the first
     scan when every scan is dated, else (a study without dates, or with some undated) every
     scan's place in time order; and whether x is days. ``rows``: trajectory rows in time order."""
-    scans = list(dict.fromkeys(r["scan"] for r in rows))
     if all(r.get("days_from_first") is not None for r in rows):
         return True, {r["scan"]: float(r["days_from_first"]) for r in rows}
-    return False, {scan: float(k) for k, scan in enumerate(scans)}
+    return False, {scan: float(k) for k, scan in enumerate(dict.fromkeys(r["scan"] for r in rows))}
 
 
 def series(rows: list[dict], lesion: str) -> tuple[list[float], list[dict]]:
