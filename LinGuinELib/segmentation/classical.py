@@ -184,8 +184,8 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             if solid:  # a wall is as dense as the lesion: its outline decides; ground glass is lighter
                 lesion_new = fill_corner(lesion_new, free, roi)
             else:  # its base on a wall is measured by the mix with the wall, not as the lesion
-                with_base = base_on_wall(lesion_new, free, roi, level, background)
-                base, lesion_new = with_base & ~lesion_new, with_base
+                base = base_on_wall(lesion_new, free, roi, level, background)
+                lesion_new = lesion_new | base
             settled, on_wall = settle_end_slices(lesion_new, roi.smooth, roi.allowed, roi.spacing, levels)
             if roi.allowed is not None:
                 # the slice the lesion was followed into on the dome is lung envelope too: the next

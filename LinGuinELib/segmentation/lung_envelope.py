@@ -225,9 +225,10 @@ def clear_of_tissue(roi: Roi) -> np.ndarray:
 
 
 def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, lung: float) -> np.ndarray:
-    """The lesion (lighter than fat) with its base on a wall: the voxels of ``free`` (its band)
-    within the blur of both the wall and the lesion that the envelope (``roi.allowed``) held back
-    and that are more lesion than wall. ``roi.allowed`` is not changed.
+    """The base on a wall of a lesion lighter than fat (empty where it has none): the voxels of
+    ``free`` (its band) within the blur of both the wall and the lesion that the envelope
+    (``roi.allowed``) held back, that are more lesion than wall and that join the lesion.
+    ``roi.allowed`` is not changed.
 
     Within the blur of the wall a voxel beside the lung reads the wall's mix with the lung at its
     distance from the wall's tissue: the median, per distance, over the wall's blur in the ROI (the
@@ -249,23 +250,24 @@ def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, l
     above it). Where a wall nodule had gone, the segment at its place was the wall's blur in the
     smoothed image, its own voxels lung (124 HU below); given a base, it read as tissue and was
     kept as the lesion (held out, seeds 85-89)."""
+    none = np.zeros_like(lesion)
     if roi.allowed is None or level <= lung or not lesion.any():
-        return lesion
+        return none
     if float(np.median(roi.raw[lesion])) < edge_threshold((level, lung)):
-        return lesion  # not in the image, only in its smoothing: the wall's own blur, no lesion to give a base
+        return none  # not in the image, only in its smoothing: the wall's own blur, no lesion to give a base
     blur = blur_mm(roi.spacing)
     tissue = roi.smooth >= BELOW_FAT_HU
     # the envelope kept the lesion a blur away from it: the tissue a voxel beyond that
     wall = components_touching(tissue, dilate_mm(lesion, blur + float(roi.spacing.max()), roi.spacing) & tissue)
     if not wall.any():
-        return lesion
+        return none
     dist = edt_mm(~wall, roi.spacing)
     zone = ~tissue & (dist <= blur)
     beside = edt_mm(~lesion, roi.spacing) <= blur_mm(roi.spacing[1:])
     beside &= lesion.any(axis=(1, 2))[:, None, None]
     held = zone & free & ~roi.allowed & beside
     if not held.any():
-        return lesion
+        return none
     values, step = roi.smooth[zone], 0.5 * float(roi.spacing.min())
     bins = np.floor(dist[zone] / step).astype(np.int32)
     n_bins = int(bins.max()) + 1
@@ -275,4 +277,4 @@ def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, l
     at = np.floor(dist[held] / step).astype(np.int32)
     base = np.zeros_like(held)
     base[held] = more_lesion_than_wall(roi.smooth[held], mix[at], (level, lung))
-    return components_touching(lesion | base, lesion)
+    return components_touching(lesion | base, lesion) & ~lesion
