@@ -45,7 +45,7 @@ from ..registry import register_segmentation
 from ..voxels import voxels
 from .base import Segmenter, prompt_points
 from .dome import fill_corner
-from .end_slices import settle_end_slices
+from .end_slices import beside_the_slice, is_slice_of_wall, settle_end_slices
 from .levels import (
     AIR_LIKE_HU,
     BELOW_FAT_HU,
@@ -435,6 +435,17 @@ class ClassicalSegmenter(Segmenter):
                 if again_cover < cover:
                     lesion, cover = again, again_cover
                     diag.update(retry_diag, roi_border_contact=round(cover, 3), leak_retry=True)
+            except _NoLesion:
+                pass
+        # the seed's slice is a wall's mix with the lung: the lesion is read beside it
+        beside = None if moved or not is_slice_of_wall(lesion, cover, spacing) else \
+            beside_the_slice(array, seed, spacing)
+        if beside is not None:
+            moved_diag = _empty_diagnostics()
+            try:
+                ClassicalSegmenter._segment_point(array, spacing, beside, neg, out, moved_diag, moved=True)
+                diag.update(moved_diag)
+                return
             except _NoLesion:
                 pass
         if diag["roi_border_contact"] > MAX_FACE_COVER:
