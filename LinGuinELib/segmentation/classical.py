@@ -441,6 +441,8 @@ class ClassicalSegmenter(Segmenter):
         beside = None if moved or not is_slice_of_wall(lesion, cover, spacing) else \
             beside_the_slice(array, seed, spacing)
         if beside is not None:
+            log.debug("region of %.1f mL lies in the prompt's slice, a wall's mix: read from slice %d",
+                      float(lesion.sum()) * float(np.prod(roi.spacing)) / 1000.0, int(beside[0]))
             moved_diag = _empty_diagnostics()
             try:
                 ClassicalSegmenter._segment_point(array, spacing, beside, neg, out, moved_diag, moved=True)
