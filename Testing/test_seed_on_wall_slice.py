@@ -10,6 +10,7 @@ import pytest
 
 from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.segmentation.end_slices import beside_the_slice, is_slice_of_wall
+from LinGuinELib.segmentation.roi import Roi
 from LinGuinELib.synthetic import LesionKind, render_case
 
 THICK = np.array([5.0, 0.7, 0.7])
@@ -24,27 +25,42 @@ def _region(slices: dict[int, int]) -> np.ndarray:
     return region
 
 
-def test_a_region_nearly_all_in_one_thick_slice_at_the_roi_border_is_the_slice_of_a_wall():
-    assert is_slice_of_wall(_region({2: 900, 3: 100}), 0.05, THICK)
+def _roi(spacing: np.ndarray, seed_slice: float = 2.0) -> Roi:
+    shape = (5, 40, 40)
+    return Roi(lo=np.zeros(3, int), raw=np.zeros(shape), smooth=np.zeros(shape), spacing=spacing,
+               seed=np.array([seed_slice, 20.0, 20.0]), dist=np.zeros(shape), clipped=np.zeros((3, 2), bool),
+               step=np.ones(3, int))
+
+
+def test_a_region_nearly_all_in_the_seeds_thick_slice_at_the_roi_border_is_the_slice_of_a_wall():
+    assert is_slice_of_wall(_region({2: 900, 3: 100}), 0.05, _roi(THICK))
+    assert is_slice_of_wall(_region({2: 800, 3: 200}), 0.05, _roi(THICK))  # SLAB_SHARE itself
+    assert not is_slice_of_wall(_region({2: 790, 3: 210}), 0.05, _roi(THICK))  # just under it
     # the same region not reaching the border: a small lesion seen in one slice
-    assert not is_slice_of_wall(_region({2: 900, 3: 100}), 0.0, THICK)
+    assert not is_slice_of_wall(_region({2: 900, 3: 100}), 0.0, _roi(THICK))
     # spread over slices: a lesion (or a leak) reaching the border, not one slice's mix
-    assert not is_slice_of_wall(_region({1: 300, 2: 400, 3: 300}), 0.05, THICK)
-    # just under the share held in one slice
-    assert not is_slice_of_wall(_region({2: 790, 3: 210}), 0.05, THICK)
+    assert not is_slice_of_wall(_region({1: 300, 2: 400, 3: 300}), 0.05, _roi(THICK))
+    # crowded in a slice that is not the seed's: the seed's own slice is not a wall's mix
+    assert not is_slice_of_wall(_region({2: 100, 3: 900}), 0.05, _roi(THICK, seed_slice=2.2))
     # thin slices: a wall crossing one is not mixed with the lung over the whole slice
-    assert not is_slice_of_wall(_region({2: 1000}), 0.05, THIN)
+    assert not is_slice_of_wall(_region({2: 1000}), 0.05, _roi(THIN))
 
 
-def test_the_seed_moves_to_the_neighbouring_slice_that_is_more_lung():
+def test_the_seed_moves_to_the_neighbouring_slice_that_is_more_lung_round_it():
     image = np.full((5, 40, 40), -850.0)
     image[:2] = 40.0  # the dome below
     image[2] = -370.0  # its mix with the lung
-    moved = beside_the_slice(image, np.array([2.0, 20.0, 21.0]), THICK)
-    assert moved.tolist() == [3.0, 20.0, 21.0]
-    image = image[::-1].copy()  # the dome above
-    assert beside_the_slice(image, np.array([2.0, 20.0, 21.0]), THICK).tolist() == [1.0, 20.0, 21.0]
-    assert beside_the_slice(image, np.array([0.0, 20.0, 21.0]), THICK) is None  # no slice on one side
+    seed = np.array([2.0, 20.0, 21.0])
+    assert beside_the_slice(image, seed, THICK).tolist() == [3.0, 20.0, 21.0]
+    flipped = image[::-1].copy()  # the dome above
+    assert beside_the_slice(flipped, seed, THICK).tolist() == [1.0, 20.0, 21.0]
+    # read round the seed, not over the whole slice: the dome fills most of slice 3 away from the seed
+    image[3] = 40.0
+    image[3, 12:29, 13:30] = -850.0  # lung within 6 mm of the seed
+    image[1] = -600.0
+    assert beside_the_slice(image, seed, THICK).tolist() == [3.0, 20.0, 21.0]
+    assert beside_the_slice(image, np.array([0.0, 20.0, 21.0]), THICK) is None  # no slice below
+    assert beside_the_slice(image, np.array([4.0, 20.0, 21.0]), THICK) is None  # no slice above
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -358,7 +358,9 @@ class ClassicalSegmenter(Segmenter):
         A prompt whose region lies mostly outside the lung envelope (in the wall) is tried once
         more from the densest point well inside the envelope within SEED_SEARCH_MM of its edge,
         when one is denser than lung: a propagated point may land a few mm into the wall beside
-        its lesion."""
+        its lesion. A region that is the seed's thick slice of a wall's mix (``is_slice_of_wall``)
+        is tried once more from the slice beside it that is more lung, and that result kept when it
+        reaches less of its ROI's border: a click on a small lesion in the slice the dome crosses."""
         seed = _start_seed(array, spacing, seed)
         dist, hits = air_distances(array, spacing, seed)
         scale = lesion_scale(dist)
@@ -438,18 +440,18 @@ class ClassicalSegmenter(Segmenter):
             except _NoLesion:
                 pass
         # the seed's slice is a wall's mix with the lung: the lesion is read beside it
-        beside = None if moved or not is_slice_of_wall(lesion, cover, spacing) else \
-            beside_the_slice(array, seed, spacing)
+        beside = None if moved or not is_slice_of_wall(lesion, cover, roi) else beside_the_slice(array, seed, spacing)
         if beside is not None:
-            log.debug("region of %.1f mL lies in the prompt's slice, a wall's mix: read from slice %d",
-                      float(lesion.sum()) * float(np.prod(roi.spacing)) / 1000.0, int(beside[0]))
-            moved_diag = _empty_diagnostics()
+            moved_diag, found = _empty_diagnostics(), np.zeros_like(out)
             try:
-                ClassicalSegmenter._segment_point(array, spacing, beside, neg, out, moved_diag, moved=True)
+                ClassicalSegmenter._segment_point(array, spacing, beside, neg, found, moved_diag, moved=True)
+            except _NoLesion:
+                moved_diag["roi_border_contact"] = cover  # nothing there: keep the region found
+            if moved_diag["roi_border_contact"] < cover:
+                log.debug("region lies in the prompt's slice, a wall's mix: read from slice %d", int(beside[0]))
+                out |= found
                 diag.update(moved_diag)
                 return
-            except _NoLesion:
-                pass
         if diag["roi_border_contact"] > MAX_FACE_COVER:
             raise _NoLesion(f"region still covers {100 * cover:.0f}% of the largest ROI's face")
         roi.paste(lesion, out)

@@ -24,14 +24,15 @@ import numpy as np
 
 from ..filtering.components import components_touching, edt_mm
 from .levels import edge_threshold, more_lesion_than_wall
-from .roi import SMOOTH_MM
+from .roi import SMOOTH_MM, Roi
 
 THICK_SLICE_RATIO = 2.0  # slices this many times thicker than the pixels are thick: a wall along them is mixed
 RING_MM = (2.0, 6.0)  # the wall's share is read this far round a cross-section (past the smoothing's blur)
 MIN_RING_PIXELS = 10  # fewer pixels of ring to read the wall's mix from: it cannot be read
 MIN_PLANE_SPREAD_MM = 2.0  # a ring whose SD across its thinner axis is less (a strip under ~7 mm) holds no plane
 ON_WALL_SHARE = 0.5  # the slice beyond an end, under it, is wall when at most this share of it is in the envelope
-SLAB_SHARE = 0.8  # a region with this share in one thick slice, reaching its ROI's border, is that slice's wall mix
+SLAB_SHARE = 0.8  # a region this much in the seed's thick slice, reaching its ROI's border: that slice's wall mix
+BESIDE_MM = 6.0  # the slices beside the seed's are compared this far round it (a small lesion's surroundings)
 MIN_PIECE_MM = SMOOTH_MM  # a piece followed into a slice smaller than a disc this radius (the blur) is noise
 
 
@@ -129,27 +130,29 @@ def _without_specks(piece: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     return cc3d.dust(piece, threshold=min_pixels, connectivity=8).astype(bool)
 
 
-def is_slice_of_wall(lesion: np.ndarray, border_cover: float, spacing: np.ndarray) -> bool:
+def is_slice_of_wall(lesion: np.ndarray, border_cover: float, roi: Roi) -> bool:
     """Whether a region reaching its ROI's border (``border_cover`` > 0) lies nearly all
-    (SLAB_SHARE) in one thick slice: a wall crossing that slice (the dome on 5 mm slices), whose
-    mix with the lung is as dense as a ground-glass lesion over the whole slice. A lesion on it
-    shows in the next slice into the lung, where the mix it shares the slice with is not: a click
-    on an 8 mm ground-glass nodule's centroid, in the slice the dome crosses, took that slice's mix
-    (9-11 mL, 35x)."""
-    thick = spacing[0] >= THICK_SLICE_RATIO * spacing[1:].max()
+    (SLAB_SHARE) in the seed's slice, a thick one: a wall crossing that slice (the dome on 5 mm
+    slices), whose mix with the lung is as dense as a ground-glass lesion over the whole slice. A
+    lesion on it shows in the next slice into the lung, where the mix it shares the slice with is
+    not: a click on an 8 mm ground-glass nodule's centroid, in the slice the dome crosses, took that
+    slice's mix (9-11 mL, 35x)."""
+    thick = roi.spacing[0] >= THICK_SLICE_RATIO * roi.spacing[1:].max()
     per_slice = np.count_nonzero(lesion, axis=(1, 2))
-    return bool(thick and border_cover > 0.0 and per_slice.max() >= SLAB_SHARE * per_slice.sum())
+    seed_slice = int(np.clip(round(float(roi.seed[0])), 0, lesion.shape[0] - 1))
+    return bool(thick and border_cover > 0.0 and per_slice[seed_slice] >= SLAB_SHARE * per_slice.sum())
 
 
 def beside_the_slice(array: np.ndarray, seed: np.ndarray, spacing: np.ndarray) -> np.ndarray | None:
-    """The seed moved to the neighbouring slice that is more lung round it (its median within
-    RING_MM[1] of the seed in the slice is the lower), or None at the image's first or last slice:
-    where a lesion on a wall crossing the seed's slice stands out of the lung."""
+    """The seed moved to the neighbouring slice that is more lung round it (the lower median over a
+    box of +-BESIDE_MM round the seed in the slice: the lung side of a wall crossing the seed's
+    slice, where a lesion on that wall stands out of the lung), or None at the image's first or last
+    slice. ``seed``: continuous (z, y, x) index into ``array``."""
     k = int(round(seed[0]))
-    reach = [RING_MM[1] / spacing[i] for i in (1, 2)]
-    near = [slice(max(0, int(round(seed[i] - r))), int(round(seed[i] + r)) + 1) for i, r in zip((1, 2), reach)]
     sides = [z for z in (k - 1, k + 1) if 0 <= z < array.shape[0]]
     if len(sides) < 2:
         return None
-    best = min(sides, key=lambda z: float(np.median(array[z][near[0], near[1]])))
+    reach = [BESIDE_MM / spacing[i] for i in (1, 2)]
+    near = tuple(slice(max(0, int(round(seed[i] - r))), int(round(seed[i] + r)) + 1) for i, r in zip((1, 2), reach))
+    best = min(sides, key=lambda z: float(np.median(array[z][near])))
     return np.array([float(best), seed[1], seed[2]])

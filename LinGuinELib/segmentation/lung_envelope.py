@@ -250,24 +250,24 @@ def base_on_wall(lesion: np.ndarray, free: np.ndarray, roi: Roi, level: float, l
     above it). Where a wall nodule had gone, the segment at its place was the wall's blur in the
     smoothed image, its own voxels lung (124 HU below); given a base, it read as tissue and was
     kept as the lesion (held out, seeds 85-89)."""
-    none = np.zeros_like(lesion)
+    empty = np.zeros_like(lesion)
     if roi.allowed is None or level <= lung or not lesion.any():
-        return none
+        return empty
     if float(np.median(roi.raw[lesion])) < edge_threshold((level, lung)):
-        return none  # not in the image, only in its smoothing: the wall's own blur, no lesion to give a base
+        return empty  # not in the image, only in its smoothing: the wall's own blur, no lesion to give a base
     blur = blur_mm(roi.spacing)
     tissue = roi.smooth >= BELOW_FAT_HU
     # the envelope kept the lesion a blur away from it: the tissue a voxel beyond that
     wall = components_touching(tissue, dilate_mm(lesion, blur + float(roi.spacing.max()), roi.spacing) & tissue)
     if not wall.any():
-        return none
+        return empty
     dist = edt_mm(~wall, roi.spacing)
     zone = ~tissue & (dist <= blur)
     beside = edt_mm(~lesion, roi.spacing) <= blur_mm(roi.spacing[1:])
     beside &= lesion.any(axis=(1, 2))[:, None, None]
     held = zone & free & ~roi.allowed & beside
     if not held.any():
-        return none
+        return empty
     values, step = roi.smooth[zone], 0.5 * float(roi.spacing.min())
     bins = np.floor(dist[zone] / step).astype(np.int32)
     n_bins = int(bins.max()) + 1
