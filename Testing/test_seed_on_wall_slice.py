@@ -75,3 +75,13 @@ def test_a_click_on_a_ground_glass_nodule_where_the_dome_crosses_its_slice(seed)
     ratio = mask.sum() / case.truth.sum()
     assert dice > 0.55 and 0.5 < ratio < 1.5, (dice, ratio)
     assert not seg.last_diagnostics["roi_border_contact"]
+    assert seg.last_diagnostics["read_beside_slice"]  # said, for whoever reads the diagnostics
+
+
+def test_the_same_nodule_on_thin_slices_is_read_where_clicked():
+    """On 1.25 mm slices the dome's average with the lung is one voxel thick, not a slice's breadth:
+    the click's own region is the nodule and nothing is read beside it."""
+    case = render_case(LesionKind(8.0, "diaphragm", "ground_glass", 1.25), seed=0)
+    seg = ClassicalSegmenter()
+    mask = seg.segment(case.image, case.centre_lps[None])
+    assert mask.any() and not seg.last_diagnostics["read_beside_slice"]

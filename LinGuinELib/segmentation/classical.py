@@ -263,7 +263,7 @@ def _empty_diagnostics() -> dict:
             "roi_half_mm": nan, "roi_border_contact": 0.0, "envelope_fraction": nan,
             "envelope_cut_fraction": nan, "edge_contrast_hu": nan, "contrast_to_noise": nan,
             "threshold_hu": nan, "leak_retry": False, "attached_as_thick": False, "halo_left_out": False,
-            "end_slice_on_wall": 0.0,
+            "end_slice_on_wall": 0.0, "read_beside_slice": False,
             "warnings": []}
 
 
@@ -307,6 +307,8 @@ class ClassicalSegmenter(Segmenter):
     - ``end_slice_on_wall``: share of the volume in end slices that rest on a wall along thick
       slices (the dome), settled by their partial volume over the wall's mix (0: none; defined in
       :func:`.end_slices.settle_end_slices`);
+    - ``read_beside_slice``: the click's slice was a wall's average with the lung, and the lesion
+      was read from the slice beside it (:func:`.end_slices.is_slice_of_wall`);
     - ``warnings``: codes among ``empty``, ``roi_border``, ``outside_envelope``, ``low_contrast``,
       ``leak_retry``, ``halo_left_out``: what the segmenter itself cannot vouch for.
     """
@@ -450,7 +452,7 @@ class ClassicalSegmenter(Segmenter):
             if moved_diag["roi_border_contact"] < cover:
                 log.debug("region lies in the prompt's slice, a wall's mix: read from slice %d", int(beside[0]))
                 out |= found
-                diag.update(moved_diag)
+                diag.update(moved_diag, read_beside_slice=True)
                 return
         if diag["roi_border_contact"] > MAX_FACE_COVER:
             raise _NoLesion(f"region still covers {100 * cover:.0f}% of the largest ROI's face")
@@ -481,5 +483,6 @@ def _summary(points: list[dict], volume_ml: float) -> dict:
                "attached_as_thick": any(p["attached_as_thick"] for p in points),
                "halo_left_out": any(p["halo_left_out"] for p in points),
                "end_slice_on_wall": max(p["end_slice_on_wall"] for p in points),
+               "read_beside_slice": any(p["read_beside_slice"] for p in points),
                "warnings": sorted({w for p in points for w in p["warnings"]}), "points": points}
     return summary
