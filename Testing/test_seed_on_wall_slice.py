@@ -85,3 +85,21 @@ def test_the_same_nodule_on_thin_slices_is_read_where_clicked():
     seg = ClassicalSegmenter()
     mask = seg.segment(case.image, case.centre_lps[None])
     assert mask.any() and not seg.last_diagnostics["read_beside_slice"]
+
+
+def test_where_the_slice_beside_holds_nothing_better_the_region_found_stands(monkeypatch):
+    """A 5 mm ground-glass nodule on the dome (seed 2): its click's region is the slice's average of
+    dome and lung (89x), and the slice beside gives nothing that reaches less of the ROI's border.
+    The result is the one found without the rule, unchanged (and still warned `roi_border`)."""
+    import LinGuinELib.segmentation.classical as classical
+
+    case = render_case(LesionKind(5.0, "diaphragm", "ground_glass", 5.0), seed=2)
+    seg = ClassicalSegmenter()
+    fired = []
+    rule = classical.is_slice_of_wall
+    monkeypatch.setattr(classical, "is_slice_of_wall", lambda *a: fired.append(rule(*a)) or fired[-1])
+    with_rule = seg.segment(case.image, case.centre_lps[None])
+    assert fired == [True] and not seg.last_diagnostics["read_beside_slice"]
+    assert "roi_border" in seg.last_diagnostics["warnings"]
+    monkeypatch.setattr(classical, "is_slice_of_wall", lambda *a: False)
+    assert (seg.segment(case.image, case.centre_lps[None]) == with_rule).all()
