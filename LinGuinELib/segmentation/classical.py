@@ -447,9 +447,10 @@ class ClassicalSegmenter(Segmenter):
             moved_diag, found = _empty_diagnostics(), np.zeros_like(out)
             try:
                 ClassicalSegmenter._segment_point(array, spacing, beside, neg, found, moved_diag, moved=True)
+                better = moved_diag["roi_border_contact"] < cover
             except _NoLesion:
-                moved_diag["roi_border_contact"] = cover  # nothing there: keep the region found
-            if moved_diag["roi_border_contact"] < cover:
+                better = False  # nothing there: the region found stands
+            if better:
                 log.debug("region lies in the prompt's slice, a wall's mix: read from slice %d", int(beside[0]))
                 out |= found
                 diag.update(moved_diag, read_beside_slice=True)

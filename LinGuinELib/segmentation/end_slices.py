@@ -95,6 +95,12 @@ def _decide(near: np.ndarray, smooth_k: np.ndarray, smooth_near: np.ndarray, had
     return components_touching(found, near, connectivity=8)
 
 
+def thick_slices(spacing: np.ndarray) -> bool:
+    """Whether slices are THICK_SLICE_RATIO times thicker than the pixels: a wall running along them
+    mixes with the lung across a slice. ``spacing``: (z, y, x) mm."""
+    return bool(spacing[0] >= THICK_SLICE_RATIO * float(spacing[1:].max()))
+
+
 def settle_end_slices(lesion: np.ndarray, smooth: np.ndarray, allowed: np.ndarray | None,
                       spacing: np.ndarray, levels: tuple[float, float]) -> tuple[np.ndarray, float]:
     """The lesion with its end slices that rest on a wall along thick slices settled by the
@@ -106,7 +112,7 @@ def settle_end_slices(lesion: np.ndarray, smooth: np.ndarray, allowed: np.ndarra
     wall's mix, whatever the rule kept: their share of the volume, each slice counted at the larger
     of its volume before and after the rule (so above 0 when the rule emptied one, at most 1), is
     what the volume cannot vouch for. ``allowed`` is read, not changed."""
-    if allowed is None or spacing[0] < THICK_SLICE_RATIO * float(spacing[1:].max()):
+    if allowed is None or not thick_slices(spacing):
         return lesion, 0.0
     out, settled = lesion.copy(), set()
     for end, inner, beyond in _ends(lesion):
@@ -137,10 +143,10 @@ def is_slice_of_wall(lesion: np.ndarray, border_cover: float, roi: Roi) -> bool:
     lesion on it shows in the next slice into the lung, where the mix it shares the slice with is
     not: a click on an 8 mm ground-glass nodule's centroid, in the slice the dome crosses, took that
     slice's mix (9-11 mL, 35x)."""
-    thick = roi.spacing[0] >= THICK_SLICE_RATIO * roi.spacing[1:].max()
     per_slice = np.count_nonzero(lesion, axis=(1, 2))
     seed_slice = int(np.clip(round(float(roi.seed[0])), 0, lesion.shape[0] - 1))
-    return bool(thick and border_cover > 0.0 and per_slice[seed_slice] >= SLAB_SHARE * per_slice.sum())
+    return bool(thick_slices(roi.spacing) and border_cover > 0.0
+                and per_slice[seed_slice] >= SLAB_SHARE * per_slice.sum())
 
 
 def beside_the_slice(array: np.ndarray, seed: np.ndarray, spacing: np.ndarray) -> np.ndarray | None:
