@@ -90,9 +90,11 @@ def test_diagnostics_describe_the_result(seg):
     d = seg.last_diagnostics
     for key in ("empty", "reason", "volume_ml", "in_lung", "lesion_scale_mm", "roi_half_mm",
                 "roi_border_contact", "envelope_fraction", "envelope_cut_fraction", "edge_contrast_hu",
-                "contrast_to_noise", "threshold_hu", "leak_retry", "warnings"):
+                "contrast_to_noise", "threshold_hu", "leak_retry", "read_beside_slice", "read_off_wall",
+                "warnings"):
         assert key in d, key
     assert not d["empty"] and d["in_lung"] and d["warnings"] == []
+    assert not d["read_beside_slice"] and not d["read_off_wall"]  # read where it was clicked
     assert d["volume_ml"] == pytest.approx(mask.sum() * np.prod(case.image.GetSpacing()) / 1000, rel=1e-3)
     assert 4.0 < d["lesion_scale_mm"] < 9.0 and d["contrast_to_noise"] > 5
     seg.segment(case.image, (case.centre_lps + [0, 0, 300.0])[None])  # outside the image
@@ -204,6 +206,7 @@ def test_flat_ground_glass_on_the_wall_is_not_opened_away(seg):
     # it. Not robust: in a smaller box (half_mm=45) the same click returns a 3-voxel piece
     dice, ratio = _score(case, seg.segment(case.image, (case.centre_lps + [3.3, 0.0, 0.0])[None]))
     assert dice > 0.7 and 0.6 < ratio < 1.4, (dice, ratio)
+    assert seg.last_diagnostics["read_off_wall"]  # the move is said, not only done
 
 
 def test_tiny_nodule_on_the_wall_on_thick_slices_stays_off_the_pleura(seg):

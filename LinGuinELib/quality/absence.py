@@ -32,7 +32,9 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..geometry import physical_to_continuous_index_zyx
+from ..partial_volume import edge_threshold
 from ..voxels import voxels
+from .image_checks import LUNG_HU
 from .match import LesionReference
 from .reasons import Finding, Reason
 
@@ -50,8 +52,8 @@ def absence_signals(reference: LesionReference, prompt_image: sitk.Image, image:
     dist = reference.distance_at(back)
     hu = voxels(image)[tuple(grid.T)].astype(float)
     place = dist <= 0
-    cut = 0.5 * (lesion_hu + lung_hu) if np.isfinite(lesion_hu) and np.isfinite(lung_hu) and lesion_hu > lung_hu \
-        else -400.0
+    measured = np.isfinite(lesion_hu) and np.isfinite(lung_hu) and lesion_hu > lung_hu
+    cut = edge_threshold((lesion_hu, lung_hu)) if measured else LUNG_HU
     empty = float(np.mean(hu[place] < cut)) if place.any() else math.nan
     shell = (dist > CONTEXT_GAP_MM) & (dist <= CONTEXT_MM)
     ncc = math.nan

@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from ..filtering.components import components_touching
 from ..geometry import index_zyx_to_physical, voxel_volume_ml
+from ..partial_volume import edge_threshold
 from ..propagation.result import MaskCrop
 from ..voxels import voxels
 from .growth import equivalent_radius_mm
@@ -128,7 +129,7 @@ def _open_in_lung(hu: np.ndarray, ring: np.ndarray, envelope: np.ndarray | None,
     if envelope is None or not level > lung_level:
         return math.nan
     ring = ring & envelope
-    return float(np.mean(hu[ring] > 0.5 * (level + lung_level))) if ring.any() else math.nan
+    return float(np.mean(hu[ring] > edge_threshold((level, lung_level)))) if ring.any() else math.nan
 
 
 def _ring(mask: np.ndarray) -> np.ndarray:
@@ -212,7 +213,7 @@ def _edge(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray) -> Edge:
         return Edge(ring_contrast, ring_contrast, 1.0, noise, level_in, lung_level)
     beside = out <= level_in + 0.5 * (level_in - lung_level)
     contrast = level_in - float(np.median(out[beside])) if beside.sum() >= 10 else ring_contrast
-    open_fraction = float(np.mean(beside & (out > 0.5 * (level_in + lung_level))))
+    open_fraction = float(np.mean(beside & (out > edge_threshold((level_in, lung_level)))))
     return Edge(contrast, ring_contrast, open_fraction, noise, level_in, lung_level)
 
 

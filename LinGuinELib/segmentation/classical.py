@@ -27,7 +27,7 @@ thick slices behave alike):
 
 A region that still covers much of a ROI face (an organ, the body wall), or that lies mostly
 outside the lung envelope although the prompt is in the lung, gives an empty mask. Each call
-leaves its diagnostics in ``last_diagnostics`` (see :class:`ClassicalSegmenter`).
+leaves its diagnostics in ``last_diagnostics`` (keys: :mod:`.diagnostics`).
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..filtering.components import edt_mm
 from ..geometry import physical_to_continuous_index_zyx
+from ..partial_volume import edge_threshold
 from ..registry import register_segmentation
 from ..voxels import voxels
 from .base import Segmenter, prompt_points
+from .diagnostics import MIN_ENVELOPE_FRACTION, empty_diagnostics, summary, warnings_of
 from .dome import fill_corner
 from .end_slices import beside_the_slice, is_slice_of_wall, settle_end_slices
 from .levels import (
@@ -52,7 +54,6 @@ from .levels import (
     HALO_DOUBT,
     HALO_SHARE,
     HALO_SURE,
-    edge_threshold,
     halo_around,
     initial_levels,
     noise_delta,
@@ -74,9 +75,7 @@ GROW_FRACTION = 0.25  # grow the ROI only for a lesion whose radius is at least 
 MAX_FACE_COVER = 0.2  # a region covering more of a ROI face is an organ / body wall leak
 MAX_ITER = 5  # threshold refinements (they usually settle in 2-3)
 LEAK_VOLUME_FACTOR = 8.0  # a region this many times a ball of the lesion's scale is a leak
-MIN_ENVELOPE_FRACTION = 0.5  # a lung lesion's region must lie at least this much in the envelope
 MIN_SCALE_MM = 2.0  # smallest lesion scale (a 4 mm nodule)
-LOW_CNR = 3.0  # edge contrast / noise below this: the edge is not trustworthy
 
 
 class _NoLesion(Exception):
@@ -257,60 +256,12 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> np.
     return roi.lo + best * roi.step + (roi.step - 1) / 2
 
 
-def _empty_diagnostics() -> dict:
-    nan = float("nan")
-    return {"empty": True, "reason": None, "volume_ml": 0.0, "in_lung": False, "lesion_scale_mm": nan,
-            "roi_half_mm": nan, "roi_border_contact": 0.0, "envelope_fraction": nan,
-            "envelope_cut_fraction": nan, "edge_contrast_hu": nan, "contrast_to_noise": nan,
-            "threshold_hu": nan, "leak_retry": False, "attached_as_thick": False, "halo_left_out": False,
-            "end_slice_on_wall": 0.0, "read_beside_slice": False,
-            "warnings": []}
-
-
-def _warnings(d: dict) -> list[str]:
-    out = []
-    if d["empty"]:
-        out.append("empty")
-    if d["roi_border_contact"] > 0:
-        out.append("roi_border")
-    if d["envelope_fraction"] < MIN_ENVELOPE_FRACTION:  # NaN compares False: no envelope
-        out.append("outside_envelope")
-    if d["contrast_to_noise"] < LOW_CNR:
-        out.append("low_contrast")
-    if d["leak_retry"]:
-        out.append("leak_retry")
-    if d["halo_left_out"]:
-        out.append("halo_left_out")
-    return out
-
-
 @register_segmentation("classical")
 class ClassicalSegmenter(Segmenter):
     """Adaptive threshold + region growing + lung envelope + morphological separation; CPU only.
 
     After every ``segment`` call, ``last_diagnostics`` (a dict) says how far the result can be
-    trusted, for a quality flag to read. Keys (one positive point; with several, ``points``
-    holds each point's dict and the top level the worst of them):
-
-    - ``empty`` (bool) and ``reason`` (str or None): why nothing was returned;
-    - ``volume_ml``; ``in_lung``: aerated lung found around the prompt; ``lesion_scale_mm``;
-    - ``roi_half_mm``: the final ROI half-size; ``roi_border_contact``: largest fraction of a ROI
-      face (not the image border) the mask covers (> 0: the lesion may continue beyond);
-    - ``envelope_fraction``: fraction of the mask inside the lung envelope (NaN: no lung);
-      ``envelope_cut_fraction``: fraction of the thresholded region the envelope removed;
-    - ``edge_contrast_hu``, ``contrast_to_noise``, ``threshold_hu``: the final levels;
-    - ``leak_retry``: a fallback was needed (ROI grown after a leak, or the envelope dropped);
-    - ``attached_as_thick``: a structure about as thick as the result was cut from it (a vessel):
-      the shape cannot tell which of the two is the lesion;
-    - ``halo_left_out``: a bright result wrapped by a shell of intermediate density (a ground-glass
-      halo?) that it did not take: the lesion may be the larger part-solid whole;
-    - ``end_slice_on_wall``: share of the volume in end slices that rest on a wall along thick
-      slices (the dome), settled by their partial volume over the wall's mix (0: none; defined in
-      :func:`.end_slices.settle_end_slices`);
-    - ``read_beside_slice``: the click's slice was a wall's average with the lung, and the lesion
-      was read from the slice beside it (:func:`.end_slices.is_slice_of_wall`);
-    - ``warnings``: codes among ``empty``, ``roi_border``, ``outside_envelope``, ``low_contrast``,
-      ``leak_retry``, ``halo_left_out``: what the segmenter itself cannot vouch for.
+    trusted, for a quality flag to read; its keys are described in :mod:`.diagnostics`.
     """
 
     last_diagnostics: dict
@@ -332,7 +283,7 @@ class ClassicalSegmenter(Segmenter):
         neg_zyx = physical_to_continuous_index_zyx(image, negatives) if len(negatives) else negatives
         points = []
         for point in positives:
-            diag = _empty_diagnostics()
+            diag = empty_diagnostics()
             points.append(diag)
             seed = physical_to_continuous_index_zyx(image, point)[0]
             if np.any(seed < -0.5) or np.any(seed > shape - 0.5):
@@ -348,8 +299,8 @@ class ClassicalSegmenter(Segmenter):
             except _NoLesion as why:
                 log.info("classical segmenter: empty mask (%s)", why)
                 diag["reason"] = str(why)
-            diag["warnings"] = _warnings(diag)
-        self.last_diagnostics = _summary(points, float(out.sum()) * float(np.prod(spacing)) / 1000.0)
+            diag["warnings"] = warnings_of(diag)
+        self.last_diagnostics = summary(points, float(out.sum()) * float(np.prod(spacing)) / 1000.0)
         return out
 
     @staticmethod
@@ -401,8 +352,9 @@ class ClassicalSegmenter(Segmenter):
                     inner = None if moved else _deepest_in(inside, roi)
                     if inner is None:
                         raise
-                    diag.update(_empty_diagnostics())
+                    diag.update(empty_diagnostics())
                     ClassicalSegmenter._segment_point(array, spacing, inner, neg, out, diag, moved=True)
+                    diag["read_off_wall"] = True
                     return
                 diag["leak_retry"] = True
             envelope = cache[0] if cache else None
@@ -413,8 +365,9 @@ class ClassicalSegmenter(Segmenter):
                 if envelope_fraction < MIN_ENVELOPE_FRACTION:
                     inner = None if moved else _deepest_in(envelope, roi)
                     if inner is not None:
-                        diag.update(_empty_diagnostics())
+                        diag.update(empty_diagnostics())
                         ClassicalSegmenter._segment_point(array, spacing, inner, neg, out, diag, moved=True)
+                        diag["read_off_wall"] = True
                         return
                     diag["envelope_fraction"] = round(envelope_fraction, 3)
                     raise _NoLesion(f"region lies {100 * (1 - envelope_fraction):.0f}% outside the lung envelope")
@@ -444,7 +397,7 @@ class ClassicalSegmenter(Segmenter):
         # the seed's slice is a wall's mix with the lung: the lesion is read beside it
         beside = None if moved or not is_slice_of_wall(lesion, cover, roi) else beside_the_slice(array, seed, spacing)
         if beside is not None:
-            moved_diag, found = _empty_diagnostics(), np.zeros_like(out)
+            moved_diag, found = empty_diagnostics(), np.zeros_like(out)
             try:
                 ClassicalSegmenter._segment_point(array, spacing, beside, neg, found, moved_diag, moved=True)
                 better = moved_diag["roi_border_contact"] < cover
@@ -462,28 +415,3 @@ class ClassicalSegmenter(Segmenter):
         diag.update(empty=False, volume_ml=round(float(lesion.sum()) * voxel_ml, 4),
                     envelope_fraction=round(envelope_fraction, 3) if math.isfinite(envelope_fraction)
                     else envelope_fraction)
-
-
-def _summary(points: list[dict], volume_ml: float) -> dict:
-    """One point's diagnostics, or the worst of several (and each in ``points``)."""
-    if len(points) == 1:
-        return {**points[0], "volume_ml": round(volume_ml, 4)}
-    if not points:
-        return {**_empty_diagnostics(), "reason": "no positive point", "warnings": ["empty"]}
-
-    def worst(key, fn):
-        vals = [p[key] for p in points if not (isinstance(p[key], float) and math.isnan(p[key]))]
-        return fn(vals) if vals else float("nan")
-
-    summary = {**points[0], "empty": volume_ml == 0.0, "volume_ml": round(volume_ml, 4),
-               "roi_border_contact": worst("roi_border_contact", max),
-               "envelope_fraction": worst("envelope_fraction", min),
-               "contrast_to_noise": worst("contrast_to_noise", min),
-               "edge_contrast_hu": worst("edge_contrast_hu", min),
-               "leak_retry": any(p["leak_retry"] for p in points),
-               "attached_as_thick": any(p["attached_as_thick"] for p in points),
-               "halo_left_out": any(p["halo_left_out"] for p in points),
-               "end_slice_on_wall": max(p["end_slice_on_wall"] for p in points),
-               "read_beside_slice": any(p["read_beside_slice"] for p in points),
-               "warnings": sorted({w for p in points for w in p["warnings"]}), "points": points}
-    return summary

@@ -23,7 +23,8 @@ import cc3d
 import numpy as np
 
 from ..filtering.components import components_touching, edt_mm
-from .levels import edge_threshold, more_lesion_than_wall
+from ..partial_volume import edge_threshold
+from .levels import more_lesion_than_wall
 from .roi import SMOOTH_MM, Roi
 
 THICK_SLICE_RATIO = 2.0  # slices this many times thicker than the pixels are thick: a wall along them is mixed

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..filtering.components import box_around, edt_mm
+from ..partial_volume import edge_threshold
 from .roi import SMOOTH_MM, Roi, kernel_l2, ray_profiles
 
 log = logging.getLogger(__name__)
@@ -31,13 +32,6 @@ HALO_DOUBT = 0.4  # a solid result with this much of them hazy cannot vouch that
 HALO_FLOOR = 0.2  # hazy: at least this share of the way from the aerated lung to the lesion
 HALO_MIN_RISE_HU = 100.0  # ... and at least this far above it (lung texture and noise stay below)
 LUNG_REACH_MM = 15.0  # how far out from a found lesion the aerated lung is looked for
-
-
-def edge_threshold(levels: tuple[float, float]) -> float:
-    """The threshold half-way from the surroundings' level to the lesion's: where a voxel is half
-    lesion. ``levels``: (lesion, surroundings)."""
-    level, background = levels
-    return 0.5 * (level + background)
 
 
 def more_lesion_than_wall(values: np.ndarray, wall_mix: np.ndarray | float, levels: tuple[float, float]) -> np.ndarray:
