@@ -8,14 +8,20 @@ prompt lands. Real: the LIDC main nodules and the mass in ../shared/data (when p
 clicks. Per kind, size class, attachment, density and slice class: median Dice, fraction of
 volumes within a factor 2 of the truth, segmenter warnings, time per call.
 
+Each click's segmentation is also read by the quality flag as a prompt scan's would be
+(``quality.scan_checks``): per group, how many bad results (Dice < 0.5 or volume off by more
+than 2x) it flags and what share of good ones. ``--random N`` draws N kinds instead
+(:func:`random_kinds`): lesions nobody chose, the honest measure of kinds not developed on.
+
 Usage: python scripts/eval_segmentation_kinds.py [--seeds 2] [--offsets 2] [--per-case]
-       [--quick | --new | --wall | --part-solid | --thick-hazy]
+       [--quick | --new | --wall | --part-solid | --thick-hazy | --random N [--first-seed S]]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from collections import defaultdict
@@ -29,8 +35,12 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
 
+from LinGuinELib.errors import InputError  # noqa: E402
+from LinGuinELib.propagation.result import MaskCrop  # noqa: E402
+from LinGuinELib.quality import scan_checks  # noqa: E402
 from LinGuinELib.registry import create_backend  # noqa: E402
 from LinGuinELib.synthetic import LesionKind, render_case  # noqa: E402
+from LinGuinELib.synthetic.kinds import ATTACHMENTS, DENSITIES  # noqa: E402
 from LinGuinELib.synthetic.manifest import lesion_centre_zyx  # noqa: E402
 
 # (diameter mm, attachment, density, slice mm, invasion mm): sizes 4 mm to 10 cm, every
@@ -84,6 +94,42 @@ OFFSET_DIRS = np.array([[1, 0, 0], [0, -1, 0], [0, 0, 1], [-1, 1, -1], [1, 1, 0]
 OFFSET_DIRS /= np.linalg.norm(OFFSET_DIRS, axis=1, keepdims=True)
 
 
+SLICES_MM = (0.625, 1.0, 1.25, 2.0, 2.5, 3.0, 5.0)
+DENSITY_SHARES = (0.55, 0.25, 0.2)  # solid, part-solid, ground glass
+
+
+def random_kinds(n: int, first_seed: int) -> list[tuple[tuple, int]]:
+    """``n`` kinds drawn at random, each with its own seed (which also renders it): kinds nobody
+    chose, so a measure of the segmenter on lesions it was not developed on. Sizes log-uniform
+    4-100 mm, every attachment alike, densities by DENSITY_SHARES, slices among SLICES_MM; one in
+    four spiculated, flat or cavitating (cavities in solid lesions of 20 mm or more, plates up to
+    40 mm); a chest-wall tumour over 50 mm invades the wall by up to a tenth of its size."""
+    out = []
+    for seed in range(first_seed, first_seed + n):
+        rng = np.random.default_rng(seed)
+        d = round(float(np.exp(rng.uniform(np.log(4.0), np.log(100.0)))), 1)
+        attach = ATTACHMENTS[rng.integers(len(ATTACHMENTS))]
+        density = DENSITIES[rng.choice(len(DENSITIES), p=DENSITY_SHARES)]
+        slice_mm = float(rng.choice(SLICES_MM))
+        shape = str(rng.choice(["round"] * 4 + ["spiculated", "flat", "cavitating"]))
+        if (shape == "cavitating" and (d < 20 or density != "solid")) or (shape == "flat" and d > 40):
+            shape = "round"
+        invade = round(float(rng.uniform(0, 0.1 * d)), 1) if attach == "chest_wall" and d > 50 else 0.0
+        out.append(((d, attach, density, slice_mm, invade, shape), seed))
+    return out
+
+
+def flagged(image: sitk.Image, pred: np.ndarray, diag: dict) -> str:
+    """The quality flag's reasons for a click's own segmentation (as on a prompt scan)."""
+    _, findings = scan_checks(image, MaskCrop.from_full(pred), is_prompt=True, diagnostics=diag)
+    return ";".join(sorted({f.reason.value for f in findings}))
+
+
+def is_bad(row: dict) -> bool:
+    """The benchmark's bad result: Dice below 0.5 or the volume off by more than a factor 2."""
+    return row["dice"] < 0.5 or not 0.5 <= row["ratio"] <= 2.0
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     total = int(a.sum()) + int(b.sum())
     return 2.0 * int(np.logical_and(a, b).sum()) / total if total else 1.0
@@ -108,21 +154,26 @@ def run_case(seg, image: sitk.Image, truth: np.ndarray, centre: np.ndarray, radi
         ml = float(pred.sum()) * voxel_ml
         rows.append({**group, "click": name, "dice": dice(pred, truth), "ratio": ml / truth_ml,
                      "truth_ml": truth_ml, "pred_ml": ml, "seconds": seconds,
-                     "warnings": ",".join(diag.get("warnings", []))})
+                     "warnings": ",".join(diag.get("warnings", [])), "flags": flagged(image, pred, diag)})
     return rows
 
 
-def synthetic_rows(seg, kinds: list[tuple], seeds: int, n_offsets: int) -> list[dict]:
+def synthetic_rows(seg, cases: list[tuple[tuple, int]], n_offsets: int) -> list[dict]:
+    """Rows for (kind, seed) cases; a kind that cannot be placed or rendered at a seed is skipped
+    (logged): no room for it in the chest there, or a nodule thinner than the slice is lost."""
     rows = []
-    for d, attach, density, slice_mm, invade, *shape in kinds:
+    for (d, attach, density, slice_mm, invade, *shape), seed in cases:
         kind = LesionKind(float(d), attach, density, float(slice_mm), float(invade), *shape)
-        for seed in range(seeds):
+        try:
             case = render_case(kind, seed=seed)
-            group = {"source": "synthetic", "case": f"{d:g} mm {kind.label} {slice_mm}mm s{seed}",
-                     "kind": kind.label, "size": kind.size_class, "attachment": attach,
-                     "density": density, "slices": kind.slice_class}
-            rows += run_case(seg, case.image, case.truth, case.centre_lps, d / 2, n_offsets, group)
-            logging.info("%s: %s", group["case"], [round(r["dice"], 2) for r in rows[-1 - n_offsets:]])
+        except (InputError, ValueError) as why:
+            logging.warning("%s %g mm slices, seed %d: skipped (%s)", kind.label, slice_mm, seed, why)
+            continue
+        group = {"source": "synthetic", "case": f"{d:g} mm {kind.label} {slice_mm}mm s{seed}",
+                 "kind": kind.label, "size": kind.size_class, "attachment": attach,
+                 "density": density, "slices": kind.slice_class}
+        rows += run_case(seg, case.image, case.truth, case.centre_lps, d / 2, n_offsets, group)
+        logging.info("%s: %s", group["case"], [round(r["dice"], 2) for r in rows[-1 - n_offsets:]])
     return rows
 
 
@@ -158,8 +209,9 @@ def table(rows: list[dict], key: str) -> list[str]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         groups[r[key]].append(r)
-    out = [f"| {key} | n | median Dice | min Dice | within 2x | centre-click Dice (median) | warned | s/call |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = [f"| {key} | n | median Dice | min Dice | within 2x | centre-click Dice (median) | warned "
+           "| bad flagged | good flagged | s/call |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in sorted(groups):
         g = groups[name]
         d = np.array([r["dice"] for r in g])
@@ -167,8 +219,12 @@ def table(rows: list[dict], key: str) -> list[str]:
         within = np.mean((ratio >= 0.5) & (ratio <= 2.0))
         centre = [r["dice"] for r in g if r["click"] == "centre"]
         warned = np.mean([bool(r["warnings"]) for r in g])
+        bad = [bool(r["flags"]) for r in g if is_bad(r)]
+        good = [bool(r["flags"]) for r in g if not is_bad(r)]
+        good_share = f"{100 * np.mean(good):.0f}%" if good else "-"
         out.append(f"| {name} | {len(g)} | {np.median(d):.3f} | {d.min():.3f} | {100 * within:.0f}% "
-                   f"| {np.median(centre):.3f} | {100 * warned:.0f}% | {np.median([r['seconds'] for r in g]):.2f} |")
+                   f"| {np.median(centre) if centre else math.nan:.3f} | {100 * warned:.0f}% "
+                   f"| {sum(bad)}/{len(bad)} | {good_share} | {np.median([r['seconds'] for r in g]):.2f} |")
     return out
 
 
@@ -182,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wall", action="store_true", help="only the small juxtapleural kinds (WALL_KINDS)")
     p.add_argument("--thick-hazy", action="store_true",
                    help="only part-solid and ground-glass kinds on 5 mm slices (THICK_HAZY_KINDS)")
+    p.add_argument("--random", type=int, default=0, metavar="N",
+                   help="instead of the listed kinds, N kinds drawn at random (random_kinds), one seed each")
+    p.add_argument("--first-seed", type=int, default=1000, help="with --random: the first kind's seed")
     p.add_argument("--only", default="", help="only kinds whose label contains this text")
     p.add_argument("--no-real", action="store_true", help="skip ../shared/data")
     p.add_argument("--per-case", action="store_true")
@@ -194,17 +253,20 @@ def main(argv: list[str] | None = None) -> int:
         NEW_KINDS if args.new else WALL_KINDS if args.wall else PART_SOLID_KINDS if args.part_solid
         else THICK_HAZY_KINDS if args.thick_hazy else KINDS)
     kinds = [k for k in kinds if args.only in LesionKind(float(k[0]), *k[1:3], float(k[3]), float(k[4]), *k[5:]).label]
-    rows = synthetic_rows(seg, kinds, args.seeds, min(args.offsets, len(OFFSET_DIRS)))
+    cases = random_kinds(args.random, args.first_seed) if args.random else \
+        [(kind, seed) for kind in kinds for seed in range(args.seeds)]
+    rows = synthetic_rows(seg, cases, min(args.offsets, len(OFFSET_DIRS)))
     if not args.no_real:
         rows += real_rows(seg, min(args.offsets, len(OFFSET_DIRS)))
     if args.per_case:
-        print("| case | click | Dice | truth mL | predicted mL | warnings | s |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| case | click | Dice | truth mL | predicted mL | warnings | flags | s |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in rows:
             print(f"| {r['case']} | {r['click']} | {r['dice']:.3f} | {r['truth_ml']:.2f} | {r['pred_ml']:.2f} "
-                  f"| {r['warnings']} | {r['seconds']:.2f} |")
+                  f"| {r['warnings']} | {r['flags']} | {r['seconds']:.2f} |")
         print()
-    for key in ("kind", "size", "attachment", "density", "slices"):
+    for key in ("size", "attachment", "density", "slices") if args.random else \
+            ("kind", "size", "attachment", "density", "slices"):
         print("\n".join(table(rows, key)) + "\n")
     d = np.array([r["dice"] for r in rows])
     ratio = np.array([r["ratio"] for r in rows])
@@ -213,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * np.mean((ratio >= 0.5) & (ratio <= 2)):.0f}% of volumes within 2x, "
           f"{len(rows)} calls, median {np.median([r['seconds'] for r in rows]):.2f} s, "
           f"max {max(r['seconds'] for r in rows):.2f} s per call")
+    bad = [r for r in rows if is_bad(r)]
+    good = [r for r in rows if not is_bad(r)]
+    print(f"quality flag on the click's own segmentation: {sum(bool(r['flags']) for r in bad)}/{len(bad)} bad "
+          f"results flagged, {100 * np.mean([bool(r['flags']) for r in good]):.0f}% of good ones")
     return 0
 
 

@@ -1,0 +1,40 @@
+"""The per-kind evaluation's own rules: random kinds are reproducible and valid, a bad result is
+the benchmark's, and a click's segmentation is read by the quality flag."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from eval_segmentation_kinds import flagged, is_bad, random_kinds  # noqa: E402
+
+from LinGuinELib.synthetic import LesionKind, render_case  # noqa: E402
+from LinGuinELib.synthetic.kinds import ATTACHMENTS  # noqa: E402
+
+
+def test_random_kinds_are_reproducible_valid_and_varied():
+    drawn = random_kinds(200, first_seed=5000)
+    assert drawn == random_kinds(200, first_seed=5000)  # the seed fixes the kind
+    assert [seed for _, seed in drawn] == list(range(5000, 5200))
+    kinds = [LesionKind(float(d), a, dens, sl, inv, shape) for (d, a, dens, sl, inv, shape), _ in drawn]
+    assert {k.attachment for k in kinds} == set(ATTACHMENTS)
+    assert {k.size_class for k in kinds} == {"4-10mm", "10-30mm", "30-60mm", "60-100mm"}
+    assert {k.density for k in kinds} == {"solid", "part_solid", "ground_glass"}
+    for k in kinds:  # the generator's own limits on shapes
+        assert k.shape != "cavitating" or (k.density == "solid" and k.diameter_mm >= 20)
+        assert k.shape != "flat" or k.diameter_mm <= 40
+        assert k.invade_mm == 0 or (k.attachment == "chest_wall" and k.diameter_mm > 50)
+
+
+def test_bad_is_the_benchmarks_bad():
+    assert not is_bad({"dice": 0.8, "ratio": 1.9})
+    assert is_bad({"dice": 0.49, "ratio": 1.0}) and is_bad({"dice": 0.8, "ratio": 2.1})
+    assert is_bad({"dice": 0.6, "ratio": 0.45})
+
+
+def test_the_flag_reads_a_clicks_segmentation():
+    case = render_case(LesionKind(12.0, "isolated", "solid", 1.25), seed=3, half_mm=35.0)
+    assert flagged(case.image, case.truth, {}) == ""  # the truth itself: nothing to look at
+    assert flagged(case.image, np.zeros_like(case.truth), {}) == "empty_prompt"
