@@ -75,3 +75,15 @@ def test_kind_study_records_kinds_and_a_vanished_lesion(tmp_path):
     assert all(s["slice_spacing_mm"] == 5.0 for s in truth["scans"])
     last = sitk.GetArrayFromImage(sitk.ReadImage(str(manifest.parent / "truth" / "T2.nii.gz")))
     assert not last.any()
+
+
+def test_the_smallest_nodules_sit_on_the_thinnest_vessels(monkeypatch):
+    """A 4.5 mm nodule on a vessel needs one of at most half its radius: the tree's thinnest
+    branches (1 mm, stored as 0.999) were left out by float rounding, and such nodules could not be
+    made at all (numpy's "high <= 0"). A chest with no vessel thin enough says so."""
+    for seed in range(2020, 2030):
+        case = render_case(LesionKind(4.5, "vessel", "solid", 1.25), seed=seed, half_mm=30.0)
+        assert case.truth.any()
+    monkeypatch.setattr("LinGuinELib.synthetic.kinds.MIN_VESSEL_MM", 5.0)
+    with pytest.raises(InputError, match="no vessel thin enough"):
+        render_case(LesionKind(4.5, "vessel", "solid", 1.25), seed=2027, half_mm=30.0)

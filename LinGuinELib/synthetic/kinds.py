@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 ATTACHMENTS = ("isolated", "vessel", "chest_wall", "mediastinum", "diaphragm", "fissure", "costophrenic")
 DENSITIES = ("solid", "part_solid", "ground_glass")
 SIZE_CLASSES = ((4.0, "4-10mm"), (10.0, "10-30mm"), (30.0, "30-60mm"), (60.0, "60-100mm"))
+MIN_VESSEL_MM = 0.99  # a lesion's vessel is one of at least 1 mm radius (float slack below)
 FINE_Z_MM = 1.0  # sub-slice spacing at most: thick slices are averages of these
 NOISE_SD_1MM = 30.0  # HU of scanner noise on a 1 mm slice; it falls as 1/sqrt(thickness)
 PSF_MM = 0.45  # in-plane blur (reconstruction kernel), Gaussian sigma
@@ -156,9 +157,12 @@ def _site(chest: Chest, kind: LesionKind, rng: np.random.Generator) -> np.ndarra
         c = np.array([x, y, z]) + normal * rng.uniform(-0.3, 0.3) * rn
         return c if float(chest.lung_sdf(*c)) < -(r + 4.0) and _clear_of_vessels(chest, c, r) else None
     if kind.attachment == "vessel":
-        # a vessel thinner than the lesion (at most half its radius): as thick as the lesion,
-        # nothing but its shape tells them apart
-        options = [v for v in chest.vessels if 1.0 <= v[2] <= max(1.0, 0.5 * r)]
+        # a vessel thinner than the lesion (at most half its radius, at least the tree's thinnest
+        # branches: 1 mm, stored as 1.35 x 0.74 = 0.999): as thick as the lesion, nothing but its
+        # shape tells them apart
+        options = [v for v in chest.vessels if MIN_VESSEL_MM <= v[2] <= max(MIN_VESSEL_MM, 0.5 * r)]
+        if not options:
+            raise InputError(f"no vessel thin enough for a {kind.label} lesion in this chest; try another seed")
         a, b, vr = options[int(rng.integers(len(options)))]
         axis = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
         perp = np.cross(axis, rng.normal(size=3))
