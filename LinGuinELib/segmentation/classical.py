@@ -74,6 +74,7 @@ ROI_GROWTH = 1.5  # the ROI grows by this factor while the lesion reaches its bo
 GROW_FRACTION = 0.25  # grow the ROI only for a lesion whose radius is at least this * half-size
 MAX_FACE_COVER = 0.2  # a region covering more of a ROI face is an organ / body wall leak
 MAX_ITER = 5  # threshold refinements (they usually settle in 2-3)
+RISE_GROWTH = 1.5  # a lighter-than-fat lesion grown this much by a stricter threshold took in something else
 LEAK_VOLUME_FACTOR = 8.0  # a region this many times a ball of the lesion's scale is a leak
 MIN_SCALE_MM = 2.0  # smallest lesion scale (a 4 mm nodule)
 
@@ -194,6 +195,15 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         if lesion_new is None or not lesion_new.any():
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling
+            break
+        if lesion is not None and not solid and sign * threshold > sign * tried[-1] and \
+                float(lesion_new.sum()) > RISE_GROWTH * float(lesion.sum()):
+            # a stricter threshold finds no more of a lesion lighter than fat: the separation let a
+            # denser structure through (a faint nodule's dot of a core beside a vessel, cut by a ball
+            # that no longer fits). The last round's lesion stands. Not for solid lesions: their end
+            # slices on the dome are settled anew each round, and rightly grow
+            log.debug("threshold %.0f -> %.0f HU grew the lesion %d -> %d voxels: kept the last",
+                      tried[-1], threshold, lesion.sum(), lesion_new.sum())
             break
         lesion, lesion_radius, found_levels = lesion_new, radius, levels
         diag["attached_as_thick"] = bool(diag.get("attached_as_thick")) or as_thick
