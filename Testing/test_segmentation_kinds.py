@@ -16,8 +16,8 @@ from scipy import ndimage
 from LinGuinELib.filtering.components import dilate_mm
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import Reason, scan_checks
+from LinGuinELib.segmentation.cavity import find_cavity
 from LinGuinELib.segmentation.classical import ClassicalSegmenter
-from LinGuinELib.segmentation.lung_envelope import cavity_wall
 from LinGuinELib.synthetic import LesionKind, render_case
 from LinGuinELib.synthetic.kinds import make_kind_study
 from LinGuinELib.synthetic.manifest import lesion_centre_zyx
@@ -229,9 +229,9 @@ def test_click_in_the_cavity_of_a_cavitating_lesion_finds_the_lesion(seg):
     sp = np.array(case.image.GetSpacing()[::-1])
     lung = np.argwhere(ndimage.distance_transform_edt(arr < -750, sampling=sp) > 4.0)  # deep in aerated lung
     far = lung[np.linalg.norm((lung - lung.mean(axis=0)) * sp, axis=1).argsort()[:5]]
-    assert all(cavity_wall(arr, sp, p.astype(float)) is None for p in far)
+    assert all(find_cavity(arr, sp, p.astype(float)) is None for p in far)
     centre = np.array(case.image.TransformPhysicalPointToContinuousIndex(case.centre_lps.tolist()))[::-1]
-    assert cavity_wall(arr, sp, centre) is not None
+    assert find_cavity(arr, sp, centre) is not None
 
 
 def test_nodule_on_the_dome_keeps_the_slice_it_rests_on(seg):

@@ -45,6 +45,7 @@ from ..partial_volume import edge_threshold
 from ..registry import register_segmentation
 from ..voxels import voxels
 from .base import Segmenter, prompt_points
+from .cavity import fill, find_cavity
 from .diagnostics import MIN_ENVELOPE_FRACTION, empty_diagnostics, summary, warnings_of
 from .dome import fill_corner
 from .end_slices import beside_the_slice, is_slice_of_wall, settle_end_slices
@@ -60,7 +61,7 @@ from .levels import (
     polarity,
     refine_levels,
 )
-from .lung_envelope import air_distances, base_on_wall, cavity_wall, clear_of_tissue, lesion_scale, lung_envelope
+from .lung_envelope import air_distances, base_on_wall, clear_of_tissue, lesion_scale, lung_envelope
 from .roi import Roi, blur_mm, component_near, distance_map, make_roi, open_face_cover
 from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
 
@@ -246,24 +247,26 @@ def _deepest_in(envelope: np.ndarray, roi: Roi) -> np.ndarray | None:
     return roi.lo + best * roi.step + (roi.step - 1) / 2
 
 
-def _start_seed(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    """The prompt, or the densest voxel within reach when the prompt sits in air / lung."""
+def _start_seed(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(seed, array): the prompt, or the densest voxel within reach when the prompt sits in air /
+    lung; a prompt in a cavity starts from its wall, on a copy of the array whose cavity is filled
+    (:mod:`.cavity`)."""
     roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
     search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
     if float(roi.smooth[search].max()) < AIR_LIKE_HU:
-        wall = cavity_wall(array, spacing, seed)
-        if wall is None:
+        cavity = find_cavity(array, spacing, seed)
+        if cavity is None:
             raise _NoLesion("nothing denser than lung parenchyma near the prompt")
-        seed = wall  # the prompt lies in a cavity: start from its wall
+        array, seed = fill(array, spacing, cavity), cavity.wall
         roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
         search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
     core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
     at_seed = roi.smooth[tuple(np.clip(np.round(roi.seed).astype(int), 0, np.array(roi.smooth.shape) - 1))]
     if float(np.median(roi.smooth[core_ball])) >= AIR_LIKE_HU and at_seed >= AIR_LIKE_HU:
-        return seed
+        return seed, array
     flat = np.flatnonzero(search.ravel())
     best = np.array(np.unravel_index(flat[np.argmax(roi.smooth.ravel()[flat])], roi.smooth.shape))
-    return roi.lo + best * roi.step + (roi.step - 1) / 2
+    return roi.lo + best * roi.step + (roi.step - 1) / 2, array
 
 
 @register_segmentation("classical")
@@ -324,7 +327,7 @@ class ClassicalSegmenter(Segmenter):
         its lesion. A region that is the seed's thick slice of a wall's mix (``is_slice_of_wall``)
         is tried once more from the slice beside it that is more lung, and that result kept when it
         reaches less of its ROI's border: a click on a small lesion in the slice the dome crosses."""
-        seed = _start_seed(array, spacing, seed)
+        seed, array = _start_seed(array, spacing, seed)
         dist, hits = air_distances(array, spacing, seed)
         scale = lesion_scale(dist)
         if scale is not None:

@@ -36,9 +36,6 @@ CLOSING_GRID = 10  # the envelope is closed on a grid of its ball radius / this
 OUTSIDE_AIR_HU = -960.0  # air this dark (smoothed) is outside the body, not lung parenchyma
 MIN_LUNG_MM = 3.0  # aerated lung is thicker than this (the air rim along the skin is not)
 AIR_RUN_MM = 2.0  # a ray has reached lung when it stays aerated this long (noise, texture)
-CAVITY_REACH_MM = 40.0  # a prompt in air looks this far for the wall of a cavity around it
-CAVITY_ENCLOSED = 0.95  # share of rays that must meet tissue: a cavity is closed
-CAVITY_SPREAD = 2.5  # the farthest wall (95th percentile) within this x the nearest (5th) + 3 mm
 MIN_MIX_VOXELS = 20  # the wall's mix with the lung is read at a distance only from this many voxels
 
 
@@ -59,29 +56,6 @@ def air_distances(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> t
     dist = np.where(first >= 0, radii[np.maximum(first, 0)], np.inf)
     hits = np.where(first[:, None] >= 0, pts[np.arange(len(DIRECTIONS)), np.maximum(first, 0)], np.nan)
     return dist, hits
-
-
-def cavity_wall(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> np.ndarray | None:
-    """Where a prompt in air inside a cavitating lesion meets the lesion's wall (a continuous zyx
-    index 1 mm into it), or None when the prompt is not enclosed so.
-
-    A lesion's centre, as a propagated point lands, may be its cavity. From there nearly every ray
-    meets tissue at about the same distance (the wall; an eccentric cavity spreads the distances
-    by its offset); in aerated lung rays meet vessels at scattered distances or nothing, along a
-    bronchus they run on."""
-    radii = np.arange(0.0, CAVITY_REACH_MM + 1e-6, 1.0)
-    pts = seed + DIRECTIONS[:, None, :] * radii[None, :, None] / spacing
-    values = ndimage.map_coordinates(array, pts.reshape(-1, 3).T, order=1, mode="nearest")
-    tissue = values.reshape(len(DIRECTIONS), len(radii)) >= AIR_LIKE_HU
-    hit = tissue.any(axis=1)
-    if hit.mean() < CAVITY_ENCLOSED:
-        return None
-    first = np.where(hit, radii[tissue.argmax(axis=1)], np.inf)
-    near, far = np.percentile(first[hit], [5, 95])
-    if far > CAVITY_SPREAD * near + 3.0:
-        return None
-    k = int(np.argmin(first))
-    return seed + DIRECTIONS[k] * (first[k] + 1.0) / spacing
 
 
 def lesion_scale(dist: np.ndarray) -> float | None:
