@@ -101,9 +101,10 @@ DENSITY_SHARES = (0.55, 0.25, 0.2)  # solid, part-solid, ground glass
 def random_kinds(n: int, first_seed: int) -> list[tuple[tuple, int]]:
     """``n`` kinds drawn at random, each with its own seed (which also renders it): kinds nobody
     chose, so a measure of the segmenter on lesions it was not developed on. Sizes log-uniform
-    4-100 mm, every attachment alike, densities by DENSITY_SHARES, slices among SLICES_MM; one in
-    four spiculated, flat or cavitating (cavities in solid lesions of 20 mm or more, plates up to
-    40 mm); a chest-wall tumour over 50 mm invades the wall by up to a tenth of its size."""
+    4-100 mm, every attachment alike, densities by DENSITY_SHARES, slices among SLICES_MM; three in
+    seven drawn spiculated, flat or cavitating (cavities only in solid lesions of 20 mm or more,
+    plates up to 40 mm, the rest round: about a quarter in all); a chest-wall tumour over 50 mm
+    invades the wall by up to a tenth of its size."""
     out = []
     for seed in range(first_seed, first_seed + n):
         rng = np.random.default_rng(seed)
@@ -166,7 +167,7 @@ def synthetic_rows(seg, cases: list[tuple[tuple, int]], n_offsets: int) -> list[
         kind = LesionKind(float(d), attach, density, float(slice_mm), float(invade), *shape)
         try:
             case = render_case(kind, seed=seed)
-        except (InputError, ValueError) as why:
+        except InputError as why:
             logging.warning("%s %g mm slices, seed %d: skipped (%s)", kind.label, slice_mm, seed, why)
             continue
         group = {"source": "synthetic", "case": f"{d:g} mm {kind.label} {slice_mm}mm s{seed}",
@@ -239,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--thick-hazy", action="store_true",
                    help="only part-solid and ground-glass kinds on 5 mm slices (THICK_HAZY_KINDS)")
     p.add_argument("--random", type=int, default=0, metavar="N",
-                   help="instead of the listed kinds, N kinds drawn at random (random_kinds), one seed each")
+                   help="instead of the listed kinds, N kinds drawn at random (random_kinds), one seed each "
+                        "(--seeds, --only and the kind lists do not apply)")
     p.add_argument("--first-seed", type=int, default=1000, help="with --random: the first kind's seed")
     p.add_argument("--only", default="", help="only kinds whose label contains this text")
     p.add_argument("--no-real", action="store_true", help="skip ../shared/data")
@@ -258,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = synthetic_rows(seg, cases, min(args.offsets, len(OFFSET_DIRS)))
     if not args.no_real:
         rows += real_rows(seg, min(args.offsets, len(OFFSET_DIRS)))
+    if not rows:
+        print("no case could be rendered", file=sys.stderr)
+        return 1
     if args.per_case:
         print("| case | click | Dice | truth mL | predicted mL | warnings | flags | s |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -276,9 +281,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(rows)} calls, median {np.median([r['seconds'] for r in rows]):.2f} s, "
           f"max {max(r['seconds'] for r in rows):.2f} s per call")
     bad = [r for r in rows if is_bad(r)]
-    good = [r for r in rows if not is_bad(r)]
+    good = [bool(r["flags"]) for r in rows if not is_bad(r)]
     print(f"quality flag on the click's own segmentation: {sum(bool(r['flags']) for r in bad)}/{len(bad)} bad "
-          f"results flagged, {100 * np.mean([bool(r['flags']) for r in good]):.0f}% of good ones")
+          f"results flagged, {f'{100 * np.mean(good):.0f}%' if good else '-'} of good ones")
+    if args.random:
+        print(f"kinds: {len({r['case'] for r in rows if r['source'] == 'synthetic'})} of {args.random} drawn "
+              "(the rest could not be placed; logged)")
     return 0
 
 

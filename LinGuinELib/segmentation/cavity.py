@@ -1,15 +1,18 @@
-"""A prompt in the air of a cavitating lesion: find the cavity's wall, and read the lesion whole.
+"""A prompt in the air of a cavitating lesion: find the cavity, and read the lesion whole.
 
 A lesion's centre, as a propagated point lands, may be its cavity. From there nearly every ray
 meets tissue (the wall); in aerated lung rays meet vessels at scattered distances or nothing, and
-along a bronchus they run on. The wall is then where the lesion is read from.
+along a bronchus they run on.
 
 The cavity's air is not lung: left as it is, the rays that measure the lesion's scale find "lung"
 a millimetre into the cavity, the region of interest is sized for a nodule, and the lung envelope
 is the cavity itself, which leaves the wall outside it (a 72 mm cavitating tumour and a 27 mm one
 came back empty). So the lesion is read on a copy of the scan whose cavity is filled with its
-wall's level: the part of each ray short of the wall (:func:`fill`), a cavitating lesion read as
-the solid one it outlines. Its mask holds the cavity (the segmenter fills enclosed holes).
+wall's level, the part of each ray short of the wall (:func:`fill`): a cavitating lesion read as
+the solid one it outlines, its mask holding the cavity (the segmenter fills enclosed holes). Its
+levels are read from the wall, the real tissue (from inside the fill, noiseless and a little off
+the wall's level, they found an edge between the two: 0.06x); its scale from the prompt, through
+the fill (from a 2 mm wall it was 4 mm, and the result a piece of the wall).
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ CAVITY_REACH_MM = 40.0  # a prompt in air looks this far for the wall of a cavit
 CAVITY_ENCLOSED = 0.95  # share of rays that must meet tissue: a cavity is closed
 CAVITY_SMOOTH = 0.75  # 90th percentile of the jump in reach between neighbouring rays (relative)
 NEIGHBOURS = np.argsort(-(DIRECTIONS @ DIRECTIONS.T), axis=1)[:, 1:6]  # each ray's five nearest
-WALL_DEPTH_MM = (1.0, 3.0)  # the wall's level is read this far beyond where each ray meets it
+WALL_DEPTH_MM = 3.0  # the wall's level is read this far past where each ray meets it
 
 
 @dataclass(frozen=True)
 class Cavity:
     """A cavity round a prompt: ``centre`` (the prompt, continuous zyx index), ``reach`` (mm to the
     wall along each of ``roi.DIRECTIONS``), the wall's ``level`` (HU) and ``wall`` (a continuous zyx
-    index 1 mm into the nearest wall: where the lesion is read from)."""
+    index 1 mm into the nearest wall: where the lesion's levels are read from)."""
 
     centre: np.ndarray
     reach: np.ndarray
@@ -68,9 +71,16 @@ def find_cavity(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> Cav
     if np.percentile(jump.max(axis=1), 90) > CAVITY_SMOOTH:
         return None
     reach = np.minimum(first, float(np.percentile(first[hit], 95)))  # no wall: the farthest one's
-    index = tissue.argmax(axis=1)[hit]
-    depth = [np.clip(index + int(d), 0, len(radii) - 1) for d in WALL_DEPTH_MM]
-    level = float(np.median(np.concatenate([values[hit][np.arange(hit.sum()), d] for d in depth])))
+    # the wall's level: the tissue samples from 1 mm (past the partial volume where each ray meets
+    # the wall) to WALL_DEPTH_MM into it (a thin wall's far side is lung again), their median over
+    # all rays. A fill lighter or denser than the wall would stand out from it as a lesion of its own
+    start = tissue.argmax(axis=1)[hit]
+    span = np.minimum(start[:, None] + np.arange(1, int(WALL_DEPTH_MM) + 1)[None, :], len(radii) - 1)
+    samples = values[hit][np.arange(hit.sum())[:, None], span]
+    samples = samples[samples >= AIR_LIKE_HU]
+    if samples.size == 0:
+        return None  # a wall thinner than a millimetre: nothing to read the lesion by
+    level = float(np.median(samples))
     k = int(np.argmin(first))
     return Cavity(np.asarray(seed, float), reach, level, seed + DIRECTIONS[k] * (first[k] + 1.0) / spacing)
 

@@ -154,6 +154,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
     reach = sign * float(np.percentile(sign * roi.smooth[search], 90))
     lesion, lesion_radius, tried, found_levels = None, 0.0, [], levels
     for iteration in range(MAX_ITER):
+        allowed_before = None if roi.allowed is None else roi.allowed.copy()
         level, background = levels
         solid = level >= BELOW_FAT_HU  # as dense as a wall; lighter: ground glass, a halo
         threshold = edge_threshold(levels)
@@ -197,7 +198,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling
             break
-        if lesion is not None and not solid and sign * threshold > sign * tried[-1] and \
+        if lesion is not None and sign > 0 and not solid and threshold > tried[-1] and \
                 float(lesion_new.sum()) > RISE_GROWTH * float(lesion.sum()):
             # a stricter threshold finds no more of a lesion lighter than fat: the separation let a
             # denser structure through (a faint nodule's dot of a core beside a vessel, cut by a ball
@@ -205,6 +206,8 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             # slices on the dome are settled anew each round, and rightly grow
             log.debug("threshold %.0f -> %.0f HU grew the lesion %d -> %d voxels: kept the last",
                       tried[-1], threshold, lesion.sum(), lesion_new.sum())
+            roi.allowed = allowed_before  # the envelope as the kept lesion was found in
+            diag["threshold_hu"] = round(tried[-1], 1)
             break
         lesion, lesion_radius, found_levels = lesion_new, radius, levels
         diag["attached_as_thick"] = bool(diag.get("attached_as_thick")) or as_thick
@@ -247,12 +250,14 @@ def _deepest_in(envelope: np.ndarray, roi: Roi) -> np.ndarray | None:
     return roi.lo + best * roi.step + (roi.step - 1) / 2
 
 
-def _start_seed(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(seed, array): the prompt, or the densest voxel within reach when the prompt sits in air /
-    lung; a prompt in a cavity starts from its wall, on a copy of the array whose cavity is filled
-    (:mod:`.cavity`)."""
+def _start_seed(array: np.ndarray, spacing: np.ndarray,
+                seed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seed, array, where the lesion's scale is measured from): the prompt, or the densest voxel
+    within reach when the prompt sits in air / lung. A prompt in a cavity starts from its wall, on a
+    copy of the array whose cavity is filled, and the scale is measured from the prompt (:mod:`.cavity`)."""
     roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
     search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
+    cavity = None
     if float(roi.smooth[search].max()) < AIR_LIKE_HU:
         cavity = find_cavity(array, spacing, seed)
         if cavity is None:
@@ -260,13 +265,15 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> tup
         array, seed = fill(array, spacing, cavity), cavity.wall
         roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
         search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
+    origin = cavity.centre if cavity is not None else None
     core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
     at_seed = roi.smooth[tuple(np.clip(np.round(roi.seed).astype(int), 0, np.array(roi.smooth.shape) - 1))]
     if float(np.median(roi.smooth[core_ball])) >= AIR_LIKE_HU and at_seed >= AIR_LIKE_HU:
-        return seed, array
+        return seed, array, seed if origin is None else origin
     flat = np.flatnonzero(search.ravel())
     best = np.array(np.unravel_index(flat[np.argmax(roi.smooth.ravel()[flat])], roi.smooth.shape))
-    return roi.lo + best * roi.step + (roi.step - 1) / 2, array
+    seed = roi.lo + best * roi.step + (roi.step - 1) / 2
+    return seed, array, seed if origin is None else origin
 
 
 @register_segmentation("classical")
@@ -327,8 +334,8 @@ class ClassicalSegmenter(Segmenter):
         its lesion. A region that is the seed's thick slice of a wall's mix (``is_slice_of_wall``)
         is tried once more from the slice beside it that is more lung, and that result kept when it
         reaches less of its ROI's border: a click on a small lesion in the slice the dome crosses."""
-        seed, array = _start_seed(array, spacing, seed)
-        dist, hits = air_distances(array, spacing, seed)
+        seed, array, origin = _start_seed(array, spacing, seed)
+        dist, hits = air_distances(array, spacing, origin)
         scale = lesion_scale(dist)
         if scale is not None:
             scale = max(scale, MIN_SCALE_MM, float(spacing.max()))
@@ -365,9 +372,8 @@ class ClassicalSegmenter(Segmenter):
                     inner = None if moved else _deepest_in(inside, roi)
                     if inner is None:
                         raise
-                    diag.update(empty_diagnostics())
+                    diag.update(empty_diagnostics(), read_off_wall=True)
                     ClassicalSegmenter._segment_point(array, spacing, inner, neg, out, diag, moved=True)
-                    diag["read_off_wall"] = True
                     return
                 diag["leak_retry"] = True
             envelope = cache[0] if cache else None
@@ -378,9 +384,8 @@ class ClassicalSegmenter(Segmenter):
                 if envelope_fraction < MIN_ENVELOPE_FRACTION:
                     inner = None if moved else _deepest_in(envelope, roi)
                     if inner is not None:
-                        diag.update(empty_diagnostics())
+                        diag.update(empty_diagnostics(), read_off_wall=True)
                         ClassicalSegmenter._segment_point(array, spacing, inner, neg, out, diag, moved=True)
-                        diag["read_off_wall"] = True
                         return
                     diag["envelope_fraction"] = round(envelope_fraction, 3)
                     raise _NoLesion(f"region lies {100 * (1 - envelope_fraction):.0f}% outside the lung envelope")
