@@ -6,22 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from kind_scoring import score
 from scipy import ndimage
 
 from LinGuinELib.segmentation.cavity import find_cavity
-from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.segmentation.roi import DIRECTIONS
 from LinGuinELib.synthetic import LesionKind, render_case
-
-
-@pytest.fixture(scope="module")
-def seg() -> ClassicalSegmenter:
-    return ClassicalSegmenter()
-
-
-def _score(case, mask):
-    dice = 2.0 * (mask & case.truth).sum() / (mask.sum() + case.truth.sum())
-    return float(dice), float(mask.sum() / case.truth.sum())
 
 
 @pytest.mark.parametrize("kind,seed,offset_mm", [
@@ -37,7 +27,7 @@ def test_a_prompt_in_a_cavity_finds_the_whole_lesion(seg, kind, seed, offset_mm)
     point = case.centre_lps + np.array(offset_mm)
     index = np.array(case.image.TransformPhysicalPointToContinuousIndex(point.tolist()))[::-1]
     assert sitk.GetArrayFromImage(case.image)[tuple(np.round(index).astype(int))] < -900  # in the air
-    dice, ratio = _score(case, seg.segment(case.image, point[None]))
+    dice, ratio = score(case, seg.segment(case.image, point[None]))
     assert dice > 0.85 and 0.8 < ratio < 1.25, (dice, ratio)
 
 

@@ -10,22 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kind_scoring import score
 from scipy import ndimage
 
-from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.segmentation.dome import fill_corner
 from LinGuinELib.segmentation.roi import Roi
 from LinGuinELib.synthetic import LesionKind, render_case
-
-
-@pytest.fixture(scope="module")
-def seg() -> ClassicalSegmenter:
-    return ClassicalSegmenter()
-
-
-def _score(case, mask):
-    dice = 2.0 * (mask & case.truth).sum() / (mask.sum() + case.truth.sum())
-    return float(dice), float(mask.sum() / case.truth.sum())
 
 
 @pytest.mark.parametrize("diameter, seed, min_dice, min_ratio", [
@@ -34,7 +24,7 @@ def _score(case, mask):
 def test_nodule_in_the_costophrenic_corner_on_thick_slices_is_not_cut_in_half(seg, diameter, seed, min_dice,
                                                                                 min_ratio):
     case = render_case(LesionKind(diameter, "costophrenic", "solid", 5.0), seed=seed)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > min_dice and min_ratio < ratio < 1.3, (dice, ratio)
 
 

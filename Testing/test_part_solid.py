@@ -15,19 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from kind_scoring import score
 
-from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.synthetic import LesionKind, render_case
-
-
-def _score(case, mask):
-    dice = 2.0 * (mask & case.truth).sum() / (mask.sum() + case.truth.sum())
-    return float(dice), float(mask.sum() / case.truth.sum())
-
-
-@pytest.fixture(scope="module")
-def seg() -> ClassicalSegmenter:
-    return ClassicalSegmenter()
 
 
 @pytest.mark.parametrize("kind,seed", [(LesionKind(22.0, "fissure", "part_solid", 1.25), 11),
@@ -36,7 +26,7 @@ def test_part_solid_lesion_keeps_a_halo_that_passes_for_lung(seg, kind, seed):
     """Before: the core alone (0.18x and 0.28x). The aerated lung is read beyond the halo."""
     case = render_case(kind, seed=seed)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert dice > 0.8 and 0.75 < ratio < 1.35, (dice, ratio)
     assert not seg.last_diagnostics["halo_left_out"]
 
@@ -47,7 +37,7 @@ def test_a_halo_left_out_is_said(seg):
     there is none (0.38x)."""
     case = render_case(LesionKind(18.0, "isolated", "part_solid", 1.0), seed=8)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert ratio < 0.5, (dice, ratio)  # the case this test is about (else it tests nothing)
     assert seg.last_diagnostics["halo_left_out"] and "halo_left_out" in seg.last_diagnostics["warnings"]
 
@@ -60,7 +50,7 @@ def test_a_solid_nodule_has_no_halo(seg, kind):
     itself hazy) and a wall or vessel beside it are not a halo: neither taken nor flagged."""
     case = render_case(kind, seed=0, half_mm=40.0)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert dice > 0.75 and 0.6 < ratio < 1.5, (dice, ratio)
     assert not seg.last_diagnostics["halo_left_out"]
 
@@ -71,7 +61,7 @@ def test_part_solid_lesion_on_thick_slices_keeps_its_halo(seg):
     threshold settled on, the core's own."""
     case = render_case(LesionKind(25.0, "isolated", "part_solid", 5.0), seed=1)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert dice > 0.85 and 0.8 < ratio < 1.25, (dice, ratio)
 
 
@@ -81,7 +71,7 @@ def test_a_halo_beside_the_mediastinum_left_out_is_said(seg):
     click of three, the click's partial-volume level hid the halo)."""
     case = render_case(LesionKind(20.0, "mediastinum", "part_solid", 5.0), seed=1)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert ratio < 0.6, (dice, ratio)  # the case this test is about
     assert "halo_left_out" in seg.last_diagnostics["warnings"]
 
@@ -92,7 +82,7 @@ def test_a_solid_edge_across_thick_slices_is_no_halo(seg):
     reading of the shell inside the lung envelope only took it for one, at 1.2x)."""
     case = render_case(LesionKind(90.0, "chest_wall", "solid", 5.0, invade_mm=8.0), seed=1)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert dice > 0.85 and 0.9 < ratio < 1.1, (dice, ratio)
     assert not seg.last_diagnostics["halo_left_out"]
 
@@ -140,7 +130,7 @@ def test_a_clear_halo_keeps_its_level_while_the_threshold_settles(seg, seed):
     up into the halo round after round and ended at the core (0.49x and 0.32x)."""
     case = render_case(LesionKind(20.0, "mediastinum", "part_solid", 5.0), seed=seed)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert dice > 0.7 and 0.7 < ratio < 1.6, (dice, ratio)
 
 
@@ -157,7 +147,7 @@ def test_a_click_on_the_core_of_a_large_part_solid_tumour_keeps_its_halo(seg):
     densest = np.unravel_index(np.argmax(smooth), smooth.shape)
     assert smooth[densest] > 0  # on the solid core, not in the ground glass
     click = case.image.TransformContinuousIndexToPhysicalPoint([float(i) for i in densest[::-1]])
-    dice, ratio = _score(case, seg.segment(case.image, np.array(click)[None]))
+    dice, ratio = score(case, seg.segment(case.image, np.array(click)[None]))
     assert dice > 0.7 and 0.7 < ratio < 1.6, (dice, ratio)
 
 
@@ -168,7 +158,7 @@ def test_a_faint_nodule_beside_a_vessel_is_not_traded_for_the_vessel(seg):
     after measured the vessel: 24x, Dice 0.004. A stricter threshold cannot find more of a lesion
     lighter than fat, so the round before stands."""
     case = render_case(LesionKind(7.0, "isolated", "part_solid", 5.0), seed=1206)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.6 and ratio < 2.0, (dice, ratio)
 
 
@@ -178,5 +168,5 @@ def test_a_flat_ground_glass_plate_clicked_off_centre_keeps_to_the_plate(seg):
     case = render_case(LesionKind(22.0, "chest_wall", "ground_glass", 1.25, shape="flat"), seed=0)
     step = float(np.clip(0.3 * 11.0, 2.0, 6.0))
     direction = np.array([0.0, -1.0, 0.0])
-    dice, ratio = _score(case, seg.segment(case.image, (case.centre_lps + step * direction)[None]))
+    dice, ratio = score(case, seg.segment(case.image, (case.centre_lps + step * direction)[None]))
     assert dice > 0.8 and 0.7 < ratio < 1.4, (dice, ratio)

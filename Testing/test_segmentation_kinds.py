@@ -11,39 +11,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from kind_scoring import score
 from scipy import ndimage
 
 from LinGuinELib.filtering.components import dilate_mm
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import Reason, scan_checks
 from LinGuinELib.segmentation.cavity import find_cavity
-from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.synthetic import LesionKind, render_case
 from LinGuinELib.synthetic.kinds import make_kind_study
 from LinGuinELib.synthetic.manifest import lesion_centre_zyx
 
 
-def _score(case, mask):
-    dice = 2.0 * (mask & case.truth).sum() / (mask.sum() + case.truth.sum())
-    ratio = mask.sum() / case.truth.sum()
-    return float(dice), float(ratio)
-
-
-@pytest.fixture(scope="module")
-def seg() -> ClassicalSegmenter:
-    return ClassicalSegmenter()
-
 
 def test_large_pleural_tumour_is_not_cut_to_its_core(seg):
     case = render_case(LesionKind(70.0, "chest_wall", "solid", 2.5, invade_mm=5.0), seed=0, pixel_mm=1.0)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.8 and 0.7 < ratio < 1.4, (dice, ratio)
 
 
 def test_small_nodule_on_the_chest_wall_does_not_return_the_wall(seg):
     case = render_case(LesionKind(6.0, "chest_wall", "solid", 1.0), seed=0, half_mm=45.0)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert mask.any() and ratio < 2.0 and dice > 0.5, (dice, ratio)
     far = ~ndimage.binary_dilation(case.truth, iterations=4)
     assert not (mask & far).any()
@@ -52,13 +42,13 @@ def test_small_nodule_on_the_chest_wall_does_not_return_the_wall(seg):
 @pytest.mark.parametrize("attachment", ["vessel", "chest_wall"])
 def test_nodule_on_thick_slices_does_not_leak(seg, attachment):
     case = render_case(LesionKind(14.0, attachment, "solid", 5.0), seed=1)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.75 and 0.5 < ratio < 2.0, (dice, ratio)
 
 
 def test_ground_glass_on_the_wall_is_found_whole(seg):
     case = render_case(LesionKind(20.0, "chest_wall", "ground_glass", 1.25), seed=0, half_mm=50.0)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.8 and ratio > 0.75, (dice, ratio)
 
 
@@ -106,7 +96,7 @@ def test_small_nodule_on_thin_slices_is_not_inflated(seg, seed):
     """A 5 mm nodule on 0.625 mm slices: its blurred rim must not pull the level (and the
     threshold) outwards round after round (it came out 1.7-3x too big)."""
     case = render_case(LesionKind(5.0, "isolated", "solid", 0.625), seed=seed, half_mm=25.0)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.8 and 0.7 < ratio < 1.3, (dice, ratio)
 
 
@@ -118,7 +108,7 @@ def test_nodule_is_cut_from_a_vessel_nearly_as_thick(seg, kind):
     vessel kinds and seed 2 of the diaphragm one, where a vessel runs over the dome, leaked
     along the vessel tree: Dice 0.10-0.21, 8-19x the volume)."""
     case = render_case(LesionKind(*kind), seed=2 if kind[1] == "diaphragm" else 0, half_mm=40.0)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.65 and 0.5 < ratio < 1.7, (dice, ratio)
 
 
@@ -129,7 +119,7 @@ def test_juxtavascular_nodule_keeps_no_stretch_of_its_vessel(seg, seed):
     each side (1.45x the volume, Dice 0.76 on both seeds; the benchmark's juxtavascular nodule
     was 2.5-2.9x on every scan)."""
     case = render_case(LesionKind(9.0, "vessel", "solid", 1.25), seed=seed, half_mm=40.0)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.85 and 0.7 < ratio < 1.25, (dice, ratio)
 
 
@@ -199,12 +189,12 @@ def test_flat_ground_glass_on_the_wall_is_not_opened_away(seg):
     one short. Read as "elongated", the vessel-cutting ball grew to its thickness and cut it
     (Dice 0.34, a fifth of the volume); its base on the wall was cut by the envelope's ball."""
     case = render_case(LesionKind(22.0, "chest_wall", "ground_glass", 1.25, shape="flat"), seed=1)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.8 and 0.7 < ratio < 1.4, (dice, ratio)
     # a propagated point 3.3 mm off, in the wall beside the lesion: its own region lies outside
     # the envelope (it came back empty); the lesion is found from the densest point well inside
     # it. Not robust: in a smaller box (half_mm=45) the same click returns a 3-voxel piece
-    dice, ratio = _score(case, seg.segment(case.image, (case.centre_lps + [3.3, 0.0, 0.0])[None]))
+    dice, ratio = score(case, seg.segment(case.image, (case.centre_lps + [3.3, 0.0, 0.0])[None]))
     assert dice > 0.7 and 0.6 < ratio < 1.4, (dice, ratio)
     assert seg.last_diagnostics["read_off_wall"]  # the move is said, not only done
 
@@ -214,7 +204,7 @@ def test_tiny_nodule_on_the_wall_on_thick_slices_stays_off_the_pleura(seg):
     wide sheet as thin as the nodule; it must not pass for a flat lesion (it came out 20x)."""
     case = render_case(LesionKind(5.0, "chest_wall", "solid", 5.0), seed=1, half_mm=40.0)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert mask.any() and ratio < 2.0, (dice, ratio)
     assert not (mask & ~ndimage.binary_dilation(case.truth, iterations=4)).any()
 
@@ -223,7 +213,7 @@ def test_click_in_the_cavity_of_a_cavitating_lesion_finds_the_lesion(seg):
     """A propagated centre lands in the air of a cavitating lesion: the wall all round, at about
     the same distance, is the lesion (the prompt in air gave an empty mask); aerated lung is not."""
     case = render_case(LesionKind(30.0, "isolated", "solid", 1.25, shape="cavitating"), seed=0, half_mm=45.0)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.9 and 0.8 < ratio < 1.25, (dice, ratio)
     arr = sitk.GetArrayFromImage(case.image)
     sp = np.array(case.image.GetSpacing()[::-1])
@@ -240,7 +230,7 @@ def test_nodule_on_the_dome_keeps_the_slice_it_rests_on(seg):
     at slice centres fits into the nodule's bottom slice: the envelope cut that slice away (Dice
     0.81, 0.76 of the volume; on the benchmark's 14 mm dome nodules down to 0.3 of it)."""
     case = render_case(LesionKind(14.0, "diaphragm", "solid", 5.0), seed=5)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.9 and 0.85 < ratio < 1.2, (dice, ratio)
 
 
@@ -252,7 +242,7 @@ def test_nodule_on_the_dome_against_the_chest_wall_is_followed_into_the_dome_sli
     out (end_slices)."""
     case = render_case(LesionKind(14.0, "diaphragm", "solid", 5.0), seed=0)
     mask = seg.segment(case.image, case.centre_lps[None])
-    dice, ratio = _score(case, mask)
+    dice, ratio = score(case, mask)
     assert dice > 0.88 and 0.8 < ratio < 1.25, (dice, ratio)
     assert set(np.flatnonzero(mask.any(axis=(1, 2)))) == set(np.flatnonzero(case.truth.any(axis=(1, 2))))
     assert 0.0 < seg.last_diagnostics["end_slice_on_wall"] < 1.0
@@ -264,7 +254,7 @@ def test_prompt_carried_into_the_dome_below_a_nodule_finds_the_nodule(seg):
     and the segmenter returned an empty mask: the nodule was reported gone where it is present.
     It now starts again from the densest point well inside the envelope next to the prompt."""
     case = render_case(LesionKind(14.0, "diaphragm", "solid", 5.0), seed=1)
-    dice, ratio = _score(case, seg.segment(case.image, (case.centre_lps - [0.0, 0.0, 6.0])[None]))
+    dice, ratio = score(case, seg.segment(case.image, (case.centre_lps - [0.0, 0.0, 6.0])[None]))
     assert dice > 0.9 and 0.8 < ratio < 1.25, (dice, ratio)
 
 

@@ -12,25 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kind_scoring import score
 
-from LinGuinELib.segmentation.classical import ClassicalSegmenter
 from LinGuinELib.synthetic import LesionKind, render_case
-
-
-def _score(case, mask) -> tuple[float, float]:
-    dice = 2.0 * (mask & case.truth).sum() / (mask.sum() + case.truth.sum())
-    return float(dice), float(mask.sum() / case.truth.sum())
-
-
-@pytest.fixture(scope="module")
-def seg() -> ClassicalSegmenter:
-    return ClassicalSegmenter()
 
 
 @pytest.mark.parametrize("seed", [0, 3, 4])
 def test_six_mm_nodule_on_the_chest_wall_keeps_its_volume(seg, seed):
     case = render_case(LesionKind(6.0, "chest_wall", "solid", 1.25), seed=seed)
-    dice, ratio = _score(case, seg.segment(case.image, case.centre_lps[None]))
+    dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.75 and 0.75 < ratio < 1.35, (dice, ratio)
 
 
@@ -38,7 +28,7 @@ def test_six_mm_nodule_on_the_chest_wall_keeps_its_volume(seg, seed):
 def test_nodule_in_the_costophrenic_angle_is_not_cut(seg, offset):
     case = render_case(LesionKind(18.0, "costophrenic", "solid", 2.5), seed=0)
     point = case.centre_lps + np.array([offset, 0.0, 0.0])
-    dice, ratio = _score(case, seg.segment(case.image, point[None]))
+    dice, ratio = score(case, seg.segment(case.image, point[None]))
     assert dice > 0.8 and 0.7 < ratio < 1.3, (dice, ratio)
 
 
