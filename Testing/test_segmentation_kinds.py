@@ -23,7 +23,6 @@ from LinGuinELib.synthetic.kinds import make_kind_study
 from LinGuinELib.synthetic.manifest import lesion_centre_zyx
 
 
-
 def test_large_pleural_tumour_is_not_cut_to_its_core(seg):
     case = render_case(LesionKind(70.0, "chest_wall", "solid", 2.5, invade_mm=5.0), seed=0, pixel_mm=1.0)
     dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
