@@ -5,7 +5,8 @@ thick slices behave alike):
 
 1. Seed: nothing denser than lung parenchyma within ``SEED_SEARCH_MM`` gives an empty mask; a
    prompt in aerated lung next to a lesion starts from the densest voxel nearby, one in the air
-   of a cavity (tissue all round at about the same distance) from the cavity's wall.
+   of a cavity (a wall all round, met by neighbouring rays at nearby distances) from the cavity's
+   wall, with the cavity filled so that its air does not pass for lung (:mod:`.cavity`).
 2. Scale: rays from the seed measure how far aerated lung is (:mod:`.lung_envelope`). That sizes
    the region of interest (ROI) before any threshold, so a 10 cm tumour gets a ROI that holds it
    and a 5 mm nodule a small, fast one; the ROI still grows while the lesion reaches its border.
