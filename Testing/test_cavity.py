@@ -10,7 +10,7 @@ from kind_scoring import score
 from scipy import ndimage
 
 from LinGuinELib.segmentation.cavity import find_cavity
-from LinGuinELib.segmentation.roi import DIRECTIONS
+from LinGuinELib.segmentation.roi import ray_profiles
 from LinGuinELib.synthetic import LesionKind, render_case
 
 
@@ -42,11 +42,9 @@ def test_enclosed_points_of_real_lung_are_no_cavity(lidc_dir):
     clear = ndimage.distance_transform_edt(smooth < -750, sampling=sp) > 3.0
     points = np.argwhere(clear & (smooth > -960))
     points = points[np.random.default_rng(0).choice(len(points), 2000, replace=False)].astype(float)
-    radii = np.arange(1.0, 41.0)
     enclosed = []
     for p in points:
-        rays = p + DIRECTIONS[:, None, :] * radii[None, :, None] / sp
-        values = ndimage.map_coordinates(arr, rays.reshape(-1, 3).T, order=1).reshape(len(DIRECTIONS), -1)
+        values = ray_profiles(arr, p, sp, 40.0, order=1, step_mm=1.0)[:, 1:]  # 1-40 mm out
         if (values >= -750).any(axis=1).mean() >= 0.95:
             enclosed.append(p)
     assert len(enclosed) >= 5  # what the rule is measured on

@@ -20,10 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from .levels import AIR_LIKE_HU
-from .roi import DIRECTIONS
+from .roi import DIRECTIONS, ray_profiles
 
 CAVITY_REACH_MM = 40.0  # a prompt in air looks this far for the wall of a cavity around it
 CAVITY_ENCLOSED = 0.95  # share of rays that must meet tissue: a cavity is closed
@@ -55,16 +54,15 @@ def find_cavity(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> Cav
     1.26 or more (the 5 mm mass scan's lung; 2.15 or more on the two LIDC scans), against 0.21-0.50
     for prompts in synthetic cavities, eccentric ones included. The rule it replaces (farthest wall
     within 2.5x the nearest + 3 mm) turned away a prompt 3 mm from one side of a 14 mm cavity."""
-    radii = np.arange(0.0, CAVITY_REACH_MM + 1e-6, 1.0)
-    pts = seed + DIRECTIONS[:, None, :] * radii[None, :, None] / spacing
-    values = ndimage.map_coordinates(array, pts.reshape(-1, 3).T, order=1, mode="nearest")
-    values = values.reshape(len(DIRECTIONS), len(radii))
+    values = ray_profiles(array, seed, spacing, CAVITY_REACH_MM, order=1, step_mm=1.0)
+    radii = np.arange(values.shape[1], dtype=float)  # mm: one sample a millimetre
     tissue = values >= AIR_LIKE_HU
     hit = tissue.any(axis=1)
     if hit.mean() < CAVITY_ENCLOSED:
         return None
+    meets = tissue.argmax(axis=1)  # each ray's first tissue sample
     # a ray that found no wall (a gap, a draining bronchus) counts as reaching past the search
-    first = np.where(hit, radii[tissue.argmax(axis=1)], CAVITY_REACH_MM + 1.0)
+    first = np.where(hit, radii[meets], CAVITY_REACH_MM + 1.0)
     if first.min() < 1.0:
         return None  # the prompt's own voxel reads tissue: noise, not air
     jump = np.abs(first[:, None] - first[NEIGHBOURS]) / np.minimum(first[:, None], first[NEIGHBOURS])
@@ -74,8 +72,7 @@ def find_cavity(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> Cav
     # the wall's level: the tissue samples from 1 mm (past the partial volume where each ray meets
     # the wall) to WALL_DEPTH_MM into it (a thin wall's far side is lung again), their median over
     # all rays. A fill lighter or denser than the wall would stand out from it as a lesion of its own
-    start = tissue.argmax(axis=1)[hit]
-    span = np.minimum(start[:, None] + np.arange(1, int(WALL_DEPTH_MM) + 1)[None, :], len(radii) - 1)
+    span = np.minimum(meets[hit][:, None] + np.arange(1, int(WALL_DEPTH_MM) + 1)[None, :], len(radii) - 1)
     samples = values[hit][np.arange(hit.sum())[:, None], span]
     samples = samples[samples >= AIR_LIKE_HU]
     if samples.size == 0:

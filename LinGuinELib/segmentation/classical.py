@@ -266,15 +266,13 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
         array, seed = fill(array, spacing, cavity), cavity.wall
         roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
         search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
-    origin = cavity.centre if cavity is not None else None
     core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
     at_seed = roi.smooth[tuple(np.clip(np.round(roi.seed).astype(int), 0, np.array(roi.smooth.shape) - 1))]
-    if float(np.median(roi.smooth[core_ball])) >= AIR_LIKE_HU and at_seed >= AIR_LIKE_HU:
-        return seed, array, seed if origin is None else origin
-    flat = np.flatnonzero(search.ravel())
-    best = np.array(np.unravel_index(flat[np.argmax(roi.smooth.ravel()[flat])], roi.smooth.shape))
-    seed = roi.lo + best * roi.step + (roi.step - 1) / 2
-    return seed, array, seed if origin is None else origin
+    if float(np.median(roi.smooth[core_ball])) < AIR_LIKE_HU or at_seed < AIR_LIKE_HU:
+        flat = np.flatnonzero(search.ravel())
+        best = np.array(np.unravel_index(flat[np.argmax(roi.smooth.ravel()[flat])], roi.smooth.shape))
+        seed = roi.lo + best * roi.step + (roi.step - 1) / 2
+    return seed, array, seed if cavity is None else cavity.centre
 
 
 @register_segmentation("classical")
