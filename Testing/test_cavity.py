@@ -9,8 +9,8 @@ import SimpleITK as sitk
 from kind_scoring import score
 from scipy import ndimage
 
+from LinGuinELib.registration.lung_mask import lung_mask_zyx
 from LinGuinELib.segmentation.cavity import find_cavity
-from LinGuinELib.segmentation.roi import ray_profiles
 from LinGuinELib.synthetic import LesionKind, render_case
 
 
@@ -21,6 +21,12 @@ from LinGuinELib.synthetic import LesionKind, render_case
     # a 27 mm one on the mediastinum: the cavity's air passed for lung, the envelope was the
     # cavity and the wall lay outside it (empty)
     (LesionKind(26.9, "mediastinum", "solid", 1.0, shape="cavitating"), 2058, (4.04, 0.0, 0.0)),
+    # 3 mm from the cavity's wall: tissue within reach took the prompt to the wall, not to the
+    # cavity test; then the cavity's partial-volume rim, left unfilled, ringed the fill (empty)
+    (LesionKind(31.6, "fissure", "solid", 1.0, shape="cavitating"), 3101, (4.74, 0.0, 0.0)),
+    # 1-2 mm from the wall of a 23 mm lesion's cavity: the rays' reach, a sample apart, read 1 and
+    # 2 mm (a jump of 1.0 relative to the nearer) and the cavity went unrecognised (Dice 0.50)
+    (LesionKind(23.4, "mediastinum", "solid", 2.0, shape="cavitating"), 3197, (3.51, 0.0, 0.0)),
 ])
 def test_a_prompt_in_a_cavity_finds_the_whole_lesion(seg, kind, seed, offset_mm):
     case = render_case(kind, seed=seed)
@@ -31,24 +37,18 @@ def test_a_prompt_in_a_cavity_finds_the_whole_lesion(seg, kind, seed, offset_mm)
     assert dice > 0.85 and 0.8 < ratio < 1.25, (dice, ratio)
 
 
-def test_enclosed_points_of_real_lung_are_no_cavity(lidc_dir):
-    """Points of real aerated lung with no tissue within 3 mm (where the segmenter asks) that the
-    vessels and walls round them enclose as a cavity's wall would: neighbouring rays meet different
-    structures there, and none is taken for a cavity (filled, it would be a lesion made up)."""
+def test_no_point_of_real_lung_is_a_cavity(lidc_dir):
+    """Points of real aerated lung, wherever a prompt may land in its air (a vanished lesion's
+    point, beside a vessel, in a bronchus): none is taken for a cavity (filled, it would be a
+    lesion made up). Nearly all (993 of these 1000) climb to air 3 mm clear of tissue, where the
+    ray test decides."""
     image = sitk.ReadImage(str(lidc_dir / "LIDC-IDRI-0001_ct.nii.gz"))
     arr = sitk.GetArrayFromImage(image).astype(np.float32)
     sp = np.array(image.GetSpacing()[::-1])
-    smooth = ndimage.gaussian_filter(arr, 1.0)
-    clear = ndimage.distance_transform_edt(smooth < -750, sampling=sp) > 3.0
-    points = np.argwhere(clear & (smooth > -960))
-    points = points[np.random.default_rng(0).choice(len(points), 2000, replace=False)].astype(float)
-    enclosed = []
-    for p in points:
-        values = ray_profiles(arr, p, sp, 40.0, order=1, step_mm=1.0)[:, 1:]  # 1-40 mm out
-        if (values >= -750).any(axis=1).mean() >= 0.95:
-            enclosed.append(p)
-    assert len(enclosed) >= 5  # what the rule is measured on
-    assert all(find_cavity(arr, sp, p) is None for p in enclosed)
+    air = ndimage.distance_transform_edt(ndimage.gaussian_filter(arr, 1.0) < -750, sampling=sp) > 0.5
+    points = np.argwhere(air & lung_mask_zyx(arr, tuple(sp)))
+    points = points[np.random.default_rng(0).choice(len(points), 1000, replace=False)].astype(float)
+    assert all(find_cavity(arr, sp, p, clearance_mm=3.0) is None for p in points)
 
 
 @pytest.mark.parametrize("slice_mm", [1.0, 2.5])

@@ -218,9 +218,9 @@ def test_click_in_the_cavity_of_a_cavitating_lesion_finds_the_lesion(seg):
     sp = np.array(case.image.GetSpacing()[::-1])
     lung = np.argwhere(ndimage.distance_transform_edt(arr < -750, sampling=sp) > 4.0)  # deep in aerated lung
     far = lung[np.linalg.norm((lung - lung.mean(axis=0)) * sp, axis=1).argsort()[:5]]
-    assert all(find_cavity(arr, sp, p.astype(float)) is None for p in far)
+    assert all(find_cavity(arr, sp, p.astype(float), clearance_mm=3.0) is None for p in far)
     centre = np.array(case.image.TransformPhysicalPointToContinuousIndex(case.centre_lps.tolist()))[::-1]
-    assert find_cavity(arr, sp, centre) is not None
+    assert find_cavity(arr, sp, centre, clearance_mm=3.0) is not None
 
 
 def test_nodule_on_the_dome_keeps_the_slice_it_rests_on(seg):

@@ -256,16 +256,16 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
     """(seed, array, where the lesion's scale is measured from): the prompt, or the densest voxel
     within reach when the prompt sits in air / lung. A prompt in a cavity starts from its wall, on a
     copy of the array whose cavity is filled, and the scale is measured from the prompt (:mod:`.cavity`)."""
-    roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
-    search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
-    cavity = None
-    if float(roi.smooth[search].max()) < AIR_LIKE_HU:
-        cavity = find_cavity(array, spacing, seed)
-        if cavity is None:
-            raise _NoLesion("nothing denser than lung parenchyma near the prompt")
+    reach = max(SEED_SEARCH_MM, float(spacing.max()) * 0.6)
+    # a prompt in air may sit in a cavity, however near its wall (a prompt 3 mm from the wall of
+    # a 31 mm lesion's cavity started from the wall and read a piece of it)
+    cavity = find_cavity(array, spacing, seed, clearance_mm=reach)
+    if cavity is not None:
         array, seed = fill(array, spacing, cavity), cavity.wall
-        roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
-        search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
+    roi = make_roi(array, spacing, seed, SEED_SEARCH_MM + 4.0)
+    search = roi.dist <= reach
+    if float(roi.smooth[search].max()) < AIR_LIKE_HU:
+        raise _NoLesion("nothing denser than lung parenchyma near the prompt")
     core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
     at_seed = roi.smooth[tuple(np.clip(np.round(roi.seed).astype(int), 0, np.array(roi.smooth.shape) - 1))]
     if float(np.median(roi.smooth[core_ball])) < AIR_LIKE_HU or at_seed < AIR_LIKE_HU:
