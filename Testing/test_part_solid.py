@@ -17,9 +17,6 @@ import pytest
 import SimpleITK as sitk
 from kind_scoring import score
 
-from LinGuinELib.propagation.result import MaskCrop
-from LinGuinELib.quality.image_checks import scan_checks
-from LinGuinELib.quality.reasons import Reason
 from LinGuinELib.synthetic import LesionKind, render_case
 
 
@@ -37,16 +34,12 @@ def test_part_solid_lesion_keeps_a_halo_that_passes_for_lung(seg, kind, seed):
 def test_a_halo_left_out_is_said(seg):
     """This core sits off-centre in its halo: the shell round it is hazy on one side only (48%),
     too little for the segmenter to take the halo, enough for it to say it cannot vouch that
-    there is none (0.38x); the quality flag makes that a review reason (it was a warning only, and
-    such results went unflagged: 4 of the 5 clicks that raised it on the kinds runs were bad)."""
+    there is none (0.38x)."""
     case = render_case(LesionKind(18.0, "isolated", "part_solid", 1.0), seed=8)
     mask = seg.segment(case.image, case.centre_lps[None])
     dice, ratio = score(case, mask)
     assert ratio < 0.5, (dice, ratio)  # the case this test is about (else it tests nothing)
     assert seg.last_diagnostics["halo_left_out"] and "halo_left_out" in seg.last_diagnostics["warnings"]
-    _, findings = scan_checks(case.image, MaskCrop.from_full(mask), is_prompt=True,
-                              diagnostics=seg.last_diagnostics)
-    assert Reason.HALO_LEFT_OUT in {f.reason for f in findings}
 
 
 @pytest.mark.parametrize("kind", [LesionKind(12.0, "fissure", "solid", 1.25), LesionKind(14.0, "vessel", "solid", 5.0),

@@ -19,8 +19,7 @@ Measured from the image around the mask (learned segmenters report nothing about
 - scan edge, distance from the propagated point, the registration's own confidence, and the
   segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
   ``roi_border_contact`` means its region reached the border of its region of interest;
-  ``attached_as_thick``, a structure as thick as the result cut from it; ``halo_left_out``, a hazy
-  shell round the result that it did not take).
+  ``attached_as_thick``, a structure as thick as the result cut from it).
 """
 
 from __future__ import annotations
@@ -310,6 +309,4 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         findings.append(Finding(Reason.REGION_BORDER))
     if diagnostics and diagnostics.get("attached_as_thick"):
         findings.append(Finding(Reason.ATTACHED_AS_THICK))
-    if diagnostics and diagnostics.get("halo_left_out"):
-        findings.append(Finding(Reason.HALO_LEFT_OUT))
     return signals, findings

@@ -43,7 +43,6 @@ class Reason(str, Enum):
     FEW_SLICES = "few_slices"
     RUNS_ON = "runs_on"
     ELONGATED = "elongated"
-    HALO_LEFT_OUT = "halo_left_out"
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -94,9 +93,6 @@ REASON_TEXT: dict[Reason, str] = {
                        "factor of 2; measure small nodules on thin slices (1.5 mm or less)",
     Reason.ELONGATED: "drawn out along one axis (2.5 times its spread across it or more) where a lesion is "
                       "rounder: a stretch of vessel or a sheet of pleura taken in, or a lesion cut along one",
-    Reason.HALO_LEFT_OUT: "a shell of hazy density wraps the segment and was not taken: a ground-glass halo left "
-                          "out of a part-solid lesion (the volume is its solid part only), or the haze of "
-                          "the lung round a solid one; the segmenter cannot tell which",
     Reason.RUNS_ON: "where the outline lies in the lung, much of it runs on into tissue as dense as the segment: a "
                     "vessel about as thick as the lesion taken in (the shape cannot tell which is the lesion), or "
                     "a lesion cut from part of itself (a part-solid lesion's ground glass left out)",
