@@ -11,8 +11,8 @@ came back empty). So the lesion is read on a copy of the scan whose cavity is fi
 wall's level, the part of each ray short of the wall (:func:`fill`): a cavitating lesion read as
 the solid one it outlines, its mask holding the cavity (the segmenter fills enclosed holes). Its
 levels are read from the wall, the real tissue (from inside the fill, noiseless and a little off
-the wall's level, they found an edge between the two: 0.06x); its scale from the prompt, through
-the fill (from a 2 mm wall it was 4 mm, and the result a piece of the wall).
+the wall's level, they found an edge between the two: 0.06x); its scale from the cavity's middle,
+through the fill (from a 2 mm wall it was 4 mm, and the result a piece of the wall).
 
 A prompt need not sit at the cavity's middle: a click a few millimetres off a lesion's centre may
 land near its cavity's wall. The cavity is looked for from the middle of the air round the prompt
@@ -39,8 +39,6 @@ CLIMB_MM = 20.0  # how far from the prompt the middle of the air round it is loo
 CAVITY_SMOOTH = 0.75  # 90th percentile of the jump in reach between neighbouring rays (relative)
 NEIGHBOURS = np.argsort(-(DIRECTIONS @ DIRECTIONS.T), axis=1)[:, 1:6]  # each ray's five nearest
 WALL_DEPTH_MM = 3.0  # the wall's level is read this far past where each ray meets it
-FILL_MARGIN_MM = 1.0  # a ray's reach is its first tissue sample, a millimetre apart: the wall
-# begins up to this much before it, and its partial volume half a voxel on
 
 
 @dataclass(frozen=True)
@@ -67,10 +65,13 @@ def _surroundings(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> t
 
 
 def deepest_air(smooth: np.ndarray, spacing: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, float]:
-    """(index, mm): the point of the air round ``start`` farthest from tissue that ``start``
-    climbs to, always moving away from the nearest tissue, and its distance to tissue (0 when
-    ``start`` is not in air). In a cavity, its middle, however eccentric the prompt."""
-    clear = ndimage.distance_transform_edt(smooth < AIR_LIKE_HU, sampling=spacing)
+    """(index, mm): the point of the air round ``start`` (a voxel in air) farthest from tissue that
+    ``start`` climbs to, always moving away from the nearest tissue, and its distance to tissue.
+    In a cavity, its middle, however eccentric the prompt."""
+    # the box's faces count as tissue: beyond them nothing is known (air there would draw the climb
+    # out to a face)
+    air = np.pad(smooth < AIR_LIKE_HU, 1, constant_values=False)
+    clear = ndimage.distance_transform_edt(air, sampling=spacing)[1:-1, 1:-1, 1:-1]
     at = np.clip(np.round(start).astype(int), 0, np.array(smooth.shape) - 1)
     steps = np.argwhere(np.ones((3, 3, 3), bool)) - 1
     while True:
@@ -126,26 +127,30 @@ def find_cavity(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray,
     if np.percentile(jump.max(axis=1), 90) > CAVITY_SMOOTH:
         return None
     reach = np.minimum(first, float(np.percentile(first[hit], 95)))  # no wall: the farthest one's
+    # the prompt lies in the cavity found (a ray's reach is its first tissue sample, the nearest
+    # ray a few degrees off the prompt's direction: a step of slack), not beyond a thin wall that
+    # the smoothing let the climb cross into another's air
+    offset = (np.asarray(seed, float) - centre) * spacing
+    if np.linalg.norm(offset) >= reach[int(np.argmax(DIRECTIONS @ offset))] + RAY_STEP_MM:
+        return None
     # the wall's level: the tissue samples from 1 mm (past the partial volume where each ray meets
     # the wall) to WALL_DEPTH_MM into it (a thin wall's far side is lung again), their median over
     # all rays. A fill lighter or denser than the wall would stand out from it as a lesion of its own
-    span = np.minimum(meets[hit][:, None] + np.arange(1, int(WALL_DEPTH_MM) + 1)[None, :], len(radii) - 1)
+    depth = np.arange(1, int(round(WALL_DEPTH_MM / RAY_STEP_MM)) + 1)
+    span = np.minimum(meets[hit][:, None] + depth[None, :], len(radii) - 1)
     samples = values[hit][np.arange(hit.sum())[:, None], span]
     samples = samples[samples >= AIR_LIKE_HU]
     if samples.size == 0:
         return None  # a wall thinner than a millimetre: nothing to read the lesion by
-    k = int(np.argmin(first))
-    return Cavity(centre, reach, float(np.median(samples)), centre + DIRECTIONS[k] * (first[k] + 1.0) / spacing)
+    k = int(np.argmin(first))  # the nearest wall, a millimetre in (inside the image: a ray may meet its edge)
+    wall = np.clip(centre + DIRECTIONS[k] * (first[k] + 1.0) / spacing, 0, np.array(array.shape) - 1)
+    return Cavity(centre, reach, float(np.median(samples)), wall)
 
 
 def fill(array: np.ndarray, spacing: np.ndarray, cavity: Cavity) -> np.ndarray:
-    """A copy of ``array`` whose cavity reads at least the wall's level: every voxel nearer the
-    prompt than the wall along its own direction (the nearest ray's reach), and the cavity's
-    partial-volume rim just past it. Filling only the air left that rim, a ring lighter than the
-    wall round a fill of the wall's level: an edge, and a prompt 5 mm off a 31 mm lesion's centre
-    read that fill alone."""
-    margin = FILL_MARGIN_MM + 0.5 * float(spacing.max())
-    half = np.ceil((float(cavity.reach.max()) + margin) / spacing).astype(int) + 1
+    """A copy of ``array`` whose cavity reads the wall's level: every air voxel nearer the cavity's
+    middle than the wall along its own direction (the nearest ray's reach)."""
+    half = np.ceil(float(cavity.reach.max()) / spacing).astype(int) + 1
     lo = np.maximum(np.floor(cavity.centre).astype(int) - half, 0)
     hi = np.minimum(np.ceil(cavity.centre).astype(int) + half + 1, array.shape)
     out = np.array(array)
@@ -155,6 +160,5 @@ def fill(array: np.ndarray, spacing: np.ndarray, cavity: Cavity) -> np.ndarray:
         offset = (offset * spacing).astype(np.float32)
         ray = np.argmax(offset @ DIRECTIONS.T.astype(np.float32), axis=-1)
         plane = out[z, lo[1]:hi[1], lo[2]:hi[2]]
-        inside = np.linalg.norm(offset, axis=-1) < cavity.reach[ray] + margin
-        plane[inside] = np.maximum(plane[inside], cavity.level)
+        plane[(np.linalg.norm(offset, axis=-1) < cavity.reach[ray]) & (plane < AIR_LIKE_HU)] = cavity.level
     return out

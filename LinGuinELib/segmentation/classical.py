@@ -255,7 +255,8 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
                 seed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(seed, array, where the lesion's scale is measured from): the prompt, or the densest voxel
     within reach when the prompt sits in air / lung. A prompt in a cavity starts from its wall, on a
-    copy of the array whose cavity is filled, and the scale is measured from the prompt (:mod:`.cavity`)."""
+    copy of the array whose cavity is filled, and the scale is measured from the cavity's middle
+    (:mod:`.cavity`)."""
     reach = max(SEED_SEARCH_MM, float(spacing.max()) * 0.6)
     # a prompt in air may sit in a cavity, however near its wall (a prompt 3 mm from the wall of
     # a 31 mm lesion's cavity started from the wall and read a piece of it)
