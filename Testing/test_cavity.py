@@ -22,7 +22,7 @@ from LinGuinELib.synthetic import LesionKind, render_case
     # cavity and the wall lay outside it (empty)
     (LesionKind(26.9, "mediastinum", "solid", 1.0, shape="cavitating"), 2058, (4.04, 0.0, 0.0)),
     # 3 mm from the cavity's wall: tissue within reach took the prompt to the wall, not to the
-    # cavity test; then the cavity's partial-volume rim, left unfilled, ringed the fill (empty)
+    # cavity test (empty)
     (LesionKind(31.6, "fissure", "solid", 1.0, shape="cavitating"), 3101, (4.74, 0.0, 0.0)),
     # 1-2 mm from the wall of a 23 mm lesion's cavity: the rays' reach, a sample apart, read 1 and
     # 2 mm (a jump of 1.0 relative to the nearer) and the cavity went unrecognised (Dice 0.50)
@@ -56,7 +56,8 @@ def test_no_point_of_real_lung_is_a_cavity(lidc_dir):
 def test_a_thin_walled_cavity_is_read_whole(seg, slice_mm):
     """A 20 mm cavity in a 2 mm wall, the prompt at its centre. The wall's level is read past the
     partial volume where the rays meet it (read 3 mm in, it was the lung beyond: -854 HU, and the
-    fill stayed lung), and the scale from the prompt (from the 2 mm wall it was 4 mm: Dice 0.03)."""
+    fill stayed lung), and the scale from the cavity's middle (from the 2 mm wall it was 4 mm: Dice
+    0.03)."""
     sp = np.array([slice_mm, 0.7, 0.7])
     shape = (int(70 / slice_mm), 110, 110)
     centre = np.array(shape) / 2

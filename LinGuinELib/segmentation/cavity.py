@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from .levels import AIR_LIKE_HU
-from .roi import DIRECTIONS, SMOOTH_MM, ray_profiles
+from .roi import DIRECTIONS, make_roi, ray_profiles
 
 CAVITY_REACH_MM = 40.0  # a prompt in air looks this far for the wall of a cavity around it
 CAVITY_ENCLOSED = 0.95  # share of rays that must meet tissue: a cavity is closed ...
@@ -51,17 +51,6 @@ class Cavity:
     reach: np.ndarray
     level: float
     wall: np.ndarray
-
-
-def _surroundings(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(start index, smoothed box): the image round ``seed`` as far as the climb to a cavity's
-    middle may go, smoothed as the segmenter reads tissue (raw lung's noise reads as tissue)."""
-    half = np.ceil(CLIMB_MM / spacing).astype(int)
-    centre = np.round(seed).astype(int)
-    lo = np.maximum(centre - half, 0)
-    hi = np.minimum(centre + half + 1, array.shape)
-    box = array[tuple(slice(a, b) for a, b in zip(lo, hi))].astype(np.float32)
-    return lo, ndimage.gaussian_filter(box, SMOOTH_MM / spacing)
 
 
 def deepest_air(smooth: np.ndarray, spacing: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, float]:
@@ -105,11 +94,13 @@ def find_cavity(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray,
     from one side of a 14 mm cavity."""
     if array[tuple(np.clip(np.round(seed).astype(int), 0, np.array(array.shape) - 1))] >= AIR_LIKE_HU:
         return None
-    lo, smooth = _surroundings(array, spacing, seed)
-    middle, clearance = deepest_air(smooth, spacing, seed - lo)
+    # the image round the prompt as far as the climb may go, smoothed as the segmenter reads
+    # tissue (raw lung's noise reads as tissue)
+    box = make_roi(array, spacing, seed, CLIMB_MM)
+    middle, clearance = deepest_air(box.smooth, box.spacing, box.seed)
     if clearance < clearance_mm:
         return None
-    centre = middle + lo
+    centre = box.to_image(middle)
     # raw samples: a cavity's air stays far below AIR_LIKE_HU; lung's noise only makes rays meet
     # "tissue" at scattered distances, which the smoothness test turns away
     values = ray_profiles(array, centre, spacing, CAVITY_REACH_MM, order=1, step_mm=RAY_STEP_MM)

@@ -248,7 +248,7 @@ def _deepest_in(envelope: np.ndarray, roi: Roi) -> np.ndarray | None:
     if not near.any():
         return None
     best = np.array(np.unravel_index(int(np.argmax(np.where(near, roi.smooth, -np.inf))), near.shape))
-    return roi.lo + best * roi.step + (roi.step - 1) / 2
+    return roi.to_image(best)
 
 
 def _start_seed(array: np.ndarray, spacing: np.ndarray,
@@ -272,7 +272,7 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
     if float(np.median(roi.smooth[core_ball])) < AIR_LIKE_HU or at_seed < AIR_LIKE_HU:
         flat = np.flatnonzero(search.ravel())
         best = np.array(np.unravel_index(flat[np.argmax(roi.smooth.ravel()[flat])], roi.smooth.shape))
-        seed = roi.lo + best * roi.step + (roi.step - 1) / 2
+        seed = roi.to_image(best)
     return seed, array, seed if cavity is None else cavity.centre
 
 

@@ -35,6 +35,10 @@ class Roi:
         """Continuous image index (z, y, x) -> continuous ROI index."""
         return (np.asarray(index_zyx, dtype=float) - self.lo - (self.step - 1) / 2) / self.step
 
+    def to_image(self, index_roi: np.ndarray) -> np.ndarray:
+        """ROI index -> continuous image index (z, y, x): the centre of the block it averages."""
+        return self.lo + np.asarray(index_roi, dtype=float) * self.step + (self.step - 1) / 2
+
     def move_seed(self, seed: np.ndarray) -> None:
         self.seed = np.asarray(seed, dtype=float)
         self.dist = distance_map(self.smooth.shape, self.seed, self.spacing)
