@@ -31,15 +31,20 @@ def test_part_solid_lesion_keeps_a_halo_that_passes_for_lung(seg, kind, seed):
     assert not seg.last_diagnostics["halo_left_out"]
 
 
-def test_a_halo_left_out_is_said(seg):
-    """This core sits off-centre in its halo: the shell round it is hazy on one side only (48%),
-    too little for the segmenter to take the halo, enough for it to say it cannot vouch that
-    there is none (0.38x)."""
-    case = render_case(LesionKind(18.0, "isolated", "part_solid", 1.0), seed=8)
+@pytest.mark.parametrize("kind,seed", [(LesionKind(18.0, "isolated", "part_solid", 1.0), 8),
+                                       (LesionKind(12.1, "fissure", "part_solid", 1.25), 4124),
+                                       (LesionKind(15.3, "chest_wall", "part_solid", 1.0), 4162)])
+def test_a_halo_on_part_of_the_shell_is_taken_when_reading_it_doubles_the_lesion(seg, kind, seed):
+    """These cores sit off-centre in their halos, or against a fissure or the wall: the shell round
+    them is 41-48% hazy, too little to take the halo on its share alone (a real solid juxtapleural
+    nodule's shell reads 43-50%). Read as a halo, it gives the core back 2-6 times over, where the
+    real nodule read so comes back 1.0-1.2x. Before: the core alone (0.38x, 0.26x, 0.22x; the last
+    two from the random kinds 4000-4199, unflagged), with only a warning."""
+    case = render_case(kind, seed=seed)
     mask = seg.segment(case.image, case.centre_lps[None])
     dice, ratio = score(case, mask)
-    assert ratio < 0.5, (dice, ratio)  # the case this test is about (else it tests nothing)
-    assert seg.last_diagnostics["halo_left_out"] and "halo_left_out" in seg.last_diagnostics["warnings"]
+    assert dice > 0.7 and 0.5 < ratio < 1.35, (dice, ratio)
+    assert not seg.last_diagnostics["halo_left_out"]
 
 
 @pytest.mark.parametrize("kind", [LesionKind(12.0, "fissure", "solid", 1.25), LesionKind(14.0, "vessel", "solid", 5.0),

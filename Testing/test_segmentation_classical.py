@@ -8,6 +8,7 @@ Phantoms are drawn in physical mm on an anisotropic, rotated grid: lung (-850 HU
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import cc3d
@@ -116,6 +117,21 @@ def test_small_nodule_on_thick_slices(phantom, seg):
     nodule = phantom.ellipsoid((0, 0, 0), (2.8, 2.8, 2.8))  # 5.6 mm, about two 2.5 mm slices
     img = phantom.render([(nodule, 10.0)])
     assert dice(seg.segment(img, phantom.lps((0.5, -0.5, 0))), nodule) > 0.85
+
+
+def test_click_between_the_voxel_centres_of_a_coarse_grid():
+    """On 2.5 x 2.5 x 3 mm voxels a click can lie 2.4 mm from every voxel centre: the intensity
+    at the seed is still read (it was the median of no voxel, NaN, and the click on a nodule
+    fell through to the densest voxel nearby by accident)."""
+    coarse = Phantom(size_xyz=(40, 40, 24), spacing_xyz=(2.5, 2.5, 3.0), seed=3)
+    nodule = coarse.ellipsoid((0, 0, 0), (9, 9, 9))
+    img = coarse.render([(nodule, 20.0)])
+    # the voxel corner nearest the nodule's centre, in the grid's own (rotated) frame
+    corner = np.array(img.TransformContinuousIndexToPhysicalPoint((19.5, 19.5, 11.5)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        mask = create_backend("segmentation", "classical").segment(img, corner[None])
+    assert dice(mask, nodule) > 0.8
 
 
 def test_juxta_pleural_nodule_is_cut_from_the_wall(phantom, seg):

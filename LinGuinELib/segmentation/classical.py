@@ -54,6 +54,7 @@ from .levels import (
     AIR_LIKE_HU,
     BELOW_FAT_HU,
     HALO_DOUBT,
+    HALO_GAIN,
     HALO_SHARE,
     HALO_SURE,
     halo_around,
@@ -85,6 +86,14 @@ class _NoLesion(Exception):
     """The seed is not in anything that looks like a lesion."""
 
 
+def _core_ball(roi: Roi) -> np.ndarray:
+    """The voxels whose intensity characterises the seed: within CORE_MM of it, or more on coarse
+    grids, and always the nearest voxel (on 3 x 2.5 x 2.5 mm voxels a seed can lie 2.4 mm from
+    every voxel centre)."""
+    radius = max(CORE_MM, 0.6 * float(roi.spacing.max()), 0.5 * float(np.linalg.norm(roi.spacing)))
+    return roi.dist <= radius
+
+
 def _reaches_out(free: np.ndarray, roi: Roi, scale: float) -> bool:
     """Does the thresholded region extend beyond a lesion of this scale (a wall, an organ)?
     It touches the ROI's faces, or holds more than a ball of twice the scale."""
@@ -102,8 +111,7 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
     thresholded region reaches beyond a lesion of ``scale`` mm; it is kept in ``roi.allowed``.
     The radial profile's readings of the levels are tried in turn until one gives a lesion."""
     noise, delta = noise_delta(roi)
-    core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
-    core = float(np.median(roi.smooth[core_ball]))
+    core = float(np.median(roi.smooth[_core_ball(roi)]))
     bright = polarity(roi, core, delta, in_lung)
     candidates = initial_levels(roi, core, bright, delta)
     if not candidates:
@@ -117,18 +125,24 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
     else:
         raise _NoLesion("no region of the lesion class within reach of the prompt")
     halo = halo_around(lesion, roi, levels) if bright else None
-    if halo is not None and halo.share >= HALO_SHARE and first_reading:
+    if halo is not None and halo.share >= HALO_DOUBT and first_reading:
         # a solid core inside a ground-glass halo: the halo is the lesion's, the aerated lung
         # beyond it the surroundings; kept when it holds the core and, wrapped in lung, reaches
         # no more of the region's border than the core did (not a haze running on). Not after a
         # later reading: the first, the plateau taken as the lesion's, failed (a dome's mix with
         # the lung on thick slices); a first that took a solid core against its own plateau has
-        # its halo tried.
+        # its halo tried. A shell less than HALO_SHARE hazy is a halo only when reading it at
+        # least doubles the result: a solid nodule's wall haze and vessels read as halo gave the
+        # same nodule back (1.0-1.2x on LIDC-0001's juxtapleural nodule), a part-solid nodule's
+        # halo 2-6x its core (what a volume within 2x of the truth cannot leave out); not on a wall
+        # that crosses the slices, whose own haze the shell cannot tell from a halo (below)
         diag_halo = dict(diag)
         whole, whole_radius, _ = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
                                          small_factor, hold_level=halo.share >= HALO_SURE)
+        gain = float(whole.sum()) / float(lesion.sum()) if whole is not None else 0.0
         if whole is not None and float((whole & lesion).sum()) >= 0.8 * float(lesion.sum()) \
-                and open_face_cover(whole, roi) <= open_face_cover(lesion, roi):
+                and open_face_cover(whole, roi) <= open_face_cover(lesion, roi) \
+                and (halo.share >= HALO_SHARE or (gain >= HALO_GAIN and not diag.get("end_slice_on_wall"))):
             lesion, lesion_radius, halo = whole, whole_radius, None
             diag.update(diag_halo)
     # a result resting on a wall that crosses the slices (the dome on thick slices) has that wall's
@@ -267,9 +281,8 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
     search = roi.dist <= reach
     if float(roi.smooth[search].max()) < AIR_LIKE_HU:
         raise _NoLesion("nothing denser than lung parenchyma near the prompt")
-    core_ball = roi.dist <= max(CORE_MM, roi.spacing.max() * 0.6)
     at_seed = roi.smooth[tuple(np.clip(np.round(roi.seed).astype(int), 0, np.array(roi.smooth.shape) - 1))]
-    if float(np.median(roi.smooth[core_ball])) < AIR_LIKE_HU or at_seed < AIR_LIKE_HU:
+    if float(np.median(roi.smooth[_core_ball(roi)])) < AIR_LIKE_HU or at_seed < AIR_LIKE_HU:
         flat = np.flatnonzero(search.ravel())
         best = np.array(np.unravel_index(flat[np.argmax(roi.smooth.ravel()[flat])], roi.smooth.shape))
         seed = roi.to_image(best)

@@ -29,6 +29,7 @@ MIN_INTERIOR_VOXELS = 20  # fewer voxels beyond the partial-volume rim: a "small
 HALO_SHARE = 0.5  # a lesion with this much of its near surroundings hazy has a ground-glass halo
 HALO_SURE = 0.6  # ... and with this much, the halo's level holds through the re-measuring
 HALO_DOUBT = 0.4  # a solid result with this much of them hazy cannot vouch that it has no halo
+HALO_GAIN = 2.0  # ... and is a core in a halo when reading the halo gives at least this many times its volume
 HALO_FLOOR = 0.2  # hazy: at least this share of the way from the aerated lung to the lesion
 HALO_MIN_RISE_HU = 100.0  # ... and at least this far above it (lung texture and noise stay below)
 LUNG_REACH_MM = 15.0  # how far out from a found lesion the aerated lung is looked for
