@@ -61,13 +61,31 @@ def test_ground_glass_flat_along_a_sheet_is_flagged(semi_axes, sheet, flagged):
 
 
 def test_a_solid_lesion_along_a_sheet_is_not_ground_glass():
-    """A solid nodule's edge is an intensity edge against the fissure too: nothing to flag."""
+    """A solid nodule flat along a sheet as dense as itself (a wall's edge, a vessel wall) is not
+    what the flag is about: its edge is read against the lung like any solid lesion's."""
     image, lesion = _case(FLAT, "flat")
     hu = sitk.GetArrayFromImage(image).astype(np.int16)
-    hu[lesion] = 30
+    hu[hu > -700] = 30
     solid = sitk.GetImageFromArray(hu)
     solid.CopyInformation(image)
-    assert Reason.ALONG_SHEET not in _reasons(solid, lesion)
+    signals, findings = scan_checks(solid, MaskCrop.from_full(lesion), is_prompt=True)
+    assert signals["level_hu"] > -150 and Reason.ALONG_SHEET not in {f.reason for f in findings}
+
+
+def test_a_vessel_in_one_slice_is_no_sheet():
+    """A 7 mm vessel crossing a flat ground-glass lesion within one 2.5 mm slice lies in one plane
+    too, across the lesion's shortest axis (z here), but meets its outline in two spots on a line,
+    not round it (a code review's case, with a thinner vessel: flagged before each band voxel was
+    counted as a box; this one, before the band had to spread round the outline)."""
+    spacing = np.array([2.5, 0.7, 0.7])
+    shape = np.ceil(np.array([30.0, 40.0, 40.0]) / spacing).astype(int)
+    z, y, x = np.meshgrid(*[(np.arange(n) - (n - 1) // 2) * s for n, s in zip(shape, spacing)], indexing="ij")
+    lesion = (z / 4.0) ** 2 + (y / 9.0) ** 2 + (x / 9.0) ** 2 <= 1.0
+    vessel = (z == 0) & (np.abs(y) <= 3.5)
+    hu = np.where(lesion | vessel, GLASS_HU, LUNG_HU) + np.random.default_rng(0).normal(0.0, 15.0, lesion.shape)
+    image = sitk.GetImageFromArray(hu.astype(np.int16))
+    image.SetSpacing(tuple(spacing[::-1]))
+    assert Reason.ALONG_SHEET not in _reasons(image, lesion)
 
 
 def test_the_prompt_scan_along_a_sheet_makes_its_follow_ups_doubtful():

@@ -120,7 +120,7 @@ def test_small_nodule_on_thick_slices(phantom, seg):
 
 
 def test_click_between_the_voxel_centres_of_a_coarse_grid():
-    """On 2.5 x 2.5 x 3 mm voxels a click can lie 2.4 mm from every voxel centre: the intensity
+    """On 2.5 x 2.5 x 3 mm voxels a click can lie 2.3 mm from every voxel centre: the intensity
     at the seed is still read (it was the median of no voxel, NaN, and the click on a nodule
     fell through to the densest voxel nearby by accident)."""
     coarse = Phantom(size_xyz=(40, 40, 24), spacing_xyz=(2.5, 2.5, 3.0), seed=3)

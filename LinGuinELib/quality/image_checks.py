@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from ..filtering.components import components_touching
 from ..geometry import index_zyx_to_physical, voxel_volume_ml
-from ..partial_volume import edge_threshold
+from ..partial_volume import edge_threshold, not_beyond
 from ..propagation.result import MaskCrop
 from ..voxels import voxels
 from .growth import equivalent_radius_mm
@@ -213,7 +213,7 @@ def _edge(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray) -> Edge:
     ring_contrast = level_in - float(np.median(out))
     if not level_in > lung_level:
         return Edge(ring_contrast, ring_contrast, 1.0, noise, level_in, lung_level)
-    beside = out <= level_in + 0.5 * (level_in - lung_level)
+    beside = not_beyond(out, level_in, lung_level)
     contrast = level_in - float(np.median(out[beside])) if beside.sum() >= 10 else ring_contrast
     open_fraction = float(np.mean(beside & (out > edge_threshold((level_in, lung_level)))))
     return Edge(contrast, ring_contrast, open_fraction, noise, level_in, lung_level)
@@ -274,8 +274,9 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
                    inscribed_mm=inscribed, compactness=compact, level_hu=edge.level, lung_level_hu=edge.lung_level,
                    open_in_lung=_open_in_lung(hu, ring, envelope, edge.level, edge.lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),
-                   elongation=elongation(mask.array, spacing),
-                   along_sheet=along_sheet(hu, sub, ring, envelope, (edge.level, edge.lung_level), spacing))
+                   elongation=elongation(mask.array, spacing))
+    signals["along_sheet"] = along_sheet(hu, sub, ring, envelope, (edge.level, edge.lung_level), spacing,
+                                         signals["elongation"])
     if outside > MAX_OUTSIDE_LUNG:
         findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
     if edge.open_fraction > MAX_OPEN_BOUNDARY:

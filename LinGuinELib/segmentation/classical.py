@@ -42,7 +42,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..filtering.components import edt_mm
 from ..geometry import physical_to_continuous_index_zyx
-from ..partial_volume import edge_threshold
+from ..partial_volume import BELOW_FAT_HU, edge_threshold
 from ..registry import register_segmentation
 from ..voxels import voxels
 from .base import Segmenter, prompt_points
@@ -52,7 +52,6 @@ from .dome import fill_corner
 from .end_slices import beside_the_slice, is_slice_of_wall, settle_end_slices
 from .levels import (
     AIR_LIKE_HU,
-    BELOW_FAT_HU,
     HALO_DOUBT,
     HALO_GAIN,
     HALO_SHARE,
@@ -88,9 +87,9 @@ class _NoLesion(Exception):
 
 def _core_ball(roi: Roi) -> np.ndarray:
     """The voxels whose intensity characterises the seed: within CORE_MM of it, or more on coarse
-    grids, and always the nearest voxel (on 3 x 2.5 x 2.5 mm voxels a seed can lie 2.4 mm from
-    every voxel centre)."""
-    radius = max(CORE_MM, 0.6 * float(roi.spacing.max()), 0.5 * float(np.linalg.norm(roi.spacing)))
+    grids, and always the nearest voxel (on 3 x 2.5 x 2.5 mm voxels a seed can lie 2.3 mm from
+    every voxel centre: half the voxel's diagonal, with a micrometre to spare for rounding)."""
+    radius = max(CORE_MM, 0.6 * float(roi.spacing.max()), 0.5 * float(np.linalg.norm(roi.spacing)) + 1e-3)
     return roi.dist <= radius
 
 
