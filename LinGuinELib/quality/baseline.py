@@ -11,8 +11,7 @@ right (measured on the development studies: 60 good follow-ups under such prompt
 A baseline cut to fewer slices than its width needs (``shallow``: the slice it shares with the
 dome left out on 5 mm slices) is carried too: the follow-ups may be right, but their change is
 read against half the lesion. So is a baseline drawn out along an axis (``elongated``: a stretch
-of vessel taken in with the lesion is taken in again on each follow-up), or flat along a fissure as
-dense as itself (``along_sheet``: a disc of fissure is taken in again).
+of vessel taken in with the lesion is taken in again on each follow-up).
 A baseline the user drew (a mask prompt) is the user's answer, not the segmenter's: nothing is
 carried from it.
 """
@@ -24,7 +23,7 @@ from .reasons import Finding, Reason
 # Findings on the prompt scan's own segment that make its follow-ups doubtful.
 BASELINE_SHAPE_REASONS = (Reason.TINY_SEGMENT, Reason.NOT_COMPACT, Reason.THIN_PART,
                           Reason.ATTACHED_AS_THICK, Reason.OUTSIDE_LUNG, Reason.REGION_BORDER, Reason.SHALLOW,
-                          Reason.ELONGATED, Reason.ALONG_SHEET)
+                          Reason.ELONGATED)
 
 
 def baseline_doubt(prompt_findings: list[Finding]) -> Finding | None:

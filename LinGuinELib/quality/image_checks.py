@@ -33,12 +33,11 @@ from scipy import ndimage
 
 from ..filtering.components import components_touching
 from ..geometry import index_zyx_to_physical, voxel_volume_ml
-from ..partial_volume import edge_threshold, not_beyond
+from ..partial_volume import edge_threshold
 from ..propagation.result import MaskCrop
 from ..voxels import voxels
 from .growth import equivalent_radius_mm
 from .reasons import Finding, Reason
-from .sheet import along_sheet, principal_axes
 from .slice_depth import MIN_DEPTH_SHARE, depth_share
 
 LUNG_HU = -400.0  # aerated lung is below this (ground glass sits above it, inside the envelope)
@@ -77,9 +76,6 @@ MIN_SLICES_ACROSS = 2.0  # a segment less than this many slices across (its volu
 # thick slices), grew along a vessel or sheet, or is a piece of one (round lesions measure 1.1-1.9,
 # a half-ball on a wall 1.8). Any other segment that elongated is flagged too (``elongated``).
 ELONGATED = 2.5
-# ... and a ground-glass segment lying flat along a sheet as dense as itself that crosses its
-# outline (a fissure: ``quality.sheet``) already at this much: it may run on along the sheet
-ALONG_SHEET_ELONGATED = 2.0
 SHAPE_CHANGE = 1.75
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
 
@@ -175,9 +171,11 @@ def elongation(mask: np.ndarray, spacing: np.ndarray) -> float:
     """Spread along the segment's longest principal axis over its shortest (standard deviations,
     each voxel counted as a uniform box so that a one-slice segment is not infinitely flat):
     about 1 for a nodule, >= 3 for a piece of vessel (a tube) or of pleura or fissure (a sheet)."""
-    if mask.sum() < 2:
+    idx = np.argwhere(mask)
+    if len(idx) < 2:
         return math.nan
-    var, _ = principal_axes(mask, spacing)
+    cov = np.cov((idx * spacing).T) + np.diag(spacing**2 / 12.0)
+    var = np.linalg.eigvalsh(cov)
     return float(np.sqrt(var[-1] / max(var[0], 1e-9)))
 
 
@@ -213,7 +211,7 @@ def _edge(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray) -> Edge:
     ring_contrast = level_in - float(np.median(out))
     if not level_in > lung_level:
         return Edge(ring_contrast, ring_contrast, 1.0, noise, level_in, lung_level)
-    beside = not_beyond(out, level_in, lung_level)
+    beside = out <= level_in + 0.5 * (level_in - lung_level)
     contrast = level_in - float(np.median(out[beside])) if beside.sum() >= 10 else ring_contrast
     open_fraction = float(np.mean(beside & (out > edge_threshold((level_in, lung_level)))))
     return Edge(contrast, ring_contrast, open_fraction, noise, level_in, lung_level)
@@ -275,8 +273,6 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
                    open_in_lung=_open_in_lung(hu, ring, envelope, edge.level, edge.lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),
                    elongation=elongation(mask.array, spacing))
-    signals["along_sheet"] = along_sheet(hu, sub, ring, envelope, (edge.level, edge.lung_level), spacing,
-                                         signals["elongation"])
     if outside > MAX_OUTSIDE_LUNG:
         findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
     if edge.open_fraction > MAX_OPEN_BOUNDARY:
@@ -294,8 +290,6 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         findings.append(Finding(Reason.SHAPE_CHANGED, f"elongation {shape:.1f}, {was:.1f} on the prompt scan"))
     elif shape >= ELONGATED:
         findings.append(Finding(Reason.ELONGATED, f"elongation {shape:.1f}"))
-    elif signals["along_sheet"] >= ALONG_SHEET_ELONGATED:
-        findings.append(Finding(Reason.ALONG_SHEET, f"elongation {shape:.1f} along a sheet as dense as itself"))
     depth, width = depth_share(mask.array, spacing)
     signals["depth_share"] = depth
     if np.isfinite(depth) and depth < MIN_DEPTH_SHARE:

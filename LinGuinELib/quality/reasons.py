@@ -43,7 +43,6 @@ class Reason(str, Enum):
     FEW_SLICES = "few_slices"
     RUNS_ON = "runs_on"
     ELONGATED = "elongated"
-    ALONG_SHEET = "along_sheet"
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -94,9 +93,6 @@ REASON_TEXT: dict[Reason, str] = {
                        "factor of 2; measure small nodules on thin slices (1.5 mm or less)",
     Reason.ELONGATED: "drawn out along one axis (2.5 times its spread across it or more) where a lesion is "
                       "rounder: a stretch of vessel or a sheet of pleura taken in, or a lesion cut along one",
-    Reason.ALONG_SHEET: "ground glass lying flat along a sheet as dense as itself that crosses its outline (a "
-                        "fissure): how far the lesion runs along the sheet cannot be told from the image; its "
-                        "volume is not vouched for within a factor of 2",
     Reason.RUNS_ON: "where the outline lies in the lung, much of it runs on into tissue as dense as the segment: a "
                     "vessel about as thick as the lesion taken in (the shape cannot tell which is the lesion), or "
                     "a lesion cut from part of itself (a part-solid lesion's ground glass left out)",

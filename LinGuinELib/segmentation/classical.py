@@ -42,7 +42,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..filtering.components import edt_mm
 from ..geometry import physical_to_continuous_index_zyx
-from ..partial_volume import BELOW_FAT_HU, edge_threshold
+from ..partial_volume import edge_threshold
 from ..registry import register_segmentation
 from ..voxels import voxels
 from .base import Segmenter, prompt_points
@@ -52,6 +52,7 @@ from .dome import fill_corner
 from .end_slices import beside_the_slice, is_slice_of_wall, settle_end_slices
 from .levels import (
     AIR_LIKE_HU,
+    BELOW_FAT_HU,
     HALO_DOUBT,
     HALO_GAIN,
     HALO_SHARE,

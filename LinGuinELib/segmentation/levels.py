@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 AIR_LIKE_HU = -750.0  # below this: air / aerated lung parenchyma
 SOFT_TISSUE_HU = -300.0  # a lesion darker than its surroundings must itself be at least this dense
 FAT_HU_MAX = -40.0  # fat is below this (about -100 HU); solid tissue, even necrotic, above
+BELOW_FAT_HU = -150.0  # fat (about -100 HU) and every other wall tissue is denser
 MIN_CONTRAST_HU = 5.0  # below this no edge is trusted, whatever the noise
 MIN_INTERIOR_VOXELS = 20  # fewer voxels beyond the partial-volume rim: a "small" lesion
 HALO_SHARE = 0.5  # a lesion with this much of its near surroundings hazy has a ground-glass halo

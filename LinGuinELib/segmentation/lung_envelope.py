@@ -22,8 +22,8 @@ from ..filtering.components import (
     labels_touching,
     opening_mm,
 )
-from ..partial_volume import BELOW_FAT_HU, edge_threshold
-from .levels import AIR_LIKE_HU, more_lesion_than_wall, shell_quantile
+from ..partial_volume import edge_threshold
+from .levels import AIR_LIKE_HU, BELOW_FAT_HU, more_lesion_than_wall, shell_quantile
 from .roi import DIRECTIONS, SMOOTH_MM, Roi, blur_mm, distance_map
 
 ENVELOPE_FACTOR = 2.5  # closing ball radius / lesion scale: the ball must span the lesion's dent
