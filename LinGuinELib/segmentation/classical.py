@@ -137,8 +137,9 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
         # halo 2-6x its core (what a volume within 2x of the truth cannot leave out); not on a wall
         # that crosses the slices, whose own haze the shell cannot tell from a halo (below)
         diag_halo = dict(diag)
+        doubles = 0.0 if halo.share >= HALO_SHARE else HALO_GAIN * float(lesion.sum())
         whole, whole_radius, _ = _refine(roi, (halo.level, halo.lung), sign, noise, diag_halo, envelope, scale,
-                                         small_factor, hold_level=halo.share >= HALO_SURE)
+                                         small_factor, hold_level=halo.share >= HALO_SURE, at_least=doubles)
         gain = float(whole.sum()) / float(lesion.sum()) if whole is not None else 0.0
         if whole is not None and float((whole & lesion).sum()) >= 0.8 * float(lesion.sum()) \
                 and open_face_cover(whole, roi) <= open_face_cover(lesion, roi) \
@@ -155,10 +156,13 @@ def _segment_in_roi(roi: Roi, negatives: np.ndarray, in_lung: bool, diag: dict,
 
 def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, diag: dict, envelope,
             scale: float, small_factor: float,
-            hold_level: bool = False) -> tuple[np.ndarray | None, float, tuple[float, float]]:
+            hold_level: bool = False,
+            at_least: float = 0.0) -> tuple[np.ndarray | None, float, tuple[float, float]]:
     """Threshold half-way between the levels, grow, separate; re-measure the levels on the region
     found until the threshold settles. (lesion, radius, the levels of its last threshold);
-    (None, 0, the given levels) when no lesion is within reach.
+    (None, 0, the given levels) when no lesion is within reach, or as soon as a round finds fewer
+    than ``at_least`` voxels (a halo reading that must double the result: re-measured round after
+    round, a halo reading only shrinks towards the core, so it is given up once it no longer does).
 
     ``hold_level``: keep the given lesion level (a clear ground-glass halo's) and re-measure only
     the surroundings. The median of a part-solid whole lies between its core and its halo: a
@@ -213,6 +217,8 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
             if iteration == 0:
                 continue  # try again with the lesion level's own ceiling
             break
+        if float(lesion_new.sum()) < at_least:
+            return None, 0.0, levels
         if lesion is not None and sign > 0 and not solid and threshold > tried[-1] and \
                 float(lesion_new.sum()) > RISE_GROWTH * float(lesion.sum()):
             # a stricter threshold finds no more of a lesion lighter than fat: the separation let a
