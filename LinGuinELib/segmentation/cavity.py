@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
+from ..filtering.components import edt_mm
 from .levels import AIR_LIKE_HU
-from .roi import DIRECTIONS, make_roi, ray_profiles
+from .roi import DIRECTIONS, make_roi, nearest_voxel, ray_profiles
 
 CAVITY_REACH_MM = 40.0  # a prompt in air looks this far for the wall of a cavity around it
 CAVITY_ENCLOSED = 0.95  # share of rays that must meet tissue: a cavity is closed ...
@@ -60,8 +60,8 @@ def deepest_air(smooth: np.ndarray, spacing: np.ndarray, start: np.ndarray) -> t
     # the box's faces count as tissue: beyond them nothing is known (air there would draw the climb
     # out to a face)
     air = np.pad(smooth < AIR_LIKE_HU, 1, constant_values=False)
-    clear = ndimage.distance_transform_edt(air, sampling=spacing)[1:-1, 1:-1, 1:-1]
-    at = np.clip(np.round(start).astype(int), 0, np.array(smooth.shape) - 1)
+    clear = edt_mm(air, spacing)[1:-1, 1:-1, 1:-1]
+    at = np.array(nearest_voxel(start, smooth.shape))
     steps = np.argwhere(np.ones((3, 3, 3), bool)) - 1
     while True:
         near = np.clip(at + steps, 0, np.array(smooth.shape) - 1)
@@ -92,7 +92,7 @@ def find_cavity(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray,
     1200-1349, 2000-2199 and 3000-3199), a millimetre from the wall included, are taken.
     The rule it replaces (farthest wall within 2.5x the nearest + 3 mm) turned away a prompt 3 mm
     from one side of a 14 mm cavity."""
-    if array[tuple(np.clip(np.round(seed).astype(int), 0, np.array(array.shape) - 1))] >= AIR_LIKE_HU:
+    if array[nearest_voxel(seed, array.shape)] >= AIR_LIKE_HU:
         return None
     # the image round the prompt as far as the climb may go, smoothed as the segmenter reads
     # tissue (raw lung's noise reads as tissue)

@@ -64,7 +64,7 @@ from .levels import (
     refine_levels,
 )
 from .lung_envelope import air_distances, base_on_wall, clear_of_tissue, lesion_scale, lung_envelope
-from .roi import Roi, blur_mm, component_near, distance_map, make_roi, open_face_cover
+from .roi import Roi, blur_mm, component_near, distance_map, make_roi, nearest_voxel, open_face_cover
 from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,12 @@ MIN_SCALE_MM = 2.0  # smallest lesion scale (a 4 mm nodule)
 
 class _NoLesion(Exception):
     """The seed is not in anything that looks like a lesion."""
+
+
+def seed_reach(spacing: np.ndarray) -> float:
+    """How far (mm) from the prompt the lesion is looked for: SEED_SEARCH_MM, or more than half the
+    coarsest voxel (a prompt between thick slices)."""
+    return max(SEED_SEARCH_MM, 0.6 * float(spacing.max()))
 
 
 def _core_ball(roi: Roi) -> np.ndarray:
@@ -169,7 +175,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
     threshold half-way from it to the lung cuts into the halo, which raises the median of what is
     left, round after round, until only the core remains (a 20 mm mediastinal part-solid lesion on
     5 mm slices: 0.4x with the halo's outer edge plain to see)."""
-    search = roi.dist <= max(SEED_SEARCH_MM, roi.spacing.max() * 0.6)
+    search = roi.dist <= seed_reach(roi.spacing)
     reach = sign * float(np.percentile(sign * roi.smooth[search], 90))
     lesion, lesion_radius, tried, found_levels = None, 0.0, [], levels
     for iteration in range(MAX_ITER):
@@ -277,7 +283,7 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
     within reach when the prompt sits in air / lung. A prompt in a cavity starts from its wall, on a
     copy of the array whose cavity is filled, and the scale is measured from the cavity's middle
     (:mod:`.cavity`)."""
-    reach = max(SEED_SEARCH_MM, float(spacing.max()) * 0.6)
+    reach = seed_reach(spacing)
     # a prompt in air may sit in a cavity, however near its wall (a prompt 3 mm from the wall of
     # a 31 mm lesion's cavity started from the wall and read a piece of it)
     cavity = find_cavity(array, spacing, seed, clearance_mm=reach)
@@ -287,7 +293,7 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
     search = roi.dist <= reach
     if float(roi.smooth[search].max()) < AIR_LIKE_HU:
         raise _NoLesion("nothing denser than lung parenchyma near the prompt")
-    at_seed = roi.smooth[tuple(np.clip(np.round(roi.seed).astype(int), 0, np.array(roi.smooth.shape) - 1))]
+    at_seed = roi.smooth[nearest_voxel(roi.seed, roi.smooth.shape)]
     if float(np.median(roi.smooth[_core_ball(roi)])) < AIR_LIKE_HU or at_seed < AIR_LIKE_HU:
         flat = np.flatnonzero(search.ravel())
         best = np.array(np.unravel_index(flat[np.argmax(roi.smooth.ravel()[flat])], roi.smooth.shape))
@@ -329,7 +335,7 @@ class ClassicalSegmenter(Segmenter):
                 log.warning("prompt %s lies outside the image; skipped", np.round(point, 1))
                 diag.update(reason="prompt outside the image", warnings=["empty"])
                 continue
-            voxel = tuple(np.clip(np.round(seed).astype(int), 0, shape - 1))
+            voxel = nearest_voxel(seed, array.shape)
             if out[voxel]:
                 diag.update(empty=False, reason="inside the mask of an earlier point")
                 continue
