@@ -80,11 +80,16 @@ def index_zyx_to_physical(image: sitk.Image, index_zyx: np.ndarray) -> np.ndarra
     return origin + (direction @ (idx * spacing).T).T
 
 
+def inside_grid(index: np.ndarray, size: np.ndarray | tuple[int, ...]) -> np.ndarray:
+    """Bool per continuous voxel index (last axis, in the axis order of ``size``): does it fall
+    within the voxel grid, half a voxel of margin? The one rule of "inside the image"."""
+    index = np.asarray(index, dtype=float)
+    return np.all((index >= -0.5) & (index <= np.asarray(size) - 0.5), axis=-1)
+
+
 def inside_image(image: sitk.Image, points_lps: np.ndarray) -> np.ndarray:
-    """Bool per point: does it fall within the voxel grid (half a voxel of margin)?"""
-    zyx = physical_to_continuous_index_zyx(image, points_lps)
-    size_zyx = np.array(image.GetSize())[::-1]
-    return np.all((zyx >= -0.5) & (zyx <= size_zyx - 0.5), axis=1)
+    """Bool per physical point (LPS mm): does it fall within the image's voxel grid?"""
+    return inside_grid(physical_to_continuous_index_zyx(image, points_lps), np.array(image.GetSize())[::-1])
 
 
 def equivalent_radius_mm(volume_ml: float) -> float:

@@ -40,6 +40,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..geometry import inside_grid
 from ..voxels import voxel_copy, voxels
 from .base import PointMapper
 from .changing import Changing, choose, unsettled
@@ -291,7 +292,7 @@ class LocalRefinementMapper(PointMapper):
 
     def _inside_target(self, point: np.ndarray) -> bool:
         idx = np.array(self.target.TransformPhysicalPointToContinuousIndex(tuple(map(float, point))))
-        if not (np.all(idx >= -0.5) and np.all(idx <= np.array(self.target.GetSize()) - 0.5)):
+        if not inside_grid(idx, self.target.GetSize()):
             return False
         near = np.clip(np.round(idx).astype(int), 0, np.array(self.target.GetSize()) - 1)
         return float(self.target[tuple(int(v) for v in near)]) > PADDING_HU

@@ -41,7 +41,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..filtering.components import edt_mm
-from ..geometry import physical_to_continuous_index_zyx
+from ..geometry import inside_grid, physical_to_continuous_index_zyx
 from ..partial_volume import edge_threshold
 from ..registry import register_segmentation
 from ..voxels import voxels
@@ -323,7 +323,6 @@ class ClassicalSegmenter(Segmenter):
         negatives = prompt_points(negative_lps, "negative_lps")
         array = voxels(image)
         spacing = np.array(image.GetSpacing()[::-1], dtype=float)
-        shape = np.array(array.shape)
         out = np.zeros(array.shape, dtype=bool)
         neg_zyx = physical_to_continuous_index_zyx(image, negatives) if len(negatives) else negatives
         points = []
@@ -331,7 +330,7 @@ class ClassicalSegmenter(Segmenter):
             diag = empty_diagnostics()
             points.append(diag)
             seed = physical_to_continuous_index_zyx(image, point)[0]
-            if np.any(seed < -0.5) or np.any(seed > shape - 0.5):
+            if not inside_grid(seed, array.shape):
                 log.warning("prompt %s lies outside the image; skipped", np.round(point, 1))
                 diag.update(reason="prompt outside the image", warnings=["empty"])
                 continue

@@ -22,6 +22,7 @@ from ..filtering.components import (
     labels_touching,
     opening_mm,
 )
+from ..geometry import inside_grid
 from ..partial_volume import edge_threshold
 from .levels import AIR_LIKE_HU, BELOW_FAT_HU, more_lesion_than_wall, shell_quantile
 from .roi import DIRECTIONS, SMOOTH_MM, Roi, blur_mm, distance_map
@@ -45,7 +46,7 @@ def air_distances(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> t
     step = 1.0
     radii = np.arange(0.0, MAX_REACH_MM + 1e-6, step)
     pts = seed + DIRECTIONS[:, None, :] * radii[None, :, None] / spacing
-    inside = np.all((pts > -0.5) & (pts < np.array(array.shape) - 0.5), axis=2)
+    inside = inside_grid(pts, array.shape)
     values = ndimage.map_coordinates(array, pts.reshape(-1, 3).T, order=1, mode="nearest")
     values = values.reshape(len(DIRECTIONS), len(radii)).astype(np.float32)
     run = max(1, int(round(AIR_RUN_MM / step)) + 1)

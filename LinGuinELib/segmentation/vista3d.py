@@ -25,6 +25,7 @@ import SimpleITK as sitk
 
 from .. import model_dir
 from ..errors import BackendUnavailableError, InputError
+from ..geometry import inside_grid
 from ..registry import register_segmentation
 from ..voxels import voxels
 from .base import Segmenter, prompt_points
@@ -164,7 +165,7 @@ class Vista3D(Segmenter):
         for group, label in ((pos, 1), (neg, 0)):
             for p in group:
                 ijk = np.array(grid.TransformPhysicalPointToContinuousIndex(p.tolist()))
-                if np.all((ijk >= -0.5) & (ijk <= size - 0.5)):
+                if inside_grid(ijk, size):
                     pts.append(np.clip(np.rint(ijk), 0, size - 1))
                     labels.append(label)
         if 1 not in labels:
