@@ -15,6 +15,9 @@ Measured from the image around the mask (learned segmenters report nothing about
   cuts through tissue like the lesion's: an attached wall or vessel, or a leak); the same share
   counted where the ring lies in the lung envelope (``open_in_lung``: a vessel or fissure the
   segment runs on into, not the wall it leans on; ``quality.match`` compares it with the prompt's);
+- haze beyond: the lower quartile of each 0.5 mm shell 1-3 mm outside the outline, as a share of
+  the lesion's contrast to the lung (the lowest such quartile within 15 mm): a solid lesion's blur
+  has faded there, a part-solid nodule's ground glass has not (its core segmented alone);
 - shape change: much flatter or longer than the same lesion's segment on the prompt scan;
 - scan edge, distance from the propagated point, the registration's own confidence, and the
   segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
@@ -35,6 +38,7 @@ from ..filtering.components import components_touching
 from ..geometry import index_zyx_to_physical, voxel_volume_ml
 from ..partial_volume import edge_threshold
 from ..propagation.result import MaskCrop
+from ..segmentation.levels import shell_quantile
 from ..voxels import voxels
 from .growth import equivalent_radius_mm
 from .reasons import Finding, Reason
@@ -77,6 +81,11 @@ MIN_SLICES_ACROSS = 2.0  # a segment less than this many slices across (its volu
 # a half-ball on a wall 1.8). Any other segment that elongated is flagged too (``elongated``).
 ELONGATED = 2.5
 SHAPE_CHANGE = 1.75
+# Haze beyond the outline (``_haze_beyond``): the share of the lesion's contrast to the lung that the
+# lower quartile of the shells HAZE_FROM_MM-HAZE_TO_MM outside still holds; the lung is the lowest
+# such quartile out to HAZE_LUNG_MM (farther shells may reach the air outside the body).
+HAZE_BEYOND = 0.2
+HAZE_FROM_MM, HAZE_TO_MM, HAZE_SHELL_MM, HAZE_LUNG_MM = 1.0, 3.0, 0.5, 15.0
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
 
 
@@ -217,6 +226,24 @@ def _edge(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray) -> Edge:
     return Edge(contrast, ring_contrast, open_fraction, noise, level_in, lung_level)
 
 
+def _haze_beyond(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray, level: float) -> float:
+    """Share of the lesion's contrast to the lung still held 1-3 mm outside its outline (NaN when
+    the segment is no denser than the lung round it). Each 0.5 mm shell outside is read by its lower
+    quartile (what is lung-like in it: the wall or a vessel filling part of a shell is not haze)."""
+    beyond = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    near = (beyond > 0) & (beyond <= HAZE_LUNG_MM)
+    shell = np.floor(beyond[near] / HAZE_SHELL_MM).astype(np.int32)
+    n_shells = int(shell.max()) + 1 if shell.size else 0
+    first, last = int(HAZE_FROM_MM / HAZE_SHELL_MM), int(HAZE_TO_MM / HAZE_SHELL_MM)
+    if n_shells <= last:
+        return math.nan
+    quartile = shell_quantile(hu[near], shell, n_shells, 0.25)
+    lung = float(quartile[np.bincount(shell, minlength=n_shells) >= MIN_VOXELS].min())
+    if not (lung < LUNG_HU and level > lung):
+        return math.nan
+    return float(np.mean((quartile[first:last] - lung) / (level - lung)))
+
+
 def _low_confidence(confidence: float, radius_mm: float) -> bool:
     """Is the registration's own doubt about this point a doubt about the result? (see
     ``CONFIDENT_RADIUS_FACTOR``; ``radius_mm``: the smaller of this segment's and the prompt's)."""
@@ -272,6 +299,7 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
                    inscribed_mm=inscribed, compactness=compact, level_hu=edge.level, lung_level_hu=edge.lung_level,
                    open_in_lung=_open_in_lung(hu, ring, envelope, edge.level, edge.lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),
+                   haze_beyond=_haze_beyond(hu, sub, spacing, edge.level),
                    elongation=elongation(mask.array, spacing))
     if outside > MAX_OUTSIDE_LUNG:
         findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
@@ -283,6 +311,8 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     weak = max(weak, prompt_signals.get("edge_contrast_hu", math.nan) * PROMPT_CONTRAST_FRACTION)
     if np.isfinite(edge.contrast) and edge.contrast < weak:
         findings.append(Finding(Reason.WEAK_EDGE, f"{edge.contrast:.0f} HU"))
+    if signals["haze_beyond"] >= HAZE_BEYOND:
+        findings.append(Finding(Reason.HAZE_BEYOND, f"{100 * signals['haze_beyond']:.0f}% of its contrast 1-3 mm out"))
     if np.isfinite(thin) and thin > MAX_THIN_PART:
         findings.append(Finding(Reason.THIN_PART, f"{100 * thin:.0f}% of the segment"))
     shape, was = signals["elongation"], prompt_signals.get("elongation", math.nan)

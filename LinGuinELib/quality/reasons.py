@@ -43,6 +43,7 @@ class Reason(str, Enum):
     FEW_SLICES = "few_slices"
     RUNS_ON = "runs_on"
     ELONGATED = "elongated"
+    HAZE_BEYOND = "haze_beyond"
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -93,6 +94,9 @@ REASON_TEXT: dict[Reason, str] = {
                        "factor of 2; measure small nodules on thin slices (1.5 mm or less)",
     Reason.ELONGATED: "drawn out along one axis (2.5 times its spread across it or more) where a lesion is "
                       "rounder: a stretch of vessel or a sheet of pleura taken in, or a lesion cut along one",
+    Reason.HAZE_BEYOND: "hazy tissue lies all round just outside the outline, denser than the lung: a ground-glass "
+                        "part of the lesion (the halo of a part-solid nodule) may have been left out, and the "
+                        "volume be too small",
     Reason.RUNS_ON: "where the outline lies in the lung, much of it runs on into tissue as dense as the segment: a "
                     "vessel about as thick as the lesion taken in (the shape cannot tell which is the lesion), or "
                     "a lesion cut from part of itself (a part-solid lesion's ground glass left out)",
