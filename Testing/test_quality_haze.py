@@ -40,6 +40,35 @@ def test_a_part_solid_nodule_cut_to_its_core_is_flagged_its_whole_is_not():
     assert Reason.HAZE_BEYOND not in found, haze
 
 
+def test_on_thick_slices_too():
+    """2.5 mm slices of 0.7 mm pixels: the shells 1-3 mm out lie in the slices' own plane above and
+    below the lesion, and the slices' partial volume reaches them."""
+    spacing = np.array([2.5, 0.7, 0.7])
+    shape = (24, 90, 90)
+    centre = np.array(shape) // 2
+    mm = np.sqrt(sum(((np.indices(shape)[a] - centre[a]) * spacing[a]) ** 2 for a in range(3)))
+    blur = 1.0 / spacing  # 1 mm in the plane; across, the slice's own thickness blurs more
+    blur[0] = 0.5
+    for parts, cut_core, flagged in (([(mm <= 7.5, HALO_HU), (mm <= 3.5, SOLID_HU)], True, True),
+                                     ([(mm <= 7.5, HALO_HU), (mm <= 3.5, SOLID_HU)], False, False),
+                                     ([(mm <= 5.0, SOLID_HU)], True, False)):
+        arr = ndimage.gaussian_filter(painted(lung(shape), *parts), blur)
+        labels, _ = ndimage.label(arr >= 0.5 * ((SOLID_HU if cut_core else HALO_HU) + LUNG_HU))
+        mask = labels == labels[tuple(centre)]
+        signals, findings = scan_checks(image(arr, tuple(spacing[::-1])), MaskCrop.from_full(mask), is_prompt=True)
+        assert (Reason.HAZE_BEYOND in {f.reason for f in findings}) is flagged, signals["haze_beyond"]
+
+
+def test_a_speck_in_a_corner_of_a_coarse_scan_reads_no_haze():
+    """Too few voxels round it to read the lung: no number, no flag, no error."""
+    arr = lung((6, 6, 6))
+    mask = np.zeros(arr.shape, bool)
+    mask[0, 0, 0] = True
+    signals, findings = scan_checks(image(arr, (5.0, 5.0, 5.0)), MaskCrop.from_full(mask), is_prompt=True)
+    assert np.isnan(signals["haze_beyond"])
+    assert Reason.HAZE_BEYOND not in {f.reason for f in findings}
+
+
 def test_a_solid_nodule_is_not_flagged_in_the_lung_nor_on_the_chest_wall():
     for radius in (2.5, 4, 8):
         arr = scanned(painted(lung(SHAPE), (ball(SHAPE, CENTRE_ZYX, radius), SOLID_HU)))

@@ -16,8 +16,9 @@ Measured from the image around the mask (learned segmenters report nothing about
   counted where the ring lies in the lung envelope (``open_in_lung``: a vessel or fissure the
   segment runs on into, not the wall it leans on; ``quality.match`` compares it with the prompt's);
 - haze beyond: the lower quartile of each 0.5 mm shell 1-3 mm outside the outline, as a share of
-  the lesion's contrast to the lung (the lowest such quartile within 15 mm): a solid lesion's blur
-  has faded there, a part-solid nodule's ground glass has not (its core segmented alone);
+  the lesion's contrast to the lung (the lowest such quartile as far out as the crop reads, 9 mm or
+  more): a solid lesion's blur has faded there, a part-solid nodule's ground glass has not (its
+  core segmented alone);
 - shape change: much flatter or longer than the same lesion's segment on the prompt scan;
 - scan edge, distance from the propagated point, the registration's own confidence, and the
   segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
@@ -38,7 +39,7 @@ from ..filtering.components import components_touching
 from ..geometry import index_zyx_to_physical, voxel_volume_ml
 from ..partial_volume import edge_threshold
 from ..propagation.result import MaskCrop
-from ..segmentation.levels import shell_quantile
+from ..segmentation.levels import HALO_FLOOR, lowest_shell, shells_beyond
 from ..voxels import voxels
 from .growth import equivalent_radius_mm
 from .reasons import Finding, Reason
@@ -81,11 +82,10 @@ MIN_SLICES_ACROSS = 2.0  # a segment less than this many slices across (its volu
 # a half-ball on a wall 1.8). Any other segment that elongated is flagged too (``elongated``).
 ELONGATED = 2.5
 SHAPE_CHANGE = 1.75
-# Haze beyond the outline (``_haze_beyond``): the share of the lesion's contrast to the lung that the
-# lower quartile of the shells HAZE_FROM_MM-HAZE_TO_MM outside still holds; the lung is the lowest
-# such quartile out to HAZE_LUNG_MM (farther shells may reach the air outside the body).
-HAZE_BEYOND = 0.2
-HAZE_FROM_MM, HAZE_TO_MM, HAZE_SHELL_MM, HAZE_LUNG_MM = 1.0, 3.0, 0.5, 15.0
+# Haze beyond the outline (``_haze_beyond``): the shells HAZE_FROM_MM-HAZE_TO_MM outside hold at least
+# HALO_FLOOR of the lesion's contrast to the lung (hazy, as the segmenter reads a halo: lung texture,
+# noise and a solid edge's blur stay below it).
+HAZE_FROM_MM, HAZE_TO_MM, HAZE_SHELL_MM = 1.0, 3.0, 0.5
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
 
 
@@ -226,22 +226,19 @@ def _edge(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray) -> Edge:
     return Edge(contrast, ring_contrast, open_fraction, noise, level_in, lung_level)
 
 
-def _haze_beyond(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray, level: float) -> float:
-    """Share of the lesion's contrast to the lung still held 1-3 mm outside its outline (NaN when
-    the segment is no denser than the lung round it). Each 0.5 mm shell outside is read by its lower
-    quartile (what is lung-like in it: the wall or a vessel filling part of a shell is not haze)."""
-    beyond = ndimage.distance_transform_edt(~mask, sampling=spacing)
-    near = (beyond > 0) & (beyond <= HAZE_LUNG_MM)
-    shell = np.floor(beyond[near] / HAZE_SHELL_MM).astype(np.int32)
-    n_shells = int(shell.max()) + 1 if shell.size else 0
-    first, last = int(HAZE_FROM_MM / HAZE_SHELL_MM), int(HAZE_TO_MM / HAZE_SHELL_MM)
-    if n_shells <= last:
+def _haze_beyond(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray, level: float, reach_mm: float) -> float:
+    """Share of the lesion's contrast to the lung still held HAZE_FROM_MM-HAZE_TO_MM outside its
+    outline: the mean over those shells of each one's lower quartile (what is lung-like in it: the
+    wall or a vessel filling part of a shell is not haze). The lung is the lowest such quartile out
+    to ``reach_mm``. NaN where the shells hold no voxels or no aerated lung is read round the
+    segment, or the segment is no denser than it."""
+    quartiles, counts = shells_beyond(hu, mask, spacing, HAZE_SHELL_MM, reach_mm)
+    near = slice(int(HAZE_FROM_MM / HAZE_SHELL_MM), int(HAZE_TO_MM / HAZE_SHELL_MM))
+    hazy = quartiles[near][counts[near] > 0]
+    lung = lowest_shell(quartiles, counts)
+    if not hazy.size or not (lung < LUNG_HU and level > lung):
         return math.nan
-    quartile = shell_quantile(hu[near], shell, n_shells, 0.25)
-    lung = float(quartile[np.bincount(shell, minlength=n_shells) >= MIN_VOXELS].min())
-    if not (lung < LUNG_HU and level > lung):
-        return math.nan
-    return float(np.mean((quartile[first:last] - lung) / (level - lung)))
+    return float(np.mean((hazy - lung) / (level - lung)))
 
 
 def _low_confidence(confidence: float, radius_mm: float) -> bool:
@@ -285,7 +282,8 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     lo, hi = np.array(mask.offset_zyx), np.array(mask.offset_zyx) + mask.array.shape
     if np.any(lo == 0) or np.any(hi == np.array(mask.shape_zyx)):
         findings.append(Finding(Reason.IMAGE_EDGE))
-    margin = np.ceil((ENVELOPE_BALL_FACTOR * max(radius, 2.0) + 6.0) / spacing).astype(int) + 2
+    margin_mm = ENVELOPE_BALL_FACTOR * max(radius, 2.0) + 6.0
+    margin = np.ceil(margin_mm / spacing).astype(int) + 2
     box, sub = _grown(mask, margin)
     hu = voxels(image)[box].astype(np.float32)
     ring = _ring(sub)  # read by the edge and by open_in_lung
@@ -299,7 +297,7 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
                    inscribed_mm=inscribed, compactness=compact, level_hu=edge.level, lung_level_hu=edge.lung_level,
                    open_in_lung=_open_in_lung(hu, ring, envelope, edge.level, edge.lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),
-                   haze_beyond=_haze_beyond(hu, sub, spacing, edge.level),
+                   haze_beyond=_haze_beyond(hu, sub, spacing, edge.level, margin_mm),
                    elongation=elongation(mask.array, spacing))
     if outside > MAX_OUTSIDE_LUNG:
         findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
@@ -311,8 +309,9 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     weak = max(weak, prompt_signals.get("edge_contrast_hu", math.nan) * PROMPT_CONTRAST_FRACTION)
     if np.isfinite(edge.contrast) and edge.contrast < weak:
         findings.append(Finding(Reason.WEAK_EDGE, f"{edge.contrast:.0f} HU"))
-    if signals["haze_beyond"] >= HAZE_BEYOND:
-        findings.append(Finding(Reason.HAZE_BEYOND, f"{100 * signals['haze_beyond']:.0f}% of its contrast 1-3 mm out"))
+    if signals["haze_beyond"] >= HALO_FLOOR:
+        findings.append(Finding(Reason.HAZE_BEYOND, f"{100 * signals['haze_beyond']:.0f}% of its contrast to the lung "
+                                                    f"{HAZE_FROM_MM:g}-{HAZE_TO_MM:g} mm out"))
     if np.isfinite(thin) and thin > MAX_THIN_PART:
         findings.append(Finding(Reason.THIN_PART, f"{100 * thin:.0f}% of the segment"))
     shape, was = signals["elongation"], prompt_signals.get("elongation", math.nan)

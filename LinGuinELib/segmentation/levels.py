@@ -33,6 +33,7 @@ HALO_GAIN = 2.0  # ... and is a core in a halo when reading the halo gives at le
 HALO_FLOOR = 0.2  # hazy: at least this share of the way from the aerated lung to the lesion
 HALO_MIN_RISE_HU = 100.0  # ... and at least this far above it (lung texture and noise stay below)
 LUNG_REACH_MM = 15.0  # how far out from a found lesion the aerated lung is looked for
+MIN_SHELL_VOXELS = 10  # a shell round a lesion with fewer voxels says nothing of what lies there
 
 
 def more_lesion_than_wall(values: np.ndarray, wall_mix: np.ndarray | float, levels: tuple[float, float]) -> np.ndarray:
@@ -188,21 +189,33 @@ def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi) -> tuple[flo
     return core, float(np.median(smooth[shell]))
 
 
+def shells_beyond(values: np.ndarray, mask: np.ndarray, spacing: np.ndarray, width_mm: float,
+                  reach_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lower quartile, voxel count) of ``values`` in each shell ``width_mm`` thick outside ``mask``,
+    out to ``reach_mm``; shell k lies k to k + 1 widths out. A quartile sees the lung even where a
+    wall or a vessel fills half a shell. A shell with no voxels has a count of 0 and no meaning."""
+    out = edt_mm(~mask, spacing)
+    near = (out > 0) & (out <= reach_mm)
+    shell = np.floor(out[near] / width_mm).astype(np.int32)
+    n_shells = int(shell.max()) + 1 if shell.size else 0
+    return shell_quantile(values[near], shell, n_shells, 0.25), np.bincount(shell, minlength=n_shells)
+
+
+def lowest_shell(quartiles: np.ndarray, counts: np.ndarray) -> float:
+    """The lowest quartile of the shells with MIN_SHELL_VOXELS or more (NaN: none): the shell that
+    is most lung."""
+    full = counts >= MIN_SHELL_VOXELS
+    return float(quartiles[full].min()) if full.any() else float("nan")
+
+
 def aerated_level(lesion: np.ndarray, roi: Roi, reach_mm: float = LUNG_REACH_MM) -> float:
     """The level of the aerated lung around a found (bright) lesion: the lowest lower quartile of
     the 1 mm shells out to ``reach_mm`` from it.
 
     The radial profile's first plateau may lie on a ground-glass halo or on its fading edge; the
-    lung lies beyond, wherever that is. A quartile sees the lung even where a wall or a vessel
-    fills half a shell; the lowest shell is the one that is most lung."""
+    lung lies beyond, wherever that is."""
     box = box_around(lesion, reach_mm, roi.spacing)
-    out = edt_mm(~lesion[box], roi.spacing)
-    near = (out > 0) & (out <= reach_mm)
-    shell = np.floor(out[near]).astype(np.int32)
-    n_shells = int(shell.max()) + 1
-    values = shell_quantile(roi.smooth[box][near], shell, n_shells, 0.25)
-    counts = np.bincount(shell, minlength=n_shells)
-    return float(values[counts >= 10].min()) if (counts >= 10).any() else float("nan")
+    return lowest_shell(*shells_beyond(roi.smooth[box], lesion[box], roi.spacing, 1.0, reach_mm))
 
 
 @dataclass(frozen=True)
