@@ -13,9 +13,9 @@ SOLID_HU, HALO_HU, LUNG_HU = 30.0, -550.0, -850.0
 SHAPE = (40, 80, 80)
 
 
-def scanned(arr: np.ndarray) -> np.ndarray:
-    """A scanner's blur (1 mm) over the painted tissues: every edge has its partial-volume rim."""
-    return ndimage.gaussian_filter(arr, 1.0)
+def scanned(arr: np.ndarray, blur_mm: float = 1.0) -> np.ndarray:
+    """A scanner's blur over the painted tissues (1 mm voxels): every edge has its partial-volume rim."""
+    return ndimage.gaussian_filter(arr, blur_mm)
 
 
 def outline(arr: np.ndarray, level: float) -> np.ndarray:
@@ -79,3 +79,16 @@ def test_a_solid_nodule_is_not_flagged_in_the_lung_nor_on_the_chest_wall():
     nodule = outline(arr, 0.5 * (SOLID_HU + LUNG_HU)) & ~wall  # cut off the wall where it meets it
     found, haze = reasons(arr, nodule)
     assert Reason.HAZE_BEYOND not in found, haze
+
+
+def test_a_large_tumour_on_the_chest_wall_reads_its_lung_not_the_air_outside_the_body():
+    """The lung is read within 15 mm of the outline: a large lesion's crop reaches beyond the chest
+    wall, and the air outside the body there is no level for the lung (read from it, a softer
+    scanner's blur round the tumour passed for haze)."""
+    shape, centre = (60, 120, 120), (30, 60, 55)  # a 48 mm tumour on a 20 mm chest wall
+    x = np.indices(shape)[2]
+    arr = scanned(painted(lung(shape), (x >= 80, 40.0), (x >= 100, -1000.0), (ball(shape, centre, 24), SOLID_HU)), 1.5)
+    labels, _ = ndimage.label(arr >= 0.5 * (SOLID_HU + LUNG_HU))
+    tumour = (labels == labels[centre]) & (x < 80)
+    signals, findings = scan_checks(image(arr), MaskCrop.from_full(tumour), is_prompt=True)
+    assert Reason.HAZE_BEYOND not in {f.reason for f in findings}, signals["haze_beyond"]

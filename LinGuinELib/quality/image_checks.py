@@ -16,9 +16,10 @@ Measured from the image around the mask (learned segmenters report nothing about
   counted where the ring lies in the lung envelope (``open_in_lung``: a vessel or fissure the
   segment runs on into, not the wall it leans on; ``quality.match`` compares it with the prompt's);
 - haze beyond: the lower quartile of each 0.5 mm shell 1-3 mm outside the outline, as a share of
-  the lesion's contrast to the lung (the lowest such quartile as far out as the crop reads, 9 mm or
-  more): a solid lesion's blur has faded there, a part-solid nodule's ground glass has not (its
-  core segmented alone);
+  the lesion's contrast to the lung (the lowest such quartile within 15 mm, or as far as the crop
+  reads for a small lesion, 9 mm or more; farther out a large wall tumour's shells reach the air
+  outside the body): a solid lesion's blur has faded there, a part-solid nodule's ground glass has
+  not (its core segmented alone);
 - shape change: much flatter or longer than the same lesion's segment on the prompt scan;
 - scan edge, distance from the propagated point, the registration's own confidence, and the
   segmenter's diagnostics when it offers them (``segmenter.last_diagnostics``: a dict; a truthy
@@ -39,7 +40,7 @@ from ..filtering.components import components_touching
 from ..geometry import index_zyx_to_physical, voxel_volume_ml
 from ..partial_volume import edge_threshold
 from ..propagation.result import MaskCrop
-from ..segmentation.levels import HALO_FLOOR, lowest_shell, shells_beyond
+from ..segmentation.levels import HALO_FLOOR, LUNG_REACH_MM, lowest_shell, shells_beyond
 from ..voxels import voxels
 from .growth import equivalent_radius_mm
 from .reasons import Finding, Reason
@@ -297,7 +298,7 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
                    inscribed_mm=inscribed, compactness=compact, level_hu=edge.level, lung_level_hu=edge.lung_level,
                    open_in_lung=_open_in_lung(hu, ring, envelope, edge.level, edge.lung_level),
                    densest_tenth_hu=float(np.percentile(hu[sub], 90)),
-                   haze_beyond=_haze_beyond(hu, sub, spacing, edge.level, margin_mm),
+                   haze_beyond=_haze_beyond(hu, sub, spacing, edge.level, min(margin_mm, LUNG_REACH_MM)),
                    elongation=elongation(mask.array, spacing))
     if outside > MAX_OUTSIDE_LUNG:
         findings.append(Finding(Reason.OUTSIDE_LUNG, f"{100 * outside:.0f}% outside"))
