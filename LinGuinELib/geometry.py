@@ -87,6 +87,12 @@ def inside_grid(index: np.ndarray, size: np.ndarray | tuple[int, ...]) -> np.nda
     return np.all((index >= -0.5) & (index <= np.asarray(size) - 0.5), axis=-1)
 
 
+def nearest_voxel(index: np.ndarray, size: np.ndarray | tuple[int, ...]) -> tuple[int, ...]:
+    """The voxel nearest a continuous voxel index (in the axis order of ``size``), clipped into the
+    grid: a point within half a voxel outside it reads its edge voxel."""
+    return tuple(int(i) for i in np.clip(np.round(index).astype(int), 0, np.asarray(size) - 1))
+
+
 def inside_image(image: sitk.Image, points_lps: np.ndarray) -> np.ndarray:
     """Bool per physical point (LPS mm): does it fall within the image's voxel grid?"""
     return inside_grid(physical_to_continuous_index_zyx(image, points_lps), np.array(image.GetSize())[::-1])

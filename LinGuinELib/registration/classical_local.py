@@ -40,7 +40,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..geometry import inside_grid
+from ..geometry import inside_grid, nearest_voxel
 from ..voxels import voxel_copy, voxels
 from .base import PointMapper
 from .changing import Changing, choose, unsettled
@@ -294,8 +294,7 @@ class LocalRefinementMapper(PointMapper):
         idx = np.array(self.target.TransformPhysicalPointToContinuousIndex(tuple(map(float, point))))
         if not inside_grid(idx, self.target.GetSize()):
             return False
-        near = np.clip(np.round(idx).astype(int), 0, np.array(self.target.GetSize()) - 1)
-        return float(self.target[tuple(int(v) for v in near)]) > PADDING_HU
+        return float(self.target[nearest_voxel(idx, self.target.GetSize())]) > PADDING_HU
 
     def _stage(self, point: np.ndarray, initial: sitk.Transform, stage: tuple, lung: bool,
                changing: Changing | None = None) -> tuple[sitk.Transform, float] | None:

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..filtering.components import edt_mm
+from ..geometry import nearest_voxel
 from .levels import AIR_LIKE_HU
-from .roi import DIRECTIONS, make_roi, nearest_voxel, ray_profiles
+from .roi import DIRECTIONS, make_roi, ray_profiles
 
 CAVITY_REACH_MM = 40.0  # a prompt in air looks this far for the wall of a cavity around it
 CAVITY_ENCLOSED = 0.95  # share of rays that must meet tissue: a cavity is closed ...

@@ -41,7 +41,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..filtering.components import edt_mm
-from ..geometry import inside_grid, physical_to_continuous_index_zyx
+from ..geometry import inside_grid, nearest_voxel, physical_to_continuous_index_zyx
 from ..partial_volume import edge_threshold
 from ..registry import register_segmentation
 from ..voxels import voxels
@@ -64,7 +64,7 @@ from .levels import (
     refine_levels,
 )
 from .lung_envelope import air_distances, base_on_wall, clear_of_tissue, lesion_scale, lung_envelope
-from .roi import Roi, blur_mm, component_near, distance_map, make_roi, nearest_voxel, open_face_cover
+from .roi import Roi, blur_mm, component_near, distance_map, make_roi, open_face_cover
 from .separate import LEAK_BALL_FACTOR, SEED_SEARCH_MM, SMALL_BALL_FACTOR, separate
 
 log = logging.getLogger(__name__)

@@ -66,12 +66,6 @@ def fibonacci_directions(n: int) -> np.ndarray:
 DIRECTIONS = fibonacci_directions(N_RAYS)
 
 
-def nearest_voxel(index_zyx: np.ndarray, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The voxel nearest a continuous (z, y, x) index, clipped into an array of ``shape`` (a point
-    within half a voxel outside the grid reads its edge voxel)."""
-    return tuple(int(i) for i in np.clip(np.round(index_zyx).astype(int), 0, np.asarray(shape) - 1))
-
-
 def distance_map(shape: tuple[int, ...], point: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """mm from a continuous (z, y, x) index to every voxel centre of an array."""
     grid = np.ogrid[tuple(slice(0, n) for n in shape)]

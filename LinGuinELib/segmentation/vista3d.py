@@ -25,7 +25,7 @@ import SimpleITK as sitk
 
 from .. import model_dir
 from ..errors import BackendUnavailableError, InputError
-from ..geometry import inside_grid
+from ..geometry import inside_grid, nearest_voxel
 from ..registry import register_segmentation
 from ..voxels import voxels
 from .base import Segmenter, prompt_points
@@ -166,7 +166,7 @@ class Vista3D(Segmenter):
             for p in group:
                 ijk = np.array(grid.TransformPhysicalPointToContinuousIndex(p.tolist()))
                 if inside_grid(ijk, size):
-                    pts.append(np.clip(np.rint(ijk), 0, size - 1))
+                    pts.append(nearest_voxel(ijk, size))
                     labels.append(label)
         if 1 not in labels:
             log.warning("vista3d: every positive point is outside the image; empty mask")
