@@ -240,7 +240,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         diag["attached_as_thick"] = bool(diag.get("attached_as_thick")) or as_thick
         diag["end_slice_on_wall"] = round(on_wall, 3)
         own = lesion if base is None or not (lesion & ~base).any() else lesion & ~base
-        level, shell_level = refine_levels(own, region, roi)
+        level, shell_level = refine_levels(own, region, roi, bright=sign > 0)
         # the surroundings are the farther of the radial-profile plateau and the shell just
         # outside: a faint halo (ground glass, partial volume) is not the background
         levels = (levels[0] if hold_level else level, sign * min(sign * shell_level, sign * levels[1]))
