@@ -12,8 +12,11 @@ thick slices behave alike):
    and a 5 mm nodule a small, fast one; the ROI still grows while the lesion reaches its border.
 3. Levels (:mod:`.levels`): polarity (in the lung, denser than the background), lesion and
    surroundings levels from a radial profile and then from the region found, until the threshold
-   half-way between them settles. A band excludes voxels as far above the lesion as the
-   surroundings are below (ground glass vs chest wall, lymph node vs enhanced artery).
+   half-way between them settles. A lesion whose interior is mostly ground glass (a part-solid
+   nodule's halo round its core) takes its ground glass's level: it meets the lung in it, and from
+   then on it is handled as a lesion lighter than fat (no halo is read round it: it is its own).
+   A band excludes voxels as far above the lesion as the surroundings are below (ground glass vs
+   chest wall, lymph node vs enhanced artery).
 4. Lung envelope: in the lung, the region may only lie inside the adjacent lung closed with a
    ball scaled to the lesion: juxtapleural lesions come off the chest wall, mediastinum and
    diaphragm, and a large pleural-based tumour keeps its full extent (its dent is in the envelope).
