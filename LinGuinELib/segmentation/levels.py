@@ -202,8 +202,8 @@ def glass_level(interior: np.ndarray, level: float) -> float:
     A part-solid nodule is mostly its halo, and meets the lung in it: its edge lies half-way from
     the ground glass to the lung. The median of the region found sits between the halo and the
     denser core, the threshold half-way from it cuts into the halo, and the median of what is left
-    rises again: a 12 mm part-solid nodule settled at 0.6x, a third of its halo cut off. Read on the
-    raw image: on a small nodule the smoothing spreads the core into a thin halo."""
+    rises again: a 12 mm part-solid nodule settled at 0.6x, the outer part of its halo cut off.
+    Read on the raw image: on a small nodule the smoothing spreads the core into a thin halo."""
     glass = (interior > AIR_LIKE_HU) & (interior < BELOW_FAT_HU)
     return float(np.median(interior[glass])) if glass.mean() >= GLASS_SHARE else level
 
