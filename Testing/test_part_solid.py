@@ -132,14 +132,11 @@ def test_the_lung_beyond_a_fading_halo_is_read_where_the_halo_ends():
 def test_a_clear_halo_keeps_its_level_while_the_threshold_settles(seg, seed):
     """A 20 mm mediastinal part-solid lesion on 5 mm slices, most of the shell round its core hazy:
     re-measured on the core-and-halo whole, whose median lies between the two, the threshold crept
-    up into the halo round after round and ended at the core (0.49x and 0.32x). Since the edge is
-    read from the ground glass (session 22), seed 5 comes back at 1.33x and Dice 0.68 (before:
-    1.53x, 0.71, by the halo reading): nearer the truth's volume, a little less of it in place
-    (where the extra lies beside the mediastinum on these 5 mm slices was not looked into)."""
+    up into the halo round after round and ended at the core (0.49x and 0.32x)."""
     case = render_case(LesionKind(20.0, "mediastinum", "part_solid", 5.0), seed=seed)
     mask = seg.segment(case.image, case.centre_lps[None])
     dice, ratio = score(case, mask)
-    assert dice > 0.65 and 0.7 < ratio < 1.6, (dice, ratio)
+    assert dice > 0.7 and 0.7 < ratio < 1.6, (dice, ratio)
 
 
 def test_a_click_on_the_core_of_a_large_part_solid_tumour_keeps_its_halo(seg):
@@ -178,33 +175,3 @@ def test_a_flat_ground_glass_plate_clicked_off_centre_keeps_to_the_plate(seg):
     direction = np.array([0.0, -1.0, 0.0])
     dice, ratio = score(case, seg.segment(case.image, (case.centre_lps + step * direction)[None]))
     assert dice > 0.8 and 0.7 < ratio < 1.4, (dice, ratio)
-
-
-@pytest.mark.parametrize("kind,seed,offset_mm,least", [
-    (LesionKind(11.7, "fissure", "part_solid", 1.0), 4072, 0.0, 0.65),
-    (LesionKind(11.7, "fissure", "part_solid", 1.0), 4072, 2.0, 0.8),
-    (LesionKind(12.1, "fissure", "part_solid", 1.25), 4124, 2.0, 0.65),
-    (LesionKind(7.4, "fissure", "part_solid", 1.0), 4010, 0.0, 0.75)])
-def test_a_small_part_solid_nodule_is_read_to_the_edge_of_its_ground_glass(seg, kind, seed, offset_mm, least):
-    """Random kinds 4000-4199: 12 mm part-solid nodules whose halo is a few mm thick. The threshold
-    was half-way from the median of the region found, which its core raises, to the lung: it cut
-    into the halo and the median of what was left rose again (0.59x and 0.73x; 0.33x). Their
-    interiors are mostly ground glass, and the edge is read half-way from it. The last guards the
-    rule's other side: the ground glass is taken only where it lowers the level. On this 7 mm one the
-    raw ground glass is denser than the smoothed level already found (the blur with the lung lowers
-    a small nodule's), and taken instead it gave 0.34x."""
-    case = render_case(kind, seed=seed)
-    click = case.centre_lps + offset_mm * np.array([1.0, 0.0, 0.0])
-    dice, ratio = score(case, seg.segment(case.image, click[None]))
-    assert dice > 0.7 and least < ratio < 1.5, (dice, ratio)
-
-
-def test_the_ground_glass_level_is_taken_only_where_most_of_the_interior_is_ground_glass():
-    """``glass_level`` on made-up interiors: mostly ground glass with a solid core gives the ground
-    glass's median; mostly solid, or mostly cavity air, keeps the level it was given."""
-    from LinGuinELib.segmentation.levels import glass_level
-
-    core, halo, air = np.full(30, 30.0), np.full(70, -550.0), np.full(70, -950.0)
-    assert glass_level(np.concatenate([core, halo]), -300.0) == -550.0
-    assert glass_level(np.concatenate([np.full(80, 30.0), np.full(20, -550.0)]), 20.0) == 20.0
-    assert glass_level(np.concatenate([core, air, np.full(20, -550.0)]), -700.0) == -700.0

@@ -12,11 +12,8 @@ thick slices behave alike):
    and a 5 mm nodule a small, fast one; the ROI still grows while the lesion reaches its border.
 3. Levels (:mod:`.levels`): polarity (in the lung, denser than the background), lesion and
    surroundings levels from a radial profile and then from the region found, until the threshold
-   half-way between them settles. A lesion whose interior is mostly ground glass (a part-solid
-   nodule's halo round its core) takes its ground glass's level: it meets the lung in it, and from
-   then on it is handled as a lesion lighter than fat (no halo is read round it: it is its own).
-   A band excludes voxels as far above the lesion as the surroundings are below (ground glass vs
-   chest wall, lymph node vs enhanced artery).
+   half-way between them settles. A band excludes voxels as far above the lesion as the
+   surroundings are below (ground glass vs chest wall, lymph node vs enhanced artery).
 4. Lung envelope: in the lung, the region may only lie inside the adjacent lung closed with a
    ball scaled to the lesion: juxtapleural lesions come off the chest wall, mediastinum and
    diaphragm, and a large pleural-based tumour keeps its full extent (its dent is in the envelope).
@@ -243,7 +240,7 @@ def _refine(roi: Roi, levels: tuple[float, float], sign: float, noise: float, di
         diag["attached_as_thick"] = bool(diag.get("attached_as_thick")) or as_thick
         diag["end_slice_on_wall"] = round(on_wall, 3)
         own = lesion if base is None or not (lesion & ~base).any() else lesion & ~base
-        level, shell_level = refine_levels(own, region, roi, bright=sign > 0)
+        level, shell_level = refine_levels(own, region, roi)
         # the surroundings are the farther of the radial-profile plateau and the shell just
         # outside: a faint halo (ground glass, partial volume) is not the background
         levels = (levels[0] if hold_level else level, sign * min(sign * shell_level, sign * levels[1]))

@@ -25,7 +25,6 @@ SOFT_TISSUE_HU = -300.0  # a lesion darker than its surroundings must itself be 
 FAT_HU_MAX = -40.0  # fat is below this (about -100 HU); solid tissue, even necrotic, above
 BELOW_FAT_HU = -150.0  # fat (about -100 HU) and every other wall tissue is denser
 MIN_CONTRAST_HU = 5.0  # below this no edge is trusted, whatever the noise
-GLASS_SHARE = 0.5  # a lesion's interior with this much ground glass meets the lung in ground glass
 MIN_INTERIOR_VOXELS = 20  # fewer voxels beyond the partial-volume rim: a "small" lesion
 HALO_SHARE = 0.5  # a lesion with this much of its near surroundings hazy has a ground-glass halo
 HALO_SURE = 0.6  # ... and with this much, the halo's level holds through the re-measuring
@@ -165,9 +164,8 @@ def polarity(roi: Roi, core: float, delta: float, in_lung: bool) -> bool:
     return n_bright >= n_dark
 
 
-def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi, bright: bool) -> tuple[float, float]:
-    """The lesion's typical (median) level and that of the shell just outside it (sign-free), the
-    first that of its ground glass when that is most of its interior (a bright lesion)."""
+def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi) -> tuple[float, float]:
+    """The lesion's typical (median) level and that of the shell just outside it (sign-free)."""
     inner, outer = roi.spacing.max(), roi.spacing.max() + 3.0
     box = box_around(lesion, outer, roi.spacing)
     les, smooth = lesion[box], roi.smooth[box]
@@ -184,28 +182,11 @@ def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi, bright: bool
         core = float(np.median(smooth[deep]))
     else:
         core = float(np.percentile(smooth[les], 90))
-    if bright and n_deep >= MIN_INTERIOR_VOXELS:
-        # only ever lowered: the blur with the lung puts a small nodule's smoothed level below
-        # its raw ground glass, and raised to that a 7 mm one came out at 0.34x
-        core = min(core, glass_level(roi.raw[box][deep], core))
     out_dist = edt_mm(~les, roi.spacing)
     shell = (out_dist > inner) & (out_dist <= outer) & ~region[box]
     if shell.sum() < 10:
         shell = (out_dist > 0) & (out_dist <= outer)
     return core, float(np.median(smooth[shell]))
-
-
-def glass_level(interior: np.ndarray, level: float) -> float:
-    """The median of the ground glass (between aerated lung and fat) in a lesion's interior, when
-    that is at least GLASS_SHARE of it; else ``level``.
-
-    A part-solid nodule is mostly its halo, and meets the lung in it: its edge lies half-way from
-    the ground glass to the lung. The median of the region found sits between the halo and the
-    denser core, the threshold half-way from it cuts into the halo, and the median of what is left
-    rises again: a 12 mm part-solid nodule settled at 0.6x, the outer part of its halo cut off.
-    Read on the raw image: on a small nodule the smoothing spreads the core into a thin halo."""
-    glass = (interior > AIR_LIKE_HU) & (interior < BELOW_FAT_HU)
-    return float(np.median(interior[glass])) if glass.mean() >= GLASS_SHARE else level
 
 
 def shells_beyond(values: np.ndarray, mask: np.ndarray, spacing: np.ndarray, width_mm: float,
