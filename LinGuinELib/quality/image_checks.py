@@ -40,7 +40,7 @@ from ..filtering.components import components_touching
 from ..geometry import index_zyx_to_physical, voxel_volume_ml
 from ..partial_volume import edge_threshold
 from ..propagation.result import MaskCrop
-from ..segmentation.levels import HALO_FLOOR, LUNG_REACH_MM, lowest_shell, shells_beyond
+from ..segmentation.levels import HALO_FLOOR, LUNG_REACH_MM, MIN_SHELL_VOXELS, lowest_shell, shells_beyond
 from ..voxels import voxels
 from .growth import equivalent_radius_mm
 from .reasons import Finding, Reason
@@ -215,14 +215,14 @@ def _edge(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray) -> Edge:
     if out.size == 0:
         return Edge(math.nan, math.nan, math.nan, math.nan, level_in, math.nan)
     lung = out[out < level_in - 200.0]
-    lung = lung[lung < LUNG_HU] if (lung < LUNG_HU).sum() >= 10 else lung
-    lung_level = float(np.median(lung)) if lung.size >= 10 else DEFAULT_LUNG_LEVEL_HU
-    noise = float(1.4826 * np.median(np.abs(lung - np.median(lung)))) if lung.size >= 10 else math.nan
+    lung = lung[lung < LUNG_HU] if (lung < LUNG_HU).sum() >= MIN_SHELL_VOXELS else lung
+    lung_level = float(np.median(lung)) if lung.size >= MIN_SHELL_VOXELS else DEFAULT_LUNG_LEVEL_HU
+    noise = float(1.4826 * np.median(np.abs(lung - np.median(lung)))) if lung.size >= MIN_SHELL_VOXELS else math.nan
     ring_contrast = level_in - float(np.median(out))
     if not level_in > lung_level:
         return Edge(ring_contrast, ring_contrast, 1.0, noise, level_in, lung_level)
     beside = out <= level_in + 0.5 * (level_in - lung_level)
-    contrast = level_in - float(np.median(out[beside])) if beside.sum() >= 10 else ring_contrast
+    contrast = level_in - float(np.median(out[beside])) if beside.sum() >= MIN_SHELL_VOXELS else ring_contrast
     open_fraction = float(np.mean(beside & (out > edge_threshold((level_in, lung_level)))))
     return Edge(contrast, ring_contrast, open_fraction, noise, level_in, lung_level)
 

@@ -184,7 +184,7 @@ def refine_levels(lesion: np.ndarray, region: np.ndarray, roi: Roi) -> tuple[flo
         core = float(np.percentile(smooth[les], 90))
     out_dist = edt_mm(~les, roi.spacing)
     shell = (out_dist > inner) & (out_dist <= outer) & ~region[box]
-    if shell.sum() < 10:
+    if shell.sum() < MIN_SHELL_VOXELS:
         shell = (out_dist > 0) & (out_dist <= outer)
     return core, float(np.median(smooth[shell]))
 
@@ -246,7 +246,7 @@ def halo_around(lesion: np.ndarray, roi: Roi, levels: tuple[float, float]) -> Ha
     threshold = edge_threshold(levels)
     lung = min(background, aerated_level(lesion, roi))
     floor = lung + HALO_FLOOR * (level - lung)
-    if values.size < 10 or not lung < AIR_LIKE_HU or floor - lung < HALO_MIN_RISE_HU:
+    if values.size < MIN_SHELL_VOXELS or not lung < AIR_LIKE_HU or floor - lung < HALO_MIN_RISE_HU:
         return None
     hazy = (values > floor) & (values < threshold)
     return Halo(float(np.median(values[hazy])) if hazy.any() else float("nan"), float(hazy.mean()), lung)
