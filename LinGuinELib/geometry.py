@@ -103,6 +103,17 @@ def equivalent_radius_mm(volume_ml: float) -> float:
     return (3.0 * volume_ml * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0) if volume_ml > 0 else 0.0
 
 
+def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Least-squares circle or sphere (centre, radius) through points (n, d) in mm (Kasa's
+    algebraic fit); None when the points fit no real one."""
+    a = np.column_stack([points, np.ones(len(points))])
+    b = (points**2).sum(axis=1)
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    centre = sol[:-1] / 2.0
+    r2 = sol[-1] + (centre**2).sum()
+    return (centre, float(np.sqrt(r2))) if r2 > 0 else None
+
+
 def voxel_volume_ml(image: sitk.Image) -> float:
     return float(np.prod(image.GetSpacing())) / 1000.0
 

@@ -13,6 +13,8 @@ import pytest
 from kind_scoring import score
 from scipy import ndimage
 
+from LinGuinELib.propagation.result import MaskCrop
+from LinGuinELib.quality import Reason, scan_checks
 from LinGuinELib.segmentation.dome import fill_corner
 from LinGuinELib.segmentation.roi import Roi
 from LinGuinELib.synthetic import LesionKind, render_case
@@ -71,3 +73,18 @@ def test_a_lesion_the_envelope_did_not_cut_is_unchanged():
     lesion[1] = free[1] & (smooth[1] == 0.0)
     out = fill_corner(lesion, free, _roi(smooth, allowed))
     assert (out == lesion).all()
+
+
+def test_a_round_lesion_filling_the_costophrenic_angle_is_not_outside_the_lung():
+    """The quality flag's closed lung holds a lesion that dents it, not one that fills a corner: the
+    truth of a 17 mm nodule in the costophrenic angle on 5 mm slices read 54% outside the lung
+    (random kind 4096). Its outline towards the lung is its own sphere's, and that ball counts as lung."""
+    case = render_case(LesionKind(17.3, "costophrenic", "solid", 5.0), seed=4096)
+    signals, findings = scan_checks(case.image, MaskCrop.from_full(case.truth), is_prompt=True)
+    assert Reason.OUTSIDE_LUNG not in {f.reason for f in findings}, signals
+    assert signals["outside_lung"] < 0.1, signals
+    # its half towards the walls (a piece of the corner, no longer round) is still outside the lung
+    half = case.truth.copy()
+    half[:, :, int(np.median(np.nonzero(case.truth)[2])):] = False
+    signals, findings = scan_checks(case.image, MaskCrop.from_full(half), is_prompt=True)
+    assert Reason.OUTSIDE_LUNG in {f.reason for f in findings}, signals

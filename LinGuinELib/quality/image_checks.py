@@ -37,7 +37,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..filtering.components import components_touching
-from ..geometry import index_zyx_to_physical, voxel_volume_ml
+from ..geometry import fit_sphere, index_zyx_to_physical, voxel_volume_ml
 from ..partial_volume import edge_threshold
 from ..propagation.result import MaskCrop
 from ..segmentation.levels import HALO_FLOOR, LUNG_REACH_MM, MIN_SHELL_VOXELS, lowest_shell, shells_beyond
@@ -88,6 +88,13 @@ SHAPE_CHANGE = 1.75
 # noise and a solid edge's blur stay below it).
 HAZE_FROM_MM, HAZE_TO_MM, HAZE_SHELL_MM = 1.0, 3.0, 0.5
 ENVELOPE_GRID_DIVISOR = 6.0  # envelope computed on a grid of ball radius / this (>= native)
+# A segment in a corner of the pleura counts as in the lung where it is round: it lies in the ball
+# through its outline towards the lung (OWN_BALL_HOLD of it) and fills OWN_BALL_FILL of that ball.
+# The truth of round lesions in the costophrenic angle fills 0.37-0.9 of it, the rest lying in the
+# walls; segments that cut such a lesion in half, plates and sheets of wall filled 0-0.26 (random
+# kinds 2000-2199 and 4000-4199).
+OWN_BALL_HOLD, OWN_BALL_FILL = 0.9, 0.3
+MIN_FACING_VOXELS = 12  # fewer voxels of outline towards the lung: no ball to fit
 
 
 def _grown(crop: MaskCrop, margin_vox: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
@@ -129,6 +136,32 @@ def _outside_lung(hu: np.ndarray, mask: np.ndarray, spacing: np.ndarray,
     fine = np.zeros(hu.shape, bool)  # the blocks' rest at the far edges of the crop stays outside
     fine[sl] = envelope.repeat(step[0], 0).repeat(step[1], 1).repeat(step[2], 2)
     return float(1.0 - envelope[coarse_mask].mean()), fine
+
+
+def _own_ball(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray, spacing: np.ndarray) -> np.ndarray | None:
+    """The ball through the segment's outline towards the lung (on the crop's grid), where the
+    segment is that round (see OWN_BALL_HOLD); else None.
+
+    The closed lung holds a lesion that dents it, not one filling a corner where two walls meet (the
+    costophrenic angle): filled, the corner is no dent, and up to 0.86 of such a lesion's truth lay
+    outside the closing. Its outline towards the lung is its own sphere's, and the walls bound it
+    there; a segment of wall or diaphragm meets the lung along the wall's own curve."""
+    surface = mask & ~ndimage.binary_erosion(mask, border_value=1)
+    # the ring skips the partial-volume voxel: the surface voxel is two steps from it
+    facing = surface & ndimage.binary_dilation(ring & (hu < LUNG_HU), iterations=2)
+    if facing.sum() < MIN_FACING_VOXELS:
+        return None
+    fit = fit_sphere(np.argwhere(facing) * spacing)
+    if fit is None:
+        return None
+    centre, radius = fit
+    radius += 0.5 * float(spacing.max())  # the outline's voxel centres lie half a voxel inside the edge
+    d2 = sum(((np.arange(n) * sp - c) ** 2).reshape([-1 if a == i else 1 for a in range(3)])
+             for i, (n, sp, c) in enumerate(zip(mask.shape, spacing, centre)))
+    ball = d2 <= radius**2
+    held = float(np.mean(ball[mask]))
+    filled = float(mask.sum() * np.prod(spacing)) / (4.0 / 3.0 * math.pi * radius**3)
+    return ball if held >= OWN_BALL_HOLD and filled >= OWN_BALL_FILL else None
 
 
 def _open_in_lung(hu: np.ndarray, ring: np.ndarray, envelope: np.ndarray | None, level: float,
@@ -290,6 +323,9 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     ring = _ring(sub)  # read by the edge and by open_in_lung
     edge = _edge(hu, sub, ring)
     outside, envelope = _outside_lung(hu, sub, spacing, radius)
+    own_ball = _own_ball(hu, sub, ring, spacing) if envelope is not None and outside > 0 else None
+    if own_ball is not None:  # a round lesion in a corner of the pleura: its ball is lung too
+        outside = float(1.0 - np.mean((envelope | own_ball)[sub]))
     inscribed, depth_map = widest_ball(mask.array, spacing)
     thin = _thin_part(depth_map, inscribed, spacing)
     compact = inscribed / radius if radius > 0 else math.nan
