@@ -89,10 +89,14 @@ def _fill_slices(out: np.ndarray, free: np.ndarray, allowed: np.ndarray, spacing
         disc = d2 <= radius**2
         if radius > MAX_RADIUS_MM or (les & disc).sum() < HOLD_SHARE * les.sum():
             continue  # not a round outline (a flat or lobulated lesion)
-        # the lung beside the outline, not air or fat beyond the wall
+        # the lung beside the outline, not air or fat beyond the wall. Made convex with the lesion in
+        # the image's slices only: in the other orientations a wall crosses the slice obliquely, the
+        # lesion's rim given back beyond the pleura (the envelope's margin) reaches farther past the
+        # pleura's trace there, and the hull's tangents to it took a layer of wall (a 40 mm chest-wall
+        # tumour on 2.5 mm slices 1.10x -> 1.17x)
         lung = components_touching(~free[k] & (d2 <= (WINDOW * radius) ** 2), ndimage.binary_dilation(arc, _CROSS),
                                    connectivity=8)
-        pleura = filled_hull(lung | les)
+        pleura = filled_hull(lung | les if along_slices else lung)
         both = les | (disc & cut_off[k] & pleura)
         out[k] |= components_touching(both, les, connectivity=8)
     allowed |= out  # what the lesion's shape gave back is lung envelope too
