@@ -105,13 +105,17 @@ def equivalent_radius_mm(volume_ml: float) -> float:
 
 def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Least-squares circle or sphere (centre, radius) through points (n, d) in mm (Kasa's
-    algebraic fit); None when the points fit no real one."""
-    a = np.column_stack([points, np.ones(len(points))])
-    b = (points**2).sum(axis=1)
-    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    algebraic fit); None when the points do not pin one down (fewer than d + 1 independent ones:
+    collinear, or coplanar in 3D, where the least-squares answer is arbitrary)."""
+    origin = points.mean(axis=0)
+    local = points - origin  # centred: the fit's conditioning does not depend on where the grid starts
+    a = np.column_stack([local, np.ones(len(local))])
+    sol, _, rank, _ = np.linalg.lstsq(a, (local**2).sum(axis=1), rcond=None)
+    if rank < a.shape[1]:
+        return None
     centre = sol[:-1] / 2.0
     r2 = sol[-1] + (centre**2).sum()
-    return (centre, float(np.sqrt(r2))) if r2 > 0 else None
+    return (centre + origin, float(np.sqrt(r2))) if r2 > 0 else None
 
 
 def voxel_volume_ml(image: sitk.Image) -> float:

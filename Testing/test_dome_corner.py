@@ -3,7 +3,8 @@ costophrenic angle) on thick slices: the lung envelope's ball, resting on both w
 corner's half of the nodule as if it were wall, and the segment was cut through its middle
 (held-out seed 14: a 14 mm nodule at 0.2-0.5x its volume on every scan). The circle through the
 nodule's outline towards the lung, bounded by the slice's pleura, gives that half back
-(:mod:`LinGuinELib.segmentation.dome`).
+(:mod:`LinGuinELib.segmentation.dome`). The quality flag's closed lung cut such a lesion the same
+way; the ball through its outline counts as lung there too (``quality.image_checks._own_ball``).
 """
 
 from __future__ import annotations

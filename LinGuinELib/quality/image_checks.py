@@ -2,8 +2,10 @@
 
 Measured from the image around the mask (learned segmenters report nothing about themselves):
 - lung envelope: the air-filled lung next to the segment, closed with a ball scaled to the
-  segment (so a juxtapleural lesion's dent counts as lung); most of the segment outside it means
-  chest wall, mediastinum or diaphragm was segmented (or the lesion is not a lung lesion);
+  segment (so a juxtapleural lesion's dent counts as lung), and, where the segment is round, the
+  ball through its outline towards the lung (a lesion filling a corner of the pleura is no dent);
+  most of the segment outside it means chest wall, mediastinum or diaphragm was segmented (or the
+  lesion is not a lung lesion);
 - edge: the lesion level (median HU inside, off the rim) against the ring just outside; a weak
   difference (absolute, or against the same lesion on the prompt scan) means the outline is not
   an intensity edge;
@@ -151,16 +153,30 @@ def _own_ball(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray, spacing: np.nd
     facing = surface & ndimage.binary_dilation(ring & (hu < LUNG_HU), iterations=2)
     if facing.sum() < MIN_FACING_VOXELS:
         return None
-    fit = fit_sphere(np.argwhere(facing) * spacing)
+    fit = fit_sphere(_outer_faces(mask, facing, spacing))
     if fit is None:
         return None
     centre, radius = fit
-    radius += 0.5 * float(spacing.max())  # the outline's voxel centres lie half a voxel inside the edge
     grid = np.ogrid[tuple(slice(0, n) for n in mask.shape)]
     ball = sum((g * sp - c) ** 2 for g, sp, c in zip(grid, spacing, centre)) <= radius**2
     held = float(np.mean(ball[mask]))
     filled = float(mask.sum() * np.prod(spacing)) / (4.0 / 3.0 * math.pi * radius**3)
     return ball if held >= OWN_BALL_HOLD and filled >= OWN_BALL_FILL else None
+
+
+def _outer_faces(mask: np.ndarray, voxels: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Centres (mm) of the faces of ``voxels`` (a part of ``mask``) that face out of the mask: the
+    outline itself, half a voxel out from the voxel centres along each axis (on 5 mm slices a voxel
+    centre lies 2.5 mm inside the outline across the slices and 0.35 mm in-plane)."""
+    padded = np.pad(mask, 1)
+    points = []
+    for axis in range(3):
+        for step in (-1, 1):
+            beyond = np.roll(padded, -step, axis=axis)[1:-1, 1:-1, 1:-1]  # the neighbour at index + step
+            idx = np.argwhere(voxels & ~beyond).astype(float)
+            idx[:, axis] += 0.5 * step
+            points.append(idx * spacing)
+    return np.concatenate(points)
 
 
 def _open_in_lung(hu: np.ndarray, ring: np.ndarray, envelope: np.ndarray | None, level: float,
