@@ -43,10 +43,11 @@ def fill_corner(lesion: np.ndarray, free: np.ndarray | None, roi: Roi) -> np.nda
     in coronal and sagittal slices, where an axial slice shows a crescent of lung (a 13 mm nodule on
     0.625 mm slices: 0.67x, its part in the sulcus cut; 0.92x with the other orientations).
 
-    The voxels given back join ``roi.allowed`` (the envelope). Not on an axial end slice that
-    rests on a wall along the slices (the dome on thick slices): a slice crossing the dome is a mix
-    of lesion and dome, its outline the dome's as much as the lesion's, and its pixels are settled
-    by their partial volume (:mod:`.end_slices`)."""
+    The voxels given back join ``roi.allowed`` (the envelope). The axial pass skips an end slice
+    that rests on a wall along the slices (the dome on thick slices): a slice crossing the dome is a
+    mix of lesion and dome, its outline the dome's as much as the lesion's. The other orientations
+    do reach into such a slice (on 5 mm slices most of what they give back lies there); the caller
+    then settles its pixels by their partial volume (:mod:`.end_slices`), which keeps a few of them."""
     if roi.allowed is None or free is None or not lesion.any():
         return lesion
     out = lesion.copy()
