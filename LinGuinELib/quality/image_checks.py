@@ -145,7 +145,7 @@ def _own_ball(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray, spacing: np.nd
     segment is that round (see OWN_BALL_HOLD); else None.
 
     The closed lung holds a lesion that dents it, not one filling a corner where two walls meet (the
-    costophrenic angle): filled, the corner is no dent, and up to 0.86 of such a lesion's truth lay
+    costophrenic angle): filled, the corner is no dent, and up to 0.72 of a round one's truth lay
     outside the closing. Its outline towards the lung is its own sphere's, and the walls bound it
     there; a segment of wall or diaphragm meets the lung along the wall's own curve."""
     surface = mask & ~ndimage.binary_erosion(mask, border_value=1)
