@@ -43,6 +43,7 @@ from ..geometry import fit_sphere, index_zyx_to_physical, voxel_volume_ml
 from ..partial_volume import edge_threshold
 from ..propagation.result import MaskCrop
 from ..segmentation.levels import HALO_FLOOR, LUNG_REACH_MM, MIN_SHELL_VOXELS, lowest_shell, shells_beyond
+from ..segmentation.roi import distance_map
 from ..voxels import voxels
 from .growth import equivalent_radius_mm
 from .reasons import Finding, Reason
@@ -157,8 +158,7 @@ def _own_ball(hu: np.ndarray, mask: np.ndarray, ring: np.ndarray, spacing: np.nd
     if fit is None:
         return None
     centre, radius = fit
-    grid = np.ogrid[tuple(slice(0, n) for n in mask.shape)]
-    ball = sum((g * sp - c) ** 2 for g, sp, c in zip(grid, spacing, centre)) <= radius**2
+    ball = distance_map(mask.shape, centre / spacing, spacing) <= radius
     held = float(np.mean(ball[mask]))
     filled = float(mask.sum() * np.prod(spacing)) / (4.0 / 3.0 * math.pi * radius**3)
     return ball if held >= OWN_BALL_HOLD and filled >= OWN_BALL_FILL else None
