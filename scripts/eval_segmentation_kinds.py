@@ -20,6 +20,7 @@ Usage: python scripts/eval_segmentation_kinds.py [--seeds 2] [--offsets 2] [--pe
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -120,10 +121,11 @@ def random_kinds(n: int, first_seed: int) -> list[tuple[tuple, int]]:
     return out
 
 
-def flagged(image: sitk.Image, pred: np.ndarray, diag: dict) -> str:
-    """The quality flag's reasons for a click's own segmentation (as on a prompt scan)."""
-    _, findings = scan_checks(image, MaskCrop.from_full(pred), is_prompt=True, diagnostics=diag)
-    return ";".join(sorted({f.reason.value for f in findings}))
+def flagged(image: sitk.Image, pred: np.ndarray, diag: dict) -> tuple[str, dict]:
+    """The quality flag's reasons for a click's own segmentation (as on a prompt scan), and the
+    signals they were read from."""
+    signals, findings = scan_checks(image, MaskCrop.from_full(pred), is_prompt=True, diagnostics=diag)
+    return ";".join(sorted({f.reason.value for f in findings})), signals
 
 
 def is_bad(row: dict) -> bool:
@@ -153,9 +155,11 @@ def run_case(seg, image: sitk.Image, truth: np.ndarray, centre: np.ndarray, radi
         seconds = time.perf_counter() - start
         diag = getattr(seg, "last_diagnostics", {}) or {}
         ml = float(pred.sum()) * voxel_ml
+        flags, signals = flagged(image, pred, diag)
         rows.append({**group, "click": name, "dice": dice(pred, truth), "ratio": ml / truth_ml,
                      "truth_ml": truth_ml, "pred_ml": ml, "seconds": seconds,
-                     "warnings": ",".join(diag.get("warnings", [])), "flags": flagged(image, pred, diag)})
+                     "warnings": ",".join(diag.get("warnings", [])), "flags": flags,
+                     "signals": signals})
     return rows
 
 
@@ -248,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-case", action="store_true")
     p.add_argument("--backend", default="classical")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--signals", type=Path, metavar="FILE",
+                   help="also write each call's row with the quality signals, one JSON object per line "
+                        "(for choosing a check's bound)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     seg = create_backend("segmentation", args.backend)
@@ -263,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print("no case could be rendered", file=sys.stderr)
         return 1
+    if args.signals:
+        args.signals.write_text("".join(json.dumps(r) + "\n" for r in rows))
     if args.per_case:
         print("| case | click | Dice | truth mL | predicted mL | warnings | flags | s |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
