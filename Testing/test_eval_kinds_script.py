@@ -1,6 +1,7 @@
 """The per-kind evaluation's own rules: random kinds are reproducible and valid, a bad result is
 the benchmark's, and a click's segmentation is read by the quality flag."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from eval_segmentation_kinds import flagged, is_bad, random_kinds  # noqa: E402
+from eval_segmentation_kinds import flagged, is_bad, main, random_kinds  # noqa: E402
 
 from LinGuinELib.synthetic import LesionKind, render_case  # noqa: E402
 from LinGuinELib.synthetic.kinds import ATTACHMENTS  # noqa: E402
@@ -36,5 +37,17 @@ def test_bad_is_the_benchmarks_bad():
 
 def test_the_flag_reads_a_clicks_segmentation():
     case = render_case(LesionKind(12.0, "isolated", "solid", 1.25), seed=3, half_mm=35.0)
-    assert flagged(case.image, case.truth, {}) == ""  # the truth itself: nothing to look at
-    assert flagged(case.image, np.zeros_like(case.truth), {}) == "empty_prompt"
+    reasons, signals = flagged(case.image, case.truth, {})
+    assert reasons == ""  # the truth itself: nothing to look at
+    assert signals["light_rim"] < 0.3 and signals["radius_mm"] > 5.0  # what it was read from
+    assert flagged(case.image, np.zeros_like(case.truth), {})[0] == "empty_prompt"
+
+
+def test_signals_are_written_one_line_per_call(tmp_path, capsys):
+    """``--signals``: each call's row and the signals the flag read, for choosing a check's bound."""
+    out = tmp_path / "signals.jsonl"
+    assert main(["--random", "1", "--first-seed", "18", "--offsets", "1", "--no-real", "--signals", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["click"] for r in rows] == ["centre", "off0"]
+    assert all(0.0 <= r["dice"] <= 1.0 and "light_rim" in r["signals"] for r in rows)
+    assert "2 calls" in capsys.readouterr().out
