@@ -4,6 +4,7 @@ way the engine judges it."""
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from LinGuinELib.propagation.result import MaskCrop
 from LinGuinELib.quality import scan_checks
@@ -47,6 +48,17 @@ def tube_x(shape, zyx, radius, x0, x1) -> np.ndarray:
 def wall_from(shape, x) -> np.ndarray:
     """The chest wall: every voxel from column ``x`` on."""
     return np.indices(shape)[2] >= x
+
+
+def scanned(arr: np.ndarray, blur_mm: float = 1.0) -> np.ndarray:
+    """A scanner's blur over the painted tissues (1 mm voxels): every edge has its partial-volume rim."""
+    return ndimage.gaussian_filter(arr, blur_mm)
+
+
+def outline(arr: np.ndarray, level: float) -> np.ndarray:
+    """What a segmenter draws at ``level``: the component at ``CENTRE_ZYX`` at or above it."""
+    labels, _ = ndimage.label(arr >= level)
+    return labels == labels[CENTRE_ZYX]
 
 
 def judge(prompt_img: sitk.Image, prompt_mask: np.ndarray, img: sitk.Image, cand: np.ndarray,

@@ -3,7 +3,7 @@ just outside the outline; a solid lesion's partial-volume blur has faded there, 
 leans on the chest wall."""
 
 import numpy as np
-from quality_fixtures import CENTRE_ZYX, ball, image, lung, painted, wall_from
+from quality_fixtures import CENTRE_ZYX, ball, image, lung, outline, painted, scanned, wall_from
 from scipy import ndimage
 
 from LinGuinELib.propagation.result import MaskCrop
@@ -11,17 +11,6 @@ from LinGuinELib.quality import Reason, scan_checks
 
 SOLID_HU, HALO_HU, LUNG_HU = 30.0, -550.0, -850.0
 SHAPE = (40, 80, 80)
-
-
-def scanned(arr: np.ndarray, blur_mm: float = 1.0) -> np.ndarray:
-    """A scanner's blur over the painted tissues (1 mm voxels): every edge has its partial-volume rim."""
-    return ndimage.gaussian_filter(arr, blur_mm)
-
-
-def outline(arr: np.ndarray, level: float) -> np.ndarray:
-    """What a segmenter draws at ``level``: the component at the centre at or above it."""
-    labels, _ = ndimage.label(arr >= level)
-    return labels == labels[CENTRE_ZYX]
 
 
 def reasons(arr: np.ndarray, mask: np.ndarray, spacing_xyz=(1.0, 1.0, 1.0)) -> tuple[set, float]:

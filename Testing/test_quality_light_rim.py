@@ -3,7 +3,7 @@ segment whose outer layer is mostly lighter than that took in partial volume (a 
 cut through ground glass (a part-solid nodule), and its volume rests on where the line was drawn."""
 
 import numpy as np
-from quality_fixtures import CENTRE_ZYX, ball, image, lung, painted
+from quality_fixtures import CENTRE_ZYX, ball, image, lung, outline, painted, scanned
 from scipy import ndimage
 
 from LinGuinELib.propagation.result import MaskCrop
@@ -11,17 +11,6 @@ from LinGuinELib.quality import Reason, scan_checks
 
 SOLID_HU, HALO_HU, LUNG_HU = 30.0, -550.0, -850.0
 SHAPE = (40, 80, 80)
-
-
-def scanned(arr: np.ndarray) -> np.ndarray:
-    """A scanner's 1 mm blur over the painted tissues: every edge has its partial-volume rim."""
-    return ndimage.gaussian_filter(arr, 1.0)
-
-
-def outline(arr: np.ndarray, level: float) -> np.ndarray:
-    """What a segmenter draws at ``level``: the component at the centre at or above it."""
-    labels, _ = ndimage.label(arr >= level)
-    return labels == labels[CENTRE_ZYX]
 
 
 def reasons(arr: np.ndarray, mask: np.ndarray) -> tuple[set, float]:
