@@ -51,3 +51,14 @@ def test_signals_are_written_one_line_per_call(tmp_path, capsys):
     assert [r["click"] for r in rows] == ["centre", "off0"]
     assert all(0.0 <= r["dice"] <= 1.0 and "light_rim" in r["signals"] for r in rows)
     assert "2 calls" in capsys.readouterr().out
+
+
+def test_signals_never_overwrite_and_need_a_folder(tmp_path, capsys):
+    """Refused before any case runs, one line naming the path, nothing written."""
+    taken = tmp_path / "taken.jsonl"
+    taken.write_text("mine\n")
+    assert main(["--random", "1", "--first-seed", "18", "--no-real", "--signals", str(taken)]) == 2
+    assert taken.read_text() == "mine\n" and str(taken) in capsys.readouterr().err
+    nowhere = tmp_path / "missing" / "s.jsonl"
+    assert main(["--random", "1", "--first-seed", "18", "--no-real", "--signals", str(nowhere)]) == 2
+    assert not nowhere.parent.exists()

@@ -256,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write each call's row with the quality signals, one JSON object per line "
                         "(for choosing a check's bound)")
     args = p.parse_args(argv)
+    if args.signals and (args.signals.exists() or not args.signals.parent.is_dir()):
+        why = "already exists (not overwritten)" if args.signals.exists() else "has no folder to go in"
+        print(f"--signals {args.signals}: {why}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     seg = create_backend("segmentation", args.backend)
     kinds = [KINDS[i] for i in QUICK] if args.quick else (
