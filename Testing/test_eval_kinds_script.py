@@ -39,7 +39,7 @@ def test_the_flag_reads_a_clicks_segmentation():
     case = render_case(LesionKind(12.0, "isolated", "solid", 1.25), seed=3, half_mm=35.0)
     reasons, signals = flagged(case.image, case.truth, {})
     assert reasons == ""  # the truth itself: nothing to look at
-    assert signals["light_rim"] < 0.3 and signals["radius_mm"] > 5.0  # what it was read from
+    assert signals["faint_rim"] < 0.3 and signals["radius_mm"] > 5.0  # what it was read from
     assert flagged(case.image, np.zeros_like(case.truth), {})[0] == "empty_prompt"
 
 
@@ -49,7 +49,8 @@ def test_signals_are_written_one_line_per_call(tmp_path, capsys):
     assert main(["--random", "1", "--first-seed", "18", "--offsets", "1", "--no-real", "--signals", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["click"] for r in rows] == ["centre", "off0"]
-    assert all(0.0 <= r["dice"] <= 1.0 and "light_rim" in r["signals"] for r in rows)
+    assert all(0.0 <= r["dice"] <= 1.0 and "faint_rim" in r["signals"] for r in rows)
+    assert all(r["signals"]["registration_confidence"] is None for r in rows)  # NaN written as null
     assert "2 calls" in capsys.readouterr().out
 
 
@@ -58,7 +59,8 @@ def test_signals_never_overwrite_and_need_a_folder(tmp_path, capsys):
     taken = tmp_path / "taken.jsonl"
     taken.write_text("mine\n")
     assert main(["--random", "1", "--first-seed", "18", "--no-real", "--signals", str(taken)]) == 2
-    assert taken.read_text() == "mine\n" and str(taken) in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert taken.read_text() == "mine\n" and str(taken) in said.err and said.out == ""  # refused before any case
     nowhere = tmp_path / "missing" / "s.jsonl"
     assert main(["--random", "1", "--first-seed", "18", "--no-real", "--signals", str(nowhere)]) == 2
     assert not nowhere.parent.exists()

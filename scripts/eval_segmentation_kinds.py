@@ -26,6 +26,7 @@ import math
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import cc3d
@@ -121,6 +122,18 @@ def random_kinds(n: int, first_seed: int) -> list[tuple[tuple, int]]:
     return out
 
 
+Sink = Callable[[dict], None] | None  # takes each call's row as it is made (``--signals``)
+
+
+def json_line(row: dict) -> str:
+    """One row as a line of strict JSON: a NaN (a signal that could not be read) becomes null."""
+    def finite(v):
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+    return json.dumps(finite(row), allow_nan=False) + "\n"
+
+
 def flagged(image: sitk.Image, pred: np.ndarray, diag: dict) -> tuple[str, dict]:
     """The quality flag's reasons for a click's own segmentation (as on a prompt scan), and the
     signals they were read from."""
@@ -145,7 +158,7 @@ def clicks(centre_lps: np.ndarray, radius_mm: float, n_offsets: int) -> list[tup
 
 
 def run_case(seg, image: sitk.Image, truth: np.ndarray, centre: np.ndarray, radius: float,
-             n_offsets: int, group: dict) -> list[dict]:
+             n_offsets: int, group: dict, sink: Sink = None) -> list[dict]:
     voxel_ml = float(np.prod(image.GetSpacing())) / 1000.0
     truth_ml = float(truth.sum()) * voxel_ml
     rows = []
@@ -160,10 +173,12 @@ def run_case(seg, image: sitk.Image, truth: np.ndarray, centre: np.ndarray, radi
                      "truth_ml": truth_ml, "pred_ml": ml, "seconds": seconds,
                      "warnings": ",".join(diag.get("warnings", [])), "flags": flags,
                      "signals": signals})
+        if sink:
+            sink(rows[-1])
     return rows
 
 
-def synthetic_rows(seg, cases: list[tuple[tuple, int]], n_offsets: int) -> list[dict]:
+def synthetic_rows(seg, cases: list[tuple[tuple, int]], n_offsets: int, sink: Sink = None) -> list[dict]:
     """Rows for (kind, seed) cases; a kind that cannot be placed or rendered at a seed is skipped
     (logged): no room for it in the chest there, or a nodule thinner than the slice is lost."""
     rows = []
@@ -177,7 +192,7 @@ def synthetic_rows(seg, cases: list[tuple[tuple, int]], n_offsets: int) -> list[
         group = {"source": "synthetic", "case": f"{d:g} mm {kind.label} {slice_mm}mm s{seed}",
                  "kind": kind.label, "size": kind.size_class, "attachment": attach,
                  "density": density, "slices": kind.slice_class}
-        rows += run_case(seg, case.image, case.truth, case.centre_lps, d / 2, n_offsets, group)
+        rows += run_case(seg, case.image, case.truth, case.centre_lps, d / 2, n_offsets, group, sink)
         logging.info("%s: %s", group["case"], [round(r["dice"], 2) for r in rows[-1 - n_offsets:]])
     return rows
 
@@ -192,7 +207,7 @@ REAL = [  # (name, ct, mask, kind descriptor): the development set, described li
 ]
 
 
-def real_rows(seg, n_offsets: int) -> list[dict]:
+def real_rows(seg, n_offsets: int, sink: Sink = None) -> list[dict]:
     rows = []
     for name, ct, mask, (size, attach, density, slices) in REAL:
         if not (DATA / ct).exists():
@@ -206,7 +221,7 @@ def real_rows(seg, n_offsets: int) -> list[dict]:
         radius = float(np.cbrt(truth.sum() * np.prod(sp) * 3 / (4 * np.pi)))
         group = {"source": "real", "case": name, "kind": f"real:{name}", "size": size,
                  "attachment": attach, "density": density, "slices": slices}
-        rows += run_case(seg, image, truth, centre_lps, radius, n_offsets, group)
+        rows += run_case(seg, image, truth, centre_lps, radius, n_offsets, group, sink)
     return rows
 
 
@@ -268,14 +283,21 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k for k in kinds if args.only in LesionKind(float(k[0]), *k[1:3], float(k[3]), float(k[4]), *k[5:]).label]
     cases = random_kinds(args.random, args.first_seed) if args.random else \
         [(kind, seed) for kind in kinds for seed in range(args.seeds)]
-    rows = synthetic_rows(seg, cases, min(args.offsets, len(OFFSET_DIRS)))
-    if not args.no_real:
-        rows += real_rows(seg, min(args.offsets, len(OFFSET_DIRS)))
+    out = args.signals.open("x") if args.signals else None  # "x": never over a file that appeared meanwhile
+
+    def sink(row: dict) -> None:  # each row as it is made: an interrupted run keeps what it measured
+        out.write(json_line(row))
+        out.flush()
+    try:
+        rows = synthetic_rows(seg, cases, min(args.offsets, len(OFFSET_DIRS)), sink if out else None)
+        if not args.no_real:
+            rows += real_rows(seg, min(args.offsets, len(OFFSET_DIRS)), sink if out else None)
+    finally:
+        if out:
+            out.close()
     if not rows:
         print("no case could be rendered", file=sys.stderr)
         return 1
-    if args.signals:
-        args.signals.write_text("".join(json.dumps(r) + "\n" for r in rows))
     if args.per_case:
         print("| case | click | Dice | truth mL | predicted mL | warnings | flags | s |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -44,7 +44,7 @@ class Reason(str, Enum):
     RUNS_ON = "runs_on"
     ELONGATED = "elongated"
     HAZE_BEYOND = "haze_beyond"
-    LIGHT_RIM = "light_rim"
+    FAINT_RIM = "faint_rim"
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -98,10 +98,10 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.HAZE_BEYOND: "hazy tissue lies all round just outside the outline, denser than the lung: a ground-glass "
                         "part of the lesion (the halo of a part-solid nodule) may have been left out, and the "
                         "volume be too small",
-    Reason.LIGHT_RIM: "much of the segment is an outer layer lighter than half-way from the lung to its inside: "
-                      "the outline is not at the lesion's edge (a small nodule's partial volume taken in, or a "
-                      "cut through the ground glass of a part-solid one); its volume is not vouched for within "
-                      "a factor of 2",
+    Reason.FAINT_RIM: "much of the segment is an outer layer fainter (lower in HU) than half-way from the lung to "
+                      "its inside: the outline is not at the lesion's edge (a small nodule's partial volume taken "
+                      "in, or a cut through the ground glass of a part-solid one); its volume is not vouched for "
+                      "within a factor of 2",
     Reason.RUNS_ON: "where the outline lies in the lung, much of it runs on into tissue as dense as the segment: a "
                     "vessel about as thick as the lesion taken in (the shape cannot tell which is the lesion), or "
                     "a lesion cut from part of itself (a part-solid lesion's ground glass left out)",
