@@ -46,7 +46,7 @@ from ..partial_volume import edge_threshold
 from ..registry import register_segmentation
 from ..voxels import voxels
 from .base import Segmenter, prompt_points
-from .cavity import fill, find_cavity
+from .cavity import cavity_beside, fill, find_cavity
 from .diagnostics import MIN_ENVELOPE_FRACTION, empty_diagnostics, summary, warnings_of
 from .dome import fill_corner
 from .end_slices import beside_the_slice, is_slice_of_wall, settle_end_slices
@@ -282,7 +282,7 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
     """(seed, array, where the lesion's scale is measured from): the prompt, or the densest voxel
     within reach when the prompt sits in air / lung. A prompt in a cavity starts from its wall, on a
     copy of the array whose cavity is filled, and the scale is measured from the cavity's middle
-    (:mod:`.cavity`)."""
+    (:mod:`.cavity`); so does a prompt in a cavity's wall, from where it is."""
     reach = seed_reach(spacing)
     # a prompt in air may sit in a cavity, however near its wall (a prompt 3 mm from the wall of
     # a 31 mm lesion's cavity started from the wall and read a piece of it)
@@ -298,6 +298,11 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
         flat = np.flatnonzero(search.ravel())
         best = np.array(np.unravel_index(flat[np.argmax(roi.smooth.ravel()[flat])], roi.smooth.shape))
         seed = roi.to_image(best)
+    if cavity is None:
+        # a prompt in tissue (or moved into it) may be in a cavity's wall, the cavity its nearest air
+        cavity = cavity_beside(array, spacing, seed, clearance_mm=reach)
+        if cavity is not None:
+            array = fill(array, spacing, cavity)
     return seed, array, seed if cavity is None else cavity.centre
 
 
