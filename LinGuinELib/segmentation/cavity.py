@@ -20,12 +20,15 @@ land near its cavity's wall. The cavity is looked for from the middle of the air
 tissue (such a prompt had started from the wall, and read a piece of it).
 
 Nor need it sit in air: the wall is the tissue a reader sees and clicks, and a point carried from
-another scan lands in it as often. From a prompt in tissue the nearest air along the rays may be
-the cavity's: it then passed for the lung as above, and the result was a sliver of the wall (46 of
-177 wall clicks on the random cavitating lesions of seeds 8000-8599 gave under a fifth of the
-lesion, with no warning). So the air nearest such a prompt, on either side of it, is asked the
-same question (:func:`cavity_beside`), with one more condition: the wall round it must be thick
-(an emphysematous bulla beside a nodule is enclosed too, by a wall thinner than a millimetre).
+another scan may land in it. From a prompt in tissue the nearest air along the rays may be
+the cavity's: it then passed for the lung as above, and the result was a sliver of the wall (18
+of 72 wall clicks on the random cavitating lesions of seeds 8000-8599 gave under a fifth of the
+lesion, 15 of them with no warning). So the pockets of air round such a prompt are asked the same
+question (:func:`cavity_beside`), with one more condition: the wall round the cavity must be thick
+(an emphysematous bulla beside a nodule is enclosed too, by a membrane). A cavity found so is
+filled as above, and the lesion read from the click, which is on it. (Read from the cavity's
+nearest wall instead, as a click in its air is, a cavity near the chest wall gave the rib behind
+its thin side, or a corner lesion's cut: 0.6x clicks came out 0.1x.)
 """
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
     """(seed, array, where the lesion's scale is measured from): the prompt, or the densest voxel
     within reach when the prompt sits in air / lung. A prompt in a cavity starts from its wall, on a
     copy of the array whose cavity is filled, and the scale is measured from the cavity's middle
-    (:mod:`.cavity`); so does a prompt in a cavity's wall."""
+    (:mod:`.cavity`); so does a prompt in a cavity's wall, from where it is."""
     reach = seed_reach(spacing)
     # a prompt in air may sit in a cavity, however near its wall (a prompt 3 mm from the wall of
     # a 31 mm lesion's cavity started from the wall and read a piece of it)
@@ -299,10 +299,10 @@ def _start_seed(array: np.ndarray, spacing: np.ndarray,
         best = np.array(np.unravel_index(flat[np.argmax(roi.smooth.ravel()[flat])], roi.smooth.shape))
         seed = roi.to_image(best)
     if cavity is None:
-        # a prompt in tissue (or moved into it) may be in a cavity's wall: read as from the cavity
+        # a prompt in tissue (or moved into it) may be in a cavity's wall; the click is on the lesion
         cavity = cavity_beside(array, spacing, seed, clearance_mm=reach)
         if cavity is not None:
-            array, seed = fill(array, spacing, cavity), cavity.wall
+            array = fill(array, spacing, cavity)
     return seed, array, seed if cavity is None else cavity.centre
 
 
