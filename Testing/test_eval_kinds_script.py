@@ -64,3 +64,16 @@ def test_signals_never_overwrite_and_need_a_folder(tmp_path, capsys):
     nowhere = tmp_path / "missing" / "s.jsonl"
     assert main(["--random", "1", "--first-seed", "18", "--no-real", "--signals", str(nowhere)]) == 2
     assert not nowhere.parent.exists()
+
+
+def test_wall_clicks_click_only_cavitating_lesions_on_their_tissue(tmp_path):
+    """``--wall-clicks K``: the cavitating kinds drawn, each clicked at K voxels of its wall (tissue
+    inside the truth, never the cavity's air); the other kinds are skipped."""
+    out = tmp_path / "walls.jsonl"
+    # seeds 8250-8251: a 4-10 mm nodule (skipped) and a 24 mm cavitating lesion on 5 mm slices
+    assert [k[5] for k, _ in random_kinds(2, 8250)] == ["round", "cavitating"]
+    assert main(["--random", "2", "--first-seed", "8250", "--wall-clicks", "2", "--signals", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["click"] for r in rows] == ["wall0", "wall1"] and {r["kind"] for r in rows} == {
+        "10-30mm/vessel/solid/cavitating"}
+    assert all(r["dice"] > 0.9 for r in rows)

@@ -14,7 +14,8 @@ than 2x) it flags and what share of good ones. ``--random N`` draws N kinds inst
 (:func:`random_kinds`): lesions nobody chose, the honest measure of kinds not developed on.
 
 Usage: python scripts/eval_segmentation_kinds.py [--seeds 2] [--offsets 2] [--per-case]
-       [--quick | --new | --wall | --part-solid | --thick-hazy | --random N [--first-seed S]]
+       [--quick | --new | --wall | --part-solid | --thick-hazy | --random N [--first-seed S]
+       [--wall-clicks K]]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 import cc3d
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -44,6 +46,7 @@ from LinGuinELib.registry import create_backend  # noqa: E402
 from LinGuinELib.synthetic import LesionKind, render_case  # noqa: E402
 from LinGuinELib.synthetic.kinds import ATTACHMENTS, DENSITIES  # noqa: E402
 from LinGuinELib.synthetic.manifest import lesion_centre_zyx  # noqa: E402
+from LinGuinELib.voxels import voxels  # noqa: E402
 
 # (diameter mm, attachment, density, slice mm, invasion mm): sizes 4 mm to 10 cm, every
 # attachment and density, slices 0.6-5 mm; the issue's failures are among them
@@ -157,12 +160,26 @@ def clicks(centre_lps: np.ndarray, radius_mm: float, n_offsets: int) -> list[tup
                                        for i in range(n_offsets)]
 
 
-def run_case(seg, image: sitk.Image, truth: np.ndarray, centre: np.ndarray, radius: float,
-             n_offsets: int, group: dict, sink: Sink = None) -> list[dict]:
+WALL_HU = -200.0  # a wall click's voxel (smoothed over 3 voxels) is tissue at least this dense
+
+
+def wall_clicks(image: sitk.Image, truth: np.ndarray, n: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """``n`` clicks on a lesion's tissue, as a reader clicks a cavitating lesion's wall: voxels of
+    the truth a voxel in from its edge whose 3-voxel mean is tissue (not the cavity's air), drawn
+    with the case's seed."""
+    smooth = ndimage.uniform_filter(voxels(image).astype(np.float32), 3)
+    wall = np.argwhere(truth & (smooth > WALL_HU) & ndimage.binary_erosion(truth))
+    picks = wall[np.random.default_rng(seed).choice(len(wall), size=min(n, len(wall)), replace=False)]
+    return [(f"wall{i}", np.array(image.TransformIndexToPhysicalPoint([int(v) for v in p[::-1]])))
+            for i, p in enumerate(picks)]
+
+
+def run_case(seg, image: sitk.Image, truth: np.ndarray, points: list[tuple[str, np.ndarray]],
+             group: dict, sink: Sink = None) -> list[dict]:
     voxel_ml = float(np.prod(image.GetSpacing())) / 1000.0
     truth_ml = float(truth.sum()) * voxel_ml
     rows = []
-    for name, point in clicks(centre, radius, n_offsets):
+    for name, point in points:
         start = time.perf_counter()
         pred = seg.segment(image, point[None])
         seconds = time.perf_counter() - start
@@ -178,12 +195,17 @@ def run_case(seg, image: sitk.Image, truth: np.ndarray, centre: np.ndarray, radi
     return rows
 
 
-def synthetic_rows(seg, cases: list[tuple[tuple, int]], n_offsets: int, sink: Sink = None) -> list[dict]:
+def synthetic_rows(seg, cases: list[tuple[tuple, int]], n_offsets: int, sink: Sink = None,
+                   n_wall: int = 0) -> list[dict]:
     """Rows for (kind, seed) cases; a kind that cannot be placed or rendered at a seed is skipped
-    (logged): no room for it in the chest there, or a nodule thinner than the slice is lost."""
+    (logged): no room for it in the chest there, or a nodule thinner than the slice is lost.
+    ``n_wall``: instead of the centre and offsets, only the cavitating kinds, clicked on their wall
+    at that many points (:func:`wall_clicks`)."""
     rows = []
     for (d, attach, density, slice_mm, invade, *shape), seed in cases:
         kind = LesionKind(float(d), attach, density, float(slice_mm), float(invade), *shape)
+        if n_wall and kind.shape != "cavitating":
+            continue
         try:
             case = render_case(kind, seed=seed)
         except InputError as why:
@@ -192,8 +214,10 @@ def synthetic_rows(seg, cases: list[tuple[tuple, int]], n_offsets: int, sink: Si
         group = {"source": "synthetic", "case": f"{d:g} mm {kind.label} {slice_mm}mm s{seed}",
                  "kind": kind.label, "size": kind.size_class, "attachment": attach,
                  "density": density, "slices": kind.slice_class}
-        rows += run_case(seg, case.image, case.truth, case.centre_lps, d / 2, n_offsets, group, sink)
-        logging.info("%s: %s", group["case"], [round(r["dice"], 2) for r in rows[-1 - n_offsets:]])
+        points = wall_clicks(case.image, case.truth, n_wall, seed) if n_wall else \
+            clicks(case.centre_lps, d / 2, n_offsets)
+        rows += run_case(seg, case.image, case.truth, points, group, sink)
+        logging.info("%s: %s", group["case"], [round(r["dice"], 2) for r in rows[-len(points):]])
     return rows
 
 
@@ -221,7 +245,7 @@ def real_rows(seg, n_offsets: int, sink: Sink = None) -> list[dict]:
         radius = float(np.cbrt(truth.sum() * np.prod(sp) * 3 / (4 * np.pi)))
         group = {"source": "real", "case": name, "kind": f"real:{name}", "size": size,
                  "attachment": attach, "density": density, "slices": slices}
-        rows += run_case(seg, image, truth, centre_lps, radius, n_offsets, group, sink)
+        rows += run_case(seg, image, truth, clicks(centre_lps, radius, n_offsets), group, sink)
     return rows
 
 
@@ -262,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead of the listed kinds, N kinds drawn at random (random_kinds), one seed each "
                         "(--seeds, --only and the kind lists do not apply)")
     p.add_argument("--first-seed", type=int, default=1000, help="with --random: the first kind's seed")
+    p.add_argument("--wall-clicks", type=int, default=0, metavar="K",
+                   help="with --random: only the cavitating kinds drawn, each clicked at K points of its wall "
+                        "(its tissue) instead of its centre and offsets; no real lesions")
     p.add_argument("--only", default="", help="only kinds whose label contains this text")
     p.add_argument("--no-real", action="store_true", help="skip ../shared/data")
     p.add_argument("--per-case", action="store_true")
@@ -289,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         out.write(json_line(row))
         out.flush()
     try:
-        rows = synthetic_rows(seg, cases, min(args.offsets, len(OFFSET_DIRS)), sink if out else None)
-        if not args.no_real:
+        rows = synthetic_rows(seg, cases, min(args.offsets, len(OFFSET_DIRS)), sink if out else None,
+                              args.wall_clicks if args.random else 0)
+        if not args.no_real and not args.wall_clicks:
             rows += real_rows(seg, min(args.offsets, len(OFFSET_DIRS)), sink if out else None)
     finally:
         if out:
