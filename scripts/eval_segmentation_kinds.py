@@ -348,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"quality flag on the click's own segmentation: {sum(bool(r['flags']) for r in bad)}/{len(bad)} bad "
           f"results flagged, {f'{100 * np.mean(good):.0f}%' if good else '-'} of good ones")
     if args.random:
-        print(f"kinds: {len({r['case'] for r in rows if r['source'] == 'synthetic'})} of {args.random} drawn "
-              "(the rest could not be placed; logged)")
+        held = len({r['case'] for r in rows if r['source'] == 'synthetic'})
+        print(f"kinds: {held} of {args.random} drawn (the rest " + (
+            "not cavitating, or" if args.wall_clicks else "") + " could not be placed; logged)")
     return 0
 
 
