@@ -91,6 +91,7 @@ def _ball_image(shape_mm: float, spacing: tuple[float, float, float], draw) -> t
 
 
 def _physical(image: sitk.Image, mm_zyx: np.ndarray) -> np.ndarray:
+    """The LPS point ``mm_zyx`` (zyx mm) from the middle of a ``_ball_image`` (identity direction)."""
     middle = (np.array(image.GetSize()) - 1) / 2 * np.array(image.GetSpacing())
     return middle + np.asarray(mm_zyx, float)[::-1]
 
