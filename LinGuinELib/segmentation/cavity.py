@@ -72,14 +72,17 @@ class Cavity:
     thickness: float
 
 
+def clearance(air: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """mm from each air voxel of a box to the nearest tissue, the box's faces counted as tissue:
+    beyond them nothing is known (air there would draw a climb out to a face)."""
+    return edt_mm(np.pad(air, 1, constant_values=False), spacing)[1:-1, 1:-1, 1:-1]
+
+
 def deepest_air(smooth: np.ndarray, spacing: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, float]:
     """(index, mm): the point of the air round ``start`` (a voxel in air) farthest from tissue that
     ``start`` climbs to, always moving away from the nearest tissue, and its distance to tissue.
     In a cavity, its middle, however eccentric the prompt."""
-    # the box's faces count as tissue: beyond them nothing is known (air there would draw the climb
-    # out to a face)
-    air = np.pad(smooth < AIR_LIKE_HU, 1, constant_values=False)
-    clear = edt_mm(air, spacing)[1:-1, 1:-1, 1:-1]
+    clear = clearance(smooth < AIR_LIKE_HU, spacing)
     at = np.array(nearest_voxel(start, smooth.shape))
     steps = np.argwhere(np.ones((3, 3, 3), bool)) - 1
     while True:
@@ -182,7 +185,7 @@ def cavity_beside(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray,
     hit = values[np.arange(len(values)), np.minimum(first, values.shape[1] - 1)]
     order = np.argsort(first)
     pockets = list(dict.fromkeys(int(hit[k]) for k in order if first[k] < values.shape[1]))
-    clear = edt_mm(np.pad(air, 1, constant_values=False), box.spacing)[1:-1, 1:-1, 1:-1]
+    clear = clearance(air, box.spacing)
     for label in pockets[:MAX_POCKETS]:
         middle = np.unravel_index(int(np.argmax(np.where(labels == label, clear, 0.0))), air.shape)
         cavity = find_cavity(array, spacing, box.to_image(np.array(middle, float)), clearance_mm)
