@@ -77,3 +77,15 @@ def test_wall_clicks_click_only_cavitating_lesions_on_their_tissue(tmp_path):
     assert [r["click"] for r in rows] == ["wall0", "wall1"] and {r["kind"] for r in rows} == {
         "10-30mm/vessel/solid/cavitating"}
     assert all(r["dice"] > 0.9 for r in rows)
+
+
+def test_wall_clicks_refused_without_random_or_below_one(tmp_path, capsys):
+    """``--wall-clicks`` alone would run the listed kinds unclicked on any wall, a negative count
+    was a traceback: both are one line and exit 2, before any case runs or ``--signals`` is made."""
+    out = tmp_path / "walls.jsonl"
+    assert main(["--wall-clicks", "2", "--signals", str(out)]) == 2
+    assert "--random" in capsys.readouterr().err
+    assert main(["--random", "1", "--wall-clicks", "-1", "--signals", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--wall-clicks -1" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -302,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         why = "already exists (not overwritten)" if args.signals.exists() else "has no folder to go in"
         print(f"--signals {args.signals}: {why}", file=sys.stderr)
         return 2
+    if args.wall_clicks and (args.wall_clicks < 0 or not args.random):
+        print(f"--wall-clicks {args.wall_clicks}: " + ("give a number of clicks, 1 or more" if args.wall_clicks < 0
+              else "clicks the random kinds' cavitating lesions: give --random N too"), file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     seg = create_backend("segmentation", args.backend)
     kinds = [KINDS[i] for i in QUICK] if args.quick else (
@@ -324,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         if out:
             out.close()
     if not rows:
-        print("no case could be rendered", file=sys.stderr)
+        print("no cavitating kind among those drawn" if args.wall_clicks else "no case could be rendered",
+              file=sys.stderr)
         return 1
     if args.per_case:
         print("| case | click | Dice | truth mL | predicted mL | warnings | flags | s |")
@@ -349,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
           f"results flagged, {f'{100 * np.mean(good):.0f}%' if good else '-'} of good ones")
     if args.random:
         held = len({r['case'] for r in rows if r['source'] == 'synthetic'})
-        print(f"kinds: {held} of {args.random} drawn (the rest " + (
-            "not cavitating, or" if args.wall_clicks else "") + " could not be placed; logged)")
+        rest = "not cavitating or could not be placed" if args.wall_clicks else "could not be placed"
+        print(f"kinds: {held} of {args.random} drawn (the rest {rest}; logged)")
     return 0
 
 
