@@ -110,6 +110,27 @@ def test_empty_prompt_and_far_point_flagged():
     assert Reason.POINT_FAR in _reasons(far)
 
 
+
+def test_a_click_anywhere_in_the_lesion_is_not_far_on_the_prompt_scan():
+    """The reader's click may sit on a lesion's wall, a radius from its centre: not far on the
+    prompt scan. The same point carried by registration to a follow-up is far (the prompt's centre
+    was mapped), and so is a click that misses the segment by more than POINT_FAR_MM."""
+    img, arr = _chest(shape=(40, 60, 60))
+    lesion = _ball(arr.shape, (20, 30, 38), 14)
+    arr[lesion] = 30
+    scan = sitk.GetImageFromArray(arr.astype(np.int16))
+    scan.CopyInformation(img)
+    wall, outside = np.array([38.0 + 13, 30.0, 20.0]), np.array([38.0, 30.0 + 21, 20.0])
+
+    def far(point, is_prompt):
+        signals, findings = scan_checks(scan, MaskCrop.from_full(lesion), is_prompt=is_prompt,
+                                        point_lps=point, prompt_signals=None if is_prompt else {"radius_mm": 14.0})
+        return Reason.POINT_FAR in _reasons(findings), signals
+
+    assert not far(wall, True)[0], far(wall, True)[1]
+    assert far(wall, False)[0]
+    assert far(outside, True)[0]
+
 def test_low_registration_confidence_flags_small_lesions_and_unvouched_points_only():
     """A few mm of registration doubt matter for a 8 mm nodule, not inside a 30 mm mass; a point
     nothing vouches for (confidence 0) is flagged whatever the size."""

@@ -137,10 +137,11 @@ def json_line(row: dict) -> str:
     return json.dumps(finite(row), allow_nan=False) + "\n"
 
 
-def flagged(image: sitk.Image, pred: np.ndarray, diag: dict) -> tuple[str, dict]:
-    """The quality flag's reasons for a click's own segmentation (as on a prompt scan), and the
-    signals they were read from."""
-    signals, findings = scan_checks(image, MaskCrop.from_full(pred), is_prompt=True, diagnostics=diag)
+def flagged(image: sitk.Image, pred: np.ndarray, diag: dict, click_lps: np.ndarray | None = None) -> tuple[str, dict]:
+    """The quality flag's reasons for a click's own segmentation (as on a prompt scan, ``click_lps``
+    the click there), and the signals they were read from."""
+    signals, findings = scan_checks(image, MaskCrop.from_full(pred), is_prompt=True, point_lps=click_lps,
+                                    diagnostics=diag)
     return ";".join(sorted({f.reason.value for f in findings})), signals
 
 
@@ -185,7 +186,7 @@ def run_case(seg, image: sitk.Image, truth: np.ndarray, points: list[tuple[str, 
         seconds = time.perf_counter() - start
         diag = getattr(seg, "last_diagnostics", {}) or {}
         ml = float(pred.sum()) * voxel_ml
-        flags, signals = flagged(image, pred, diag)
+        flags, signals = flagged(image, pred, diag, point)
         rows.append({**group, "click": name, "dice": dice(pred, truth), "ratio": ml / truth_ml,
                      "truth_ml": truth_ml, "pred_ml": ml, "seconds": seconds,
                      "warnings": ",".join(diag.get("warnings", [])), "flags": flags,

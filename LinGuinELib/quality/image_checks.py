@@ -68,7 +68,9 @@ WEAK_EDGE_HU = 100.0
 WEAK_EDGE_NOISE = 2.0  # or this many noise SDs of the surrounding lung, if larger
 MIN_VOLUME_ML = 4.0 / 3.0 * math.pi * 1.5**3 / 1000.0  # a 3 mm nodule
 MIN_VOXELS = 8
-POINT_FAR_MM = 5.0  # plus half the segment's radius: how far a propagated point may sit
+POINT_FAR_MM = 5.0  # plus half the segment's radius: how far a propagated point may sit from its
+# centre (the prompt's centre was mapped); plus the whole radius for the reader's click on the prompt
+# scan, which may lie anywhere in the lesion (a cavitating lesion's wall is a radius from its centre)
 MIN_CONFIDENCE = 0.5
 # A confidence in (0, MIN_CONFIDENCE) stands for a mapping off by a few mm (the classical backend:
 # its two fine estimates 2-4 mm apart). A lesion whose radius is this many times that holds such a
@@ -330,7 +332,8 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
     """Signals (numbers, for records) and findings for one (lesion, scan) segment.
 
     ``mask``: the segment on ``image``'s grid; ``point_lps``: where registration put the
-    lesion (None on the prompt scan); ``confidence``: ``PointMapper.confidence`` there.
+    lesion, or on the prompt scan the reader's click (None: a mask prompt); ``confidence``:
+    ``PointMapper.confidence`` there.
     """
     findings: list[Finding] = []
     signals: dict[str, float] = {"registration_confidence": float(confidence)}
@@ -411,7 +414,7 @@ def scan_checks(image: sitk.Image, mask: MaskCrop, *, is_prompt: bool,
         dist = float(np.sqrt(((pts - np.asarray(point_lps, float)) ** 2).sum(axis=1)).min())
         centre = float(np.linalg.norm(pts.mean(axis=0) - np.asarray(point_lps, float)))
         signals.update(point_to_segment_mm=dist, point_to_centroid_mm=centre)
-        limit = POINT_FAR_MM + 0.5 * prompt_signals.get("radius_mm", radius)
+        limit = POINT_FAR_MM + (radius if is_prompt else 0.5 * prompt_signals.get("radius_mm", radius))
         if centre > limit or dist > POINT_FAR_MM:
             findings.append(Finding(Reason.POINT_FAR, f"{centre:.0f} mm from its centre"))
     if diagnostics and diagnostics.get("roi_border_contact"):

@@ -364,8 +364,8 @@ class ClassicalSegmenter(Segmenter):
         is tried once more from the slice beside it that is more lung, and that result kept when it
         reaches less of its ROI's border: a click on a small lesion in the slice the dome crosses."""
         seed, array, origin = _start_seed(array, spacing, seed)
-        dist, hits = air_distances(array, spacing, origin)
-        scale = lesion_scale(dist)
+        dist, hits, outside = air_distances(array, spacing, origin)
+        scale = lesion_scale(dist, outside)
         if scale is not None:
             scale = max(scale, MIN_SCALE_MM, float(spacing.max()))
         diag.update(in_lung=scale is not None, lesion_scale_mm=float("nan") if scale is None else round(scale, 2))

@@ -29,7 +29,7 @@ from .roi import DIRECTIONS, SMOOTH_MM, Roi, blur_mm, distance_map
 
 ENVELOPE_FACTOR = 2.5  # closing ball radius / lesion scale: the ball must span the lesion's dent
 SCALE_QUANTILE = 30  # percentile of the ray distances to lung (rays that find it): robust to the
-# rays that run along a wall or vessel before they find lung
+# rays that run along a wall or vessel before they find lung; the same percentile of the chords
 MAX_REACH_MM = 120.0  # rays look this far for lung
 MIN_LUNG_RAYS = 0.25  # a prompt with lung along fewer rays is not in the lung (liver, node, wall)
 ENVELOPE_REACH = 3.0  # the envelope is computed within this many scales (+ its ball) of the seed
@@ -40,9 +40,11 @@ AIR_RUN_MM = 2.0  # a ray has reached lung when it stays aerated this long (nois
 MIN_MIX_VOXELS = 20  # the wall's mix with the lung is read at a distance only from this many voxels
 
 
-def air_distances(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distance in mm, continuous zyx index) where each ray from the seed first enters
-    aerated lung for AIR_RUN_MM; inf / nan where it does not within MAX_REACH_MM."""
+def air_distances(array: np.ndarray, spacing: np.ndarray,
+                  seed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distance in mm, continuous zyx index, outside) where each ray from the seed first enters
+    aerated lung for AIR_RUN_MM; inf / nan where it does not within MAX_REACH_MM. ``outside``:
+    the air met is darker than OUTSIDE_AIR_HU there (outside the body: a ray across a wall)."""
     step = 1.0
     radii = np.arange(0.0, MAX_REACH_MM + 1e-6, step)
     pts = seed + DIRECTIONS[:, None, :] * radii[None, :, None] / spacing
@@ -56,15 +58,34 @@ def air_distances(array: np.ndarray, spacing: np.ndarray, seed: np.ndarray) -> t
     first = np.where(air.any(axis=1), air.argmax(axis=1), -1)
     dist = np.where(first >= 0, radii[np.maximum(first, 0)], np.inf)
     hits = np.where(first[:, None] >= 0, pts[np.arange(len(DIRECTIONS)), np.maximum(first, 0)], np.nan)
-    return dist, hits
+    # read past the edge's partial volume (a skin's edge mixes into the first run)
+    past = np.minimum(np.maximum(first, 0) + run, len(radii) - 1)
+    outside = (first >= 0) & (mean[np.arange(len(DIRECTIONS)), past] <= OUTSIDE_AIR_HU)
+    return dist, hits, outside
 
 
-def lesion_scale(dist: np.ndarray) -> float | None:
-    """The lesion's radius-like scale in mm from the ray distances to lung; None when the
-    prompt is not in the lung (too few rays find aerated lung)."""
-    if np.mean(np.isfinite(dist)) < MIN_LUNG_RAYS:
+MIN_CHORD_RAYS = 10  # rays whose opposite also finds lung (each chord counted from both ends)
+ANTIPODE = np.argmax(DIRECTIONS @ -DIRECTIONS.T, axis=1)  # each ray's opposite (nearest on the grid)
+
+
+def lesion_scale(dist: np.ndarray, outside: np.ndarray) -> float | None:
+    """The lesion's radius-like scale in mm from the ray distances to lung (rays along DIRECTIONS);
+    None when the prompt is not in the lung (too few rays find aerated lung).
+
+    The larger of a low percentile of the rays and half that of the chords through the prompt (a
+    ray and its opposite): both are the radius for a click at a ball's centre, but a click a few
+    mm inside a large tumour's surface has lung that near along a third of its rays (sized as a
+    nodule, it gave a sliver of the tumour), while the chords across it stay as long as the
+    tumour is wide: for a click anywhere in a ball, half of them are longer than its radius."""
+    found = np.isfinite(dist)
+    if np.mean(found) < MIN_LUNG_RAYS:
         return None
-    return float(np.percentile(dist[np.isfinite(dist)], SCALE_QUANTILE))
+    scale = float(np.percentile(dist[found], SCALE_QUANTILE))
+    lung = found & ~outside  # a chord across a wall to the air outside the body is no lesion's
+    chords = (dist + dist[ANTIPODE])[lung & lung[ANTIPODE]]
+    if chords.size >= MIN_CHORD_RAYS:
+        scale = max(scale, 0.5 * float(np.percentile(chords, SCALE_QUANTILE)))
+    return scale
 
 
 def lung_envelope(roi: Roi, scale_mm: float, hits_image_zyx: np.ndarray,
