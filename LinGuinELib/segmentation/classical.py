@@ -7,7 +7,8 @@ thick slices behave alike):
    prompt in aerated lung next to a lesion starts from the densest voxel nearby, one in the air
    of a cavity (a wall all round, met by neighbouring rays at nearby distances) from the cavity's
    wall, with the cavity filled so that its air does not pass for lung (:mod:`.cavity`).
-2. Scale: rays from the seed measure how far aerated lung is (:mod:`.lung_envelope`). That sizes
+2. Scale: rays from the seed measure how far aerated lung is, and the chords through it how wide
+   the lesion is (:mod:`.lung_envelope`; a click near a large lesion's edge is not a nodule). That sizes
    the region of interest (ROI) before any threshold, so a 10 cm tumour gets a ROI that holds it
    and a 5 mm nodule a small, fast one; the ROI still grows while the lesion reaches its border.
 3. Levels (:mod:`.levels`): polarity (in the lung, denser than the background), lesion and
@@ -364,8 +365,8 @@ class ClassicalSegmenter(Segmenter):
         is tried once more from the slice beside it that is more lung, and that result kept when it
         reaches less of its ROI's border: a click on a small lesion in the slice the dome crosses."""
         seed, array, origin = _start_seed(array, spacing, seed)
-        dist, hits, outside = air_distances(array, spacing, origin)
-        scale = lesion_scale(dist, outside)
+        dist, hits, across = air_distances(array, spacing, origin)
+        scale = lesion_scale(dist, across)
         if scale is not None:
             scale = max(scale, MIN_SCALE_MM, float(spacing.max()))
         diag.update(in_lung=scale is not None, lesion_scale_mm=float("nan") if scale is None else round(scale, 2))

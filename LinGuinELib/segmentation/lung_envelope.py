@@ -5,7 +5,9 @@ the lung, though. Closing the adjacent lung with a ball wider than the lesion ta
 dent in and leaves the wall out (the lung envelope of one-click volumetry, e.g. Kuhnigk et al.,
 IEEE TMI 2006). The ball is scaled to the lesion, measured before any threshold: the distance
 from the prompt to aerated lung along rays (a lower quantile, since rays into the wall find no
-lung for a long way). The same scale sizes the region of interest.
+lung for a long way), or half the chords through the prompt when they are longer (a click near a
+large lesion's edge has lung close by on one side only). The same scale sizes the region of
+interest.
 """
 
 from __future__ import annotations
@@ -37,14 +39,19 @@ CLOSING_GRID = 10  # the envelope is closed on a grid of its ball radius / this
 OUTSIDE_AIR_HU = -960.0  # air this dark (smoothed) is outside the body, not lung parenchyma
 MIN_LUNG_MM = 3.0  # aerated lung is thicker than this (the air rim along the skin is not)
 AIR_RUN_MM = 2.0  # a ray has reached lung when it stays aerated this long (noise, texture)
+CHORD_HU = 100.0  # a ray that strays further from the seed's density (a 2 mm mean) before the lung
+# left the lesion (fat, bone, another organ, a ground-glass lesion's wall): it ends no chord
+EDGE_BLUR_MM = 2.0  # the lesion's edge blurs into the lung over this much before a ray's lung
 MIN_MIX_VOXELS = 20  # the wall's mix with the lung is read at a distance only from this many voxels
 
 
 def air_distances(array: np.ndarray, spacing: np.ndarray,
                   seed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(distance in mm, continuous zyx index, outside) where each ray from the seed first enters
-    aerated lung for AIR_RUN_MM; inf / nan where it does not within MAX_REACH_MM. ``outside``:
-    the air met is darker than OUTSIDE_AIR_HU there (outside the body: a ray across a wall)."""
+    """(distance in mm, continuous zyx index, across) where each ray from the seed first enters
+    aerated lung for AIR_RUN_MM; inf / nan where it does not within MAX_REACH_MM. ``across``: the
+    ray crosses the lesion itself on its way, so it may end a chord: it stays within CHORD_HU of the
+    seed's density until the lung's edge, and what it meets is lung, not the air outside the body
+    (darker than OUTSIDE_AIR_HU: a ray across a wall, or through fat or bone, crossed no lesion)."""
     step = 1.0
     radii = np.arange(0.0, MAX_REACH_MM + 1e-6, step)
     pts = seed + DIRECTIONS[:, None, :] * radii[None, :, None] / spacing
@@ -60,15 +67,18 @@ def air_distances(array: np.ndarray, spacing: np.ndarray,
     hits = np.where(first[:, None] >= 0, pts[np.arange(len(DIRECTIONS)), np.maximum(first, 0)], np.nan)
     # read past the edge's partial volume (a skin's edge mixes into the first run)
     past = np.minimum(np.maximum(first, 0) + run, len(radii) - 1)
-    outside = (first >= 0) & (mean[np.arange(len(DIRECTIONS)), past] <= OUTSIDE_AIR_HU)
-    return dist, hits, outside
+    outside = mean[np.arange(len(DIRECTIONS)), past] <= OUTSIDE_AIR_HU
+    level = float(np.median(mean[:, 0]))  # the seed's density, read all round it
+    before_edge = radii[None, :] < dist[:, None] - AIR_RUN_MM - EDGE_BLUR_MM
+    held = ~np.any(before_edge & (np.abs(mean - level) > CHORD_HU), axis=1)
+    return dist, hits, (first >= 0) & ~outside & held
 
 
 MIN_CHORD_RAYS = 10  # rays whose opposite also finds lung (each chord counted from both ends)
 ANTIPODE = np.argmax(DIRECTIONS @ -DIRECTIONS.T, axis=1)  # each ray's opposite (nearest on the grid)
 
 
-def lesion_scale(dist: np.ndarray, outside: np.ndarray) -> float | None:
+def lesion_scale(dist: np.ndarray, across: np.ndarray) -> float | None:
     """The lesion's radius-like scale in mm from the ray distances to lung (rays along DIRECTIONS);
     None when the prompt is not in the lung (too few rays find aerated lung).
 
@@ -81,8 +91,7 @@ def lesion_scale(dist: np.ndarray, outside: np.ndarray) -> float | None:
     if np.mean(found) < MIN_LUNG_RAYS:
         return None
     scale = float(np.percentile(dist[found], SCALE_QUANTILE))
-    lung = found & ~outside  # a chord across a wall to the air outside the body is no lesion's
-    chords = (dist + dist[ANTIPODE])[lung & lung[ANTIPODE]]
+    chords = (dist + dist[ANTIPODE])[across & across[ANTIPODE]]  # rays that cross the lesion only
     if chords.size >= MIN_CHORD_RAYS:
         scale = max(scale, 0.5 * float(np.percentile(chords, SCALE_QUANTILE)))
     return scale
