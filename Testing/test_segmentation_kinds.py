@@ -190,12 +190,15 @@ def test_flat_ground_glass_on_the_wall_is_not_opened_away(seg):
     case = render_case(LesionKind(22.0, "chest_wall", "ground_glass", 1.25, shape="flat"), seed=1)
     dice, ratio = score(case, seg.segment(case.image, case.centre_lps[None]))
     assert dice > 0.8 and 0.7 < ratio < 1.4, (dice, ratio)
-    # a propagated point 3.3 mm off, in the wall beside the lesion: its own region lies outside
-    # the envelope (it came back empty); the lesion is found from the densest point well inside
-    # it. Not robust: in a smaller box (half_mm=45) the same click returns a 3-voxel piece
-    dice, ratio = score(case, seg.segment(case.image, (case.centre_lps + [3.3, 0.0, 0.0])[None]))
-    assert dice > 0.7 and 0.6 < ratio < 1.4, (dice, ratio)
-    assert seg.last_diagnostics["read_off_wall"]  # the move is said, not only done
+    # a propagated point 5 mm off, in the wall beside the lesion: its own region lies outside the
+    # envelope (it came back empty); the lesion is found from the densest point well inside it.
+    # Not robust: in a smaller box (half_mm=45) the same click returns a 3-voxel piece. 3.3 mm off
+    # needed the move too until the chords through the wall's inner layer sized the lesion larger
+    # (session 26): its region is now read where it is, at 1.19x (0.95x with the move)
+    for offset_mm, moved in ((3.3, False), (5.0, True)):
+        dice, ratio = score(case, seg.segment(case.image, (case.centre_lps + [offset_mm, 0.0, 0.0])[None]))
+        assert dice > 0.7 and 0.6 < ratio < 1.4, (offset_mm, dice, ratio)
+        assert seg.last_diagnostics["read_off_wall"] == moved  # the move is said, not only done
 
 
 def test_tiny_nodule_on_the_wall_on_thick_slices_stays_off_the_pleura(seg):

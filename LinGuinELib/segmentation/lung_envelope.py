@@ -5,9 +5,9 @@ the lung, though. Closing the adjacent lung with a ball wider than the lesion ta
 dent in and leaves the wall out (the lung envelope of one-click volumetry, e.g. Kuhnigk et al.,
 IEEE TMI 2006). The ball is scaled to the lesion, measured before any threshold: the distance
 from the prompt to aerated lung along rays (a lower quantile, since rays into the wall find no
-lung for a long way), or half the chords through the prompt when they are longer (a click near a
-large lesion's edge has lung close by on one side only). The same scale sizes the region of
-interest.
+lung for a long way), or half the chords through the prompt that cross the lesion alone when they
+are longer (a click near a large lesion's edge has lung close by on one side only). The same scale
+sizes the region of interest.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def air_distances(array: np.ndarray, spacing: np.ndarray,
     return dist, hits, (first >= 0) & ~outside & held
 
 
-MIN_CHORD_RAYS = 10  # rays whose opposite also finds lung (each chord counted from both ends)
+MIN_CHORD_RAYS = 10  # rays that, with their opposite, cross the lesion alone (a chord counts from both ends)
 ANTIPODE = np.argmax(DIRECTIONS @ -DIRECTIONS.T, axis=1)  # each ray's opposite (nearest on the grid)
 
 
