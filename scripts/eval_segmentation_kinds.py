@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         out.flush()
     try:
         rows = synthetic_rows(seg, cases, min(args.offsets, len(OFFSET_DIRS)), sink if out else None,
-                              args.wall_clicks if args.random else 0)
+                              args.wall_clicks)
         if not args.no_real and not args.wall_clicks:
             rows += real_rows(seg, min(args.offsets, len(OFFSET_DIRS)), sink if out else None)
     finally:

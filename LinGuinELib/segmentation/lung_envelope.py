@@ -27,7 +27,7 @@ from ..filtering.components import (
 from ..geometry import inside_grid
 from ..partial_volume import edge_threshold
 from .levels import AIR_LIKE_HU, BELOW_FAT_HU, more_lesion_than_wall, shell_quantile
-from .roi import DIRECTIONS, SMOOTH_MM, Roi, blur_mm, distance_map
+from .roi import DIRECTIONS, OPPOSITE, SMOOTH_MM, Roi, blur_mm, distance_map
 
 ENVELOPE_FACTOR = 2.5  # closing ball radius / lesion scale: the ball must span the lesion's dent
 SCALE_QUANTILE = 30  # percentile of the ray distances to lung (rays that find it): robust to the
@@ -42,6 +42,7 @@ AIR_RUN_MM = 2.0  # a ray has reached lung when it stays aerated this long (nois
 CHORD_HU = 100.0  # a ray that strays further from the seed's density (a 2 mm mean) before the lung
 # left the lesion (fat, bone, another organ, a ground-glass lesion's wall): it ends no chord
 EDGE_BLUR_MM = 2.0  # the lesion's edge blurs into the lung over this much before a ray's lung
+MIN_CHORD_RAYS = 10  # rays that, with their opposite, cross the lesion alone (a chord counts from both ends)
 MIN_MIX_VOXELS = 20  # the wall's mix with the lung is read at a distance only from this many voxels
 
 
@@ -74,10 +75,6 @@ def air_distances(array: np.ndarray, spacing: np.ndarray,
     return dist, hits, (first >= 0) & ~outside & held
 
 
-MIN_CHORD_RAYS = 10  # rays that, with their opposite, cross the lesion alone (a chord counts from both ends)
-ANTIPODE = np.argmax(DIRECTIONS @ -DIRECTIONS.T, axis=1)  # each ray's opposite (nearest on the grid)
-
-
 def lesion_scale(dist: np.ndarray, across: np.ndarray) -> float | None:
     """The lesion's radius-like scale in mm from the ray distances to lung (rays along DIRECTIONS);
     None when the prompt is not in the lung (too few rays find aerated lung).
@@ -91,7 +88,7 @@ def lesion_scale(dist: np.ndarray, across: np.ndarray) -> float | None:
     if np.mean(found) < MIN_LUNG_RAYS:
         return None
     scale = float(np.percentile(dist[found], SCALE_QUANTILE))
-    chords = (dist + dist[ANTIPODE])[across & across[ANTIPODE]]  # rays that cross the lesion only
+    chords = (dist + dist[OPPOSITE])[across & across[OPPOSITE]]  # rays that cross the lesion only
     if chords.size >= MIN_CHORD_RAYS:
         scale = max(scale, 0.5 * float(np.percentile(chords, SCALE_QUANTILE)))
     return scale

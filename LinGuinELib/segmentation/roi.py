@@ -64,6 +64,7 @@ def fibonacci_directions(n: int) -> np.ndarray:
 
 
 DIRECTIONS = fibonacci_directions(N_RAYS)
+OPPOSITE = np.argmax(DIRECTIONS @ -DIRECTIONS.T, axis=1)  # each ray's opposite (the nearest on the grid)
 
 
 def distance_map(shape: tuple[int, ...], point: np.ndarray, spacing: np.ndarray) -> np.ndarray:
